@@ -1,0 +1,224 @@
+"""Capture: model + example inputs -> ExportedProgram -> node records and a networkx graph.
+
+The graph is the ExportedProgram's own, before any decomposition: the graph Torch-TensorRT's
+rule-based autocast classifies (it runs as a pre-lowering pass, ahead of ``run_decompositions``).
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import torch
+
+from . import costs
+from .errors import CaptureError
+from .records import NodeInfo
+
+#: Targets Torch-TensorRT's pre-lowering passes delete before autocast runs, and the pass that does it.
+_REMOVED_BY = {
+    "torch.ops.aten._assert_scalar.default": "remove_assert_nodes",
+    "torch.ops.aten._assert_tensor_metadata.default": "remove_assert_nodes",
+    "torch.ops.aten.detach.default": "remove_detach",
+}
+
+
+@dataclass
+class CapturedGraph:
+    """Everything capture learns about one ExportedProgram; read-only after :func:`capture`."""
+
+    exported_program: torch.export.ExportedProgram
+    nodes: dict[str, NodeInfo]  #: every drawn node in graph order (inputs, ops, output)
+    graph: nx.DiGraph  #: keyed by FX node name; node attributes are the NodeInfo fields
+    producers: dict[str, tuple[str, ...]]  #: call_function node -> input nodes after pre-lowering removals
+    consumers: dict[str, tuple[str, ...]]  #: call_function node -> user nodes after pre-lowering removals
+    module_nodes: dict[str, tuple[str, ...]]  #: module path -> call_function nodes whose innermost module it is
+    example_inputs: tuple[Any, ...]
+
+    @property
+    def graph_module(self) -> torch.fx.GraphModule:
+        return self.exported_program.graph_module
+
+
+def export_model(model: torch.nn.Module, example_inputs: Sequence[Any] | Any, strict: bool = False
+                 ) -> torch.export.ExportedProgram:
+    """``torch.export.export`` as Torch-TensorRT's tracer calls it (non-strict); raises CaptureError."""
+    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    if not isinstance(model, torch.nn.Module):
+        raise CaptureError(
+            f"expected a torch.nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}"
+        )
+    if model.training:
+        warnings.warn(
+            "the model is in training mode; Torch-TensorRT users export model.eval() "
+            "(batch norm and dropout capture differently) - call model.eval() first",
+            stacklevel=3,
+        )
+    try:
+        return torch.export.export(model, args, strict=strict)
+    except Exception as err:  # torch.export raises many types; all mean "cannot capture"
+        reason = str(err).strip().splitlines()
+        first = reason[0] if reason else type(err).__name__
+        raise CaptureError(
+            f"torch.export could not capture {type(model).__name__}: {type(err).__name__}: {first}\n"
+            "Hint: Torch-TensorRT needs the same export to succeed. Common fixes: make data-dependent "
+            "control flow static (torch.cond), pass example inputs of the right shapes and dtypes as a tuple, "
+            "or export it yourself and pass the ExportedProgram."
+        ) from err
+
+
+def _qualified(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    try:
+        from torch.fx.node import _get_qualified_name
+
+        return _get_qualified_name(target)
+    except Exception:
+        return str(target)
+
+
+def _tensors(val: Any) -> list[Any]:
+    if isinstance(val, (list, tuple)):
+        return [v for v in val if hasattr(v, "dtype") and hasattr(v, "shape")]
+    return [val] if hasattr(val, "dtype") and hasattr(val, "shape") else []
+
+
+def _shape(t: Any) -> tuple[int, ...]:
+    out = []
+    for d in t.shape:
+        try:
+            out.append(int(d))
+        except (TypeError, ValueError):  # symbolic size: use its hint where there is one
+            out.append(int(getattr(getattr(d, "node", None), "hint", None) or 1))
+    return tuple(out)
+
+
+def _module_of(node: torch.fx.Node) -> tuple[str, str]:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return "", ""
+    path, typ = stack[next(reversed(stack))]
+    typ = typ if isinstance(typ, str) else f"{typ.__module__}.{typ.__qualname__}"
+    return str(path), typ
+
+
+def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
+            example_inputs: Sequence[Any] | Any | None = None) -> CapturedGraph:
+    """Export (unless given an ExportedProgram) and build the node records and graph.
+
+    Raises CaptureError if the model cannot be exported; nothing is kept in that case.
+    """
+    if isinstance(model_or_ep, torch.export.ExportedProgram):
+        ep = model_or_ep
+        if example_inputs is None:
+            example_inputs = (ep.example_inputs or ((), {}))[0]
+    else:
+        if example_inputs is None:
+            raise CaptureError("example_inputs are required to export a model: pass a tuple of tensors")
+        ep = export_model(model_or_ep, example_inputs)
+    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+
+    sig = ep.graph_signature
+    user_inputs = set(sig.user_inputs)
+    gm = ep.graph_module
+    nodes: dict[str, NodeInfo] = {}
+    graph = nx.DiGraph()
+    hidden: set[str] = set()  # parameter/buffer placeholders and get_attr submodules: folded into users
+    removed: dict[str, torch.fx.Node] = {}
+
+    for node in gm.graph.nodes:
+        if node.op == "placeholder" and node.name not in user_inputs or node.op == "get_attr":
+            hidden.add(node.name)
+            continue
+        val = node.meta.get("val")
+        outs = _tensors(val)
+        in_shapes, in_dtypes, in_bytes, params = [], [], [], 0
+        for arg in node.all_input_nodes:
+            for t in _tensors(arg.meta.get("val")):
+                shape = _shape(t)
+                in_shapes.append(shape)
+                in_dtypes.append(t.dtype)
+                in_bytes.append(costs._numel(shape) * t.dtype.itemsize)
+                if arg.name in hidden:
+                    params += costs._numel(shape)
+        out_shapes = tuple(_shape(t) for t in outs)
+        out_dtypes = tuple(t.dtype for t in outs)
+        out_bytes = [costs._numel(s) * t.dtype.itemsize for s, t in zip(out_shapes, outs)]
+        if node.op == "placeholder":
+            kind, op = "input", "input"
+        elif node.op == "output":
+            kind, op = "output", "output"
+        else:
+            kind, op = node.op, _qualified(node.target)
+        module, module_type = _module_of(node)
+        is_call = kind == "call_function"
+        info = NodeInfo(
+            name=node.name,
+            kind=kind,
+            op=op,
+            module=module,
+            module_type=module_type,
+            input_shapes=tuple(in_shapes),
+            input_dtypes=tuple(in_dtypes),
+            output_shapes=out_shapes,
+            output_dtypes=out_dtypes,
+            param_count=params,
+            flops=costs.estimate_flops(op, in_shapes, out_shapes) if is_call else 0,
+            bytes_moved=costs.estimate_bytes(op, in_bytes, out_bytes) if is_call else 0,
+            removed_by=_REMOVED_BY.get(op) if is_call else None,
+        )
+        nodes[node.name] = info
+        graph.add_node(node.name, **info.__dict__)
+        for arg in node.all_input_nodes:
+            if arg.name not in hidden:
+                graph.add_edge(arg.name, node.name)
+        if info.removed_by:
+            removed[node.name] = node
+
+    def through_detach(n: torch.fx.Node) -> torch.fx.Node:
+        # remove_detach rewires users of a detach to its input
+        while n.name in removed and removed[n.name].target == torch.ops.aten.detach.default:
+            n = n.all_input_nodes[0]
+        return n
+
+    def users_of(n: torch.fx.Node) -> list[str]:
+        out: list[str] = []
+        for user in n.users:
+            if user.name in removed:
+                if user.target == torch.ops.aten.detach.default:
+                    out.extend(users_of(user))
+                continue  # assert nodes vanish
+            out.append(user.name)
+        return out
+
+    producers: dict[str, tuple[str, ...]] = {}
+    consumers: dict[str, tuple[str, ...]] = {}
+    module_nodes: dict[str, list[str]] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.name in removed:
+            continue
+        producers[node.name] = tuple(dict.fromkeys(through_detach(a).name for a in node.all_input_nodes))
+        consumers[node.name] = tuple(dict.fromkeys(users_of(node)))
+        module_nodes.setdefault(nodes[node.name].module, []).append(node.name)
+
+    return CapturedGraph(
+        exported_program=ep,
+        nodes=nodes,
+        graph=graph,
+        producers=producers,
+        consumers=consumers,
+        module_nodes={k: tuple(v) for k, v in module_nodes.items()},
+        example_inputs=args,
+    )
+
+
+def is_autocast_skipped(info: NodeInfo) -> bool:
+    """True for the call_function nodes Torch-TensorRT's classifier never visits (getitem, autocast regions)."""
+    return info.op in ("_operator.getitem", "torch.ops.higher_order.wrap_with_autocast") or (
+        info.op == _qualified(operator.getitem)
+    )

@@ -1,0 +1,330 @@
+"""Explorer: the one object a user holds - a captured model, its current settings and their plan.
+
+Everything else (figures, widget, backends, search) reads an Explorer; it depends on none of them
+at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import torch
+
+from . import calibration as _calibration
+from .capture import CapturedGraph, capture
+from .errors import SettingsError
+from .policy import PrecisionPlan, Policy
+from .records import CalibrationStat, NodeInfo
+from .settings import Settings, qualified_op_name, suggest_ops, write_atomic
+
+
+class SettingsWarning(UserWarning):
+    """Settings that are valid but will not do what they seem to on this model."""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """What one exclude/include did: the regex written, and every node it reaches."""
+
+    pattern: str  #: anchored module-path regex, as written into autocast_excluded_nodes
+    module: str  #: the module path it targets ("" is the root module)
+    nodes: tuple[str, ...]  #: every call_function node the regex reaches
+    note: str  #: plain-language remark, e.g. that other nodes are caught too ("" if none)
+
+
+def module_pattern(module: str) -> str:
+    """The anchored regex a user would write for exactly one module path (``^layer1\\.0\\.conv1$``)."""
+    return f"^{re.escape(module)}$"
+
+
+class Explorer:
+    """Capture a model and predict, edit and export its Torch-TensorRT precision settings.
+
+    >>> import torch
+    >>> from mixprec_explorer import Explorer, Settings
+    >>> from mixprec_explorer.examples import reference_autocast_model
+    >>> ex = Explorer(*reference_autocast_model())
+    >>> ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    >>> _ = ex.exclude("linear2")
+    >>> ex.plan()["linear_1"].dtype
+    torch.float32
+    """
+
+    def __init__(self, model: torch.nn.Module | torch.export.ExportedProgram,
+                 example_inputs: Sequence[Any] | Any | None = None, settings: Settings | None = None) -> None:
+        self._captured: CapturedGraph = capture(model, example_inputs)
+        self._policy = Policy(self._captured)
+        self._settings = settings if settings is not None else Settings()
+        if not isinstance(self._settings, Settings):
+            raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(settings).__name__}")
+        self._history: list[Settings] = [self._settings]
+        self._cursor = 0
+        self._plans: OrderedDict[Settings, PrecisionPlan] = OrderedDict()
+        self._last_plan: PrecisionPlan | None = None
+        self.extensions: dict[str, Any] = {}  #: results later layers attach (profiles, accuracy); keyed by name
+
+    # -- the captured model ---------------------------------------------------------------------------
+    @property
+    def exported_program(self) -> torch.export.ExportedProgram:
+        """The ExportedProgram whose graph the plan refers to."""
+        return self._captured.exported_program
+
+    @property
+    def graph_module(self) -> torch.fx.GraphModule:
+        """Its ``torch.fx.GraphModule`` (not decomposed: what Torch-TensorRT's autocast sees)."""
+        return self._captured.graph_module
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """networkx DiGraph keyed by FX node name; attributes are the :class:`NodeInfo` fields."""
+        return self._captured.graph
+
+    @property
+    def nodes(self) -> dict[str, NodeInfo]:
+        """Node records in graph order (user inputs, ops, output)."""
+        return self._captured.nodes
+
+    @property
+    def captured(self) -> CapturedGraph:
+        return self._captured
+
+    @property
+    def example_inputs(self) -> tuple[Any, ...]:
+        return self._captured.example_inputs
+
+    @property
+    def modules(self) -> dict[str, tuple[str, ...]]:
+        """Module path -> call_function nodes whose innermost module it is."""
+        return self._captured.module_nodes
+
+    def ops(self) -> dict[str, int]:
+        """Qualified op name -> number of nodes, for the ops this model contains (most common first)."""
+        counts: dict[str, int] = {}
+        for info in self.nodes.values():
+            if info.kind == "call_function" and not info.removed_by:
+                counts[info.op] = counts.get(info.op, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    # -- settings and history ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The current Settings; assigning validates, warns about no-op exclusions and records undo history."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._apply(value)
+
+    def _apply(self, value: Settings, *, record: bool = True) -> None:
+        if not isinstance(value, Settings):
+            raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(value).__name__}")
+        for message in self.check_settings(value):
+            warnings.warn(message, SettingsWarning, stacklevel=3)
+        if record and value != self._settings:
+            del self._history[self._cursor + 1:]
+            self._history.append(value)
+            self._cursor += 1
+        self._settings = value
+
+    def check_settings(self, settings: Settings | None = None) -> list[str]:
+        """Warnings about settings on this model: regexes that match no module, ops it does not contain."""
+        s = settings or self._settings
+        out = list(s.warnings())
+        modules = list(self.modules)
+        for pattern in sorted(s.autocast_excluded_nodes):
+            if not any(re.match(pattern, m) for m in modules):
+                out.append(
+                    f"autocast_excluded_nodes: {pattern!r} matches no module path of this model "
+                    "(Torch-TensorRT silently ignores it); it is matched with re.match against paths such as "
+                    + ", ".join(repr(m) for m in modules[:3])
+                )
+        present = self.ops()
+        for op in sorted(s.autocast_excluded_ops):
+            if op not in present:
+                out.append(f"autocast_excluded_ops: {op!r} does not occur in this model's graph")
+        return out
+
+    @property
+    def can_undo(self) -> bool:
+        return self._cursor > 0
+
+    @property
+    def can_redo(self) -> bool:
+        return self._cursor < len(self._history) - 1
+
+    def undo(self) -> Settings:
+        """Go back to the previous settings (no-op at the start of history)."""
+        if self.can_undo:
+            self._cursor -= 1
+            self._apply(self._history[self._cursor], record=False)
+        return self._settings
+
+    def redo(self) -> Settings:
+        """Re-apply settings undone by :meth:`undo` (no-op at the end of history)."""
+        if self.can_redo:
+            self._cursor += 1
+            self._apply(self._history[self._cursor], record=False)
+        return self._settings
+
+    # -- calibration and plan -------------------------------------------------------------------------
+    def calibrate(self, batches: Iterable[Any]) -> dict[str, CalibrationStat]:
+        """Record reference outputs as Torch-TensorRT's calibration dataloader would; feeds range and depth rules.
+
+        ``batches`` is an iterable of input tuples (``[(x1,), (x2,)]`` or a DataLoader over a TensorDataset).
+        On failure the previous calibration stays in force.
+        """
+        stats = _calibration.trace_reference_stats(self.exported_program, batches)
+        self._policy = Policy(self._captured, stats)
+        self._plans.clear()
+        self._last_plan = None
+        return stats
+
+    @property
+    def calibration(self) -> dict[str, CalibrationStat]:
+        return self._policy.calibration
+
+    def plan(self, settings: Settings | None = None) -> PrecisionPlan:
+        """Predicted precision of every node under ``settings`` (None: the current settings)."""
+        s = self._settings if settings is None else settings
+        cached = self._plans.get(s)
+        if cached is not None:
+            self._plans.move_to_end(s)
+            return cached
+        result = self._policy.plan(s, self._last_plan)
+        self._plans[s] = self._last_plan = result
+        if len(self._plans) > 64:
+            self._plans.popitem(last=False)
+        return result
+
+    # -- editing ------------------------------------------------------------------------------------------
+    def resolve_module(self, target: str) -> str:
+        """Module path for a node name or module path; SettingsError with close matches otherwise."""
+        info = self.nodes.get(target)
+        if info is not None and info.kind == "call_function":
+            return info.module
+        if target in self.modules:
+            return target
+        import difflib
+
+        close = difflib.get_close_matches(target, [*self.modules, *self.nodes], n=4, cutoff=0.5)
+        raise SettingsError(
+            f"{target!r} is neither a node name nor a module path of this model"
+            + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+        )
+
+    def _reach(self, pattern: str) -> tuple[str, ...]:
+        return tuple(n for m, members in self.modules.items() if re.match(pattern, m) for n in members)
+
+    def _describe(self, pattern: str, module: str, target: str) -> Exclusion:
+        nodes = self._reach(pattern)
+        note = ""
+        if len(nodes) > 1:
+            where = "the root module's forward" if module == "" else f"module {module!r}"
+            note = (f"Torch-TensorRT excludes by module path, so this also catches every other op called in "
+                    f"{where}: {', '.join(n for n in nodes if n != target)}")
+        return Exclusion(pattern, module, nodes, note)
+
+    def exclude(self, target: str) -> Exclusion:
+        """Keep a node's module (or a module path) in FP32 by adding its anchored regex to the exclusions.
+
+        Returns what the exclusion reaches; ``note`` says when it catches more than the one node.
+        """
+        module = self.resolve_module(target)
+        pattern = module_pattern(module)
+        self.settings = self._settings.replace(
+            autocast_excluded_nodes=self._settings.autocast_excluded_nodes | {pattern})
+        return self._describe(pattern, module, target)
+
+    def include(self, target: str) -> Exclusion:
+        """Undo :meth:`exclude` for a node's module; the note names any other regex that still catches it."""
+        module = self.resolve_module(target)
+        pattern = module_pattern(module)
+        remaining = self._settings.autocast_excluded_nodes - {pattern}
+        self.settings = self._settings.replace(autocast_excluded_nodes=remaining)
+        still = sorted(p for p in remaining if re.match(p, module))
+        result = self._describe(pattern, module, target)
+        if still:
+            result = Exclusion(pattern, module, result.nodes,
+                               f"{module!r} is still excluded by {', '.join(map(repr, still))}")
+        return result
+
+    def toggle(self, target: str) -> Exclusion:
+        """Exclude the node's module if its anchored regex is absent, else include it (what a click does)."""
+        pattern = module_pattern(self.resolve_module(target))
+        if pattern in self._settings.autocast_excluded_nodes:
+            return self.include(target)
+        return self.exclude(target)
+
+    def _op_name(self, op: Any) -> str:
+        name = qualified_op_name(op)
+        present = self.ops()
+        if name in present:
+            return name
+        for candidate in (f"torch.ops.{name}", f"torch.ops.aten.{name}"):
+            if candidate in present:
+                return candidate
+        matches = [o for o in present if o.split(".")[3:4] == [name]]
+        if len(matches) == 1:
+            return matches[0]
+        from .settings import resolve_op
+
+        if resolve_op(name) is not None:
+            return name
+        raise SettingsError(
+            f"{name!r} is not an op of this model; write the qualified name, e.g. one of "
+            + ", ".join(repr(o) for o in (matches or suggest_ops(name, present)))
+        )
+
+    def exclude_op(self, op: Any) -> str:
+        """Keep every node of an op in FP32 (``"torch.ops.aten.softmax.int"``, ``"aten.softmax.int"`` or ``"softmax"``)."""
+        name = self._op_name(op)
+        self.settings = self._settings.replace(autocast_excluded_ops=self._settings.autocast_excluded_ops | {name})
+        return name
+
+    def include_op(self, op: Any) -> str:
+        """Remove an op from the exclusions."""
+        name = self._op_name(op)
+        self.settings = self._settings.replace(autocast_excluded_ops=self._settings.autocast_excluded_ops - {name})
+        return name
+
+    # -- summary and export ----------------------------------------------------------------------------
+    def summary(self, plan: PrecisionPlan | None = None) -> dict[str, dict[str, float]]:
+        """Per display dtype: node count and share of estimated FLOPs (0..1)."""
+        p = plan or self.plan()
+        total = sum(self.nodes[r.name].flops for r in p if r.rule != "removed") or 1
+        out: dict[str, dict[str, float]] = {}
+        from . import dtypes
+
+        for r in p:
+            if r.rule == "removed":
+                continue
+            row = out.setdefault(dtypes.display_name(r.dtype), {"nodes": 0, "flops_share": 0.0})
+            row["nodes"] += 1
+            row["flops_share"] += self.nodes[r.name].flops / total
+        return out
+
+    def export_settings(self, path: str | os.PathLike[str], format: str | None = None) -> Path:
+        """Write the current settings atomically: JSON (default, or a ``.json`` path) or a ``.py`` compile snippet."""
+        kind = format or ("python" if str(path).endswith(".py") else "json")
+        if kind not in ("json", "python"):
+            raise SettingsError(f"format must be 'json' or 'python', got {kind!r}")
+        text = self._settings.to_json() if kind == "json" else self._settings.to_python(
+            calibration=bool(self.calibration) and self._settings.enable_autocast)
+        return write_atomic(path, text)
+
+    def load_settings(self, path: str | os.PathLike[str]) -> Settings:
+        """Read a settings JSON file and make it current (undoable); the current settings stay on error."""
+        self.settings = Settings.load(path)
+        return self._settings
+
+    def __repr__(self) -> str:
+        calls = sum(1 for i in self.nodes.values() if i.kind == "call_function")
+        return f"<Explorer {calls} ops, {len(self.modules)} modules, {self.plan()!r}>"

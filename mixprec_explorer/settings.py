@@ -1,0 +1,359 @@
+"""Settings: Torch-TensorRT's precision knobs, validated, exported as compile kwargs, Python or JSON.
+
+Names and defaults are exactly those of ``torch_tensorrt.dynamo.compile`` (2.10-2.11).
+A loaded settings file is only ever parsed as JSON: never executed, never unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import dtypes
+from .errors import SettingsError
+
+SCHEMA = "mixprec_explorer.settings"
+SCHEMA_VERSION = 1
+
+
+def qualified_op_name(op: Any) -> str:
+    """The string Torch-TensorRT compares ``autocast_excluded_ops`` against (``torch.ops.aten.linear.default``)."""
+    if isinstance(op, str):
+        return op
+    try:
+        from torch.fx.node import _get_qualified_name
+
+        return _get_qualified_name(op)
+    except Exception:  # a callable fx cannot name
+        return str(op)
+
+
+@functools.lru_cache(maxsize=1)
+def _all_aten_ops() -> tuple[str, ...]:
+    """Every registered ATen overload, qualified (``torch.ops.aten.add.Tensor``)."""
+    names = []
+    for schema_name in torch._C._dispatch_get_all_op_names():
+        ns, _, rest = schema_name.partition("::")
+        if ns != "aten":
+            continue
+        op, _, overload = rest.partition(".")
+        names.append(f"torch.ops.aten.{op}.{overload or 'default'}")
+    return tuple(sorted(set(names)))
+
+
+def resolve_op(name: str) -> Any | None:
+    """The OpOverload a qualified name denotes, or None if there is none."""
+    parts = name.split(".")
+    if len(parts) != 5 or parts[:2] != ["torch", "ops"]:
+        return None
+    try:
+        packet = getattr(getattr(torch.ops, parts[2]), parts[3])
+        return getattr(packet, parts[4])
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def suggest_ops(name: str, extra: Iterable[str] = ()) -> list[str]:
+    """Close matches for a misspelt op name, the model's own ops first."""
+    short = name.replace("torch.ops.", "").replace("aten::", "aten.")
+    candidates = list(dict.fromkeys([*extra, *_all_aten_ops()]))
+    shorts = [c.replace("torch.ops.", "") for c in candidates]
+    hits = difflib.get_close_matches(short, shorts, n=3, cutoff=0.6)
+    # a bare op name ("linear") suggests its overloads
+    hits += [s for s in shorts if s.split(".")[1:2] == [short.split(".")[-1]]][:3]
+    return ["torch.ops." + h for h in dict.fromkeys(hits)][:5]
+
+
+def _normalise_low_type(value: Any) -> torch.dtype | None:
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    if isinstance(value, str):
+        try:
+            return dtypes.from_name(value)
+        except ValueError as err:
+            raise SettingsError(f"autocast_low_precision_type: {err}") from None
+    # torch_tensorrt.dtype (f16/bf16) has .to(torch.dtype)
+    to = getattr(value, "to", None)
+    if callable(to):
+        try:
+            converted = to(torch.dtype)
+            if isinstance(converted, torch.dtype):
+                return converted
+        except Exception:
+            pass
+    raise SettingsError(
+        f"autocast_low_precision_type must be a torch.dtype (torch.float16 or torch.bfloat16) or None, "
+        f"got {type(value).__name__} {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Torch-TensorRT's precision settings, with its names and defaults; immutable and hashable.
+
+    Construct it like ``Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)``;
+    derive a changed copy with :meth:`replace`. Raises :class:`SettingsError` on invalid values.
+
+    >>> s = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
+    ...              autocast_excluded_nodes={"^linear2$"})
+    >>> s.to_compile_kwargs()["autocast_excluded_nodes"]
+    {'^linear2$'}
+    """
+
+    use_explicit_typing: bool = True
+    enable_autocast: bool = False
+    autocast_low_precision_type: torch.dtype | None = None
+    autocast_excluded_nodes: frozenset[str] = field(default_factory=frozenset)
+    autocast_excluded_ops: frozenset[str] = field(default_factory=frozenset)
+    autocast_max_output_threshold: float = 512.0
+    autocast_max_depth_of_reduction: int | None = None
+    use_fp32_acc: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("use_explicit_typing", "enable_autocast", "use_fp32_acc"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        object.__setattr__(self, "autocast_low_precision_type", _normalise_low_type(self.autocast_low_precision_type))
+        low = self.autocast_low_precision_type
+        if low is not None and low not in dtypes.LOW_PRECISION_TYPES:
+            raise SettingsError(
+                f"autocast_low_precision_type must be torch.float16 or torch.bfloat16 (or None), got {low}"
+            )
+        nodes = self._as_str_set("autocast_excluded_nodes", self.autocast_excluded_nodes, ops=False)
+        for pattern in nodes:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise SettingsError(
+                    f"autocast_excluded_nodes: {pattern!r} is not a valid regular expression ({err}); "
+                    f"escape special characters, e.g. re.escape('layer1.0') + '$'"
+                ) from None
+        object.__setattr__(self, "autocast_excluded_nodes", nodes)
+        ops = self._as_str_set("autocast_excluded_ops", self.autocast_excluded_ops, ops=True)
+        for op in ops:
+            if resolve_op(op) is None:
+                hint = suggest_ops(op)
+                raise SettingsError(
+                    f"autocast_excluded_ops: {op!r} is not an ATen op Torch-TensorRT can match; write it as "
+                    f"'torch.ops.aten.<op>.<overload>'" + (f" - did you mean {', '.join(hint)}?" if hint else "")
+                )
+        object.__setattr__(self, "autocast_excluded_ops", ops)
+        threshold = self.autocast_max_output_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
+            raise SettingsError(f"autocast_max_output_threshold must be a number, got {threshold!r}")
+        if threshold < 0:
+            raise SettingsError(f"autocast_max_output_threshold must be >= 0, got {threshold}")
+        object.__setattr__(self, "autocast_max_output_threshold", float(threshold))
+        depth = self.autocast_max_depth_of_reduction
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+            raise SettingsError(f"autocast_max_depth_of_reduction must be a non-negative int or None, got {depth!r}")
+        if self.enable_autocast and not self.use_explicit_typing:
+            raise SettingsError(
+                "enable_autocast=True needs use_explicit_typing=True (Torch-TensorRT forces it); set both"
+            )
+        if self.use_fp32_acc and not self.use_explicit_typing:
+            raise SettingsError(
+                "use_fp32_acc=True needs use_explicit_typing=True; without it Torch-TensorRT ignores FP32 accumulation"
+            )
+
+    @staticmethod
+    def _as_str_set(name: str, value: Any, *, ops: bool) -> frozenset[str]:
+        if isinstance(value, (str, bytes)):
+            raise SettingsError(f"{name} must be a set of strings, not a single string: write {{{value!r}}}")
+        try:
+            items = list(value)
+        except TypeError:
+            raise SettingsError(f"{name} must be a set of strings, got {type(value).__name__}") from None
+        out = []
+        for item in items:
+            if ops and not isinstance(item, str):
+                item = qualified_op_name(item)
+            if not isinstance(item, str):
+                raise SettingsError(f"{name} must contain strings, got {type(item).__name__} {item!r}")
+            out.append(item)
+        return frozenset(out)
+
+    # -- derived views -------------------------------------------------------------------------
+    @property
+    def autocast_active(self) -> bool:
+        """True when Torch-TensorRT's rule-based autocast pass will actually rewrite the graph."""
+        return self.enable_autocast and self.autocast_low_precision_type is not None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but will not do what they seem to (Torch-TensorRT stays silent about them)."""
+        out = []
+        if self.enable_autocast and self.autocast_low_precision_type is None:
+            out.append("enable_autocast=True without autocast_low_precision_type: the autocast pass does nothing")
+        if not self.enable_autocast and (self.autocast_excluded_nodes or self.autocast_excluded_ops):
+            out.append("autocast exclusions are set but enable_autocast=False: they have no effect")
+        if self.use_fp32_acc and self.autocast_active and self.autocast_low_precision_type == torch.bfloat16:
+            out.append("use_fp32_acc only applies to float16 matmuls; with bfloat16 autocast it has no effect")
+        return out
+
+    def to_compile_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``torch_tensorrt.dynamo.compile`` (all eight settings, Torch-TensorRT's types)."""
+        return {
+            "use_explicit_typing": self.use_explicit_typing,
+            "enable_autocast": self.enable_autocast,
+            "autocast_low_precision_type": self.autocast_low_precision_type,
+            "autocast_excluded_nodes": set(sorted(self.autocast_excluded_nodes)),
+            "autocast_excluded_ops": set(sorted(self.autocast_excluded_ops)),
+            "autocast_max_output_threshold": self.autocast_max_output_threshold,
+            "autocast_max_depth_of_reduction": self.autocast_max_depth_of_reduction,
+            "use_fp32_acc": self.use_fp32_acc,
+        }
+
+    def to_python(self, *, model: str = "model", inputs: str = "inputs", calibration: bool = False) -> str:
+        """A runnable snippet that compiles ``model`` with these settings (names of your variables in, code out)."""
+        lines = [
+            "import torch",
+            "import torch_tensorrt",
+            "",
+            f"ep = torch.export.export({model}, tuple({inputs}))",
+            "trt_gm = torch_tensorrt.dynamo.compile(",
+            "    ep,",
+            f"    inputs={inputs},",
+        ]
+        defaults = Settings()
+        for key, value in self.to_compile_kwargs().items():
+            if key in ("use_explicit_typing", "enable_autocast") or getattr(self, key) != getattr(defaults, key):
+                lines.append(f"    {key}={_py_literal(value)},")
+        if calibration:
+            lines.append("    autocast_calibration_dataloader=calibration_dataloader,  # batches of positional inputs")
+        lines.append(")")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the schema name and version."""
+        return {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "settings": {
+                "use_explicit_typing": self.use_explicit_typing,
+                "enable_autocast": self.enable_autocast,
+                "autocast_low_precision_type": dtypes.to_name(self.autocast_low_precision_type),
+                "autocast_excluded_nodes": sorted(self.autocast_excluded_nodes),
+                "autocast_excluded_ops": sorted(self.autocast_excluded_ops),
+                "autocast_max_output_threshold": self.autocast_max_output_threshold,
+                "autocast_max_depth_of_reduction": self.autocast_max_depth_of_reduction,
+                "use_fp32_acc": self.use_fp32_acc,
+            },
+        }
+
+    def to_json(self) -> str:
+        """The versioned JSON document (see :meth:`from_json`)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str = "settings") -> Settings:
+        """Settings from a parsed JSON document; rejects unknown keys and wrong types by name."""
+        if not isinstance(doc, dict):
+            raise SettingsError(f"{source}: expected a JSON object, got {type(doc).__name__}")
+        unknown = set(doc) - {"schema", "version", "settings"}
+        if unknown:
+            raise SettingsError(f"{source}: unknown top-level keys {sorted(unknown)}; expected schema, version, settings")
+        if doc.get("schema") != SCHEMA:
+            raise SettingsError(f"{source}: 'schema' must be {SCHEMA!r}, got {doc.get('schema')!r}")
+        version = doc.get("version")
+        if version != SCHEMA_VERSION:
+            raise SettingsError(
+                f"{source}: unsupported version {version!r}; this mixprec_explorer reads version {SCHEMA_VERSION}"
+            )
+        body = doc.get("settings")
+        if not isinstance(body, dict):
+            raise SettingsError(f"{source}: 'settings' must be a JSON object")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(body) - set(fields)
+        if unknown:
+            raise SettingsError(
+                f"{source}: unknown settings {sorted(unknown)}; known: {', '.join(fields)}"
+            )
+        kinds = {
+            "use_explicit_typing": (bool,),
+            "enable_autocast": (bool,),
+            "use_fp32_acc": (bool,),
+            "autocast_low_precision_type": (str, type(None)),
+            "autocast_excluded_nodes": (list,),
+            "autocast_excluded_ops": (list,),
+            "autocast_max_output_threshold": (int, float),
+            "autocast_max_depth_of_reduction": (int, type(None)),
+        }
+        kwargs: dict[str, Any] = {}
+        for key, value in body.items():
+            ok = isinstance(value, kinds[key]) and not (isinstance(value, bool) and bool not in kinds[key])
+            if not ok:
+                expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds[key])
+                raise SettingsError(f"{source}: settings.{key} must be {expected}, got {json.dumps(value)}")
+            if isinstance(value, list):
+                if not all(isinstance(v, str) for v in value):
+                    raise SettingsError(f"{source}: settings.{key} must be a list of strings")
+                value = frozenset(value)
+            kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except SettingsError as err:
+            raise SettingsError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "settings JSON") -> Settings:
+        """Parse :meth:`to_json` output; raises :class:`SettingsError` with the place of any problem."""
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SettingsError(f"{source}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+        return cls.from_dict(doc, source=source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Settings:
+        """Read a settings JSON file written by :meth:`save` (never executes or unpickles it)."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SettingsError(f"cannot read settings file {p}: {err.strerror}") from None
+        return cls.from_json(text, source=str(p))
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the JSON atomically: a crash mid-write leaves any old file as it was."""
+        return write_atomic(path, self.to_json())
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write text to a temporary file beside ``path`` and rename it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _py_literal(value: Any) -> str:
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(repr(v) for v in sorted(value)) + "}" if value else "set()"
+    return repr(value)
