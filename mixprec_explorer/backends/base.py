@@ -1,0 +1,99 @@
+"""The backend protocol: compile a plan, profile it, return records mapped onto FX nodes.
+
+A backend is a small class with ``name``, ``availability()``, ``compile()`` and ``profile()``;
+the public template (validation, caching, progress, worker process) lives in
+:mod:`mixprec_explorer.backends` so that backends only write the part that differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from ..records import EndToEnd, LayerRecord
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..explorer import Explorer
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What makes two compiles the same: model, settings, input shapes, backend, device (+ backend options)."""
+
+    model_fingerprint: str  #: hash of the ExportedProgram's graph, weights' shapes/dtypes and values
+    settings: Settings
+    input_shapes: tuple[tuple[int, ...], ...]
+    backend: str
+    device: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled plan, ready to profile. ``handle`` is backend-private (a module, or a worker-side id)."""
+
+    key: CacheKey
+    backend: str  #: registered name ("torch", "tensorrt")
+    device: str  #: "cpu", "cuda:0", ...
+    settings: Settings
+    compile_s: float  #: wall-clock seconds the compile took
+    handle: Any = field(default=None, compare=False, hash=False, repr=False)
+    notes: tuple[str, ...] = ()  #: what the backend chose or could not honour, in plain words
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Measured per-layer datatypes and latency, mapped back onto FX nodes, plus end-to-end timing."""
+
+    backend: str
+    device: str  #: device name in words ("NVIDIA H100 80GB HBM3", "cpu")
+    versions: dict[str, str]  #: library versions (torch, torch_tensorrt, tensorrt, cuda)
+    layers: tuple[LayerRecord, ...]  #: attributed layers, in execution order
+    unattributed: tuple[LayerRecord, ...]  #: layers that could not be mapped to a node (not guessed)
+    end_to_end: EndToEnd  #: whole-model latency with profiling switched off
+    mode: str = ""  #: backend mode ("eager", "compiled", "tensorrt")
+    notes: tuple[str, ...] = ()
+
+    def node_latency_ms(self) -> dict[str, float]:
+        """Latency per FX node; a fused layer's time is split evenly over its nodes."""
+        out: dict[str, float] = {}
+        for layer in self.layers:
+            if layer.latency_ms is None or not layer.nodes:
+                continue
+            share = layer.latency_ms / len(layer.nodes)
+            for n in layer.nodes:
+                out[n] = out.get(n, 0.0) + share
+        return out
+
+    def node_dtypes(self) -> dict[str, torch.dtype | None]:
+        """Measured output dtype per FX node (the last layer mapped to the node wins)."""
+        out: dict[str, torch.dtype | None] = {}
+        for layer in self.layers:
+            for n in layer.nodes:
+                out[n] = layer.output_dtypes[0] if layer.output_dtypes else None
+        return out
+
+    @property
+    def layer_sum_ms(self) -> float:
+        """Sum of per-layer latencies (attributed and not), to set against end-to-end."""
+        return sum(x.latency_ms or 0.0 for x in (*self.layers, *self.unattributed))
+
+
+class Backend(Protocol):
+    """What a backend implements. Raise BackendUnavailable (naming what to install) when it cannot run."""
+
+    name: str
+
+    def availability(self) -> tuple[bool, str]:
+        """(usable here, reason in words when not)."""
+        ...
+
+    def compile(self, explorer: Explorer, settings: Settings, device: str, **options: Any) -> Compiled:
+        ...
+
+    def profile(self, explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...], runs: int,
+                warmup: int) -> Profile:
+        ...
