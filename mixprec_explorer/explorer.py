@@ -181,8 +181,10 @@ class Explorer:
         ``batches`` is an iterable of input tuples (``[(x1,), (x2,)]`` or a DataLoader over a TensorDataset).
         On failure the previous calibration stays in force.
         """
-        stats = _calibration.trace_reference_stats(self.exported_program, batches)
+        kept = [tuple(b) if isinstance(b, (list, tuple)) else b for b in batches]
+        stats = _calibration.trace_reference_stats(self.exported_program, kept)
         self._policy = Policy(self._captured, stats)
+        self.extensions["calibration_batches"] = kept  # the TensorRT backend passes them as its dataloader
         self._plans.clear()
         self._last_plan = None
         return stats
