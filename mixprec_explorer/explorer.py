@@ -327,64 +327,51 @@ class Explorer:
         self.settings = Settings.load(path)
         return self._settings
 
+    # -- layers above the core, imported on first use: the core loads no plotly, ipywidgets or torch_tensorrt --
+    def figure(self, settings: Settings | None = None, color_by: str = "precision", **options: Any):
+        """A plotly Figure of the graph coloured by ``color_by`` (see :func:`mixprec_explorer.viz.graph.build_figure`)."""
+        from .viz.graph import build_figure
+
+        return build_figure(self, settings=settings, color_by=color_by, **options)
+
+    def widget(self, **options: Any):
+        """The interactive ipywidgets view (click a node to toggle its module's exclusion)."""
+        from .widget.app import build_widget
+
+        return build_widget(self, **options)
+
+    def save_html(self, path: str | os.PathLike[str], **options: Any) -> Path:
+        """A standalone HTML report (graph, plan table, summary) that opens offline."""
+        from .viz.report import save_html
+
+        return save_html(self, path, **options)
+
+    def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None,
+                 **options: Any):
+        """Compile the plan for ``settings`` on a backend ("tensorrt", "torch" or "auto"); cached by plan and inputs."""
+        from .backends import compile_plan
+
+        return compile_plan(self, settings if settings is not None else self._settings, backend=backend,
+                            device=device, **options)
+
+    def profile(self, compiled: Any, inputs: Sequence[Any] | None = None, runs: int = 20, **options: Any):
+        """Run a compiled plan and return per-layer dtypes and latency mapped onto FX nodes."""
+        from .backends import profile_compiled
+
+        result = profile_compiled(self, compiled, inputs=inputs, runs=runs, **options)
+        self.extensions["profile"] = result
+        return result
+
+    def accuracy(self, compiled: Any, inputs: Sequence[Any] | None = None, **options: Any):
+        """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first)."""
+        from .accuracy import measure_accuracy
+
+        result = measure_accuracy(self, compiled, inputs=inputs, **options)
+        self.extensions["accuracy"] = result
+        return result
+
+    show = widget
+
     def __repr__(self) -> str:
         calls = sum(1 for i in self.nodes.values() if i.kind == "call_function")
         return f"<Explorer {calls} ops, {len(self.modules)} modules, {self.plan()!r}>"
-
-
-# -- layers above the core, loaded lazily so the core imports neither plotly, ipywidgets nor torch_tensorrt --
-def _figure(self: Explorer, settings: Settings | None = None, color_by: str = "precision", **options: Any):
-    """A plotly Figure of the graph coloured by ``color_by`` (see :func:`mixprec_explorer.viz.graph.build_figure`)."""
-    from .viz.graph import build_figure
-
-    return build_figure(self, settings=settings, color_by=color_by, **options)
-
-
-def _widget(self: Explorer, **options: Any):
-    """The interactive ipywidgets view (click a node to toggle its module's exclusion)."""
-    from .widget.app import build_widget
-
-    return build_widget(self, **options)
-
-
-def _save_html(self: Explorer, path: str | os.PathLike[str], **options: Any) -> Path:
-    """A standalone HTML report (graph, plan table, summary) that opens offline."""
-    from .viz.report import save_html
-
-    return save_html(self, path, **options)
-
-
-def _compile(self: Explorer, settings: Settings | None = None, backend: str = "auto", device: str | None = None,
-             **options: Any):
-    """Compile the plan for ``settings`` on a backend ("tensorrt", "torch" or "auto"); cached by plan and inputs."""
-    from .backends import compile_plan
-
-    return compile_plan(self, settings if settings is not None else self._settings, backend=backend,
-                        device=device, **options)
-
-
-def _profile(self: Explorer, compiled: Any, inputs: Sequence[Any] | None = None, runs: int = 20, **options: Any):
-    """Run a compiled plan and return per-layer dtypes and latency mapped onto FX nodes."""
-    from .backends import profile_compiled
-
-    result = profile_compiled(self, compiled, inputs=inputs, runs=runs, **options)
-    self.extensions["profile"] = result
-    return result
-
-
-def _accuracy(self: Explorer, compiled: Any, inputs: Sequence[Any] | None = None, **options: Any):
-    """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first)."""
-    from .accuracy import measure_accuracy
-
-    result = measure_accuracy(self, compiled, inputs=inputs, **options)
-    self.extensions["accuracy"] = result
-    return result
-
-
-Explorer.figure = _figure  # type: ignore[attr-defined]
-Explorer.widget = _widget  # type: ignore[attr-defined]
-Explorer.show = _widget  # type: ignore[attr-defined]
-Explorer.save_html = _save_html  # type: ignore[attr-defined]
-Explorer.compile = _compile  # type: ignore[attr-defined]
-Explorer.profile = _profile  # type: ignore[attr-defined]
-Explorer.accuracy = _accuracy  # type: ignore[attr-defined]
