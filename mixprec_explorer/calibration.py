@@ -68,8 +68,14 @@ def trace_reference_stats(ep: torch.export.ExportedProgram, batches: Iterable[An
             try:
                 tracer.run(tuple(batch))  # exactly as Torch-TensorRT calls it
             except Exception as err:
+                first = (str(err).strip().splitlines() or [""])[0]
+                hint = ""
+                if "Guard failed" in first or "size" in first:
+                    hint = ("; calibration batches must have the example inputs' shapes unless the model was "
+                            "exported with dynamic_shapes (as Torch-TensorRT runs them through ep.module())")
                 raise SettingsError(
-                    f"calibration batch {index} failed to run through the exported model: {type(err).__name__}: {err}"
+                    f"calibration batch {index} failed to run through the exported model: "
+                    f"{type(err).__name__}: {first}{hint}"
                 ) from err
             count += 1
     if count == 0:

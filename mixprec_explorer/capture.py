@@ -56,7 +56,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any] | Any, st
         warnings.warn(
             "the model is in training mode; Torch-TensorRT users export model.eval() "
             "(batch norm and dropout capture differently) - call model.eval() first",
-            stacklevel=3,
+            stacklevel=4,  # the user line that built the Explorer
         )
     try:
         return torch.export.export(model, args, strict=strict)

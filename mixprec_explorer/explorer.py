@@ -19,9 +19,9 @@ import networkx as nx
 import torch
 
 from . import calibration as _calibration
-from .capture import CapturedGraph, capture
+from .capture import CapturedGraph, capture, is_autocast_skipped
 from .errors import SettingsError
-from .policy import PrecisionPlan, Policy
+from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
 from .settings import Settings, qualified_op_name, suggest_ops, write_atomic
 
@@ -106,10 +106,10 @@ class Explorer:
         return self._captured.module_nodes
 
     def ops(self) -> dict[str, int]:
-        """Qualified op name -> number of nodes, for the ops this model contains (most common first)."""
+        """Qualified op name -> node count, for the ops autocast classifies in this model (most common first)."""
         counts: dict[str, int] = {}
         for info in self.nodes.values():
-            if info.kind == "call_function" and not info.removed_by:
+            if info.kind == "call_function" and not info.removed_by and not is_autocast_skipped(info):
                 counts[info.op] = counts.get(info.op, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 

@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   create .venv, install, open the quickstart notebook in JupyterLab
+#   make test   create .venv, install (with Debian's chromium for the browser test), run the tests
+# Variables: VENV (default .venv), PYTHON (default python3), PYTEST_ARGS (extra pytest arguments),
+#            JUPYTER_ARGS (extra JupyterLab arguments, e.g. --ip=0.0.0.0 --port=8888).
+
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_ARGS ?=
+JUPYTER_ARGS ?=
+export VENV PYTHON
+
+.PHONY: help setup demo test report clean
+
+help:
+	@echo "make demo    set up .venv and open notebooks/01_quickstart.ipynb in JupyterLab"
+	@echo "make test    set up .venv (plus chromium) and run the test suite"
+	@echo "make report  write report.html for the built-in example (no browser needed)"
+
+setup:
+	bash scripts/setup_env.sh
+
+demo: setup
+	@echo
+	@echo "No browser? Get the same view as a standalone HTML page with:"
+	@echo "    $(VENV)/bin/mixprec-explorer report example --out report.html"
+	@echo
+	$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb $(JUPYTER_ARGS)
+
+test:
+	bash scripts/setup_env.sh --browser
+	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+report: setup
+	$(VENV)/bin/mixprec-explorer report example --out report.html
+
+clean:
+	rm -rf test-artifacts .pytest_cache

@@ -1,0 +1,23 @@
+"""TensorRT layer-info, profile and log text -> :class:`~mixprec_explorer.records.LayerRecord` tuples (pure functions).
+
+Every parser raises :class:`~mixprec_explorer.errors.ParseError` naming the place ("layer 3: ...", "record 2: ...",
+"line 5: ...") and nothing else on malformed input.
+"""
+
+from __future__ import annotations
+
+from mixprec_explorer.parsers.layer_info import parse_layer_info
+from mixprec_explorer.parsers.log import parse_layer_log
+from mixprec_explorer.parsers.mapping import attribute_layers
+from mixprec_explorer.parsers.names import DecodedName, NodeRef, decode_layer_name
+from mixprec_explorer.parsers.profile import parse_profile
+
+__all__ = [
+    "DecodedName",
+    "NodeRef",
+    "attribute_layers",
+    "decode_layer_name",
+    "parse_layer_info",
+    "parse_layer_log",
+    "parse_profile",
+]

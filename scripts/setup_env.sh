@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Create (or bring up to date) the project's virtual environment; safe to run again and again.
+#
+#   scripts/setup_env.sh            the package with its notebook and test extras
+#   scripts/setup_env.sh --browser  the same, plus Debian's chromium for the browser test
+#
+# Environment: VENV (default .venv), PYTHON (default python3), TORCH_SPEC (default torch==2.13.0,
+# the CPU build this machine keeps on disk; a plain "torch" would pull a multi-GB CUDA build).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+EXTRAS="${EXTRAS:-test,notebook}"
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+want_browser=0
+for arg in "$@"; do
+    case "$arg" in
+        --browser) want_browser=1 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "setup_env.sh: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. The virtual environment.
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV with $($PYTHON --version 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+fi
+py="$VENV/bin/python"
+pip=("$py" -m pip --disable-pip-version-check --no-input)
+
+# 2. PyTorch first, so that nothing later resolves "torch>=2.6" to a fresh CUDA download.
+if ! "$py" -c "import torch" >/dev/null 2>&1; then
+    say "installing $TORCH_SPEC"
+    if ! "${pip[@]}" install "$TORCH_SPEC"; then
+        say "$TORCH_SPEC is not available here; falling back to the package's own torch range"
+        "${pip[@]}" install "torch>=2.6"
+    fi
+fi
+
+# 3. The package (editable) with its extras; skipped when nothing it depends on changed.
+stamp="$VENV/.mixprec-setup"
+fingerprint="$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1) $EXTRAS $("$py" -c 'import sys; print(sys.version.split()[0])')"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && "$py" -c "import mixprec_explorer" >/dev/null 2>&1; then
+    say "$VENV is up to date"
+else
+    say "installing mixprec-explorer[$EXTRAS] (editable) into $VENV"
+    "${pip[@]}" install -e ".[$EXTRAS]"
+    echo "$fingerprint" > "$stamp"
+fi
+
+# 4. The browser test's Chromium: Debian's package, never a browser download by Playwright.
+if [ "$want_browser" = 1 ]; then
+    if [ -x "$CHROMIUM" ]; then
+        say "chromium: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+    elif command -v apt-get >/dev/null 2>&1; then
+        sudo=()
+        if [ "$(id -u)" != 0 ]; then
+            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n); fi
+        fi
+        if [ "$(id -u)" = 0 ] || [ "${#sudo[@]}" -gt 0 ]; then
+            say "installing Debian's chromium (apt-get)"
+            export DEBIAN_FRONTEND=noninteractive
+            "${sudo[@]}" apt-get update -qq
+            "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+            say "chromium: $("$CHROMIUM" --version 2>/dev/null || echo missing)"
+        else
+            say "chromium is missing and apt-get needs root: the browser test will be skipped"
+        fi
+    else
+        say "chromium is missing and there is no apt-get: the browser test will be skipped"
+    fi
+fi

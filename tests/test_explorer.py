@@ -1,0 +1,164 @@
+"""Editing through the Explorer: exclusions as users write them, undo/redo, export, incremental re-plans."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mixprec_explorer import Explorer, Settings, SettingsError, SettingsWarning
+from mixprec_explorer.examples import layer_stack, reference_autocast_model
+from mixprec_explorer.policy import Policy
+
+from _models import ResidualCNN
+
+AUTO = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+
+
+def test_click_exclusion_writes_an_anchored_module_regex(autocast_ex):
+    autocast_ex.settings = AUTO
+    result = autocast_ex.exclude("linear_1")  # the node name a click gives
+    assert result.pattern == "^linear2$" and result.nodes == ("linear_1",) and result.note == ""
+    assert autocast_ex.settings.autocast_excluded_nodes == {"^linear2$"}
+    assert autocast_ex.plan()["linear_1"].dtype == torch.float32
+    autocast_ex.include("linear2")  # or the module path
+    assert autocast_ex.plan()["linear_1"].dtype == torch.float16
+
+
+def test_root_level_ops_cannot_be_singled_out_and_the_note_says_so():
+    ex = Explorer(ResidualCNN().eval(), (torch.randn(1, 3, 8, 8),))
+    ex.settings = AUTO
+    result = ex.exclude("add")  # the residual add lives in the root forward
+    assert result.pattern == "^$" and "add" in result.nodes and len(result.nodes) > 1
+    assert "root module's forward" in result.note and "relu" in result.note
+    plan = ex.plan()
+    assert all(plan[n].dtype == torch.float32 for n in result.nodes)
+    assert plan["conv2d"].dtype == torch.float16
+
+
+def test_dotted_module_paths_are_escaped():
+    model, inputs = layer_stack(12)
+    ex = Explorer(model, inputs)
+    ex.settings = AUTO
+    result = ex.exclude("blocks.1.0")
+    assert result.pattern == r"^blocks\.1\.0$"
+    assert [ex.nodes[n].module for n in result.nodes] == ["blocks.1.0"]
+
+
+def test_unknown_target_suggests_close_matches(autocast_ex):
+    before = autocast_ex.settings
+    with pytest.raises(SettingsError, match="did you mean 'linear2'"):
+        autocast_ex.exclude("linea2")
+    assert autocast_ex.settings is before
+
+
+def test_op_exclusion_accepts_short_names(autocast_ex):
+    autocast_ex.settings = AUTO
+    assert autocast_ex.exclude_op("linear") == "torch.ops.aten.linear.default"
+    assert all(r.rule == "excluded_op" for r in autocast_ex.plan())
+    autocast_ex.include_op("aten.linear.default")
+    assert not autocast_ex.settings.autocast_excluded_ops
+    with pytest.raises(SettingsError, match="not an op of this model"):
+        autocast_ex.exclude_op("softmaxx")
+
+
+def test_undo_redo_walks_the_history(autocast_ex):
+    autocast_ex.settings = AUTO
+    autocast_ex.exclude("linear2")
+    autocast_ex.exclude("linear3")
+    assert autocast_ex.undo().autocast_excluded_nodes == {"^linear2$"}
+    assert autocast_ex.undo() == AUTO
+    assert autocast_ex.redo().autocast_excluded_nodes == {"^linear2$"}
+    autocast_ex.exclude("linear1")  # a new edit drops the redo branch
+    assert not autocast_ex.can_redo
+    assert autocast_ex.settings.autocast_excluded_nodes == {"^linear1$", "^linear2$"}
+
+
+def test_regex_matching_nothing_warns(autocast_ex):
+    with pytest.warns(SettingsWarning, match="matches no module path"):
+        autocast_ex.settings = AUTO.replace(autocast_excluded_nodes={"^decoder"})
+
+
+def test_export_and_load_round_trip(tmp_path, autocast_ex):
+    autocast_ex.settings = AUTO.replace(use_fp32_acc=True)
+    autocast_ex.exclude("linear2")
+    path = autocast_ex.export_settings(tmp_path / "plan.json")
+    assert Settings.load(path) == autocast_ex.settings
+    snippet = autocast_ex.export_settings(tmp_path / "compile.py").read_text()
+    assert "torch_tensorrt.dynamo.compile(" in snippet and "'^linear2$'" in snippet
+    other = Explorer(*reference_autocast_model())
+    assert other.load_settings(path) == autocast_ex.settings
+
+
+def test_bad_settings_file_leaves_state_intact(tmp_path, autocast_ex):
+    autocast_ex.settings = AUTO
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "mixprec_explorer.settings", "version": 1, "settings": {"use_fp16": true}}')
+    with pytest.raises(SettingsError, match="unknown settings"):
+        autocast_ex.load_settings(bad)
+    assert autocast_ex.settings == AUTO and bad.read_text().startswith("{")
+
+
+def test_calibration_failure_keeps_previous_calibration(autocast_ex):
+    autocast_ex.calibrate([(torch.randn(1, 10),), (torch.randn(1, 10) * 10,)])
+    before = autocast_ex.calibration
+    assert before["linear"].shape == (2, 10), "batches concatenate on dim 0 as in Torch-TensorRT"
+    with pytest.raises(SettingsError, match="bare tensor"):
+        autocast_ex.calibrate([torch.randn(1, 10)])
+    with pytest.raises(SettingsError, match="example inputs' shapes"):
+        autocast_ex.calibrate([(torch.randn(2, 10),)])
+    assert autocast_ex.calibration == before
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["node", "op"]), st.integers(0, 10**6)), min_size=1, max_size=12))
+def test_incremental_replan_equals_a_full_plan(toggles):
+    ex = _stack()
+    ex._settings = AUTO  # skip history/warnings: this test is about planning
+    ex._history = [AUTO]
+    ex._cursor = 0
+    names = [n for n, i in ex.nodes.items() if i.kind == "call_function"]
+    ops = list(ex.ops())
+    for kind, index in toggles:
+        if kind == "node":
+            ex.toggle(names[index % len(names)])
+        else:
+            op = ops[index % len(ops)]
+            (ex.include_op if op in ex.settings.autocast_excluded_ops else ex.exclude_op)(op)
+        incremental = ex.plan()
+        full = Policy(ex.captured, ex.calibration).plan(ex.settings)
+        assert list(incremental) == list(full)
+
+
+_CACHE: dict[str, Explorer] = {}
+
+
+def _stack() -> Explorer:
+    if "stack" not in _CACHE:
+        model, inputs = layer_stack(60)
+        ex = Explorer(model, inputs)
+        ex.calibrate([inputs])
+        _CACHE["stack"] = ex
+    return _CACHE["stack"]
+
+
+def test_toggle_replans_incrementally():
+    model, inputs = layer_stack(400)
+    ex = Explorer(model, inputs)
+    ex.settings = AUTO
+    ex.plan()
+    ex.exclude("blocks.3.0")
+    plan = ex.plan()
+    assert plan.changed is not None and set(plan.changed) == set(ex.modules["blocks.3.0"])
+
+
+def test_summary_shares_add_up(autocast_ex):
+    autocast_ex.settings = AUTO
+    autocast_ex.exclude("linear3")
+    summary = autocast_ex.summary()
+    assert summary["FP32"]["nodes"] == 1 and summary["FP16"]["nodes"] == 2
+    assert sum(v["flops_share"] for v in summary.values()) == pytest.approx(1.0)
+    assert re.search(r"FP16: 2", repr(autocast_ex))
