@@ -127,36 +127,46 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
     user_inputs = set(sig.user_inputs)
     gm = ep.graph_module
     nodes: dict[str, NodeInfo] = {}
-    graph = nx.DiGraph()
     hidden: set[str] = set()  # parameter/buffer placeholders and get_attr submodules: folded into users
     removed: dict[str, torch.fx.Node] = {}
+    tensors: dict[str, list[tuple[tuple[int, ...], torch.dtype, int]]] = {}  # node -> (shape, dtype, bytes)
+    op_names: dict[Any, str] = {}
+    edges: list[tuple[str, str]] = []
 
     for node in gm.graph.nodes:
+        described = []
+        for t in _tensors(node.meta.get("val")):
+            shape = _shape(t)
+            described.append((shape, t.dtype, costs._numel(shape) * t.dtype.itemsize))
+        tensors[node.name] = described
         if node.op == "placeholder" and node.name not in user_inputs or node.op == "get_attr":
             hidden.add(node.name)
             continue
-        val = node.meta.get("val")
-        outs = _tensors(val)
+        inputs = node.all_input_nodes
         in_shapes, in_dtypes, in_bytes, params = [], [], [], 0
-        for arg in node.all_input_nodes:
-            for t in _tensors(arg.meta.get("val")):
-                shape = _shape(t)
+        for arg in inputs:
+            folded = arg.name in hidden
+            for shape, dtype, size in tensors[arg.name]:
                 in_shapes.append(shape)
-                in_dtypes.append(t.dtype)
-                in_bytes.append(costs._numel(shape) * t.dtype.itemsize)
-                if arg.name in hidden:
-                    params += costs._numel(shape)
-        out_shapes = tuple(_shape(t) for t in outs)
-        out_dtypes = tuple(t.dtype for t in outs)
-        out_bytes = [costs._numel(s) * t.dtype.itemsize for s, t in zip(out_shapes, outs)]
+                in_dtypes.append(dtype)
+                in_bytes.append(size)
+                if folded:
+                    params += size // dtype.itemsize
+            if not folded:
+                edges.append((arg.name, node.name))
         if node.op == "placeholder":
             kind, op = "input", "input"
         elif node.op == "output":
             kind, op = "output", "output"
         else:
-            kind, op = node.op, _qualified(node.target)
+            kind = node.op
+            op = op_names.get(node.target)
+            if op is None:
+                op = op_names[node.target] = _qualified(node.target)
         module, module_type = _module_of(node)
         is_call = kind == "call_function"
+        outs = tensors[node.name]
+        out_shapes = tuple(d[0] for d in outs)
         info = NodeInfo(
             name=node.name,
             kind=kind,
@@ -166,19 +176,18 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             input_shapes=tuple(in_shapes),
             input_dtypes=tuple(in_dtypes),
             output_shapes=out_shapes,
-            output_dtypes=out_dtypes,
+            output_dtypes=tuple(d[1] for d in outs),
             param_count=params,
             flops=costs.estimate_flops(op, in_shapes, out_shapes) if is_call else 0,
-            bytes_moved=costs.estimate_bytes(op, in_bytes, out_bytes) if is_call else 0,
+            bytes_moved=costs.estimate_bytes(op, in_bytes, [d[2] for d in outs]) if is_call else 0,
             removed_by=_REMOVED_BY.get(op) if is_call else None,
         )
         nodes[node.name] = info
-        graph.add_node(node.name, **info.__dict__)
-        for arg in node.all_input_nodes:
-            if arg.name not in hidden:
-                graph.add_edge(arg.name, node.name)
         if info.removed_by:
             removed[node.name] = node
+    graph = nx.DiGraph()
+    graph.add_nodes_from((name, vars(info)) for name, info in nodes.items())
+    graph.add_edges_from(edges)
 
     def through_detach(n: torch.fx.Node) -> torch.fx.Node:
         # remove_detach rewires users of a detach to its input
