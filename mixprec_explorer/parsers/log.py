@@ -24,8 +24,20 @@ _INT = re.compile(r"-?\d+")
 _FLOAT = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 #: Values that are text even when they look like lists (``Name: [RELU]-[aten_ops.relu.default]-[/relu]``).
 _TEXT_KEYS = frozenset(
-    {"Name", "LayerType", "TacticName", "TacticValue", "Metadata", "Format/Datatype", "ParameterType", "Origin",
-     "Location", "Accumulation", "Activation", "PaddingMode"}
+    {
+        "Name",
+        "LayerType",
+        "TacticName",
+        "TacticValue",
+        "Metadata",
+        "Format/Datatype",
+        "ParameterType",
+        "Origin",
+        "Location",
+        "Accumulation",
+        "Activation",
+        "PaddingMode",
+    }
 )
 _ELISION = "..."
 _MAX_DEPTH = 16
@@ -49,10 +61,10 @@ def parse_layer_log(text: str) -> tuple[LayerRecord, ...]:
     # split("\n"), not splitlines(): TensorRT 8.6/10 put \x1e and \x1f inside names, which splitlines breaks at.
     for lineno, line in enumerate(text.split("\n"), start=1):
         start = _LAYER_START.search(line)
-        if start is None or ", LayerType: " not in line[start.start():]:
+        if start is None or ", LayerType: " not in line[start.start() :]:
             continue
         where = f"line {lineno}"
-        fields = _read_fields(line[start.start():].strip(), where, depth=0)
+        fields = _read_fields(line[start.start() :].strip(), where, depth=0)
         records.append(record_from_layer(fields, where))
     if not records:
         raise ParseError(

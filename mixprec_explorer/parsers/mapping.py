@@ -95,9 +95,7 @@ class _NodeIndex:
             candidates = dict.fromkeys((ref.raw, ref.node))
         else:
             pieces = ref.raw.split("_")
-            candidates = dict.fromkeys(
-                ["_".join(pieces[:end]) for end in range(len(pieces), 0, -1)] + [ref.node]
-            )
+            candidates = dict.fromkeys(["_".join(pieces[:end]) for end in range(len(pieces), 0, -1)] + [ref.node])
         for name in candidates:
             node = self.to_pre(name)
             if node is not None and (ref.module is None or self.node_modules[node] == ref.module):

@@ -37,7 +37,7 @@ def parse_profile(text: str, *, runs: int | None = None) -> tuple[LayerRecord, .
         raise ParseError(f"runs should be a positive integer, got {runs!r}")
     data = _load_profile(text)
     if isinstance(data, Mapping) and "traceEvents" in data:
-        return _perfetto(_chrome_trace_events(data), runs, first_index=0)
+        return _perfetto(_chrome_trace_events(data), runs)
     if not isinstance(data, list):
         raise ParseError(f"top level: expected a JSON array of per-layer records, got {kind_of(data)}")
     if not data:
@@ -46,12 +46,12 @@ def parse_profile(text: str, *, runs: int | None = None) -> tuple[LayerRecord, .
     if isinstance(first, Mapping) and "count" in first and "name" not in first:
         return _trtexec(data, runs)
     if isinstance(first, Mapping) and ("dur" in first or "ph" in first):
-        return _perfetto(data, runs, first_index=0)
+        return _perfetto(data, runs)
     if isinstance(first, Mapping) and "timeMs" in first:
         return _trex(data, runs)
     raise ParseError(
-        "record 0: not a known profile record; expected {\"count\": N} (trtexec), "
-        "{\"name\", \"timeMs\", ...} (trex) or {\"name\", \"ph\", \"dur\", ...} (perfetto)"
+        'record 0: not a known profile record; expected {"count": N} (trtexec), '
+        '{"name", "timeMs", ...} (trex) or {"name", "ph", "dur", ...} (perfetto)'
     )
 
 
@@ -85,10 +85,8 @@ def _read_torchtrt_trace(text: str) -> list[dict[str, Any]] | None:
         elif current is not None and line.startswith('"') and '": ' in line:
             key, _, value = line[1:].partition('": ')
             value = value.removesuffix(",")
-            if key == "name" and value.startswith('"') and value.endswith('"') and len(value) >= 2:
-                current[key] = value[1:-1]
-            elif value.startswith('"') and value.endswith('"') and len(value) >= 2:
-                current[key] = value[1:-1]
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                current[key] = value[1:-1]  # names are written unescaped: keep every character between
             elif value == "{}":
                 current[key] = {}
             else:
@@ -150,17 +148,17 @@ def _trex(data: Sequence[Any], runs: int | None) -> tuple[LayerRecord, ...]:
     return tuple(records)
 
 
-def _perfetto(data: Sequence[Any], runs: int | None, first_index: int) -> tuple[LayerRecord, ...]:
+def _perfetto(data: Sequence[Any], runs: int | None) -> tuple[LayerRecord, ...]:
     """Torch-TensorRT ``profile_format="perfetto"``: ``dur`` is the layer's total in µs since profiling began."""
     rows = []
-    for index, rec in enumerate(data, start=first_index):
+    for index, rec in enumerate(data):
         if isinstance(rec, Mapping) and rec.get("ph", "X") != "X":
             continue  # metadata or instant events of a full Chrome trace, not layer timings
-        rec, dur_us, where = _layer_row(rec, index, "dur")
-        rows.append((rec, dur_us / 1000.0, where, index))
-    total = sum(time for _, time, _, _ in rows)
+        rec, dur_us, _ = _layer_row(rec, index, "dur")
+        rows.append((rec, dur_us / 1000.0, index))
+    total = sum(time for _, time, _ in rows)
     records = []
-    for rec, time, _where, index in rows:
+    for rec, time, index in rows:
         latency = time / runs if runs else time
         share = time / total if total > 0 else None
         records.append(_record(rec, "perfetto", latency, share, runs, index, total_ms=time))
