@@ -1,0 +1,318 @@
+"""Search: the fastest plan within an error budget, explained, confirmed by one compile, resumable.
+
+Greedy over exclusions a user would write (anchored module regexes and op types), ranked by error
+removed (from :mod:`sensitivity`) per millisecond of estimated latency added, then pruned. Every
+step's error is measured exactly with one forward pass of the mixed plan; the state is saved as JSON
+after each step, so a rerun with the same ``state_path`` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import dtypes
+from .errors import SettingsError
+from .explorer import module_pattern
+from .sensitivity import METRICS, Sensitivity, _gain, _progress, _Runner, compute_sensitivity
+from .settings import Settings, write_atomic
+
+if TYPE_CHECKING:
+    from .backends.base import Profile
+    from .explorer import Explorer
+
+STATE_SCHEMA = "mixprec_explorer.search"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One exclusion the search may add: a module regex or an op, with what it buys and costs."""
+
+    kind: str  #: "module" or "op"
+    value: str  #: the regex (``^layer1\\.0$``) or qualified op name
+    nodes: tuple[str, ...]  #: nodes it keeps in FP32
+    gain: float  #: error removed when only it stays FP32 from the all-low plan (metric units)
+    low_error: float  #: error when only it runs low precision
+    cost_ms: float  #: estimated latency added by keeping it in FP32 (ms; may be negative)
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Per-node latency in FP32 and in low precision (ms), from two profiles or a FLOPs/bytes estimate."""
+
+    fp32_ms: dict[str, float]
+    low_ms: dict[str, float]
+    source: str  #: "profile:<backend>" or "estimate:roofline"
+
+    def estimate_ms(self, low_nodes: set[str]) -> float:
+        """Estimated model latency (ms) when ``low_nodes`` run low precision and the rest FP32."""
+        return sum(self.low_ms.get(n, 0.0) if n in low_nodes else v for n, v in self.fp32_ms.items())
+
+    @classmethod
+    def from_profiles(cls, fp32: Profile, low: Profile) -> LatencyModel:
+        return cls(fp32.node_latency_ms(), low.node_latency_ms(), f"profile:{fp32.backend}")
+
+    @classmethod
+    def roofline(cls, explorer: Explorer, low: torch.dtype) -> LatencyModel:
+        """Crude model (H100-like ratios): matmul family twice as fast in low precision, bytes halve."""
+        from .costs import MATMUL_FAMILY, op_basename
+
+        fp32, lowd = {}, {}
+        for name, info in explorer.nodes.items():
+            if info.kind != "call_function":
+                continue
+            dense = op_basename(info.op) in MATMUL_FAMILY
+            flops_s = info.flops / (60e12 if dense else 30e12)
+            bytes_s = info.bytes_moved / 3e12
+            fp32[name] = 1e3 * max(flops_s, bytes_s)
+            lowd[name] = 1e3 * max(flops_s / (4.0 if dense else 1.0), bytes_s * low.itemsize / 4)
+        return cls(fp32, lowd, "estimate:roofline")
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """One measured step: the exclusions in force, their exact error and estimated latency."""
+
+    action: str  #: "start", "add <value>", "drop <value>"
+    modules: tuple[str, ...]
+    ops: tuple[str, ...]
+    error: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The chosen settings with the reason for each exclusion, and what the confirming compile measured."""
+
+    settings: Settings
+    budget: float
+    metric: str
+    within_budget: bool
+    error: float  #: error measured by the search's forward pass (metric units)
+    estimated_latency_ms: float
+    exclusions: tuple[Candidate, ...]  #: each with its sensitivity (the explanation)
+    steps: tuple[SearchStep, ...]
+    forward_evaluations: int  #: full forward passes spent on error (sensitivity's partial runs not counted)
+    latency_source: str
+    confirmed: dict[str, Any] = field(default_factory=dict)  #: backend, measured error, latency, speedups
+
+    def explain(self) -> str:
+        """One line per exclusion: what it is and why it was kept in FP32."""
+        if not self.exclusions:
+            return "no exclusions needed: the all-low-precision plan is within budget"
+        return "\n".join(
+            f"{c.kind} {c.value}: removes {c.gain:.3g} {self.metric} when kept in FP32 "
+            f"(alone in low precision: {c.low_error:.3g}); costs ~{c.cost_ms:.3g} ms"
+            for c in self.exclusions)
+
+
+class _Evaluator:
+    """Exact error of a settings' plan: one forward pass with the plan's dtypes (cached per plan)."""
+
+    def __init__(self, explorer: Explorer, inputs: tuple[Any, ...], metric: str) -> None:
+        self.explorer = explorer
+        self.run = _Runner(explorer, inputs)
+        self.measure = METRICS[metric]
+        self.reference = self.run.outputs(self.run.full(lambda _: torch.float32))
+        self.count = 0
+        self._cache: dict[tuple, float] = {}
+
+    def low_nodes(self, settings: Settings) -> set[str]:
+        plan = self.explorer.plan(settings)
+        low = settings.autocast_low_precision_type
+        return {n for n in self.run.classified if n in plan and plan[n].dtype == low}
+
+    def error(self, settings: Settings) -> float:
+        low = self.low_nodes(settings)
+        key = tuple(sorted(low))
+        if key not in self._cache:
+            self.count += 1
+            dtype = settings.autocast_low_precision_type
+            env = self.run.full(lambda n: dtype if n in low else torch.float32)
+            self._cache[key] = self.measure(self.run.outputs(env), self.reference)
+        return self._cache[key]
+
+
+def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops: bool = True,
+               inputs: tuple[Any, ...] | None = None) -> list[Candidate]:
+    """Module and op-type candidates with their gain and latency cost."""
+    out = []
+    for module, gain in sens.module_fp32_gain.items():
+        members = tuple(n for n in explorer.modules.get(module, ()) if n in sens.node_low_error)
+        cost = sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
+        out.append(Candidate("module", module_pattern(module), members, gain, sens.module_low_error[module], cost))
+    if ops:
+        run = _Runner(explorer, inputs or explorer.example_inputs)
+        measure = METRICS[sens.metric]
+        reference = run.outputs(run.full(lambda _: torch.float32))
+        low_env = run.full(lambda _: sens.low_dtype)
+        fp32_env = run.full(lambda _: torch.float32)
+        for op in explorer.ops():
+            members = tuple(n for n, i in explorer.nodes.items() if i.op == op and n in run.classified)
+            if len(members) < 2:
+                continue  # a one-node op is already a module candidate's business
+            kept = measure(run.perturbed(low_env, dict.fromkeys(members, torch.float32), sens.low_dtype), reference)
+            alone = measure(run.perturbed(fp32_env, dict.fromkeys(members, sens.low_dtype), torch.float32), reference)
+            cost = sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
+            out.append(Candidate("op", op, members, _gain(sens.all_low_error, kept), alone, cost))
+    return out
+
+
+def _score(c: Candidate) -> tuple[float, float]:
+    # error removed per ms added; free or speed-up exclusions first
+    per_ms = c.gain / max(c.cost_ms, 1e-6) if c.gain > 0 else -math.inf
+    return (per_ms, c.low_error)
+
+
+def _apply(base: Settings, chosen: Sequence[Candidate]) -> Settings:
+    return base.replace(
+        autocast_excluded_nodes=frozenset(c.value for c in chosen if c.kind == "module"),
+        autocast_excluded_ops=frozenset(c.value for c in chosen if c.kind == "op"))
+
+
+def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise SettingsError(f"search state {path} is unreadable ({err}); delete it to start over") from None
+    if not isinstance(state, dict) or state.get("schema") != STATE_SCHEMA or state.get("key") != key:
+        raise SettingsError(
+            f"search state {path} belongs to another model, budget or metric; pass another state_path or delete it")
+    return state
+
+
+def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, metric: str = "rel_l2",
+               objective: str = "latency", backend: str | None = "auto", state_path: str | os.PathLike[str] | None = None,
+               confirm: bool = True, use_ops: bool = True, low_dtype: torch.dtype | None = None,
+               progress: bool = True, **backend_options: Any) -> SearchResult:
+    """Find exclusions meeting ``budget`` (metric units) with the best estimated latency; see module docs.
+
+    ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` to price each node
+    (a FLOPs/bytes estimate when ``backend`` is None); ``objective="nodes"`` minimises FP32 nodes.
+    Raises SettingsError for a negative budget or an unknown metric/objective.
+    """
+    if metric not in METRICS:
+        raise SettingsError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if objective not in ("latency", "nodes"):
+        raise SettingsError(f"objective must be 'latency' or 'nodes', got {objective!r}")
+    if not (budget >= 0):
+        raise SettingsError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
+    args = tuple(inputs) if inputs is not None else explorer.example_inputs
+    low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
+    base = explorer.settings.replace(enable_autocast=True, use_explicit_typing=True, autocast_low_precision_type=low,
+                                     autocast_excluded_nodes=frozenset(), autocast_excluded_ops=frozenset())
+    from .backends.fingerprint import fingerprint_program
+
+    key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
+           "low": dtypes.to_name(low), "objective": objective}
+    path = Path(state_path) if state_path is not None else None
+    state = _load_state(path, key) or {"schema": STATE_SCHEMA, "version": 1, "key": key, "phase": "rank"}
+
+    def save() -> None:
+        if path is not None:
+            write_atomic(path, json.dumps(state, indent=1, default=str))
+
+    evaluator = _Evaluator(explorer, args, metric)
+    if state["phase"] == "rank":
+        latency = _latency_model(explorer, base, low, objective, backend, backend_options)
+        sens = compute_sensitivity(explorer, args, metric, low, progress=progress)
+        cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args)
+        state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
+                     "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
+        save()
+    latency = LatencyModel(state["latency"]["fp32"], state["latency"]["low"], state["latency_source"])
+    cands = [Candidate(**{**c, "nodes": tuple(c["nodes"])}) for c in state["candidates"]]
+    by_value = {c.value: c for c in cands}
+    chosen = [by_value[v] for v in state["chosen"]]
+    steps = [SearchStep(**{**s, "modules": tuple(s["modules"]), "ops": tuple(s["ops"])}) for s in state["steps"]]
+
+    def measure(action: str) -> float:
+        s = _apply(base, chosen)
+        err = evaluator.error(s)
+        steps.append(SearchStep(action, tuple(sorted(s.autocast_excluded_nodes)),
+                                tuple(sorted(s.autocast_excluded_ops)), err,
+                                latency.estimate_ms(evaluator.low_nodes(s))))
+        state["chosen"] = [c.value for c in chosen]
+        state["steps"] = [asdict(x) for x in steps]
+        save()
+        return err
+
+    bar = _progress(len(cands) + 1, progress)
+    err = steps[-1].error if steps else measure("start")
+    if state["phase"] == "greedy":
+        ranked = sorted((c for c in cands if c not in chosen), key=_score, reverse=True)
+        if objective == "nodes":
+            ranked.sort(key=lambda c: (-(c.gain / max(len(c.nodes), 1)), -c.low_error))
+        while err > budget and ranked:
+            pick = ranked.pop(0)
+            chosen.append(pick)
+            err = measure(f"add {pick.value}")
+            bar(1)
+        state["phase"] = "prune"
+        save()
+    if state["phase"] == "prune":
+        for c in sorted(list(chosen), key=lambda c: c.gain):
+            chosen.remove(c)
+            trial = evaluator.error(_apply(base, chosen))
+            if trial <= budget:
+                err = measure(f"drop {c.value}")
+            else:
+                chosen.append(c)
+        state["phase"] = "confirm"
+        save()
+    bar(0, close=True)
+    final = _apply(base, chosen)
+    err = evaluator.error(final)
+    result = SearchResult(final, budget, metric, err <= budget, err,
+                          latency.estimate_ms(evaluator.low_nodes(final)), tuple(chosen), tuple(steps),
+                          evaluator.count, latency.source)
+    if confirm and backend is not None:
+        result = _confirm(explorer, result, base, args, backend, backend_options)
+    state["phase"] = "done"
+    save()
+    explorer.settings = final
+    return result
+
+
+def _all_fp32(base: Settings) -> Settings:
+    return base.replace(autocast_excluded_nodes=frozenset({".*"}))  # every module path matches
+
+
+def _latency_model(explorer: Explorer, base: Settings, low: torch.dtype, objective: str, backend: str | None,
+                   options: dict[str, Any]) -> LatencyModel:
+    if objective != "latency" or backend is None:
+        return LatencyModel.roofline(explorer, low)
+    profiles = []
+    for s in (_all_fp32(base), base):
+        compiled = explorer.compile(s, backend=backend, **options)
+        profiles.append(explorer.profile(compiled))
+    return LatencyModel.from_profiles(*profiles)
+
+
+def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,
+             options: dict[str, Any]) -> SearchResult:
+    """One compile of the chosen plan (plus the cached FP32 and all-low ones) to measure, not estimate."""
+    measured = {}
+    for label, s in (("fp32", _all_fp32(base)), ("all_low", base), ("chosen", result.settings)):
+        compiled = explorer.compile(s, backend=backend, **options)
+        profile = explorer.profile(compiled, inputs=inputs)
+        acc = explorer.accuracy(compiled, inputs=inputs)
+        measured[label] = {"latency_ms": profile.end_to_end.median_ms, "error": getattr(acc, f"{result.metric}_error",
+                                                                                         None)}
+        measured["backend"] = compiled.backend
+    fp32, all_low, mine = (measured[k]["latency_ms"] for k in ("fp32", "all_low", "chosen"))
+    measured["speedup_over_fp32"] = fp32 / mine if mine else None
+    measured["all_low_speedup"] = fp32 / all_low if all_low else None
+    if all_low and mine:
+        measured["share_of_all_low_speedup"] = all_low / mine  # (fp32/mine) / (fp32/all_low)
+    return SearchResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "confirmed": measured})
+

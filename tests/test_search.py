@@ -1,0 +1,74 @@
+"""Search: meets the budget with few exclusions, explains them, and resumes from its saved state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mixprec_explorer import Explorer, Settings, SettingsError
+from mixprec_explorer.search import _Evaluator, run_search
+
+from test_sensitivity import Fragile
+
+
+def fragile():
+    torch.manual_seed(0)
+    return Explorer(Fragile().eval(), (torch.rand(3, 4),))
+
+
+def test_search_keeps_only_the_overflowing_module_in_fp32(tmp_path):
+    ex = fragile()
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    result = run_search(ex, None, budget=1e-2, backend=None, state_path=tmp_path / "s.json", progress=False)
+    assert result.within_budget and result.error <= 1e-2
+    assert [c.value for c in result.exclusions] == ["^blowup$"]
+    assert "module ^blowup$: removes inf rel_l2" in result.explain()
+    assert ex.settings == result.settings, "the result is loaded into the explorer"
+    assert ex.plan()["exp"].dtype == torch.float32 and ex.plan()["linear_1"].dtype == torch.float16
+    state = json.loads((tmp_path / "s.json").read_text())
+    assert state["phase"] == "done" and state["chosen"] == ["^blowup$"]
+
+
+def test_a_generous_budget_needs_no_exclusion():
+    ex = fragile()
+    result = run_search(ex, None, budget=float("inf"), backend=None, progress=False)
+    assert result.exclusions == () and result.forward_evaluations == 1
+
+
+def test_search_resumes_after_an_interruption(tmp_path, monkeypatch):
+    state = tmp_path / "state.json"
+    ex = fragile()
+    real = _Evaluator.error
+    calls = {"n": 0}
+
+    def interrupted(self, settings):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the user stops the kernel mid-search
+        return real(self, settings)
+
+    monkeypatch.setattr(_Evaluator, "error", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(ex, None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
+    saved = json.loads(state.read_text())
+    assert saved["phase"] == "greedy" and len(saved["steps"]) == 1 and saved["candidates"]
+    monkeypatch.setattr(_Evaluator, "error", real)
+    result = run_search(ex, None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
+    assert result.steps[0].action == "start" and result.within_budget
+    assert [c.value for c in result.exclusions] == ["^blowup$"]
+
+
+def test_state_of_another_search_is_refused(tmp_path):
+    state = tmp_path / "state.json"
+    run_search(fragile(), None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
+    with pytest.raises(SettingsError, match="another model, budget or metric"):
+        run_search(fragile(), None, budget=5e-2, backend=None, state_path=state, progress=False)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(SettingsError, match="budget must be"):
+        run_search(fragile(), None, budget=-1, backend=None)
+    with pytest.raises(SettingsError, match="unknown metric"):
+        run_search(fragile(), None, budget=1, metric="max", backend=None)
