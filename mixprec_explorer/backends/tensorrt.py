@@ -1,0 +1,795 @@
+"""The TensorRT backend: build with ``torch_tensorrt.dynamo.compile``, profile every engine layer, map it to FX nodes.
+
+What it does, in Torch-TensorRT's terms (read from its source, releases 2.10 to 2.14):
+
+* **compile**: ``Settings.to_compile_kwargs()`` gated on the installed ``dynamo.compile`` signature (2.13 removed
+  ``use_explicit_typing`` and ``enabled_precisions``; a keyword it lacks would vanish into ``**kwargs``), the
+  explorer's calibration batches as ``autocast_calibration_dataloader`` (a DataLoader over a TensorDataset), all
+  inside ``Debugger(save_engine_profile=True, ...)`` so engines are built with ``ProfilingVerbosity.DETAILED``; then
+  ``get_layer_info()`` of every ``_run_on_acc_N`` submodule, and profiling switched off again.
+* **profile**: C++ runtime: ``enable_profiling(profiling_results_dir=..., profile_format="trex")`` writes
+  ``<submodule>_engine_engine_execution_profile.trace`` after every forward, with totals since profiling was
+  enabled; Python runtime: our own ``tensorrt.IProfiler`` receives ``report_layer_time(name, ms)`` per layer and
+  run. Then ``disable_profiling()`` on every engine and end-to-end timing with device synchronisation.
+
+Nothing here imports torch_tensorrt or tensorrt until a compile is asked for. The pure parts (signature gating,
+the calibration DataLoader, reading a trace directory, building a Profile from texts, the timing summary) run on
+CPU and are tested there; the parts that call a live TensorRT were written against the source and are not run
+in this project's CI.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import importlib
+import inspect
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .._optional import install_hint, require
+from ..errors import BackendUnavailable, ParseError, SettingsError
+from ..records import EndToEnd, LayerRecord
+from ..settings import Settings
+from .base import CacheKey, Compiled, Profile
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
+
+    from ..explorer import Explorer
+
+__all__ = [
+    "ACC_PREFIX",
+    "TESTED_RELEASES",
+    "TRACE_SUFFIX",
+    "LayerTimeCollector",
+    "RuntimeChoice",
+    "TensorRTBackend",
+    "TensorRTHandle",
+    "build_calibration_dataloader",
+    "build_compile_kwargs",
+    "choose_runtime",
+    "debugger_kwargs",
+    "engine_name",
+    "gate_compile_kwargs",
+    "map_post_to_pre",
+    "merge_engine_layers",
+    "profile_from_records",
+    "profile_from_texts",
+    "read_trace_dir",
+    "signature_from_source",
+    "summarize_ms",
+    "time_runs",
+]
+
+NAME = "tensorrt"
+EXTRA = "tensorrt"
+#: torch-tensorrt releases whose real ``dynamo.compile`` signature the contract test checks our keywords against.
+TESTED_RELEASES = ("2.10.0", "2.11.0", "2.12.1", "2.13.0", "2.14.0")
+#: Submodules holding TensorRT engines (``partitioning/_adjacency_partitioner.py``); ``_run_on_gpu_N`` run in PyTorch.
+ACC_PREFIX = "_run_on_acc"
+#: File the C++ runtime writes per engine (``core/runtime/TRTEngine.cpp`` ``set_profiling_paths``).
+TRACE_SUFFIX = "_engine_execution_profile.trace"
+#: Warning every 2.10-2.12 ``dynamo.compile`` call emits (its check reads ``kwargs``, which never hold the
+#: named parameter), whatever ``use_explicit_typing`` is; silenced around our call only.
+_EXPLICIT_TYPING_WARNING = r"`use_explicit_typing` is deprecated"
+#: Keywords consumed by the backend itself rather than passed to ``dynamo.compile``.
+_BACKEND_OPTIONS = ("use_python_runtime", "log_level", "logging_dir")
+_RESERVED = ("inputs", "arg_inputs", "kwarg_inputs", "device", "exported_program")
+
+
+# -- the compile call: which keywords a release accepts -------------------------------------------------------------
+class _SourceDefault:
+    """A default read from source text and not evaluated (``_defaults.USE_FP32_ACC``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def signature_from_source(source: str, function: str = "compile") -> inspect.Signature:
+    """The signature of a function (``"compile"``) or method (``"Debugger.__init__"``) read from source text.
+
+    Nothing is imported and defaults stay unevaluated (their ``repr`` is the source text); ``self`` is kept.
+    Used to check our keywords against a Torch-TensorRT release's files without importing tensorrt.
+
+    >>> sig = signature_from_source("def compile(ep, inputs=None, *, arg_inputs=None, **kwargs): ...")
+    >>> list(sig.parameters)
+    ['ep', 'inputs', 'arg_inputs', 'kwargs']
+    """
+    body: list[ast.stmt] = ast.parse(source).body
+    *owners, name = function.split(".")
+    for owner in owners:
+        classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == owner]
+        if not classes:
+            raise ValueError(f"no class {owner!r} in the source")
+        body = classes[-1].body
+    found = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
+    if not found:
+        raise ValueError(f"no function {function!r} in the source")
+    args = found[-1].args
+    P = inspect.Parameter
+    params: list[inspect.Parameter] = []
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    for index, (arg, default) in enumerate(zip(positional, defaults)):
+        kind = P.POSITIONAL_ONLY if index < len(args.posonlyargs) else P.POSITIONAL_OR_KEYWORD
+        params.append(P(arg.arg, kind, default=P.empty if default is None else _SourceDefault(ast.unparse(default))))
+    if args.vararg is not None:
+        params.append(P(args.vararg.arg, P.VAR_POSITIONAL))
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if default is None else _SourceDefault(ast.unparse(default))))
+    if args.kwarg is not None:
+        params.append(P(args.kwarg.arg, P.VAR_KEYWORD))
+    return inspect.Signature(params)
+
+
+def _keyword_names(signature: inspect.Signature) -> frozenset[str]:
+    """Parameters a caller can name (what ``**kwargs`` would otherwise swallow without a word)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(name for name, p in signature.parameters.items() if p.kind in kinds)
+
+
+def _is_neutral(key: str, value: Any) -> bool:
+    """True when leaving ``key`` out gives what ``value`` asks for (so a release without it may drop it)."""
+    if key == "use_explicit_typing":
+        return value is True  # 2.13+: strong typing is the only mode
+    if key == "enabled_precisions":
+        return value is None or (len(value) == 1 and next(iter(value)) in (torch.float32, "f32", "float32"))
+    if key == "autocast_calibration_dataloader":
+        return value is None
+    defaults = Settings().to_compile_kwargs()
+    return key in defaults and value == defaults[key]
+
+
+def _missing_keyword_error(key: str, value: Any, version: str) -> SettingsError:
+    if key in ("use_explicit_typing", "enabled_precisions"):
+        return SettingsError(
+            f"torch_tensorrt {version} removed weak typing: dynamo.compile has no {key!r} (Torch-TensorRT 2.13 "
+            f"dropped it), so {key}={value!r} cannot be honoured. Use rule-based autocast instead "
+            "(Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)), or install "
+            "torch-tensorrt<2.13 for weak typing"
+        )
+    if key.startswith("autocast_") or key == "enable_autocast":
+        return SettingsError(
+            f"torch_tensorrt {version} has no {key!r} (rule-based autocast arrived in Torch-TensorRT 2.10), so "
+            f"{key}={value!r} would be silently ignored; upgrade with {install_hint(EXTRA)} "
+            "(torch-tensorrt>=2.10) or leave the autocast settings at their defaults"
+        )
+    return SettingsError(
+        f"torch_tensorrt {version}'s dynamo.compile has no parameter {key!r}; it would be silently ignored"
+    )
+
+
+def gate_compile_kwargs(kwargs: Mapping[str, Any], signature: inspect.Signature, *,
+                        version: str = "(installed)") -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Keep the keywords ``signature`` names; drop absent ones only where leaving them out changes nothing.
+
+    Returns ``(kwargs to pass, notes)``. Raises :class:`SettingsError` for a keyword the release lacks whose
+    value matters (``use_explicit_typing=False`` on 2.13+, any autocast setting before 2.10): ``dynamo.compile``
+    takes ``**kwargs`` and would ignore it without a word.
+    """
+    named = _keyword_names(signature)
+    kept: dict[str, Any] = {}
+    notes: list[str] = []
+    for key, value in kwargs.items():
+        if key in named:
+            kept[key] = value
+        elif _is_neutral(key, value):
+            notes.append(f"torch_tensorrt {version} has no {key!r}; left it out ({key}={value!r} is its behaviour)")
+        else:
+            raise _missing_keyword_error(key, value, version)
+    return kept, tuple(notes)
+
+
+def _inputs_keyword(signature: inspect.Signature) -> str:
+    return "arg_inputs" if "arg_inputs" in signature.parameters else "inputs"
+
+
+def build_compile_kwargs(settings: Settings, signature: inspect.Signature, *, version: str = "(installed)",
+                         inputs: Sequence[Any] = (), device: Any = None, calibration: Any = None,
+                         pass_python_runtime: bool = False, options: Mapping[str, Any] | None = None,
+                         ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Every keyword of our ``dynamo.compile(ep, **kwargs)`` call for one release, and notes on what was dropped.
+
+    ``calibration`` is the DataLoader (None: none), ``pass_python_runtime`` asks for ``use_python_runtime=True``
+    (see :func:`choose_runtime`), ``options`` are further compile options by their Torch-TensorRT names
+    (``min_block_size``, ``optimization_level`` ...). Raises :class:`SettingsError` for anything the release
+    would silently ignore and for options that belong in :class:`Settings`.
+    """
+    requested = settings.to_compile_kwargs()
+    for key, value in (options or {}).items():
+        if key in requested:
+            raise SettingsError(f"{key!r} is a precision setting: set it through Settings, not as a compile option")
+        if key in _RESERVED or key == "autocast_calibration_dataloader":
+            raise SettingsError(f"{key!r} is set by the TensorRT backend itself; it cannot be passed as an option")
+        requested[key] = value
+    if calibration is not None:
+        requested["autocast_calibration_dataloader"] = calibration
+    if pass_python_runtime:
+        requested["use_python_runtime"] = True
+    kwargs, notes = gate_compile_kwargs(requested, signature, version=version)
+    kwargs[_inputs_keyword(signature)] = list(inputs)
+    if device is not None and "device" in signature.parameters:
+        kwargs["device"] = device
+    return kwargs, notes
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """Which Torch-TensorRT runtime runs the engines, and how we ask for it."""
+
+    kind: str  #: "cpp" (TorchTensorRTModule over the C++ engine) or "python" (engine driven from Python)
+    pass_python_runtime: bool  #: pass ``use_python_runtime=True`` to ``dynamo.compile``
+    notes: tuple[str, ...] = ()
+
+
+def choose_runtime(use_python_runtime: bool, *, cpp_available: bool, separate_python_module: bool) -> RuntimeChoice:
+    """The runtime a compile will get, following Torch-TensorRT's own rules.
+
+    ``cpp_available`` is ``torch_tensorrt.ENABLED_FEATURES.torch_tensorrt_runtime``; ``separate_python_module``
+    is whether ``dynamo.runtime.PythonTorchTensorRTModule`` exists (2.10-2.12). From 2.13 the runtimes are
+    merged: ``use_python_runtime`` is deprecated and has no effect, the Python engine is used only where the
+    C++ runtime library is absent. Before 2.13, ``Debugger(save_engine_profile=True)`` tests
+    ``settings.use_python_runtime`` (not the library), so we pass it whenever the Python runtime will be used.
+    """
+    if separate_python_module:
+        if use_python_runtime or not cpp_available:
+            notes = () if use_python_runtime else (
+                "the Torch-TensorRT C++ runtime is not available here; engines run on the Python runtime",)
+            return RuntimeChoice("python", True, notes)
+        return RuntimeChoice("cpp", False)
+    if not cpp_available:
+        notes = () if use_python_runtime else (
+            "the Torch-TensorRT C++ runtime is not available here; engines run on the Python runtime",)
+        return RuntimeChoice("python", False, notes)
+    notes = ("use_python_runtime has no effect in this torch_tensorrt (runtimes merged in 2.13); "
+             "the C++ runtime runs the engines",) if use_python_runtime else ()
+    return RuntimeChoice("cpp", False, notes)
+
+
+def debugger_kwargs(runtime: str, logging_dir: str | Path, log_level: str = "info") -> dict[str, Any]:
+    """Arguments of ``torch_tensorrt.dynamo.Debugger`` that make engines DETAILED and set up their profiling.
+
+    ``save_engine_profile=True`` is what raises ``ProfilingVerbosity`` to DETAILED (``_TRTInterpreter.py``), the
+    only way to get per-layer datatypes. The C++ runtime takes "trex"; the Python runtime accepts only
+    "cudagraph" there (``compile_module`` raises ValueError otherwise).
+    """
+    if runtime not in ("cpp", "python"):
+        raise ValueError(f"runtime must be 'cpp' or 'python', got {runtime!r}")
+    return {
+        "log_level": log_level,
+        "save_engine_profile": True,
+        "profile_format": "trex" if runtime == "cpp" else "cudagraph",
+        "logging_dir": str(logging_dir),
+    }
+
+
+# -- calibration ----------------------------------------------------------------------------------------------------
+def build_calibration_dataloader(batches: Iterable[Any], device: str | torch.device | None = None) -> DataLoader:
+    """A picklable DataLoader that yields exactly the given batches, for ``autocast_calibration_dataloader``.
+
+    Torch-TensorRT runs ``tracer.run(tuple(batch))`` per batch and deep-copies and pickles its settings (the
+    DataLoader included) into every engine, so this is a plain DataLoader over one TensorDataset, with a
+    batch sampler that reproduces each batch's rows. Every batch is a tuple of tensors with the same number
+    of inputs, each input with the same trailing shape and dtype across batches. ``device``: where the tensors
+    go (the exported program's device; Torch-TensorRT does not move them).
+    """
+    from torch.utils.data import DataLoader, TensorDataset
+
+    rows: list[tuple[torch.Tensor, ...]] = []
+    for index, batch in enumerate(batches):
+        if isinstance(batch, torch.Tensor) or not isinstance(batch, (tuple, list)):
+            raise SettingsError(
+                f"calibration batch {index} is a {type(batch).__name__}; give each batch as a tuple of positional "
+                "input tensors, e.g. [(x1,), (x2,)]"
+            )
+        rows.append(tuple(batch))
+    if not rows:
+        raise SettingsError("no calibration batches: pass an iterable of input tuples, e.g. [(x,)]")
+    arity = len(rows[0])
+    sizes: list[int] = []
+    for index, batch in enumerate(rows):
+        where = f"calibration batch {index}"
+        if len(batch) != arity:
+            raise SettingsError(f"{where} has {len(batch)} inputs, batch 0 has {arity}")
+        first = None
+        for position, t in enumerate(batch):
+            if not isinstance(t, torch.Tensor):
+                raise SettingsError(
+                    f"{where}, input {position} is a {type(t).__name__}: a TensorDataset holds tensors only")
+            if t.dim() == 0:
+                raise SettingsError(f"{where}, input {position} is a 0-d tensor: it has no batch dimension")
+            ref = rows[0][position]
+            if t.shape[1:] != ref.shape[1:] or t.dtype != ref.dtype:
+                raise SettingsError(
+                    f"{where}, input {position} is {tuple(t.shape)} {t.dtype}, batch 0's is {tuple(ref.shape)} "
+                    f"{ref.dtype}: Torch-TensorRT concatenates calibration outputs along dim 0, so only the "
+                    "first dimension may differ"
+                )
+            if first is None:
+                first = t.shape[0]
+            elif t.shape[0] != first:
+                raise SettingsError(f"{where}: its inputs disagree on the batch size ({first} vs {t.shape[0]})")
+        sizes.append(int(first or 0))
+    target = torch.device(device) if device is not None else None
+    columns = []
+    for position in range(arity):
+        column = torch.cat([batch[position].detach() for batch in rows], dim=0)
+        columns.append(column.to(target) if target is not None else column)
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    sampler = [list(range(start, start + size)) for start, size in zip(starts, sizes)]
+    return DataLoader(TensorDataset(*columns), batch_sampler=sampler)
+
+
+# -- reading what the runtime wrote --------------------------------------------------------------------------------
+def engine_name(submodule: str) -> str:
+    """The engine name the runtime uses in file names: ``f"{name}_engine"`` (``_pack_engine_info``), dots slugged."""
+    return f"{submodule}_engine".replace(".", "_")
+
+
+def read_trace_dir(directory: str | Path, submodules: Iterable[str]) -> dict[str, str]:
+    """Each engine's execution-profile trace text in ``directory``, keyed by submodule name.
+
+    Only ``<engine>_engine_execution_profile.trace`` files are read; the runtime's other traces (input/output
+    packing, enqueue) and layer-information dumps in the same folder are ignored. Engines without a file are absent.
+    """
+    folder = Path(directory)
+    out: dict[str, str] = {}
+    for sub in submodules:
+        path = folder / f"{engine_name(sub)}{TRACE_SUFFIX}"
+        if path.is_file():
+            out[sub] = path.read_text(encoding="utf-8", errors="replace")
+    return out
+
+
+def _trace_records(text: str, runs: int, submodule: str, notes: list[str]) -> tuple[LayerRecord, ...]:
+    """Per-run layer timings from one trace; the runtime accumulates since ``enable_profiling``, so per run."""
+    from ..parsers import parse_profile
+
+    try:
+        records = parse_profile(text, runs=runs)
+    except ParseError as err:
+        notes.append(f"{submodule}: its execution-profile trace could not be read ({err}); no layer latencies")
+        return ()
+    odd = []
+    for r in records:
+        total, average = r.extra.get("timeMs"), r.extra.get("averageMs")
+        if isinstance(total, (int, float)) and isinstance(average, (int, float)) and average > 0:
+            seen = round(total / average)
+            if seen != runs:
+                odd.append(f"{r.name} ({seen})")
+    if odd:
+        notes.append(f"{submodule}: {len(odd)} layers ran a different number of times than the {runs} profiled "
+                     f"runs: {', '.join(odd[:3])}")
+    return records
+
+
+class LayerTimeCollector:
+    """Collects ``report_layer_time(layer_name, ms)`` calls, as TensorRT's ``IProfiler`` makes them, per layer."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def report_layer_time(self, layer_name: str, ms: float) -> None:
+        self.samples.setdefault(str(layer_name), []).append(float(ms))
+
+    def records(self) -> tuple[LayerRecord, ...]:
+        """One record per layer, in first-reported order: median ms per run, count of reports."""
+        total = sum(statistics.median(v) for v in self.samples.values()) if self.samples else 0.0
+        out = []
+        for index, (name, values) in enumerate(self.samples.items()):
+            median = statistics.median(values)
+            out.append(LayerRecord(
+                name=name, latency_ms=median, share=median / total if total > 0 else None, count=len(values),
+                extra={"format": "iprofiler", "index": index, "min_ms": min(values), "max_ms": max(values)},
+            ))
+        return tuple(out)
+
+
+def _profiler_class(trt: Any) -> type:
+    """``LayerTimeCollector`` as a real ``tensorrt.IProfiler`` subclass (needs TensorRT)."""
+
+    class _LayerTimes(LayerTimeCollector, trt.IProfiler):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+            LayerTimeCollector.__init__(self)
+
+    return _LayerTimes
+
+
+# -- building the Profile ---------------------------------------------------------------------------------------------
+def merge_engine_layers(info: Sequence[LayerRecord], timings: Sequence[LayerRecord], submodule: str,
+                        ) -> tuple[LayerRecord, ...]:
+    """Layer-information records with their timings joined by exact layer name, in engine order.
+
+    Timed layers the layer information does not list are appended (not guessed onto another layer); layers
+    never timed keep ``latency_ms=None``. ``extra["engine"]`` names the submodule.
+    """
+    by_name: dict[str, LayerRecord] = {}
+    for t in timings:
+        by_name.setdefault(t.name, t)
+    merged: list[LayerRecord] = []
+    for record in info:
+        timed = by_name.pop(record.name, None)
+        extra = {**record.extra, "engine": submodule}
+        if timed is None:
+            merged.append(dataclasses.replace(record, extra=extra))
+            continue
+        extra["profile"] = dict(timed.extra)
+        merged.append(dataclasses.replace(record, latency_ms=timed.latency_ms, count=timed.count,
+                                          modules=record.modules or timed.modules, extra=extra))
+    for timed in by_name.values():
+        merged.append(dataclasses.replace(timed, extra={**timed.extra, "engine": submodule, "timed_only": True}))
+    return tuple(merged)
+
+
+def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, Sequence[LayerRecord]], *,
+                         node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
+                         versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
+                         notes: Iterable[str] = ()) -> Profile:
+    """A :class:`Profile` from each engine's layer-information JSON and per-run layer timings.
+
+    Keys are submodule names (``_run_on_acc_0``) in execution order. Shares are of the sum over all engines.
+    """
+    from ..parsers import attribute_layers, parse_layer_info
+
+    notes = list(notes)
+    layers: list[LayerRecord] = []
+    for sub in dict.fromkeys([*layer_infos, *timings]):
+        info: tuple[LayerRecord, ...] = ()
+        text = layer_infos.get(sub)
+        if text is None:
+            notes.append(f"{sub}: no layer information; layer datatypes unknown")
+        else:
+            try:
+                info = parse_layer_info(text)
+            except ParseError as err:
+                notes.append(f"{sub}: its layer information could not be read ({err}); layer datatypes unknown")
+            if info and not any(r.output_dtypes or r.input_dtypes for r in info):
+                notes.append(f"{sub}: layer information has names only (not built with DETAILED verbosity); "
+                             "layer datatypes unknown")
+        timed = tuple(timings.get(sub, ()))
+        if sub not in timings:
+            notes.append(f"{sub}: no layer timings (the engine wrote no profile)")
+        layers.extend(merge_engine_layers(info, timed, sub))
+    total = sum(r.latency_ms for r in layers if r.latency_ms is not None)
+    layers = [dataclasses.replace(r, share=(r.latency_ms / total) if (r.latency_ms is not None and total > 0) else None)
+              for r in layers]
+    attributed, unattributed = attribute_layers(layers, node_modules, post_to_pre)
+    if unattributed:
+        notes.append(f"{len(unattributed)} of {len(layers)} layers could not be mapped to an FX node "
+                     "(kept apart, not guessed)")
+    return Profile(backend=NAME, device=device, versions=dict(versions), layers=attributed,
+                   unattributed=unattributed, end_to_end=end_to_end, mode="tensorrt", notes=tuple(notes))
+
+
+def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str], *, runs: int,
+                       node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
+                       versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
+                       notes: Iterable[str] = ()) -> Profile:
+    """A :class:`Profile` from the texts the C++ runtime gives: ``get_layer_info()`` JSON and trex/perfetto traces.
+
+    ``runs`` is the number of forward calls since profiling was (re)enabled: the traces hold totals over them.
+    """
+    notes = list(notes)
+    timings = {sub: _trace_records(text, runs, sub, notes) for sub, text in traces.items()}
+    return profile_from_records(layer_infos, timings, node_modules=node_modules, end_to_end=end_to_end,
+                                device=device, versions=versions, post_to_pre=post_to_pre, notes=notes)
+
+
+# -- end-to-end timing -------------------------------------------------------------------------------------------------
+def time_runs(fn: Callable[[], Any], runs: int, synchronize: Callable[[], None] | None = None) -> list[float]:
+    """Wall-clock milliseconds of ``runs`` calls, each bracketed by ``synchronize`` (device work included)."""
+    sync = synchronize or (lambda: None)
+    times = []
+    for _ in range(runs):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile of sorted values (numpy's default method)."""
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summarize_ms(times_ms: Sequence[float]) -> EndToEnd:
+    """Median, 10th and 90th percentile of per-run latencies.
+
+    >>> summarize_ms([float(ms) for ms in range(11)])
+    EndToEnd(median_ms=5.0, p10_ms=1.0, p90_ms=9.0, runs=11)
+    """
+    if not times_ms:
+        raise ValueError("no timings to summarize")
+    ordered = sorted(float(t) for t in times_ms)
+    return EndToEnd(median_ms=statistics.median(ordered), p10_ms=_quantile(ordered, 0.1),
+                    p90_ms=_quantile(ordered, 0.9), runs=len(ordered))
+
+
+# -- FX bookkeeping ---------------------------------------------------------------------------------------------------
+def map_post_to_pre(graph_module: torch.fx.GraphModule, pre_names: Collection[str]) -> dict[str, str]:
+    """Post-decomposition node name -> the pre-decomposition node it came from, via ``meta["from_node"]``.
+
+    The nearest ancestor whose name is in ``pre_names`` wins; nodes with no such ancestor are left out.
+    """
+    known = set(pre_names)
+    out: dict[str, str] = {}
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        frontier = list(reversed(node.meta.get("from_node") or []))
+        seen = 0
+        while frontier and seen < 10_000:
+            source = frontier.pop(0)
+            seen += 1
+            name = getattr(source, "name", None)
+            if name in known:
+                out[node.name] = name
+                break
+            frontier.extend(reversed(getattr(source, "from_node", None) or []))
+    return out
+
+
+def _node_modules(explorer: Explorer) -> dict[str, str]:
+    return {name: info.module for name, info in explorer.nodes.items() if info.kind == "call_function"}
+
+
+def _to_device(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to_device(v, device) for v in value)
+    if isinstance(value, list):
+        return [_to_device(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
+# -- the backend ------------------------------------------------------------------------------------------------------
+@dataclass
+class TensorRTHandle:
+    """What :meth:`TensorRTBackend.compile` keeps for profiling: the module and each engine's layer information."""
+
+    module: torch.nn.Module  #: the compiled fx.GraphModule returned by ``dynamo.compile``
+    engines: tuple[str, ...]  #: ``_run_on_acc_N`` submodule names, in graph order
+    layer_info: dict[str, str]  #: submodule -> ``get_layer_info()`` JSON (DETAILED)
+    runtime: str  #: "cpp" or "python"
+    logging_dir: str  #: the Debugger's folder (``torch_tensorrt_logging.log``, engine profiles)
+    fallback: tuple[str, ...] = ()  #: ``_run_on_gpu_N`` submodules that run in PyTorch
+    post_to_pre: dict[str, str] = field(default_factory=dict)  #: post- -> pre-decomposition node names
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def _load() -> SimpleNamespace:
+    """torch_tensorrt and tensorrt, or BackendUnavailable naming what to install and that a CUDA GPU is needed."""
+    try:
+        torch_tensorrt = require("torch_tensorrt", EXTRA)
+        trt = require("tensorrt", EXTRA)
+    except BackendUnavailable as err:
+        raise BackendUnavailable(f"the TensorRT backend needs torch_tensorrt with TensorRT and a CUDA GPU: {err}") from err
+    except Exception as err:  # torch_tensorrt's import runs native checks that can fail many ways
+        raise BackendUnavailable(
+            f"the TensorRT backend needs torch_tensorrt with TensorRT ({install_hint(EXTRA)}) and a CUDA GPU: "
+            f"importing it failed with {type(err).__name__}: {err}"
+        ) from err
+    return SimpleNamespace(torch_tensorrt=torch_tensorrt, tensorrt=trt)
+
+
+def _cuda_device(device: str | torch.device | None) -> str:
+    if device is None or str(device) == "cuda":
+        return f"cuda:{torch.cuda.current_device()}"
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        raise BackendUnavailable(f"TensorRT builds engines for CUDA devices only; got device {str(device)!r}")
+    return str(dev)
+
+
+def _versions(mods: SimpleNamespace) -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "torch_tensorrt": str(getattr(mods.torch_tensorrt, "__version__", "unknown")),
+        "tensorrt": str(getattr(mods.tensorrt, "__version__", "unknown")),
+        "cuda": str(torch.version.cuda or "unknown"),
+    }
+
+
+def _enable_trace(module: Any, directory: Path) -> None:
+    """C++ runtime: a fresh ``TRTEngineProfiler`` (totals restart) writing traces into ``directory``."""
+    module.enable_profiling(profiling_results_dir=str(directory), profile_format="trex")
+
+
+def _attach_profiler(module: Any, profiler: Any) -> None:
+    """Python runtime: make ``profiler`` the execution context's IProfiler.
+
+    2.10-2.12 ``PythonTorchTensorRTModule.enable_profiling(profiler)`` sets it only when the context has none,
+    so the caller disables profiling first (a fresh context). 2.13+ drives the Python ``TRTEngine`` through
+    ``TorchTensorRTModule``; its ``enable_profiling()`` keeps a profiler already on the context.
+    """
+    if "profiler" in inspect.signature(module.enable_profiling).parameters:
+        module.enable_profiling(profiler=profiler)
+    else:
+        module.get_engine().context.profiler = profiler
+        module.enable_profiling()
+
+
+class TensorRTBackend:
+    """Torch-TensorRT: compile a plan's settings into engines, then per-layer dtypes and latency per FX node."""
+
+    name = NAME
+
+    def availability(self) -> tuple[bool, str]:
+        """(True, "") where torch_tensorrt, tensorrt and a CUDA device are all present; else False and why."""
+        try:
+            _load()
+        except BackendUnavailable as err:
+            return False, str(err)
+        if not torch.cuda.is_available():
+            return False, (f"the TensorRT backend needs a CUDA GPU; torch.cuda.is_available() is False here "
+                           f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
+                           f"torch_tensorrt itself is installed ({install_hint(EXTRA)})")
+        return True, ""
+
+    def _require(self) -> SimpleNamespace:
+        mods = _load()
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(self.availability()[1])
+        return mods
+
+    def compile(self, explorer: Explorer, settings: Settings, device: str, **options: Any) -> Compiled:
+        """Build the engines for ``settings``; raises BackendUnavailable where TensorRT or CUDA is missing.
+
+        Options: ``use_python_runtime`` (bool), ``log_level`` (the Debugger's, default "info"),
+        ``logging_dir`` (default: a new temporary folder), and any ``dynamo.compile`` option by name.
+        """
+        mods = self._require()
+        ttrt = mods.torch_tensorrt
+        device = _cuda_device(device)
+        use_python = bool(options.pop("use_python_runtime", False))
+        log_level = str(options.pop("log_level", "info"))
+        logging_dir = str(options.pop("logging_dir", None) or tempfile.mkdtemp(prefix="mixprec_trt_"))
+        version = str(getattr(ttrt, "__version__", "(installed)"))
+        signature = inspect.signature(ttrt.dynamo.compile)
+        runtime = choose_runtime(
+            use_python,
+            cpp_available=bool(ttrt.ENABLED_FEATURES.torch_tensorrt_runtime),
+            separate_python_module=hasattr(importlib.import_module("torch_tensorrt.dynamo.runtime"),
+                                           "PythonTorchTensorRTModule"),
+        )
+        notes = list(runtime.notes) + list(settings.warnings())
+        batches = explorer.extensions.get("calibration_batches")
+        loader = None
+        if settings.enable_autocast and batches:
+            loader = build_calibration_dataloader(batches, device)
+            notes.append(f"calibration: {len(batches)} batches passed as autocast_calibration_dataloader")
+        elif settings.enable_autocast:
+            notes.append("no calibration batches (explorer.calibrate was not called): autocast's range and "
+                         "reduction-depth rules are inactive")
+        inputs = _to_device(tuple(explorer.example_inputs), device)
+        kwargs, gated = build_compile_kwargs(settings, signature, version=version, inputs=inputs,
+                                             device=torch.device(device), calibration=loader,
+                                             pass_python_runtime=runtime.pass_python_runtime, options=options)
+        notes.extend(gated)
+        # Torch-TensorRT mutates the program it compiles (autocast rewrites, nn_module_stack pops): use a copy.
+        from torch.export.passes import move_to_device_pass
+
+        ep = move_to_device_pass(copy.deepcopy(explorer.exported_program), device)
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_EXPLICIT_TYPING_WARNING, category=DeprecationWarning)
+                with ttrt.dynamo.Debugger(**debugger_kwargs(runtime.kind, logging_dir, log_level)):
+                    module = ttrt.dynamo.compile(ep, **kwargs)
+        except Exception as err:
+            if hasattr(err, "add_note"):  # Python 3.11+
+                err.add_note(f"Torch-TensorRT's log of this compile: {Path(logging_dir) / 'torch_tensorrt_logging.log'}")
+            raise
+        compile_s = time.perf_counter() - start
+        children = [name for name, _ in module.named_children()]
+        engines = tuple(n for n in children if ACC_PREFIX in n)  # compile_module's own test
+        fallback = tuple(n for n in children if "_run_on_gpu" in n)
+        layer_info = {}
+        for name in engines:
+            sub = getattr(module, name)
+            layer_info[name] = sub.get_layer_info()
+            sub.disable_profiling()  # the Debugger left it on; profile() turns it on around its own runs
+        notes.append(f"built {len(engines)} TensorRT engine(s) ({', '.join(engines) or 'none'}); "
+                     f"{len(fallback)} submodule(s) run in PyTorch" + (f" ({', '.join(fallback)})" if fallback else ""))
+        handle = TensorRTHandle(module=module, engines=engines, layer_info=layer_info, runtime=runtime.kind,
+                                logging_dir=logging_dir, fallback=fallback,
+                                post_to_pre=self._post_to_pre(explorer, ttrt, notes), versions=_versions(mods))
+        from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
+
+        shapes, input_dtypes = describe_inputs(explorer.example_inputs)
+        key = CacheKey(model_fingerprint=fingerprint_program(explorer.exported_program), settings=settings,
+                       input_shapes=shapes, backend=NAME, device=device,
+                       options=tuple(sorted((k, repr(v)) for k, v in
+                                            {**options, "use_python_runtime": use_python}.items())),
+                       plan_digest=fingerprint_plan(explorer.plan(settings)), input_dtypes=input_dtypes)
+        return Compiled(key=key, backend=NAME, device=device, settings=settings, compile_s=compile_s,
+                        handle=handle, notes=tuple(notes))
+
+    @staticmethod
+    def _post_to_pre(explorer: Explorer, ttrt: Any, notes: list[str]) -> dict[str, str]:
+        """Decompose a copy with Torch-TensorRT's table to learn which pre-decomposition node each op came from."""
+        try:
+            table = importlib.import_module("torch_tensorrt.dynamo.lowering").get_decompositions()
+            decomposed = copy.deepcopy(explorer.exported_program).run_decompositions(table)
+            return map_post_to_pre(decomposed.graph_module, _node_modules(explorer))
+        except Exception as err:  # best effort: attribution then goes by module path alone
+            notes.append(f"could not map post-decomposition node names ({type(err).__name__}: {err}); "
+                         "layers are attributed by module path")
+            return {}
+
+    def profile(self, explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...], runs: int,
+                warmup: int) -> Profile:
+        """Per-layer datatypes and latency of every engine, then end-to-end latency with profiling off."""
+        mods = self._require()
+        handle = compiled.handle
+        if not isinstance(handle, TensorRTHandle):
+            raise TypeError(f"not a TensorRT compile (handle is {type(handle).__name__})")
+        runs, warmup = max(1, int(runs)), max(0, int(warmup))
+        device = compiled.device
+        args = _to_device(tuple(inputs) if inputs else tuple(explorer.example_inputs), device)
+        module = handle.module
+        engines = [(name, getattr(module, name)) for name in handle.engines]
+
+        def forward() -> Any:
+            return module(*args)
+
+        def sync() -> None:
+            torch.cuda.synchronize(device)
+
+        source = "the C++ runtime's trex trace" if handle.runtime == "cpp" else "a tensorrt.IProfiler (median)"
+        notes: list[str] = [f"layer latency per run from {source} over {runs} runs after {warmup} warm-up runs; "
+                            "end-to-end timed with profiling off"]
+        with torch.no_grad():
+            for _, sub in engines:
+                sub.disable_profiling()
+            time_runs(forward, warmup, sync)
+            if handle.runtime == "cpp":
+                trace_dir = Path(tempfile.mkdtemp(prefix="profile_", dir=handle.logging_dir))
+                for _, sub in engines:
+                    _enable_trace(sub, trace_dir)
+                time_runs(forward, runs, sync)
+                for _, sub in engines:
+                    sub.disable_profiling()
+                traces = read_trace_dir(trace_dir, handle.engines)
+                timings = {sub: _trace_records(text, runs, sub, notes) for sub, text in traces.items()}
+            else:
+                profiler_cls = _profiler_class(mods.tensorrt)
+                profilers = {}
+                for name, sub in engines:
+                    sub.disable_profiling()
+                    profilers[name] = profiler_cls()
+                    _attach_profiler(sub, profilers[name])
+                time_runs(forward, runs, sync)
+                for _, sub in engines:
+                    sub.disable_profiling()
+                timings = {name: p.records() for name, p in profilers.items()}
+            time_runs(forward, max(1, warmup), sync)  # fresh execution contexts after disable_profiling
+            end_to_end = summarize_ms(time_runs(forward, runs, sync))
+        return profile_from_records(
+            handle.layer_info, timings, node_modules=_node_modules(explorer), end_to_end=end_to_end,
+            device=torch.cuda.get_device_name(torch.device(device)), versions=handle.versions,
+            post_to_pre=handle.post_to_pre, notes=notes,
+        )
