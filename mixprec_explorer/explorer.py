@@ -372,6 +372,38 @@ class Explorer:
 
     show = widget
 
+    # -- which nodes matter ------------------------------------------------------------------------------
+    def sensitivity(self, inputs: Sequence[Any] | None = None, metric: str = "rel_l2", **options: Any):
+        """Per node and module: error when only it runs low, and error removed when only it stays FP32."""
+        from .sensitivity import compute_sensitivity
+
+        result = compute_sensitivity(self, inputs, metric, **options)
+        self.extensions["sensitivity"] = result
+        return result
+
+    def search(self, inputs: Sequence[Any] | None = None, budget: float = 1e-2, metric: str = "rel_l2",
+               objective: str = "latency", **options: Any):
+        """Fastest exclusions within ``budget``; loads them into ``settings`` (see :mod:`mixprec_explorer.search`)."""
+        from .search import run_search
+
+        result = run_search(self, inputs, budget, metric, objective, **options)
+        self.extensions["search"] = result
+        return result
+
+    def frontier(self, inputs: Sequence[Any] | None = None, **options: Any):
+        """A sweep of plans from all-low to all-FP32 with latency and error; ``.figure()`` draws it."""
+        from .frontier import compute_frontier
+
+        result = compute_frontier(self, inputs, **options)
+        self.extensions["frontier"] = result
+        return result
+
+    def compare(self, plan_a: Any, plan_b: Any, **options: Any):
+        """Per-node changes between two plans or Settings (dtype, and latency/error where given)."""
+        from .frontier import compare_plans
+
+        return compare_plans(self, plan_a, plan_b, **options)
+
     def __repr__(self) -> str:
         calls = sum(1 for i in self.nodes.values() if i.kind == "call_function")
         return f"<Explorer {calls} ops, {len(self.modules)} modules, {self.plan()!r}>"

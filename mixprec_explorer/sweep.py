@@ -1,0 +1,109 @@
+"""Sweeps that outgrow one GPU: compile and time many plans in parallel, on local GPUs or a Ray cluster.
+
+Each task rebuilds an Explorer from the saved ExportedProgram inside its own process (one per GPU)
+or Ray task (``num_gpus=1`` where the cluster has GPUs), so a crash stays in that worker.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .explorer import Explorer
+
+_GPU_QUEUE: Any = None
+
+
+def _pack(explorer: Explorer, inputs: tuple[Any, ...]) -> bytes:
+    buffer = io.BytesIO()
+    torch.export.save(explorer.exported_program, buffer)
+    return buffer.getvalue()
+
+
+def measure_plan(program: bytes, inputs: tuple[Any, ...], settings_json: str, backend: str, runs: int,
+                 options: dict[str, Any]) -> dict[str, Any]:
+    """Compile, time and check one plan in this process; returns plain numbers (picklable)."""
+    from .explorer import Explorer
+
+    ep = torch.export.load(io.BytesIO(program))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ex = Explorer(ep, inputs)
+    settings = Settings.from_json(settings_json)
+    compiled = ex.compile(settings, backend=backend, device=device, isolate=False, **options)
+    profile = ex.profile(compiled, inputs=inputs, runs=runs)
+    acc = ex.accuracy(compiled, inputs=inputs)
+    return {"latency_ms": profile.end_to_end.median_ms, "rel_l2_error": acc.rel_l2_error,
+            "backend": compiled.backend, "device": profile.device, "pid": os.getpid(),
+            "gpu": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+
+
+def _init_worker(queue: Any) -> None:
+    gpu = queue.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+
+
+def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence[Any] | None = None,
+              backend: str = "auto", executor: str | None = "local", runs: int = 20, progress: bool = True,
+              **options: Any) -> list[dict[str, Any]]:
+    """Measure every settings' plan; results in input order.
+
+    ``executor``: "local" (one process per local GPU, or one on CPU), "ray" (``ray.init()`` is
+    called if no cluster is connected; needs ``pip install "mixprec-explorer[ray]"``), or "serial"/None
+    (in this process's worker path, one after another).
+    """
+    args = tuple(inputs) if inputs is not None else explorer.example_inputs
+    program = _pack(explorer, args)
+    docs = [s.to_json() for s in settings]
+    cpu_args = tuple(a.cpu() if isinstance(a, torch.Tensor) else a for a in args)
+    from .sensitivity import _progress
+
+    bar = _progress(len(docs), progress)
+    if executor in (None, "serial"):
+        out = []
+        for doc in docs:
+            out.append(measure_plan(program, cpu_args, doc, backend, runs, options))
+            bar(1)
+        bar(0, close=True)
+        return out
+    if executor == "ray":
+        from ._optional import require
+
+        ray = require("ray", "ray")
+        if not ray.is_initialized():
+            ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(num_gpus=gpus)(measure_plan)
+        ref = ray.put(program)
+        futures = [task.remote(ref, cpu_args, doc, backend, runs, options) for doc in docs]
+        out = []
+        for future in futures:
+            out.append(ray.get(future))
+            bar(1)
+        bar(0, close=True)
+        return out
+    if executor != "local":
+        raise ValueError(f"executor must be 'local', 'ray', 'serial' or None, got {executor!r}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    for gpu in range(count) if count else [None]:
+        queue.put(gpu)
+    with ProcessPoolExecutor(max_workers=max(count, 1), mp_context=ctx, initializer=_init_worker,
+                             initargs=(queue,)) as pool:
+        futures = [pool.submit(measure_plan, program, cpu_args, doc, backend, runs, options) for doc in docs]
+        out = []
+        for future in futures:
+            out.append(future.result())
+            bar(1)
+    bar(0, close=True)
+    return out
