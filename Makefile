@@ -8,6 +8,8 @@ VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
 JUPYTER_ARGS ?=
+# JupyterLab refuses to start as root unless told; CI machines and containers run as root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 export VENV PYTHON
 
 .PHONY: help setup demo test report clean
@@ -25,7 +27,7 @@ demo: setup
 	@echo "No browser? Get the same view as a standalone HTML page with:"
 	@echo "    $(VENV)/bin/mixprec-explorer report example --out report.html"
 	@echo
-	$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb $(JUPYTER_ARGS)
+	$(VENV)/bin/jupyter lab notebooks/01_quickstart.ipynb $(ALLOW_ROOT) $(JUPYTER_ARGS)
 
 test:
 	bash scripts/setup_env.sh --browser

@@ -90,8 +90,9 @@ def main() -> None:
     machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
                f"Python {platform.python_version()}, torch {torch.__version__}")
     try:
-        import model_explorer  # noqa: F401
         from importlib.metadata import version
+
+        import model_explorer  # noqa: F401
 
         machine += f", ai-edge-model-explorer {version('ai-edge-model-explorer')}"
     except ImportError:

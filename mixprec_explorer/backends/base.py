@@ -29,6 +29,8 @@ class CacheKey:
     backend: str
     device: str
     options: tuple[tuple[str, Any], ...] = ()
+    plan_digest: str = ""  #: hash of the plan's (node, dtype, accumulation, rule): settings + calibration as compiled
+    input_dtypes: tuple[str, ...] = ()  #: dtype names of the example inputs, beside their shapes
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Profile:
     end_to_end: EndToEnd  #: whole-model latency with profiling switched off
     mode: str = ""  #: backend mode ("eager", "compiled", "tensorrt")
     notes: tuple[str, ...] = ()
+    profiled_run_ms: float | None = None  #: median wall time of one profiled run (profiler and ranges on), if known
 
     def node_latency_ms(self) -> dict[str, float]:
         """Latency per FX node; a fused layer's time is split evenly over its nodes."""
@@ -80,6 +83,12 @@ class Profile:
     def layer_sum_ms(self) -> float:
         """Sum of per-layer latencies (attributed and not), to set against end-to-end."""
         return sum(x.latency_ms or 0.0 for x in (*self.layers, *self.unattributed))
+
+    @property
+    def layer_sum_ratio(self) -> float | None:
+        """``layer_sum_ms`` over the end-to-end median (about 1 when time is counted once); None without timing."""
+        median = self.end_to_end.median_ms
+        return self.layer_sum_ms / median if median and median > 0 else None
 
 
 class Backend(Protocol):

@@ -1,0 +1,151 @@
+"""Figure benchmark: graph figure build, in-place recolour, payload size, and the widget's click latency.
+
+Run: ``python benchmarks/bench_figure.py [--quick] [--runs N] [--markdown FILE]``. Prints one table; every time
+is the median of several runs on this machine (CPU only; the browser's rendering is not included).
+
+- build, cold: ``build_figure`` with no cached layout (layered layout + hover text + figure), ms
+- build, warm: the same with the layout cached (what a re-draw after a settings change costs), ms
+- recolour: ``recolor(fig, ...)`` of a go.Figure and of a FigureWidget for a changed plan (plan itself excluded), ms
+- payload: ``len(fig.to_json())``, the bytes a notebook or the HTML report ships, MB
+- click: a FigureWidget click on a node of a 2,000-node graph, handled as in the browser: toggle the module's
+  exclusion + re-plan + recolour + summary/details panels, ms
+
+Targets (issue 3): a 10,000-node graph draws in < 2 s and recolours in < 100 ms; a click takes < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import plotly
+import plotly.graph_objects as go
+import torch
+
+from mixprec_explorer import Explorer, Settings
+from mixprec_explorer.examples import layer_stack
+from mixprec_explorer.viz.graph import build_figure, clear_caches, recolor
+
+TARGETS = {"build_10k_s": 2.0, "recolor_10k_ms": 100.0, "click_2k_ms": 50.0}
+
+
+def median_s(fn: Callable[[], object], runs: int, setup: Callable[[], object] | None = None) -> float:
+    """Median wall time of ``fn`` in seconds; ``setup`` runs untimed before each call."""
+    times = []
+    for _ in range(runs):
+        if setup is not None:
+            setup()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def autocast(ex: Explorer) -> None:
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16, use_fp32_acc=True)
+
+
+def bench_size(nodes: int, runs: int) -> dict[str, float]:
+    start = time.perf_counter()
+    ex = Explorer(*layer_stack(nodes))
+    capture_s = time.perf_counter() - start
+    autocast(ex)
+    ex.plan()
+    cold = median_s(lambda: build_figure(ex), max(1, runs // 2), setup=clear_caches)
+    warm = median_s(lambda: build_figure(ex), runs)
+    fig = build_figure(ex)
+    fw = go.FigureWidget(fig)
+    modules = [m for m in ex.modules if m]
+    plans = []
+    for i in range(runs):  # distinct plans, computed before timing: only the recolour is measured
+        ex.exclude(modules[(i * 7) % len(modules)])
+        plans.append(ex.plan())
+    it = iter(plans * 2)
+    recolour = median_s(lambda: recolor(fig, ex, next(it)), runs)
+    it = iter(plans * 2)
+    recolour_fw = median_s(lambda: recolor(fw, ex, next(it)), runs)
+    return {
+        "points": len(fig.data[1].x),
+        "capture_s": capture_s,
+        "build_cold_ms": cold * 1e3,
+        "build_warm_ms": warm * 1e3,
+        "recolor_ms": recolour * 1e3,
+        "recolor_fw_ms": recolour_fw * 1e3,
+        "payload_mb": len(fig.to_json()) / 1e6,
+        "trace": fig.data[1].type,
+    }
+
+
+def bench_click(nodes: int, runs: int) -> dict[str, float]:
+    from plotly.callbacks import Points
+
+    from mixprec_explorer.widget.app import WidgetApp
+
+    ex = Explorer(*layer_stack(nodes))
+    autocast(ex)
+    app = WidgetApp(ex)
+    trace = app.node_trace
+    targets = [n for n, i in ex.nodes.items() if i.kind == "call_function" and i.module][: runs * 2]
+
+    def click(name: str) -> None:
+        i = app.point_index(name)
+        trace._dispatch_on_click(Points(point_inds=[i], xs=[trace.x[i]], ys=[trace.y[i]], trace_name="nodes",
+                                        trace_index=1), None)
+
+    it = iter(targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        click_s = median_s(lambda: click(next(it)), runs)
+    assert not app.errors, app.errors
+    assert len(ex.settings.autocast_excluded_nodes) == runs
+    return {"points": len(trace.x), "click_ms": click_s * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 and 1,000 nodes only (skips the 10k capture)")
+    parser.add_argument("--runs", type=int, default=7, help="runs per median (default 7)")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    sizes = (100, 1000) if args.quick else (100, 1000, 10000)
+
+    rows = [(n, bench_size(n, args.runs)) for n in sizes]
+    click = bench_click(2000, args.runs)
+
+    lines = [
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, plotly {plotly.__version__}",
+        f"medians of {args.runs} runs (cold builds: {max(1, args.runs // 2)})",
+        "",
+        "| nodes | points | trace | capture (s) | build cold (ms) | build warm (ms) | recolour Figure (ms) "
+        "| recolour FigureWidget (ms) | payload (MB) |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, r in rows:
+        lines.append(f"| {n:,} | {r['points']:,} | {r['trace']} | {r['capture_s']:.1f} | {r['build_cold_ms']:.0f} "
+                     f"| {r['build_warm_ms']:.0f} | {r['recolor_ms']:.1f} | {r['recolor_fw_ms']:.1f} "
+                     f"| {r['payload_mb']:.2f} |")
+    lines += ["", f"click on a {click['points']:,}-point graph (toggle + re-plan + recolour + panels): "
+                  f"{click['click_ms']:.1f} ms"]
+    checks = [("click < 50 ms", click["click_ms"] < TARGETS["click_2k_ms"])]
+    big = dict(rows).get(10000)
+    if big is not None:
+        checks = [("10k build < 2 s", big["build_cold_ms"] / 1e3 < TARGETS["build_10k_s"]),
+                  ("10k recolour < 100 ms", max(big["recolor_ms"], big["recolor_fw_ms"]) < TARGETS["recolor_10k_ms"]),
+                  *checks]
+    lines.append("targets: " + ", ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks))
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n", encoding="utf-8")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Accuracy: what a precision choice costs against the FP32 reference, i.e. the exported model run as given.
+
+Both outputs are cast to FP32 before they are compared. Metrics are then computed in float64. The per-node
+errors (relative L2 of each FX node's output against the same node in the reference) come from the PyTorch
+backend's copy of the graph, whichever backend compiled the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+if TYPE_CHECKING:
+    from .backends.base import Compiled
+    from .explorer import Explorer
+
+__all__ = ["AccuracyReport", "collect_outputs", "compare_outputs", "measure_accuracy", "node_errors", "rel_l2"]
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """Error of a compiled plan's outputs against the FP32 reference, over all output elements together."""
+
+    max_abs_error: float  #: max |out - ref|
+    mean_abs_error: float  #: mean |out - ref|
+    rel_l2_error: float  #: ||out - ref||_2 / ||ref||_2 (0 when both are zero, inf when only ref is)
+    cosine_similarity: float  #: <out, ref> / (||out|| ||ref||), in [-1, 1] (1 when both are zero)
+    sqnr_db: float  #: 10 log10(sum ref^2 / sum (out - ref)^2) in dB; inf when identical
+    top1_agreement: float | None  #: share of rows whose argmax over the last dim agrees (first output, last dim > 1)
+    numel: int  #: output elements compared
+    nonfinite: int  #: NaN or inf elements in the compiled outputs (the metrics above are then NaN or inf)
+    per_node_rel_l2: dict[str, float] | None = field(default=None, compare=False, hash=False)
+    #: FX node -> relative L2 error of its output (per_node=True only; from the PyTorch backend's graph)
+    backend: str = ""  #: backend that produced the outputs
+    notes: tuple[str, ...] = ()
+
+
+def _leaves(value: Any) -> list[torch.Tensor]:
+    return [x for x in pytree.tree_leaves(value) if isinstance(x, torch.Tensor)]
+
+
+def _fp32(value: Any) -> Any:
+    """Every tensor in ``value`` detached, on the CPU, floats cast to FP32."""
+    return pytree.tree_map(
+        lambda x: (x.detach().float() if x.is_floating_point() else x.detach()).cpu()
+        if isinstance(x, torch.Tensor) else x, value)
+
+
+def rel_l2(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref||_2 / ||ref||_2 in float64 (0.0 when both are zero, inf when only ``ref`` is zero)."""
+    a, b = out.detach().double().flatten(), ref.detach().double().flatten()
+    num, den = torch.linalg.vector_norm(a - b).item(), torch.linalg.vector_norm(b).item()
+    if den == 0:
+        return 0.0 if num == 0 else math.inf
+    return num / den
+
+
+def _top1(out: torch.Tensor, ref: torch.Tensor) -> float | None:
+    if ref.dim() < 1 or ref.shape[-1] <= 1 or not ref.is_floating_point() or ref.numel() == 0:
+        return None
+    width = ref.shape[-1]
+    agree = out.reshape(-1, width).argmax(-1) == ref.reshape(-1, width).argmax(-1)
+    return float(agree.double().mean())
+
+
+def compare_outputs(reference: Any, outputs: Any, *, per_node: dict[str, float] | None = None, backend: str = "",
+                    notes: Sequence[str] = ()) -> AccuracyReport:
+    """Metrics of ``outputs`` against ``reference`` (tensors or nested tuples/lists/dicts of them, same structure).
+
+    Raises ValueError if the numbers or shapes of the tensors differ.
+
+    >>> r = compare_outputs(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
+    >>> (r.max_abs_error, r.mean_abs_error)
+    (0.5, 0.25)
+    """
+    refs, outs = _leaves(_fp32(reference)), _leaves(_fp32(outputs))
+    if len(refs) != len(outs):
+        raise ValueError(f"the reference has {len(refs)} output tensors, the compiled plan {len(outs)}")
+    for index, (r, o) in enumerate(zip(refs, outs)):
+        if r.shape != o.shape:
+            raise ValueError(f"output {index}: shape {tuple(o.shape)} differs from the reference's {tuple(r.shape)}")
+    if not refs:
+        raise ValueError("no output tensors to compare")
+    ref = torch.cat([r.double().flatten() for r in refs])
+    out = torch.cat([o.double().flatten() for o in outs])
+    err = out - ref
+    numel = int(ref.numel())
+    abs_err = err.abs()
+    err_sq, ref_sq = float((err * err).sum()), float((ref * ref).sum())
+    norm_ref, norm_out = math.sqrt(ref_sq), float(torch.linalg.vector_norm(out))
+    if norm_ref == 0 or norm_out == 0:
+        cosine = 1.0 if norm_ref == norm_out else 0.0
+    else:
+        cosine = float(torch.dot(out, ref)) / (norm_ref * norm_out)
+    if err_sq == 0:
+        sqnr = math.inf
+    elif ref_sq == 0:
+        sqnr = -math.inf
+    else:
+        sqnr = 10.0 * math.log10(ref_sq / err_sq) if math.isfinite(err_sq) else -math.inf
+    if math.isnan(err_sq):
+        sqnr = math.nan
+    return AccuracyReport(
+        max_abs_error=float(abs_err.max()) if numel else 0.0,
+        mean_abs_error=float(abs_err.mean()) if numel else 0.0,
+        rel_l2_error=rel_l2(out, ref),
+        cosine_similarity=max(-1.0, min(1.0, cosine)) if math.isfinite(cosine) else cosine,
+        sqnr_db=sqnr,
+        top1_agreement=_top1(outs[0], refs[0]),
+        numel=numel,
+        nonfinite=int((~torch.isfinite(out)).sum()),
+        per_node_rel_l2=per_node,
+        backend=backend,
+        notes=tuple(notes),
+    )
+
+
+def node_errors(reference: torch.fx.GraphModule, planned: torch.fx.GraphModule,
+                flat_inputs: Sequence[Any]) -> dict[str, float]:
+    """Relative L2 error of each original node's output in ``planned`` against the same node in ``reference``.
+
+    Both graphs run node by node in step, so only live values are held. Nodes whose first outputs are not
+    floating-point tensors of the same shape are left out.
+    """
+    from .backends.torch_backend import OWNER, RESULT, iter_node_values
+
+    names = {n.name for n in reference.graph.nodes}
+    ref_steps = iter_node_values(reference, flat_inputs)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for node, value in iter_node_values(planned, flat_inputs):
+            owner = node.meta.get(OWNER)
+            if not node.meta.get(RESULT) or owner not in names:
+                continue
+            for ref_node, ref_value in ref_steps:
+                if ref_node.name != owner:
+                    continue
+                got, want = _leaves(value), _leaves(ref_value)
+                if got and want and got[0].is_floating_point() and want[0].is_floating_point() \
+                        and got[0].shape == want[0].shape:
+                    out[owner] = rel_l2(got[0].float(), want[0].float())
+                break
+    return out
+
+
+def collect_outputs(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any], per_node: bool
+                    ) -> tuple[Any, Any, dict[str, float] | None, list[str]]:
+    """(reference outputs, compiled outputs, per-node errors or None, notes), run where ``compiled`` lives."""
+    from .backends import _run_here
+    from .backends.torch_backend import apply_plan, flatten_inputs, load_module, to_device
+
+    device = compiled.device
+    notes: list[str] = []
+    reference = load_module(explorer.exported_program, device)
+    args = to_device(tuple(inputs), device)
+    with torch.no_grad():
+        ref_out = _fp32(reference(*args))
+    out = _fp32(_run_here(explorer, compiled, tuple(inputs)))
+    errors = None
+    if per_node:
+        program = compiled.handle
+        planned = getattr(program, "planned", None)
+        if planned is None:
+            planned = apply_plan(explorer.exported_program, explorer.plan(compiled.settings), device=device)
+            notes.append("per-node errors are from the PyTorch backend's copy of the plan, not from the "
+                         f"{compiled.backend} build")
+        errors = node_errors(reference, planned.module, flatten_inputs(args))
+    return ref_out, out, errors, notes
+
+
+def measure_accuracy(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any] | Any | None = None,
+                     per_node: bool = False, *, timeout_s: float | None = None) -> AccuracyReport:
+    """Error of a compiled plan against the FP32 reference on ``inputs`` (default: the example inputs).
+
+    Runs where the compiled plan lives (the worker process by default; WorkerCrashed if it dies). With
+    ``per_node`` it also fills ``per_node_rel_l2`` for the graph overlay.
+    """
+    from .backends import COMPILED, EXPLORER, _inputs, dispatch
+
+    ref, out, errors, notes = dispatch(explorer, compiled, "mixprec_explorer.accuracy:collect_outputs", EXPLORER,
+                                       COMPILED, _inputs(explorer, inputs), per_node, timeout_s=timeout_s,
+                                       what="accuracy run in the worker")
+    return compare_outputs(ref, out, per_node=errors, backend=compiled.backend, notes=notes)

@@ -1,0 +1,131 @@
+"""A standalone HTML report: the graph, the summary, the settings and the plan table in one offline file."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import plotly.io as pio
+
+from .. import dtypes
+from ..settings import write_atomic
+from .charts import build_latency_chart
+from .graph import build_figure
+
+if TYPE_CHECKING:
+    from ..explorer import Explorer
+    from ..settings import Settings
+
+__all__ = ["render_html", "save_html"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
+.meta { color: #666; font-size: 13px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 12px; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 5px; }
+.warn { color: #8a4b00; }
+"""
+
+_CONFIG = {"scrollZoom": True, "displaylogo": False, "responsive": True}
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _swatch(name: str) -> str:
+    return f'<span class="swatch" style="background:{dtypes.PALETTE.get(name, dtypes.PALETTE["other"])}"></span>'
+
+
+def _summary_table(explorer: Explorer, plan: Any) -> str:
+    rows = "".join(
+        f"<tr><td>{_swatch(k)}{_e(k)}</td><td class=num>{int(v['nodes'])}</td>"
+        f"<td class=num>{v['flops_share']:.1%}</td></tr>"
+        for k, v in sorted(explorer.summary(plan).items(), key=lambda kv: -kv[1]["flops_share"]))
+    return f"<table><tr><th>precision</th><th>nodes</th><th>share of FLOPs</th></tr>{rows}</table>"
+
+
+def _exclusions(settings: Settings) -> str:
+    items = [f"<li><code>{_e(p)}</code> (module-path regex)</li>" for p in sorted(settings.autocast_excluded_nodes)]
+    items += [f"<li><code>{_e(o)}</code> (op)</li>" for o in sorted(settings.autocast_excluded_ops)]
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>none</p>"
+
+
+def _plan_table(explorer: Explorer, plan: Any, profile: Any) -> str:
+    latency = profile.node_latency_ms() if profile is not None else {}
+    measured = profile.node_dtypes() if profile is not None else {}
+    extra = "<th>measured</th><th>latency (ms)</th>" if profile is not None else ""
+    head = (f"<tr><th>node</th><th>op</th><th>module</th><th>dtype</th><th>accumulate</th><th>rule</th>"
+            f"<th>reason</th>{extra}</tr>")
+    body = []
+    for r in plan:
+        shown = "removed" if r.rule == "removed" else \
+            dtypes.display_name(r.dtype) if r.dtype is not None else "TensorRT decides"
+        acc = dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype is not None else ""
+        cells = (f"<td>{_e(r.name)}</td><td>{_e(r.op.replace('torch.ops.', ''))}</td><td>{_e(r.module or '(root)')}</td>"
+                 f"<td>{_swatch(shown)}{_e(shown)}</td><td>{_e(acc)}</td><td>{_e(r.rule)}</td><td>{_e(r.reason)}</td>")
+        if profile is not None:
+            got = dtypes.display_name(measured[r.name]) if r.name in measured else ""
+            ms = f"{latency[r.name]:.4g}" if r.name in latency else ""
+            cells += f"<td>{_e(got)}</td><td class=num>{ms}</td>"
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def render_html(explorer: Explorer, *, settings: Settings | None = None, color_by: str = "precision",
+                group_by_module: int | None = None, profile: Any = None, accuracy: Any = None,
+                title: str | None = None) -> str:
+    """The report as one HTML string with plotly.js inlined (opens offline, no server)."""
+    from .. import __version__
+
+    s = settings if settings is not None else explorer.settings
+    plan = explorer.plan(s)
+    profile = profile if profile is not None else explorer.extensions.get("profile")
+    fig = build_figure(explorer, settings=s, color_by=color_by, group_by_module=group_by_module,
+                       profile=profile, accuracy=accuracy, plan=plan)
+    graph = pio.to_html(fig, full_html=False, include_plotlyjs=True, config=_CONFIG, div_id="mixprec-graph")
+    chart = ""
+    if profile is not None:
+        chart_fig = build_latency_chart(profile)
+        chart = "<h2>Measured latency per layer</h2>" + pio.to_html(
+            chart_fig, full_html=False, include_plotlyjs=False, config=_CONFIG, div_id="mixprec-latency")
+    warnings = explorer.check_settings(s)
+    warn = "".join(f"<li class=warn>{_e(w)}</li>" for w in warnings)
+    heading = title or f"Mixed-precision plan: {len(plan)} nodes"
+    stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(heading)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{_e(heading)}</h1>
+<p class="meta">mixprec_explorer {_e(__version__)} · written {_e(stamp)} · predicted by Torch-TensorRT's
+rule-based autocast rules{' · measured on ' + _e(profile.device) if profile is not None else ''}</p>
+<h2>Summary</h2>
+{_summary_table(explorer, plan)}
+<h2>Exclusions in force</h2>
+{_exclusions(s)}
+{f'<h2>Warnings</h2><ul>{warn}</ul>' if warn else ''}
+<h2>Graph</h2>
+<p class="meta">Hover a node for its op, module, shapes, dtype and the rule that decided it. Scroll to zoom,
+drag to pan, double-click to see the whole graph.</p>
+{graph}
+{chart}
+<h2>Settings</h2>
+<pre>{_e(s.to_json())}</pre>
+<pre>{_e(s.to_python())}</pre>
+<h2>Plan</h2>
+{_plan_table(explorer, plan, profile)}
+</body></html>
+"""
+
+
+def save_html(explorer: Explorer, path: str | os.PathLike[str], **options: Any) -> Path:
+    """Write :func:`render_html` to ``path`` atomically; returns the path. Options as for :func:`render_html`."""
+    return write_atomic(path, render_html(explorer, **options))

@@ -1,0 +1,152 @@
+"""The backend registry and template: availability, "auto", the compile cache, and Explorer's compile/profile."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+import torch
+from _models import MLP
+
+from mixprec_explorer import BackendUnavailable, Explorer, Settings
+from mixprec_explorer import backends as B
+from mixprec_explorer.backends.base import Compiled, Profile
+from mixprec_explorer.backends.fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
+from mixprec_explorer.examples import reference_autocast_model
+
+FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None
+
+
+@pytest.fixture
+def ex() -> Explorer:
+    return Explorer(*reference_autocast_model())
+
+
+@pytest.fixture
+def scratch_backend():
+    """Register names for one test and remove them afterwards."""
+    names = []
+
+    def register(name, target, **kwargs):
+        names.append(name)
+        B.register_backend(name, target, **kwargs)
+
+    yield register
+    for name in names:
+        B._REGISTRY.pop(name, None)
+        B._INSTANCES.pop(name, None)
+        B._AVAILABILITY.pop(name, None)
+
+
+def test_torch_is_always_available():
+    status = B.available_backends()
+    assert status["torch"] == (True, "")
+    assert set(status) >= {"torch", "tensorrt"}
+
+
+@pytest.mark.skipif(HAS_TRT, reason="torch_tensorrt is installed here")
+def test_tensorrt_is_unavailable_with_an_install_hint():
+    ok, reason = B.available_backends()["tensorrt"]
+    assert not ok
+    assert 'pip install "mixprec-explorer[tensorrt]"' in reason
+    with pytest.raises(BackendUnavailable, match=r"mixprec-explorer\[tensorrt\]"):
+        B.get_backend("tensorrt")
+
+
+def test_a_broken_backend_module_is_listed_not_raised(scratch_backend):
+    scratch_backend("broken", "mixprec_explorer.backends.no_such_module:Nothing", extra="tensorrt")
+    scratch_backend("missing_lib", "mixprec_explorer.backends.torch_backend:TorchBackend",
+                    requires=("no_such_library_xyz",), extra="tensorrt")
+    status = B.available_backends()
+    assert status["broken"][0] is False and "ModuleNotFoundError" in status["broken"][1]
+    assert "no_such_library_xyz is not installed" in status["missing_lib"][1]
+    assert "pip install" in status["broken"][1] and "pip install" in status["missing_lib"][1]
+    with pytest.raises(BackendUnavailable, match="broken"):
+        B.get_backend("broken")
+
+
+def test_unknown_backend_name():
+    with pytest.raises(BackendUnavailable, match="no backend named 'nope'"):
+        B.choose_backend("nope")
+
+
+@pytest.mark.skipif(HAS_TRT, reason="torch_tensorrt is installed here")
+def test_auto_picks_torch_here_and_says_so(ex, capsys):
+    name, note = B.choose_backend("auto")
+    assert name == "torch" and "chose 'torch'" in note and "tensorrt unavailable" in note
+    compiled = B.compile_plan(ex, FP16, backend="auto", isolate=False, use_cache=False)
+    assert compiled.backend == "torch" and compiled.device == "cpu"
+    assert compiled.notes[0].startswith("backend='auto' chose 'torch'")
+    assert "chose 'torch'" in capsys.readouterr().err
+
+
+def test_auto_prefers_the_first_usable_backend(monkeypatch, scratch_backend):
+    scratch_backend("first", "mixprec_explorer.backends.torch_backend:TorchBackend")
+    monkeypatch.setattr(B, "AUTO_ORDER", ("missing_one", "first", "torch"))
+    name, note = B.choose_backend("auto")
+    assert name == "first" and "missing_one unavailable" in note
+
+
+def test_cache_returns_the_same_compiled_at_once(ex):
+    B.clear_cache()
+    first = B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=False)
+    start = time.perf_counter()
+    again = B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=False)
+    assert again is first and time.perf_counter() - start < 0.05
+    assert ex.compile(FP16, backend="torch", isolate=False, progress=False) is first
+    other = B.compile_plan(ex, FP16.replace(use_fp32_acc=True), backend="torch", isolate=False, progress=False)
+    assert other is not first and other.key != first.key
+    assert B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=False, use_cache=False) is not first
+
+
+def test_cache_key_covers_model_plan_inputs_device_and_options(ex):
+    key = B.cache_key(ex, FP16, "torch", "cpu", {"mode": "eager"})
+    assert key == B.cache_key(ex, FP16, "torch", "cpu", {"mode": "eager"})
+    assert key.input_shapes == ((1, 10),) and key.input_dtypes == ("float32",)
+    assert key != B.cache_key(ex, FP16, "torch", "cuda:0", {"mode": "eager"})
+    assert key != B.cache_key(ex, FP16, "torch", "cpu", {"mode": "compiled"})
+    # calibration changes the plan under the same settings, so the key changes with it
+    ex.calibrate([(torch.randn(1, 10) * 1000,)])
+    calibrated = B.cache_key(ex, FP16, "torch", "cpu", {"mode": "eager"})
+    assert calibrated.plan_digest != key.plan_digest and calibrated.model_fingerprint == key.model_fingerprint
+    other = Explorer(*reference_autocast_model())
+    with torch.no_grad():
+        other.exported_program.state_dict["linear1.weight"].add_(1.0)
+    other_fp = fingerprint_program(other.exported_program)
+    assert other_fp != key.model_fingerprint  # weights are part of the fingerprint
+    assert fingerprint_plan(ex.plan(FP16)) == fingerprint_plan(ex.plan(FP16))
+    assert describe_inputs((torch.zeros(2, 3, dtype=torch.float16), 4)) == (((2, 3), ()), ("float16", "int"))
+
+
+def test_default_device_and_settings(ex):
+    compiled = B.compile_plan(ex, backend="torch", isolate=False, progress=False)
+    assert compiled.settings == ex.settings
+    assert compiled.device == ("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def test_explorer_compile_profile_through_the_worker(ex):
+    compiled = ex.compile(FP16, backend="torch", progress=False)
+    assert isinstance(compiled, Compiled) and isinstance(compiled.handle, B.WorkerHandle)
+    assert compiled.key.backend == "torch" and compiled.compile_s > 0
+    profile = ex.profile(compiled, runs=3, warmup=1, progress=False)
+    assert isinstance(profile, Profile) and ex.extensions["profile"] is profile
+    assert [layer.name for layer in profile.layers] == ["linear", "linear_1", "linear_2"]
+    assert set(profile.node_dtypes().values()) == {torch.float16}
+    assert profile.layer_sum_ratio is not None
+    outputs = B.run_compiled(ex, compiled, torch.randn(1, 10))
+    assert outputs.dtype == torch.float16 and outputs.device.type == "cpu"
+
+
+def test_progress_bar_and_in_process_profile(ex, capsys):
+    compiled = B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=True, use_cache=False)
+    profile = B.profile_compiled(ex, compiled, inputs=torch.randn(1, 10), runs=2, warmup=0, progress=True)
+    assert profile.end_to_end.runs == 2
+    assert "torch profile" in capsys.readouterr().err
+
+
+def test_backend_options_reach_the_backend():
+    model = Explorer(MLP().eval(), (torch.randn(2, 8),))
+    with pytest.raises(TypeError, match="no_such_option"):
+        B.compile_plan(model, FP16, backend="torch", isolate=False, progress=False, no_such_option=1)

@@ -1,0 +1,259 @@
+"""The notebook widget, driven in Python through the real ipywidgets and plotly FigureWidget objects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
+
+import ipywidgets as widgets  # noqa: E402
+from plotly.callbacks import InputDeviceState, Points  # noqa: E402
+
+from mixprec_explorer import Explorer, Settings  # noqa: E402
+from mixprec_explorer.dtypes import PALETTE  # noqa: E402
+from mixprec_explorer.examples import layer_stack, reference_autocast_model, reference_explicit_model  # noqa: E402
+from mixprec_explorer.viz import graph as vg  # noqa: E402
+from mixprec_explorer.widget import app as app_module  # noqa: E402
+from mixprec_explorer.widget import build_widget  # noqa: E402
+from mixprec_explorer.widget.app import WidgetApp, find_nodes  # noqa: E402
+
+FP16 = torch.float16
+
+
+def _state() -> InputDeviceState:
+    return InputDeviceState(ctrl=False, alt=False, shift=False, meta=False, button=0, buttons=1)
+
+
+def click(app: WidgetApp, name: str) -> None:
+    """A click on node ``name`` as plotly delivers it: the trace's click callbacks, with Points and state."""
+    trace = app.node_trace
+    i = app.point_index(name)
+    points = Points(point_inds=[i], xs=[trace.x[i]], ys=[trace.y[i]], trace_name=trace.name,
+                    trace_index=vg.NODES)
+    trace._dispatch_on_click(points, _state())
+
+
+def click_from_browser(app: WidgetApp, name: str) -> None:
+    """The same click as the front end sends it: a plotly_click message into the FigureWidget."""
+    fw = app.figure_widget
+    i = app.point_index(name)
+    fw._handler_js2py_pointsCallback({"new": {
+        "event_type": "plotly_click",
+        "points": {"trace_indexes": [vg.NODES], "point_indexes": [i], "xs": [fw.data[vg.NODES].x[i]],
+                   "ys": [fw.data[vg.NODES].y[i]]},
+        "device_state": {"ctrl": False, "alt": False, "shift": False, "meta": False, "button": 0, "buttons": 1},
+        "selector": None,
+    }})
+
+
+@pytest.fixture
+def app() -> WidgetApp:
+    ex = Explorer(*reference_autocast_model())
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    return WidgetApp(ex)
+
+
+def test_build_widget_returns_the_root_box_without_displaying_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[object] = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append(a))
+    ex = Explorer(*reference_autocast_model())
+    root = build_widget(ex)
+    assert isinstance(root, widgets.VBox) and isinstance(root.app, WidgetApp)
+    assert root.app.figure_widget in _descendants(root)
+    assert isinstance(ex.widget(), widgets.VBox) and isinstance(ex.show(), widgets.VBox)
+    assert shown == []
+
+
+def _descendants(box: widgets.Widget) -> list[widgets.Widget]:
+    out = [box]
+    for child in getattr(box, "children", ()):
+        out += _descendants(child)
+    return out
+
+
+@pytest.mark.parametrize("deliver", [click, click_from_browser])
+def test_click_excludes_the_module_and_recolours_in_place(app: WidgetApp, deliver) -> None:
+    fw = app.figure_widget
+    traces_before = list(fw.data)
+    x_before = fw.data[vg.NODES].x
+    i = app.point_index("linear_1")
+    assert app.point_colors()[i] == PALETTE["FP16"]
+
+    deliver(app, "linear_1")
+
+    assert app.errors == []
+    assert app.explorer.settings.autocast_excluded_nodes == {"^linear2$"}
+    assert app.explorer.plan()["linear_1"].dtype == torch.float32
+    assert app.point_colors()[i] == PALETTE["FP32"]
+    assert app.point_colors()[app.point_index("linear")] == PALETTE["FP16"]
+    assert list(fw.data) == traces_before and fw.data[vg.NODES].x is x_before  # no redraw of the figure
+    assert len(fw.data[vg.EXCLUDED].x) == 1
+    assert "^linear2$" in app.summary.value and "^linear2$" in app.status.value
+    assert "linear_1" in app.details.value and "excluded_node" in app.details.value
+
+    deliver(app, "linear_1")  # a second click includes it again
+    assert app.explorer.settings.autocast_excluded_nodes == frozenset()
+    assert app.point_colors()[i] == PALETTE["FP16"]
+
+
+def test_clicks_on_other_traces_or_no_point_do_nothing(app: WidgetApp) -> None:
+    before = app.explorer.settings
+    app.node_trace._dispatch_on_click(Points(point_inds=[], xs=[], ys=[], trace_name="nodes", trace_index=1), None)
+    app.click_point(app.point_index("x"))  # a graph input has nothing to toggle
+    assert app.explorer.settings == before and app.errors == []
+    assert "graph input" in app.status.value
+
+
+def test_click_that_catches_other_nodes_shows_the_exclusion_note() -> None:
+    ex = Explorer(*reference_explicit_model())
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex)
+    click(app, "to")  # the .to() casts live in the root module's forward: the regex is ^$
+    assert ex.settings.autocast_excluded_nodes == {"^$"}
+    assert app.last_exclusion is not None and "to_1" in app.last_exclusion.nodes
+    assert "also catches" in app.details.value and "to_1" in app.details.value
+
+
+def test_every_setting_has_a_control(app: WidgetApp) -> None:
+    ex = app.explorer
+    app.fp32_acc.value = True
+    assert ex.settings.use_fp32_acc and ex.plan()["linear"].accumulate_dtype == torch.float32
+    app.low_precision.value = torch.bfloat16
+    assert ex.settings.autocast_low_precision_type == torch.bfloat16
+    assert app.point_colors()[app.point_index("linear")] == PALETTE["BF16"]
+    app.output_threshold.value = 100.0
+    assert ex.settings.autocast_max_output_threshold == 100.0
+    app.depth_limit.value = "64"
+    assert ex.settings.autocast_max_depth_of_reduction == 64
+    app.depth_limit.value = ""
+    assert ex.settings.autocast_max_depth_of_reduction is None
+    op = "torch.ops.aten.linear.default"
+    assert app.excluded_ops.options == (("aten.linear.default (3)", op),)
+    app.excluded_ops.value = (op,)
+    assert ex.settings.autocast_excluded_ops == {op}
+    assert app.point_colors()[app.point_index("linear")] == PALETTE["FP32"]
+    app.explicit_typing.value = False  # Torch-TensorRT needs explicit typing for autocast and FP32 accumulation
+    assert (ex.settings.use_explicit_typing, ex.settings.enable_autocast, ex.settings.use_fp32_acc) == (
+        False, False, False)
+    assert app.autocast.value is False and "switched off" in app.status.value
+    assert app.point_colors()[app.point_index("linear")] == PALETTE["other"]  # weak typing: TensorRT decides
+    app.autocast.value = True
+    assert ex.settings.use_explicit_typing and app.explicit_typing.value
+    app.autocast.value = False
+    assert ex.settings.enable_autocast is False
+    assert any("no effect" in n for n in app.notes)  # the op exclusion now does nothing: said, not raised
+    assert "no effect" in app.summary.value
+    assert app.errors == []
+
+
+def test_bad_input_shows_an_error_restores_the_control_and_keeps_working(app: WidgetApp) -> None:
+    app.depth_limit.value = "deep"
+    assert len(app.errors) == 1 and "whole number" in app.errors[0]
+    assert "whole number" in app.error_area.value
+    assert app.depth_limit.value == ""  # back in step with the explorer
+    app.color_by_choice.value = "latency"  # no profile yet
+    assert "needs a profile" in app.errors[-1] and app.color_by_choice.value == "precision"
+    click(app, "linear_1")  # still works
+    assert app.explorer.settings.autocast_excluded_nodes == {"^linear2$"}
+    app.clear_errors_button.click()
+    assert app.error_area.value == "" and len(app.errors) == 2
+
+
+def test_errors_inside_click_handling_are_shown(app: WidgetApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(target: str) -> None:
+        raise RuntimeError("explorer exploded")
+
+    monkeypatch.setattr(app.explorer, "toggle", broken)
+    click(app, "linear")
+    assert app.errors and "explorer exploded" in app.errors[-1] and "explorer exploded" in app.error_area.value
+    monkeypatch.undo()
+    click(app, "linear")
+    assert app.explorer.settings.autocast_excluded_nodes == {"^linear1$"}
+
+
+def test_undo_and_redo_buttons(app: WidgetApp) -> None:
+    click(app, "linear_1")
+    assert not app.undo_button.disabled and app.redo_button.disabled
+    app.undo_button.click()
+    assert app.explorer.settings.autocast_excluded_nodes == frozenset()
+    assert app.point_colors()[app.point_index("linear_1")] == PALETTE["FP16"]
+    app.redo_button.click()
+    assert app.explorer.settings.autocast_excluded_nodes == {"^linear2$"}
+    assert app.point_colors()[app.point_index("linear_1")] == PALETTE["FP32"]
+
+
+def test_search_rings_matching_nodes(app: WidgetApp) -> None:
+    assert find_nodes(app.explorer, "linear2") == ["linear_1"]
+    assert find_nodes(app.explorer, "linear_2") == ["linear_2"]
+    assert set(find_nodes(app.explorer, "LINEAR")) == {"linear", "linear_1", "linear_2"}
+    app.search.value = "linear3"
+    ring = app.figure_widget.data[vg.HIGHLIGHT]
+    i = app.point_index("linear_2")
+    assert list(ring.x) == [app.node_trace.x[i]] and list(ring.y) == [app.node_trace.y[i]]
+    assert "linear_2" in app.details.value
+    app.find("nothing-like-this")
+    assert "no node or module matches" in app.status.value and len(app.figure_widget.data[vg.HIGHLIGHT].x) == 0
+
+
+def test_export_writes_settings_and_shows_the_compile_call(app: WidgetApp, tmp_path: Path) -> None:
+    click(app, "linear_1")
+    app.export_path.value = str(tmp_path / "s.json")
+    app.export_button.click()
+    assert app.errors == []
+    assert Settings.load(tmp_path / "s.json") == app.explorer.settings
+    assert json.loads((tmp_path / "s.json").read_text())["settings"]["autocast_excluded_nodes"] == ["^linear2$"]
+    assert "torch_tensorrt.dynamo.compile(" in app.snippet.value and "'^linear2$'" in app.snippet.value
+    app.export_format.value = "python"
+    app.export_path.value = str(tmp_path / "compile.py")
+    app.export_button.click()
+    assert "autocast_excluded_nodes={'^linear2$'}" in (tmp_path / "compile.py").read_text()
+    app.export_path.value = str(tmp_path / "no" / "\0bad")
+    app.export_button.click()
+    assert app.errors and "exporting" in app.errors[-1]
+
+
+def test_grouping_collapses_modules_and_a_click_expands_one() -> None:
+    ex = Explorer(*layer_stack(40))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex, group_by_module=2)
+    keys = list(app.node_trace.customdata)
+    assert "module:blocks.2" in keys and "linear_2" not in keys
+    app.click_point(app.point_index("module:blocks.2"))
+    keys = list(app.node_trace.customdata)
+    assert "module:blocks.2" not in keys and "linear_2" in keys and app.errors == []
+    click(app, "linear_2")  # the on_click callback survives the redraw
+    assert ex.settings.autocast_excluded_nodes == {"^blocks\\.2\\.0$"}
+    app.collapse_button.click()
+    assert "module:blocks.2" in list(app.node_trace.customdata)
+    app.group_choice.value = None
+    assert "linear_2" in list(app.node_trace.customdata) and app.errors == []
+
+
+def test_compile_button_is_disabled_with_the_reason_when_no_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "backend_status", lambda: (False, "no backend is usable: torch: broken"))
+    app = WidgetApp(Explorer(*reference_autocast_model()))
+    assert app.compile_button.disabled and "torch: broken" in app.backend_note.value
+
+
+@pytest.mark.slow
+def test_compile_and_profile_with_the_real_torch_backend(app: WidgetApp) -> None:
+    ok, reason = app_module.backend_status()
+    if not ok:
+        pytest.skip(reason)
+    app.compile_button.click()
+    assert app.errors == [], app.errors
+    assert "profiled on" in app.status.value
+    assert app.progress.layout.visibility == "hidden" and not app.compile_button.disabled
+    assert dict(app.color_by_choice.options)["latency"] == "latency"
+    assert app.chart_widget is not None and app.chart_box.layout.display is None
+    app.color_by_choice.value = "latency"
+    assert app.errors == [] and app.node_trace.marker.showscale
+    assert "measured" in app.node_trace.hovertext[app.point_index("linear")]
+    app.color_by_choice.value = "mismatch"
+    assert app.errors == []

@@ -1,0 +1,78 @@
+"""The worker process: real crashes (segfault, os._exit), timeouts and errors come back as exceptions, and the
+explorer keeps working afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mixprec_explorer import Explorer, Settings, WorkerCrashed
+from mixprec_explorer import backends as B
+from mixprec_explorer.backends.worker import Ref, get_worker
+from mixprec_explorer.examples import reference_autocast_model
+
+FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+
+
+@pytest.fixture
+def ex() -> Explorer:
+    explorer = Explorer(*reference_autocast_model())
+    explorer.settings = FP16
+    return explorer
+
+
+def _state(explorer: Explorer):
+    return (explorer.settings, explorer.can_undo, explorer.can_redo, dict(explorer.extensions),
+            explorer.plan().counts())
+
+
+@pytest.mark.parametrize(("fault", "exit_text"), [("segfault", "killed by signal SIGSEGV"),
+                                                  ("exit", "exited with status 3")])
+def test_a_crashing_worker_raises_and_the_explorer_carries_on(ex, fault, exit_text):
+    compiled = ex.compile(backend="torch", progress=False)
+    before = _state(ex)
+    old_pid = get_worker().pid
+    with pytest.raises(WorkerCrashed) as info:
+        B.compile_plan(ex, FP16.replace(use_fp32_acc=True), backend="torch", progress=False, _fault=fault)
+    message = str(info.value)
+    assert exit_text in message
+    assert f"injected fault '{fault}'" in message  # the worker's own last output
+    if fault == "segfault":
+        assert "Fatal Python error: Segmentation fault" in message  # faulthandler's report, from fd 2
+    assert _state(ex) == before
+    assert not get_worker().is_alive
+    # the next call starts a fresh worker; a compile held by the dead one is redone transparently
+    profile = ex.profile(compiled, runs=2, warmup=0, progress=False)
+    assert get_worker().pid != old_pid
+    assert any("compiled again" in note for note in profile.notes)
+    assert [layer.name for layer in profile.layers] == ["linear", "linear_1", "linear_2"]
+    assert ex.compile(backend="torch", progress=False) is compiled  # still cached
+
+
+def test_a_python_error_in_the_worker_is_reraised_and_the_worker_survives(ex):
+    ex.compile(backend="torch", progress=False)
+    pid = get_worker().pid
+    with pytest.raises(RuntimeError, match="injected failure") as info:
+        B.compile_plan(ex, FP16.replace(use_fp32_acc=True), backend="torch", progress=False, _fault="raise")
+    assert any("raised in the mixprec worker process" in note for note in getattr(info.value, "__notes__", []))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        B.compile_plan(ex, backend="torch", progress=False, mode="nope")
+    assert get_worker().pid == pid and get_worker().is_alive
+
+
+def test_a_timeout_kills_the_worker():
+    worker = get_worker()
+    with pytest.raises(WorkerCrashed, match="ran past timeout_s=0.5"):
+        worker.call("time:sleep", 30, timeout_s=0.5, what="sleeping")
+    assert not worker.is_alive
+    assert worker.call("math:hypot", 3, 4) == 5.0
+
+
+def test_missing_reference_and_bad_fault():
+    worker = get_worker()
+    with pytest.raises(KeyError, match="no compiled 'nothing'"):
+        worker.call("builtins:len", Ref("compiled", "nothing"))
+    with pytest.raises(ValueError, match="fault must be one of"):
+        worker.call("builtins:len", [], fault="melt")
+    with pytest.raises(ValueError, match="needs isolate=True"):
+        B.compile_plan(Explorer(*reference_autocast_model()), FP16, backend="torch", isolate=False, _fault="exit")
