@@ -17,7 +17,7 @@ export VENV PYTHON
 help:
 	@echo "make demo    set up .venv and open notebooks/01_quickstart.ipynb in JupyterLab"
 	@echo "make test    set up .venv (plus chromium) and run the test suite"
-	@echo "make report  write report.html for the built-in example (no browser needed)"
+	@echo "make report  write out/report.html for the built-in example (no browser needed)"
 
 setup:
 	bash scripts/setup_env.sh
@@ -34,7 +34,7 @@ test:
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 report: setup
-	$(VENV)/bin/mixprec-explorer report example --out report.html
+	$(VENV)/bin/mixprec-explorer report example --out out/report.html
 
 clean:
 	rm -rf test-artifacts .pytest_cache

@@ -25,6 +25,7 @@ for arg in "$@"; do
 done
 
 say() { printf '[setup] %s\n' "$*"; }
+has_module() { "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" 2>/dev/null; }
 
 # 1. The virtual environment.
 if [ ! -x "$VENV/bin/python" ]; then
@@ -32,10 +33,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 py="$VENV/bin/python"
-pip=("$py" -m pip --disable-pip-version-check --no-input)
+pip=("$py" -m pip --disable-pip-version-check --no-input --quiet)
 
 # 2. PyTorch first, so that nothing later resolves "torch>=2.6" to a fresh CUDA download.
-if ! "$py" -c "import torch" >/dev/null 2>&1; then
+if ! has_module torch; then
     say "installing $TORCH_SPEC"
     if ! "${pip[@]}" install "$TORCH_SPEC"; then
         say "$TORCH_SPEC is not available here; falling back to the package's own torch range"
@@ -46,7 +47,7 @@ fi
 # 3. The package (editable) with its extras; skipped when nothing it depends on changed.
 stamp="$VENV/.mixprec-setup"
 fingerprint="$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1) $EXTRAS $("$py" -c 'import sys; print(sys.version.split()[0])')"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && "$py" -c "import mixprec_explorer" >/dev/null 2>&1; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && has_module mixprec_explorer; then
     say "$VENV is up to date"
 else
     say "installing mixprec-explorer[$EXTRAS] (editable) into $VENV"
@@ -66,8 +67,13 @@ if [ "$want_browser" = 1 ]; then
         if [ "$(id -u)" = 0 ] || [ "${#sudo[@]}" -gt 0 ]; then
             say "installing Debian's chromium (apt-get)"
             export DEBIAN_FRONTEND=noninteractive
-            "${sudo[@]}" apt-get update -qq
-            "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+            for attempt in 1 2 3; do
+                if "${sudo[@]}" apt-get update -qq \
+                    && "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+                then break; fi
+                [ "$attempt" = 3 ] && { say "apt-get could not install chromium"; exit 1; }
+                say "apt-get failed (attempt $attempt); retrying in 10 s"; sleep 10
+            done
             say "chromium: $("$CHROMIUM" --version 2>/dev/null || echo missing)"
         else
             say "chromium is missing and apt-get needs root: the browser test will be skipped"

@@ -76,12 +76,12 @@ def test_edge_cases():
 def test_measure_accuracy_with_per_node_errors(isolate):
     torch.manual_seed(0)
     ex = Explorer(ResidualCNN().eval(), (torch.randn(2, 3, 8, 8),))
-    exact = ex.compile(Settings(), backend="torch", isolate=isolate, progress=False)
+    exact = ex.compile(Settings(), device="cpu", backend="torch", isolate=isolate, progress=False)
     report = ex.accuracy(exact, per_node=True)
     assert isinstance(report, AccuracyReport) and ex.extensions["accuracy"] is report
     assert report.max_abs_error == 0 and report.sqnr_db == math.inf and report.top1_agreement == 1.0
     assert set(report.per_node_rel_l2.values()) == {0.0}
-    low = ex.compile(FP16.replace(autocast_excluded_nodes={"^head$"}), backend="torch", isolate=isolate,
+    low = ex.compile(FP16.replace(autocast_excluded_nodes={"^head$"}), device="cpu", backend="torch", isolate=isolate,
                      progress=False)
     inputs = (torch.randn(2, 3, 8, 8),)
     report = measure_accuracy(ex, low, inputs, per_node=True)
@@ -125,7 +125,7 @@ def test_accuracy_is_generic_over_backends():
     try:
         torch.manual_seed(0)
         ex = Explorer(MLP().eval(), (torch.randn(3, 8),))
-        compiled = ex.compile(FP16, backend="plain", isolate=False, progress=False)
+        compiled = ex.compile(FP16, device="cpu", backend="plain", isolate=False, progress=False)
         report = ex.accuracy(compiled, per_node=True)
         assert report.backend == "plain" and 0 < report.rel_l2_error < 1e-2
         assert set(report.per_node_rel_l2) == {"linear", "relu", "linear_1"}

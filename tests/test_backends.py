@@ -76,7 +76,7 @@ def test_unknown_backend_name():
 def test_auto_picks_torch_here_and_says_so(ex, capsys):
     name, note = B.choose_backend("auto")
     assert name == "torch" and "chose 'torch'" in note and "tensorrt unavailable" in note
-    compiled = B.compile_plan(ex, FP16, backend="auto", isolate=False, use_cache=False)
+    compiled = B.compile_plan(ex, FP16, device="cpu", backend="auto", isolate=False, use_cache=False)
     assert compiled.backend == "torch" and compiled.device == "cpu"
     assert compiled.notes[0].startswith("backend='auto' chose 'torch'")
     assert "chose 'torch'" in capsys.readouterr().err
@@ -91,14 +91,14 @@ def test_auto_prefers_the_first_usable_backend(monkeypatch, scratch_backend):
 
 def test_cache_returns_the_same_compiled_at_once(ex):
     B.clear_cache()
-    first = B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=False)
+    first = B.compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False)
     start = time.perf_counter()
-    again = B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=False)
+    again = B.compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False)
     assert again is first and time.perf_counter() - start < 0.05
-    assert ex.compile(FP16, backend="torch", isolate=False, progress=False) is first
-    other = B.compile_plan(ex, FP16.replace(use_fp32_acc=True), backend="torch", isolate=False, progress=False)
+    assert ex.compile(FP16, device="cpu", backend="torch", isolate=False, progress=False) is first
+    other = B.compile_plan(ex, FP16.replace(use_fp32_acc=True), device="cpu", backend="torch", isolate=False, progress=False)
     assert other is not first and other.key != first.key
-    assert B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=False, use_cache=False) is not first
+    assert B.compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False, use_cache=False) is not first
 
 
 def test_cache_key_covers_model_plan_inputs_device_and_options(ex):
@@ -127,7 +127,7 @@ def test_default_device_and_settings(ex):
 
 
 def test_explorer_compile_profile_through_the_worker(ex):
-    compiled = ex.compile(FP16, backend="torch", progress=False)
+    compiled = ex.compile(FP16, device="cpu", backend="torch", progress=False)
     assert isinstance(compiled, Compiled) and isinstance(compiled.handle, B.WorkerHandle)
     assert compiled.key.backend == "torch" and compiled.compile_s > 0
     profile = ex.profile(compiled, runs=3, warmup=1, progress=False)
@@ -140,7 +140,7 @@ def test_explorer_compile_profile_through_the_worker(ex):
 
 
 def test_progress_bar_and_in_process_profile(ex, capsys):
-    compiled = B.compile_plan(ex, FP16, backend="torch", isolate=False, progress=True, use_cache=False)
+    compiled = B.compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=True, use_cache=False)
     profile = B.profile_compiled(ex, compiled, inputs=torch.randn(1, 10), runs=2, warmup=0, progress=True)
     assert profile.end_to_end.runs == 2
     assert "torch profile" in capsys.readouterr().err
@@ -149,4 +149,4 @@ def test_progress_bar_and_in_process_profile(ex, capsys):
 def test_backend_options_reach_the_backend():
     model = Explorer(MLP().eval(), (torch.randn(2, 8),))
     with pytest.raises(TypeError, match="no_such_option"):
-        B.compile_plan(model, FP16, backend="torch", isolate=False, progress=False, no_such_option=1)
+        B.compile_plan(model, FP16, device="cpu", backend="torch", isolate=False, progress=False, no_such_option=1)

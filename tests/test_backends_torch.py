@@ -173,7 +173,7 @@ def test_fp32_accumulation_only_for_fp16():
 def test_profile_records_observed_dtypes_and_latency(settings, one_thread):
     torch.manual_seed(0)
     ex = Explorer(Encoder().eval(), (torch.randn(2, 5, 16),))
-    compiled = compile_plan(ex, settings, backend="torch", isolate=False, progress=False)
+    compiled = compile_plan(ex, settings, device="cpu", backend="torch", isolate=False, progress=False)
     profile = profile_compiled(ex, compiled, runs=5, warmup=1, progress=False)
     plan = ex.plan(settings)
     assert profile.backend == "torch" and profile.mode == "eager" and profile.device.startswith("cpu")
@@ -190,12 +190,17 @@ def test_profile_records_observed_dtypes_and_latency(settings, one_thread):
 def test_per_node_latency_counts_each_op_once(one_thread):
     torch.manual_seed(0)
     ex = Explorer(ResidualCNN().eval(), (torch.randn(4, 3, 16, 16),))
-    compiled = compile_plan(ex, FP16, backend="torch", isolate=False, progress=False)
-    profile = profile_compiled(ex, compiled, runs=10, warmup=2, progress=False, profile_runs=6)
-    # every op sits inside its profiled run, so the parts cannot add up to more than the runs they came from
-    assert profile.layer_sum_ms <= profile.profiled_run_ms * 1.02
-    # and against end-to-end (profiling off) the sum is near 1x, not the ~2x of nested ranges counted twice
-    assert 0.25 < profile.layer_sum_ratio < 1.6, profile.notes
+    compiled = compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False)
+    ratios = []
+    for _ in range(3):  # a shared CPU makes single timings noisy; counting twice would show in every attempt
+        profile = profile_compiled(ex, compiled, runs=10, warmup=2, progress=False, profile_runs=6)
+        # every op sits inside its profiled run, so the parts cannot add up to more than the runs they came from
+        assert profile.layer_sum_ms <= profile.profiled_run_ms * 1.02
+        ratios.append(profile.layer_sum_ratio)
+        if 0.4 < ratios[-1] < 1.5:
+            break
+    # against end-to-end (profiling off) the sum is near 1x, not the ~2x of nested ranges counted twice
+    assert any(0.4 < r < 1.5 for r in ratios), (ratios, profile.notes)
     conv = next(layer for layer in profile.layers if layer.layer_type == "torch.ops.aten.conv2d.default")
     assert conv.latency_ms > 0 and "conv" in conv.tactic and conv.modules == ("conv1",)
     assert conv.extra["cast_ms"] > 0  # the input cast to FP16 is timed and charged to the conv
@@ -235,7 +240,7 @@ def test_summary_of_runs():
 
 def test_weak_typing_runs_as_given_and_says_so():
     ex = Explorer(MLP().eval(), (torch.randn(2, 8),))
-    compiled = compile_plan(ex, Settings(use_explicit_typing=False), backend="torch", isolate=False, progress=False)
+    compiled = compile_plan(ex, Settings(use_explicit_typing=False), device="cpu", backend="torch", isolate=False, progress=False)
     assert any("weak typing" in note for note in compiled.notes)
     assert compiled.handle(*ex.example_inputs).dtype == torch.float32
 
@@ -243,15 +248,15 @@ def test_weak_typing_runs_as_given_and_says_so():
 def test_unknown_mode_is_refused():
     ex = Explorer(MLP().eval(), (torch.randn(2, 8),))
     with pytest.raises(ValueError, match="mode must be one of"):
-        compile_plan(ex, FP16, backend="torch", isolate=False, progress=False, mode="jit")
+        compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False, mode="jit")
 
 
 @pytest.mark.slow
 def test_torch_compile_mode(one_thread):
     torch.manual_seed(0)
     ex = Explorer(MLP().eval(), (torch.randn(2, 8),))
-    compiled = compile_plan(ex, BF16, backend="torch", isolate=False, progress=False, mode="compiled")
-    eager = compile_plan(ex, BF16, backend="torch", isolate=False, progress=False)
+    compiled = compile_plan(ex, BF16, device="cpu", backend="torch", isolate=False, progress=False, mode="compiled")
+    eager = compile_plan(ex, BF16, device="cpu", backend="torch", isolate=False, progress=False)
     assert compiled is not eager and compiled.handle.mode == "compiled"
     out = compiled.handle(*ex.example_inputs)
     assert out.dtype == torch.bfloat16

@@ -29,11 +29,11 @@ def _state(explorer: Explorer):
 @pytest.mark.parametrize(("fault", "exit_text"), [("segfault", "killed by signal SIGSEGV"),
                                                   ("exit", "exited with status 3")])
 def test_a_crashing_worker_raises_and_the_explorer_carries_on(ex, fault, exit_text):
-    compiled = ex.compile(backend="torch", progress=False)
+    compiled = ex.compile(device="cpu", backend="torch", progress=False)
     before = _state(ex)
     old_pid = get_worker().pid
     with pytest.raises(WorkerCrashed) as info:
-        B.compile_plan(ex, FP16.replace(use_fp32_acc=True), backend="torch", progress=False, _fault=fault)
+        B.compile_plan(ex, FP16.replace(use_fp32_acc=True), device="cpu", backend="torch", progress=False, _fault=fault)
     message = str(info.value)
     assert exit_text in message
     assert f"injected fault '{fault}'" in message  # the worker's own last output
@@ -46,17 +46,17 @@ def test_a_crashing_worker_raises_and_the_explorer_carries_on(ex, fault, exit_te
     assert get_worker().pid != old_pid
     assert any("compiled again" in note for note in profile.notes)
     assert [layer.name for layer in profile.layers] == ["linear", "linear_1", "linear_2"]
-    assert ex.compile(backend="torch", progress=False) is compiled  # still cached
+    assert ex.compile(device="cpu", backend="torch", progress=False) is compiled  # still cached
 
 
 def test_a_python_error_in_the_worker_is_reraised_and_the_worker_survives(ex):
-    ex.compile(backend="torch", progress=False)
+    ex.compile(device="cpu", backend="torch", progress=False)
     pid = get_worker().pid
     with pytest.raises(RuntimeError, match="injected failure") as info:
-        B.compile_plan(ex, FP16.replace(use_fp32_acc=True), backend="torch", progress=False, _fault="raise")
+        B.compile_plan(ex, FP16.replace(use_fp32_acc=True), device="cpu", backend="torch", progress=False, _fault="raise")
     assert any("raised in the mixprec worker process" in note for note in getattr(info.value, "__notes__", []))
     with pytest.raises(ValueError, match="mode must be one of"):
-        B.compile_plan(ex, backend="torch", progress=False, mode="nope")
+        B.compile_plan(ex, device="cpu", backend="torch", progress=False, mode="nope")
     assert get_worker().pid == pid and get_worker().is_alive
 
 
@@ -75,4 +75,4 @@ def test_missing_reference_and_bad_fault():
     with pytest.raises(ValueError, match="fault must be one of"):
         worker.call("builtins:len", [], fault="melt")
     with pytest.raises(ValueError, match="needs isolate=True"):
-        B.compile_plan(Explorer(*reference_autocast_model()), FP16, backend="torch", isolate=False, _fault="exit")
+        B.compile_plan(Explorer(*reference_autocast_model()), FP16, device="cpu", backend="torch", isolate=False, _fault="exit")

@@ -254,6 +254,9 @@ class Worker:
                 self._start()
 
     def _start(self) -> None:
+        if self._log is not None:  # the previous worker's output, kept until now for its crash report
+            with contextlib.suppress(OSError):
+                self._log.unlink()
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         fd, log = tempfile.mkstemp(prefix="mixprec_worker_", suffix=".log")

@@ -47,6 +47,8 @@ __all__ = [
 COLOR_BY = ("precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch")
 #: Drawn points beyond which the figure uses WebGL (scattergl) traces.
 GL_THRESHOLD = 3000
+#: Drawn points up to which nodes are labelled with their name and module path.
+LABEL_LIMIT = 150
 #: Legend slots for colour categories (module colouring folds the rest into "other modules").
 LEGEND_SLOTS = 12
 
@@ -95,6 +97,7 @@ class GraphView:
     static_hover: tuple[str, ...]  #: the settings-independent part of each point's hover text
     sizes: np.ndarray  #: marker size, px
     symbols: tuple[str, ...]  #: marker symbol per point
+    labels: tuple[str, ...] | None = None  #: text beside each point (small graphs only)
 
     def is_group(self, index: int) -> bool:
         """True if point ``index`` is a collapsed module."""
@@ -132,17 +135,21 @@ def build_view(explorer: Explorer, group_by_module: int | None = None, expanded:
         point_of[k] = i
         for n in names:
             point_of[n] = i
-    hover, sizes, symbols = [], [], []
+    hover, sizes, symbols, labels = [], [], [], []
+    base = 16.0 if len(keys) <= LABEL_LIMIT else 12.0 if len(keys) <= GL_THRESHOLD else 9.0
     for k, names in zip(keys, mem):
         if k.startswith(GROUP_PREFIX):
-            hover.append(_group_static_hover(k[len(GROUP_PREFIX):], [nodes[n] for n in names]))
-            sizes.append(min(30.0, 14.0 + 3.0 * math.log2(len(names))))
+            path = k[len(GROUP_PREFIX):]
+            hover.append(_group_static_hover(path, [nodes[n] for n in names]))
+            sizes.append(min(2.2 * base, base + 2.0 + 3.0 * math.log2(len(names))))
             symbols.append("hexagon")
+            labels.append(f"{path} ({len(names)})")
         else:
             info = nodes[k]
             hover.append(_node_static_hover(info))
-            sizes.append(12.0 if info.kind == "call_function" else 13.0)
+            sizes.append(base if info.kind == "call_function" else base + 1)
             symbols.append(_SYMBOL_OF_KIND.get(info.kind, "circle") if not info.removed_by else "x")
+            labels.append(f"{info.name} · {info.module}" if info.module else info.name)
     view = GraphView(
         keys=keys, members=mem,
         x=np.array([lay.positions[k][0] for k in keys], dtype=float),
@@ -150,6 +157,7 @@ def build_view(explorer: Explorer, group_by_module: int | None = None, expanded:
         edge_x=lay.edge_x, edge_y=lay.edge_y, layers=lay.layers,
         group_by_module=group_by_module, expanded=key[1], point_of=point_of,
         static_hover=tuple(hover), sizes=np.array(sizes), symbols=tuple(symbols),
+        labels=tuple(labels) if len(keys) <= LABEL_LIMIT else None,
     )
     if len(cache) > 16:
         cache.pop(next(iter(cache)))
@@ -528,7 +536,9 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
     traces: list[Any] = [
         kind(x=view.edge_x, y=view.edge_y, mode="lines", name="edges", hoverinfo="skip", showlegend=False,
              line={"color": "#B8B8B8", "width": 1}),
-        kind(x=view.x, y=view.y, mode="markers", name="nodes", customdata=np.array(view.keys, dtype=object),
+        kind(x=view.x, y=view.y, mode="markers+text" if view.labels else "markers", name="nodes",
+             customdata=np.array(view.keys, dtype=object), text=list(view.labels) if view.labels else None,
+             textposition="middle right", textfont={"size": 10, "color": "#555555"},
              hovertext=_plan_hover(view, explorer, plan, ov), hoverinfo="text", showlegend=False,
              marker={"size": view.sizes, "symbol": list(view.symbols), "line": {"width": 1, "color": "#FFFFFF"},
                      "color": coloring.values, "colorscale": coloring.colorscale, "cmin": coloring.cmin,
@@ -556,7 +566,7 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
         "hovermode": "closest",
         "dragmode": "pan",
         "uirevision": "mixprec-graph",  # keep the user's zoom and pan across in-place updates
-        "xaxis": {"visible": False},
+        "xaxis": {"visible": False, "range": _x_range(view)},
         "yaxis": {"visible": False, **({"range": [-rows + 0.5, 0.7]} if view.layers > rows else {})},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0, "font": {"size": 11}},
         "title": {"font": {"size": 13}, "y": 0.99, "yanchor": "top"},
@@ -596,13 +606,14 @@ def _apply(fig: go.Figure, view: GraphView, explorer: Explorer, plan: PrecisionP
         if coloring.colorbar is not None:
             nodes.marker.colorbar = coloring.colorbar
         if hovertext is not None:
-            nodes.hovertext = hovertext
+            nodes.hovertext = np.array(hovertext, dtype=object)  # an array is taken whole, a list item by item
         for index, (points, ring) in marks.items():
             trace = fig.data[index]
             trace.x = view.x[points]
             trace.y = view.y[points]
             size = view.sizes[points]
-            trace.marker.size = size + (9 if index == EXCLUDED else 7 if index == MIXED else -5)
+            trace.marker.size = size + 9 if index == EXCLUDED else size + 7 if index == MIXED else np.maximum(
+                4.0, 0.4 * size)
             if index == MIXED:
                 trace.marker.color = ring
         for slot in range(LEGEND_SLOTS):

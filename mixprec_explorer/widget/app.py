@@ -20,11 +20,12 @@ import torch
 from .. import dtypes
 from ..errors import SettingsError
 from ..viz.graph import COLOR_BY, NODES, OverlayUnavailable, build_figure, build_view, highlight, node_errors, recolor
-from ..viz.layout import GROUP_PREFIX
+from ..viz.layout import GROUP_PREFIX, without_gc
 
 if TYPE_CHECKING:
     from ..explorer import Exclusion, Explorer
     from ..policy import PrecisionPlan
+    from ..settings import Settings
     from ..viz.graph import GraphView
 
 __all__ = ["WidgetApp", "backend_status", "build_widget", "find_nodes"]
@@ -117,6 +118,7 @@ class WidgetApp:
         self.last_exclusion: Exclusion | None = None
         self.errors: list[str] = []  #: every error a callback raised, oldest first
         self._error_html: list[str] = []
+        self._check_cache: dict[Settings, list[str]] = {}
         self.notes: list[str] = []  #: warnings from the last settings change
         self._syncing = False
         self._build_controls()
@@ -308,10 +310,15 @@ class WidgetApp:
 
     def _apply(self, change: Callable[[], Any]) -> Any:
         """Run a change of the explorer's settings, keeping its warnings as notes rather than losing them."""
+        from ..explorer import SettingsWarning
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = change()
         self.notes = [str(w.message) for w in caught]
+        # assigning settings already ran check_settings and warned each finding: remember them
+        self._check_cache[self.explorer.settings] = [str(w.message) for w in caught
+                                                     if issubclass(w.category, SettingsWarning)]
         return result
 
     @_guarded("changing a setting")
@@ -384,13 +391,22 @@ class WidgetApp:
         s = self.explorer.settings
         excl = [f"<code>{_e(p)}</code>" for p in sorted(s.autocast_excluded_nodes)]
         excl += [f"<code>{_e(o.replace('torch.ops.', ''))}</code> (op)" for o in sorted(s.autocast_excluded_ops)]
-        warn = list(dict.fromkeys([*self.notes, *self.explorer.check_settings()]))
+        warn = list(dict.fromkeys([*self.notes, *self._checks(s)]))
         out = ("<table style='font-size:12px'><tr><th>precision</th><th>nodes</th><th>FLOPs</th></tr>"
                f"{rows}</table><div style='font-size:12px'>Exclusions in force: "
                + (", ".join(excl) if excl else "none") + "</div>")
         if warn:
             out += "".join(f"<div style='font-size:12px;color:#8a4b00'>&#9888; {_e(w)}</div>" for w in warn)
         return out
+
+    def _checks(self, settings: Settings) -> list[str]:
+        """``explorer.check_settings`` for these settings, remembered (it walks the whole graph)."""
+        found = self._check_cache.get(settings)
+        if found is None:
+            found = self._check_cache[settings] = self.explorer.check_settings(settings)
+            if len(self._check_cache) > 64:
+                self._check_cache.pop(next(iter(self._check_cache)))
+        return found
 
     def _details_html(self, plan: PrecisionPlan) -> str:
         key = self.selected
@@ -429,6 +445,7 @@ class WidgetApp:
             self.click_point(points.point_inds[0])
 
     @_guarded("clicking a node")
+    @without_gc
     def click_point(self, index: int) -> None:
         """What a click on point ``index`` does: expand a collapsed module, else toggle the node's module exclusion."""
         view = self.view
