@@ -54,7 +54,8 @@ def test_figure_is_valid_plotly_with_one_edge_trace_and_one_node_trace(ex: Explo
     fig = build_figure(ex)
     go.Figure(fig.to_dict())  # full validation of every property
     edges, nodes = fig.data[vg.EDGES], fig.data[vg.NODES]
-    assert edges.mode == "lines" and nodes.mode == "markers"
+    assert edges.mode == "lines" and nodes.mode == "markers+text"  # small graphs are labelled
+    assert "linear_1 · linear2" in nodes.text
     assert list(nodes.customdata) == list(ex.graph.nodes)
     assert np.isnan(np.asarray(edges.x, dtype=float)).sum() == ex.graph.number_of_edges()
     assert edges.hoverinfo == "skip" and nodes.hoverinfo == "text"
@@ -233,7 +234,13 @@ def test_modules_collapse_expand_and_show_their_precision_mix(stack: Explorer) -
 def test_large_graphs_switch_to_webgl(stack: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
     assert build_figure(stack).data[vg.NODES].type == "scatter"
     monkeypatch.setattr(vg, "GL_THRESHOLD", 50)
-    fig = build_figure(stack)
+    monkeypatch.setattr(vg, "LABEL_LIMIT", 50)
+    vg.clear_caches()
+    try:
+        fig = build_figure(stack)
+    finally:
+        vg.clear_caches()
+    assert fig.data[vg.NODES].mode == "markers"  # no labels past LABEL_LIMIT points
     assert fig.data[vg.NODES].type == "scattergl" and fig.data[vg.EDGES].type == "scattergl"
     go.Figure(fig.to_dict())
     stack.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)

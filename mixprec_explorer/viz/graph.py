@@ -512,6 +512,16 @@ def _title(explorer: Explorer, plan: PrecisionPlan, view: GraphView, color_by: s
     return f"{len(plan)} nodes ({counts}) · coloured by {color_by}{grouped}"
 
 
+def _x_range(view: GraphView) -> list[float]:
+    """Keep about 40 px per layout unit: a narrow graph is not stretched across the whole width."""
+    if not len(view):
+        return [-1.0, 1.0]
+    lo, hi = float(view.x.min()), float(view.x.max())
+    half = max((hi - lo) / 2 + 1.0, 12.0)
+    centre = (lo + hi) / 2 + (half * 0.35 if view.labels else 0.0)  # room for labels on the right
+    return [centre - half, centre + half]
+
+
 @without_gc
 def build_figure(explorer: Explorer, settings: Settings | None = None, color_by: str = "precision",
                  group_by_module: int | None = None, expanded: Iterable[str] = (), profile: Any = None,

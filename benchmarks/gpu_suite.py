@@ -1,0 +1,200 @@
+"""GPU suite: ResNet-50 and a BERT-base-sized encoder under five precision plans, measured end to end.
+
+Run on a CUDA machine: ``python benchmarks/gpu_suite.py [--models resnet50,encoder] [--out DIR]``.
+``--small`` runs tiny models on CPU (the test suite does). Prints one table per model; writes
+``gpu_suite.md`` (the tables), ``gpu_suite.json`` (every figure) and ``nodes_<model>_<config>.csv``
+(per-node latency and roofline share) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixprec_explorer import Explorer, Settings, WorkerCrashed
+from mixprec_explorer.backends import available_backends
+from mixprec_explorer.costs import MATMUL_FAMILY, op_basename
+from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
+
+
+def peak_rates(device: str) -> dict[str, float]:
+    """Measured matmul FLOP/s per dtype and copy bandwidth (bytes/s read + written) on ``device``."""
+    if device == "cpu":
+        n, reps = 512, 3
+    else:
+        n, reps = 8192, 10
+    out: dict[str, float] = {}
+    for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        _sync(device)
+        out[f"matmul_{name}_flops"] = 2 * n**3 * reps / (time.perf_counter() - start)
+    x = torch.empty(256 * 2**20 if device != "cpu" else 16 * 2**20, dtype=torch.uint8, device=device)
+    y = torch.empty_like(x)
+    y.copy_(x)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        y.copy_(x)
+    _sync(device)
+    out["copy_bytes_per_s"] = 2 * x.numel() * reps / (time.perf_counter() - start)
+    return out
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def configs(model: str) -> dict[str, Settings]:
+    """The five plans: FP32, all-FP16, all-BF16, FP16 with a few exclusions, FP16 with FP32 accumulation."""
+    fp16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    exclusions = ({"^conv1$", "^fc$"} if model == "resnet50" else {"^head$", r"^layers\.0\.self_attn$"})
+    return {
+        "FP32": Settings(),
+        "all FP16": fp16,
+        "all BF16": fp16.replace(autocast_low_precision_type=torch.bfloat16),
+        "FP16, exclusions": fp16.replace(autocast_excluded_nodes=frozenset(exclusions),
+                                         autocast_excluded_ops=frozenset({"torch.ops.aten.softmax.int"}
+                                                                         if model != "resnet50" else set())),
+        "FP16 + FP32 acc": fp16.replace(use_fp32_acc=True),
+    }
+
+
+def roofline_shares(ex: Explorer, profile: Any, plan: Any, peaks: dict[str, float]) -> list[dict[str, Any]]:
+    """Per node: achieved FLOP/s and bytes/s against the measured peaks; share = the larger of the two."""
+    rows = []
+    for node, ms in profile.node_latency_ms().items():
+        info = ex.nodes.get(node)
+        if info is None or ms <= 0:
+            continue
+        dtype = plan[node].dtype if node in plan else info.dtype
+        key = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
+        scale = (dtype.itemsize / 4) if dtype is not None and dtype.is_floating_point else 1.0
+        flops_s = info.flops / (ms / 1e3)
+        bytes_s = info.bytes_moved * scale / (ms / 1e3)
+        dense = op_basename(info.op) in MATMUL_FAMILY
+        share = max(flops_s / peaks[f"matmul_{key}_flops"] if dense else 0.0, bytes_s / peaks["copy_bytes_per_s"])
+        rows.append({"node": node, "op": info.op, "module": info.module, "dtype": str(dtype), "latency_ms": ms,
+                     "flops": info.flops, "bytes": int(info.bytes_moved * scale), "roofline_share": share})
+    return rows
+
+
+def measure(name: str, model: torch.nn.Module, inputs: tuple, device: str, modes: list[str], backends: list[str],
+            runs: int, peaks: dict[str, float], out: Path) -> list[dict[str, Any]]:
+    ex = Explorer(model, inputs)
+    rows = []
+    for backend in backends:
+        for mode in (modes if backend == "torch" else ["tensorrt"]):
+            base_ms = None
+            for label, settings in configs(name).items():
+                row: dict[str, Any] = {"model": name, "backend": backend, "mode": mode, "config": label}
+                options = {"mode": mode} if backend == "torch" else {}
+                try:
+                    start = time.perf_counter()
+                    compiled = ex.compile(settings, backend=backend, device=device, progress=False, **options)
+                    row["compile_s"] = time.perf_counter() - start
+                    profile = ex.profile(compiled, runs=runs, progress=False)
+                    acc = ex.accuracy(compiled)
+                except WorkerCrashed as err:
+                    row["error"] = f"worker crashed: {str(err).splitlines()[0]}"
+                    rows.append(row)
+                    continue
+                e2e = profile.end_to_end.median_ms
+                base_ms = e2e if label == "FP32" else base_ms
+                plan = ex.plan(settings)
+                shares = roofline_shares(ex, profile, plan, peaks)
+                weighted = (sum(r["roofline_share"] * r["latency_ms"] for r in shares)
+                            / max(sum(r["latency_ms"] for r in shares), 1e-12)) if shares else None
+                row.update({
+                    "latency_ms": e2e, "p10_ms": profile.end_to_end.p10_ms, "p90_ms": profile.end_to_end.p90_ms,
+                    "speedup": (base_ms / e2e) if base_ms else None,
+                    "layer_sum_ms": profile.layer_sum_ms, "layer_sum/e2e": profile.layer_sum_ratio,
+                    "attributed_ms": sum(profile.node_latency_ms().values()),
+                    "rel_l2": acc.rel_l2_error, "cosine": acc.cosine_similarity, "sqnr_db": acc.sqnr_db,
+                    "top1": acc.top1_agreement, "max_abs": acc.max_abs_error,
+                    "roofline_share_time_weighted": weighted,
+                    "mismatched_dtypes": sum(1 for n, d in profile.node_dtypes().items()
+                                             if n in plan and plan[n].dtype is not None and d is not None
+                                             and d != plan[n].dtype),
+                })
+                slug = f"{name}_{backend}_{mode}_{label}".replace(" ", "").replace(",", "_").replace("+", "_")
+                with (out / f"nodes_{slug}.csv").open("w", newline="") as handle:
+                    if shares:
+                        writer = csv.DictWriter(handle, fieldnames=list(shares[0]))
+                        writer.writeheader()
+                        writer.writerows(shares)
+                rows.append(row)
+                print(_fmt_row(row), flush=True)
+    return rows
+
+
+COLUMNS = ["model", "backend", "mode", "config", "compile_s", "latency_ms", "speedup", "layer_sum/e2e", "rel_l2",
+           "cosine", "sqnr_db", "top1", "roofline_share_time_weighted", "mismatched_dtypes", "error"]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _fmt_row(row: dict[str, Any]) -> str:
+    return "| " + " | ".join(_fmt(row.get(c)) for c in COLUMNS) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default="resnet50,encoder")
+    parser.add_argument("--modes", default="eager,compiled")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--small", action="store_true", help="tiny models on CPU (test-suite size)")
+    parser.add_argument("--out", default="gpu_suite_out")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda:0" if torch.cuda.is_available() and not args.small else "cpu"
+    backends = ["torch"] + (["tensorrt"] if available_backends()["tensorrt"][0] else [])
+    if args.small:
+        makers = {"resnet50": lambda: layer_stack(24, 16), "encoder": lambda: transformer_encoder(1, 2, 8, 32, 2, 64)}
+    else:
+        makers = {"resnet50": lambda: resnet50(batch=32), "encoder": lambda: transformer_encoder(batch=32, seq=128)}
+    peaks = peak_rates(device)
+    dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or "cpu")
+    header = (f"Device: {dev_name}; torch {torch.__version__}, CUDA {torch.version.cuda}; Python "
+              f"{platform.python_version()}; backends: {', '.join(backends)}; median of {args.runs} runs after "
+              f"warm-up.\nMeasured peaks: " + ", ".join(f"{k} {v:.3g}" for k, v in peaks.items()))
+    print(header, flush=True)
+    print("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS), flush=True)
+    rows = []
+    for name in args.models.split(","):
+        model, inputs = makers[name]()
+        model = model.to(device)
+        inputs = tuple(x.to(device) for x in inputs)
+        rows += measure(name, model, inputs, device, args.modes.split(","), backends, args.runs, peaks, out)
+    table = "\n".join(["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] + [_fmt_row(r) for r in rows])
+    (out / "gpu_suite.md").write_text(header + "\n\n" + table + "\n")
+    (out / "gpu_suite.json").write_text(json.dumps({"header": header, "peaks": peaks, "rows": rows}, indent=1,
+                                                   default=str))
+    ok = [r for r in rows if "latency_ms" in r]
+    if ok:
+        print(f"median layer_sum/e2e over eager rows: "
+              f"{statistics.median([r['layer_sum/e2e'] for r in ok if r['mode'] == 'eager' and r['layer_sum/e2e']] or [0]):.3g}")
+
+
+if __name__ == "__main__":
+    main()
