@@ -140,6 +140,8 @@ def measure(name: str, model: torch.nn.Module, inputs: tuple, device: str, modes
                         writer.writerows(shares)
                 rows.append(row)
                 print(_fmt_row(row), flush=True)
+                with (out / "rows.md").open("a") as handle:  # survives a run killed at its time limit
+                    handle.write(_fmt_row(row) + "\n")
     return rows
 
 

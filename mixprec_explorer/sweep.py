@@ -38,8 +38,8 @@ def measure_plan(program: bytes, inputs: tuple[Any, ...], settings_json: str, ba
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ex = Explorer(ep, inputs)
     settings = Settings.from_json(settings_json)
-    compiled = ex.compile(settings, backend=backend, device=device, isolate=False, **options)
-    profile = ex.profile(compiled, inputs=inputs, runs=runs)
+    compiled = ex.compile(settings, backend=backend, device=device, isolate=False, progress=False, **options)
+    profile = ex.profile(compiled, inputs=inputs, runs=runs, progress=False)
     acc = ex.accuracy(compiled, inputs=inputs)
     return {"latency_ms": profile.end_to_end.median_ms, "rel_l2_error": acc.rel_l2_error,
             "backend": compiled.backend, "device": profile.device, "pid": os.getpid(),

@@ -85,7 +85,10 @@ def test_excluded_and_fp32_accumulation_nodes_are_marked(ex: Explorer) -> None:
     assert excluded == {pos["linear_1"]}
     assert acc == {pos["linear"], pos["linear_2"]}
     assert fig.data[vg.EXCLUDED].marker.symbol != fig.data[vg.ACCUMULATE].marker.symbol
-    assert fig.data[vg.EXCLUDED].showlegend is not False and fig.data[vg.EXCLUDED].hoverinfo == "skip"
+    assert fig.data[vg.EXCLUDED].hoverinfo == "skip"  # clicks go through to the node
+    keys = {t.name for t in fig.data if t.visible is not False and t.showlegend is not False and t.x == (None,)}
+    assert {"excluded from autocast (kept FP32)", "FP32 accumulation"} <= keys
+    assert "module of mixed precisions (ring: 2nd precision)" not in keys  # only when modules are grouped
 
 
 def test_hover_names_everything_a_user_asks_about(ex: Explorer) -> None:

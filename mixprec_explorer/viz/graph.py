@@ -499,6 +499,17 @@ def _marks(view: GraphView, explorer: Explorer, plan: PrecisionPlan) -> dict[int
 
 
 # -- the figure ---------------------------------------------------------------------------------------------
+def _mark(index: int) -> dict[str, Any]:
+    """Marker style of an overlay trace (a fresh dict each time: figures do not share it)."""
+    return {
+        EXCLUDED: {"symbol": "square-open", "size": 20, "color": "#000000", "line": {"width": 2}},
+        ACCUMULATE: {"symbol": "diamond", "size": 7, "color": "#FFFFFF", "line": {"width": 1.5, "color": "#000000"}},
+        MIXED: {"symbol": "circle-open", "size": 22, "color": [], "line": {"width": 3}},
+    }[index]
+
+
+_MARK_NAMES = {EXCLUDED: "excluded from autocast (kept FP32)", ACCUMULATE: "FP32 accumulation",
+               MIXED: "module of mixed precisions (ring: 2nd precision)"}
 def _template() -> dict[str, Any]:
     """plotly_white as a plain dict (figures are built unvalidated, so names are not resolved for us)."""
     import plotly.io as pio
@@ -554,20 +565,22 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
                      "color": coloring.values, "colorscale": coloring.colorscale, "cmin": coloring.cmin,
                      "cmax": coloring.cmax, "showscale": coloring.colorbar is not None,
                      "colorbar": coloring.colorbar or {}}),
-        kind(x=[], y=[], mode="markers", name="excluded from autocast (kept FP32)", hoverinfo="skip",
-             legendrank=900, marker={"symbol": "square-open", "size": 20, "color": "#000000",
-                                     "line": {"width": 2, "color": "#000000"}}),
-        kind(x=[], y=[], mode="markers", name="FP32 accumulation", hoverinfo="skip", legendrank=901,
-             marker={"symbol": "diamond", "size": 7, "color": "#FFFFFF", "line": {"width": 1.5, "color": "#000000"}}),
-        kind(x=[], y=[], mode="markers", name="module of mixed precisions (ring: 2nd precision)", hoverinfo="skip",
-             legendrank=902, showlegend=view.group_by_module is not None,
-             marker={"symbol": "circle-open", "size": 22, "color": [], "line": {"width": 3}}),
+        kind(x=[], y=[], mode="markers", name="excluded", hoverinfo="skip", showlegend=False, marker=_mark(EXCLUDED)),
+        kind(x=[], y=[], mode="markers", name="fp32 accumulation", hoverinfo="skip", showlegend=False,
+             marker=_mark(ACCUMULATE)),
+        kind(x=[], y=[], mode="markers", name="mixed", hoverinfo="skip", showlegend=False, marker=_mark(MIXED)),
         kind(x=[], y=[], mode="markers", name="highlight", hoverinfo="skip", showlegend=False,
-             marker={"symbol": "circle-open", "size": 30, "color": "#000000", "line": {"width": 3}}),
+             marker={"symbol": "circle-open", "size": 34, "color": "#444444", "line": {"width": 2}}),
     ]
     traces += [go.Scatter(x=[None], y=[None], mode="markers", name=f"slot{i}", hoverinfo="skip", legendrank=i,
                           visible=False, marker={"size": 11, "symbol": "circle", "color": _GREY})
                for i in range(LEGEND_SLOTS)]
+    # keys for the marks, always in the legend (a trace without points would drop out of it)
+    traces += [go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip", legendrank=900 + i,
+                          visible=index != MIXED or view.group_by_module is not None,
+                          marker={**_mark(index), "size": 13 if index != ACCUMULATE else 9,
+                                  **({"color": _GREY} if index == MIXED else {})})
+               for i, (index, name) in enumerate(_MARK_NAMES.items())]
     rows = 36
     fig = go.Figure(data=traces, layout={
         "template": _template(),
@@ -645,4 +658,5 @@ def highlight(fig: go.Figure, explorer: Explorer, names: Iterable[str]) -> list[
     with fig.batch_update():
         fig.data[HIGHLIGHT].x = view.x[points]
         fig.data[HIGHLIGHT].y = view.y[points]
+        fig.data[HIGHLIGHT].marker.size = view.sizes[points] + 20
     return points
