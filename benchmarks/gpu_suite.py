@@ -43,6 +43,18 @@ def peak_rates(device: str) -> dict[str, float]:
             a @ b
         _sync(device)
         out[f"matmul_{name}_flops"] = 2 * n**3 * reps / (time.perf_counter() - start)
+    if device != "cpu":  # FP32 convolutions (cuDNN) and, if allowed, matmuls run as TF32 by default
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        a = torch.randn(n, n, device=device)
+        a @ a
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ a
+        _sync(device)
+        out["matmul_tf32_flops"] = 2 * n**3 * reps / (time.perf_counter() - start)
+        torch.backends.cuda.matmul.allow_tf32 = before
     x = torch.empty(256 * 2**20 if device != "cpu" else 16 * 2**20, dtype=torch.uint8, device=device)
     y = torch.empty_like(x)
     y.copy_(x)
@@ -88,7 +100,12 @@ def roofline_shares(ex: Explorer, profile: Any, plan: Any, peaks: dict[str, floa
         flops_s = info.flops / (ms / 1e3)
         bytes_s = info.bytes_moved * scale / (ms / 1e3)
         dense = op_basename(info.op) in MATMUL_FAMILY
-        share = max(flops_s / peaks[f"matmul_{key}_flops"] if dense else 0.0, bytes_s / peaks["copy_bytes_per_s"])
+        peak = peaks[f"matmul_{key}_flops"]
+        if key == "fp32" and "matmul_tf32_flops" in peaks:
+            conv = "conv" in op_basename(info.op)
+            if (conv and torch.backends.cudnn.allow_tf32) or (not conv and torch.backends.cuda.matmul.allow_tf32):
+                peak = peaks["matmul_tf32_flops"]
+        share = max(flops_s / peak if dense else 0.0, bytes_s / peaks["copy_bytes_per_s"])
         rows.append({"node": node, "op": info.op, "module": info.module, "dtype": str(dtype), "latency_ms": ms,
                      "flops": info.flops, "bytes": int(info.bytes_moved * scale), "roofline_share": share})
     return rows

@@ -169,7 +169,8 @@ def collect_outputs(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any
             planned = apply_plan(explorer.exported_program, explorer.plan(compiled.settings), device=device)
             notes.append("per-node errors are from the PyTorch backend's copy of the plan, not from the "
                          f"{compiled.backend} build")
-        errors = node_errors(reference, planned.module, flatten_inputs(args))
+        with planned.precision():
+            errors = node_errors(reference, planned.module, flatten_inputs(args))
     return ref_out, out, errors, notes
 
 

@@ -206,10 +206,14 @@ def test_per_node_latency_counts_each_op_once(one_thread):
     assert conv.extra["cast_ms"] > 0  # the input cast to FP16 is timed and charged to the conv
 
 
-def _event(name, parent=None, self_us=0.0, kernels=(), device="DeviceType.CPU", dur=0.0):
-    return SimpleNamespace(name=name, cpu_parent=parent, self_cpu_time_total=self_us, cpu_time_total=self_us,
-                           kernels=[SimpleNamespace(name=k, duration=d) for k, d in kernels], device_type=device,
-                           time_range=SimpleNamespace(elapsed_us=lambda d=dur: d))
+def _event(name, parent=None, self_us=0.0, kernels=(), device="DeviceType.CPU", dur=0.0, annotation=False):
+    event = SimpleNamespace(name=name, cpu_parent=parent, self_cpu_time_total=self_us, cpu_time_total=self_us,
+                            kernels=[SimpleNamespace(name=k, duration=d) for k, d in kernels], device_type=device,
+                            time_range=SimpleNamespace(elapsed_us=lambda d=dur: d), cpu_children=[],
+                            is_user_annotation=annotation)
+    if parent is not None:
+        parent.cpu_children.append(event)
+    return event
 
 
 def test_attribution_counts_leaf_time_once_on_cpu_and_cuda():
@@ -220,9 +224,13 @@ def test_attribution_counts_leaf_time_once_on_cpu_and_cuda():
     cast = _event("aten::_to_copy", _event(f"{NODE_RANGE}linear/cast", run), self_us=4)
     loose = _event("aten::empty", run, self_us=1)
     outside = _event("aten::zeros", None, self_us=100)
+    # as Kineto does on an H100: an internal child lists its parent's kernel again
+    echo = _event("Activity Buffer Request", inner, kernels=[("gemm_kernel", 30.0)])
     device = [_event(k, device="DeviceType.CUDA", dur=d) for k, d in
               (("gemm", 40.0), ("gemm_kernel", 30.0), ("bias", 5.0), ("stray", 7.0))]
-    events = [run, node, outer, inner, cast, loose, outside, *device]
+    # record_function ranges mirrored on the GPU timeline are annotations, not kernels
+    device.append(_event(f"{NODE_RANGE}linear/op", device="DeviceType.CUDA", dur=80.0, annotation=True))
+    events = [run, node, outer, inner, echo, cast, loose, outside, *device]
     ranged, free, kernels, orphan = attribute_events(events, 1, "cpu")
     assert ranged == {"linear/op": [12.0], "linear/cast": [4.0]}
     assert free["aten::empty"] == [1.0] and "aten::zeros" not in free

@@ -32,6 +32,7 @@ import operator
 import platform
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -81,10 +82,25 @@ class PlannedGraph:
     module: torch.fx.GraphModule  #: unlifted graph module; call it with the model's positional inputs
     device: str  #: where its weights live ("cpu", "cuda:0")
     targets: dict[str, torch.dtype]  #: classified node -> dtype its inputs are cast to
-    fp32_acc_nodes: tuple[str, ...]  #: nodes computed in FP32 and cast back to FP16
+    fp32_acc_nodes: tuple[str, ...]  #: nodes with FP32 accumulation (cast path on CPU, FP32 reduction on CUDA)
     casts_inserted: int  #: aten.to.dtype nodes inserted (before folding)
     weight_casts_folded: int  #: of those, casts of weights done once at compile time
     notes: tuple[str, ...] = ()  #: where this copy departs from the pass's bookkeeping, in words
+    fp32_reduction: bool = False  #: run with cuBLAS FP16 reduced-precision reduction off (CUDA FP32 accumulation)
+
+    @contextlib.contextmanager
+    def precision(self) -> Iterator[None]:
+        """Context every run of this graph goes through: FP32 reduction in FP16 GEMMs where the plan asks for it."""
+        if not self.fp32_reduction:
+            yield
+            return
+        flags = torch.backends.cuda.matmul
+        before = flags.allow_fp16_reduced_precision_reduction
+        flags.allow_fp16_reduced_precision_reduction = False
+        try:
+            yield
+        finally:
+            flags.allow_fp16_reduced_precision_reduction = before
 
 
 def load_module(ep: torch.export.ExportedProgram, device: str = "cpu") -> torch.fx.GraphModule:
@@ -134,6 +150,7 @@ class _Rewriter:
         self.believed: dict[Node, torch.dtype | None] = {}  # dtype the pass's re-typed metadata says
         self.targets: dict[str, torch.dtype] = {}
         self.acc_nodes: list[str] = []
+        self.acc_by_cast = True
         self.casts = 0
         self.kept_int: list[str] = []
         self.extra_casts: list[str] = []
@@ -259,7 +276,10 @@ class _Rewriter:
                     fallback = original.to(dtype)
             self.value[node] = self._run_fake(node, fallback)
             if rec is not None and rec.accumulate_dtype == torch.float32 and node.target in _ACC_TARGETS:
-                self._fp32_acc(node)
+                if self.acc_by_cast:
+                    self._fp32_acc(node)
+                elif isinstance(self.value[node], torch.Tensor) and self.value[node].dtype == torch.float16:
+                    self.acc_nodes.append(node.name)
             if isinstance(self.value[node], torch.Tensor):
                 node.meta["val"] = self.value[node]
 
@@ -353,6 +373,7 @@ def apply_plan(ep: torch.export.ExportedProgram, plan: PrecisionPlan, *, device:
     gm = load_module(ep, device)
     dropped = _drop_removed(gm)
     rewriter = _Rewriter(gm, plan, cast_non_float)
+    rewriter.acc_by_cast = torch.device(device).type != "cuda"
     rewriter.run()
     folded = _fold_weight_casts(gm) if fold_weight_casts else 0
     _drop_unread_weights(gm)
@@ -361,11 +382,16 @@ def apply_plan(ep: torch.export.ExportedProgram, plan: PrecisionPlan, *, device:
     notes = rewriter.notes()
     if dropped:
         notes.append(f"dropped {dropped} assert/detach node(s), as Torch-TensorRT's pre-lowering passes do")
-    if rewriter.acc_nodes:
+    if rewriter.acc_nodes and rewriter.acc_by_cast:
         notes.append(f"FP32 accumulation (FP16 in, FP32 matmul, FP16 out) on {_listed(rewriter.acc_nodes)}")
+    elif rewriter.acc_nodes:
+        notes.append("FP32 accumulation: FP16 GEMMs run with torch.backends.cuda.matmul."
+                     "allow_fp16_reduced_precision_reduction=False (cuBLAS reduces in FP32), as TensorRT fuses "
+                     f"its casts into an FP16-input, FP32-accumulate GEMM, on {_listed(rewriter.acc_nodes)}")
     return PlannedGraph(module=gm, device=str(device), targets=rewriter.targets,
                         fp32_acc_nodes=tuple(rewriter.acc_nodes), casts_inserted=rewriter.casts,
-                        weight_casts_folded=folded, notes=tuple(notes))
+                        weight_casts_folded=folded, notes=tuple(notes),
+                        fp32_reduction=bool(rewriter.acc_nodes) and not rewriter.acc_by_cast)
 
 
 # -- running ------------------------------------------------------------------------------------------------
@@ -491,7 +517,7 @@ class TorchProgram:
     observed: dict[tuple, dict[str, tuple[tuple, tuple]]] = field(default_factory=dict)  #: per input signature
 
     def __call__(self, *inputs: Any) -> Any:
-        with torch.no_grad():
+        with torch.no_grad(), self.planned.precision():
             return self.runner(*to_device(tuple(inputs), self.planned.device))
 
 
@@ -508,6 +534,21 @@ def _locate(event: Any) -> tuple[str | None, int | None]:
             return owner, int(name[len(RUN_RANGE):])
         current = current.cpu_parent
     return owner, None
+
+
+_RANGES = (NODE_RANGE, RUN_RANGE)
+
+
+def _own_kernel_us(event: Any) -> float:
+    """Microseconds of the kernels listed on ``event`` and not again on one of its CPU children.
+
+    Seen on an H100 with torch 2.11: Kineto's "Activity Buffer Request" event, a child of ``aten::addmm``,
+    lists the same GEMM kernel as its parent; counting both doubled the layer sum.
+    """
+    own = Counter((k.name, round(float(k.duration), 3)) for k in event.kernels)
+    for child in getattr(event, "cpu_children", ()) or ():
+        own -= Counter((k.name, round(float(k.duration), 3)) for k in child.kernels)
+    return float(sum(duration * count for (_, duration), count in own.items()))
 
 
 def attribute_events(events: Sequence[Any], runs: int, device_type: str
@@ -530,11 +571,13 @@ def attribute_events(events: Sequence[Any], runs: int, device_type: str
             if index < runs:
                 loose.setdefault(RUN_WALL, [0.0] * runs)[index] = float(event.cpu_time_total)
         if str(getattr(event, "device_type", "CPU")).rsplit(".", 1)[-1] != "CPU":
-            total_device += event.time_range.elapsed_us() if cuda else 0.0
+            # Kineto mirrors record_function ranges onto the GPU timeline as user annotations: not kernels
+            if cuda and not getattr(event, "is_user_annotation", False) and not event.name.startswith(_RANGES):
+                total_device += event.time_range.elapsed_us()
             continue
         name = event.name
         if cuda:
-            value = float(sum(k.duration for k in event.kernels))
+            value = _own_kernel_us(event)
             linked += value
         elif name.startswith(NODE_RANGE) or name.startswith(RUN_RANGE):
             value = 0.0
@@ -611,7 +654,7 @@ class TorchBackend:
         if mode == "compiled":
             report_progress("torch.compile (Inductor) and a first run")
             runner = torch.compile(planned.module, **(compile_options or {}))
-            with torch.no_grad():
+            with torch.no_grad(), planned.precision():
                 runner(*to_device(tuple(explorer.example_inputs), device))
             _synchronizer(device)()
         program = TorchProgram(planned=planned, mode=mode, runner=runner)
@@ -635,7 +678,7 @@ class TorchBackend:
         runs, warmup = max(1, int(runs)), max(0, int(warmup))
         n_prof = max(1, min(int(profile_runs), runs))
         signature = tuple((tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else repr(x) for x in flat)
-        with torch.no_grad():
+        with torch.no_grad(), program.planned.precision():
             if signature not in program.observed:
                 program.observed[signature] = observe_dtypes(program.planned.module, flat)
             observed = program.observed[signature]
