@@ -69,6 +69,7 @@ class Explorer:
         self._cursor = 0
         self._plans: OrderedDict[Settings, PrecisionPlan] = OrderedDict()
         self._last_plan: PrecisionPlan | None = None
+        self._ops: dict[str, int] | None = None
         self.extensions: dict[str, Any] = {}  #: results later layers attach (profiles, accuracy); keyed by name
 
     # -- the captured model ---------------------------------------------------------------------------
@@ -107,11 +108,14 @@ class Explorer:
 
     def ops(self) -> dict[str, int]:
         """Qualified op name -> node count, for the ops autocast classifies in this model (most common first)."""
+        if self._ops is not None:
+            return dict(self._ops)
         counts: dict[str, int] = {}
         for info in self.nodes.values():
             if info.kind == "call_function" and not info.removed_by and not is_autocast_skipped(info):
                 counts[info.op] = counts.get(info.op, 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        self._ops = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        return dict(self._ops)
 
     # -- settings and history ---------------------------------------------------------------------------
     @property

@@ -55,7 +55,7 @@ def test_figure_is_valid_plotly_with_one_edge_trace_and_one_node_trace(ex: Explo
     go.Figure(fig.to_dict())  # full validation of every property
     edges, nodes = fig.data[vg.EDGES], fig.data[vg.NODES]
     assert edges.mode == "lines" and nodes.mode == "markers+text"  # small graphs are labelled
-    assert "linear_1 · linear2" in nodes.text
+    assert "\u2003linear_1 · linear2" in nodes.text
     assert list(nodes.customdata) == list(ex.graph.nodes)
     assert np.isnan(np.asarray(edges.x, dtype=float)).sum() == ex.graph.number_of_edges()
     assert edges.hoverinfo == "skip" and nodes.hoverinfo == "text"

@@ -124,7 +124,7 @@ def test_every_setting_has_a_control(app: WidgetApp) -> None:
     ex = app.explorer
     app.fp32_acc.value = True
     assert ex.settings.use_fp32_acc and ex.plan()["linear"].accumulate_dtype == torch.float32
-    app.low_precision.value = torch.bfloat16
+    app.low_precision.value = "bfloat16"
     assert ex.settings.autocast_low_precision_type == torch.bfloat16
     assert app.point_colors()[app.point_index("linear")] == PALETTE["BF16"]
     app.output_threshold.value = 100.0
@@ -231,7 +231,7 @@ def test_grouping_collapses_modules_and_a_click_expands_one() -> None:
     assert ex.settings.autocast_excluded_nodes == {"^blocks\\.2\\.0$"}
     app.collapse_button.click()
     assert "module:blocks.2" in list(app.node_trace.customdata)
-    app.group_choice.value = None
+    app.group_choice.value = 0
     assert "linear_2" in list(app.node_trace.customdata) and app.errors == []
 
 
@@ -257,3 +257,18 @@ def test_compile_and_profile_with_the_real_torch_backend(app: WidgetApp) -> None
     assert "measured" in app.node_trace.hovertext[app.point_index("linear")]
     app.color_by_choice.value = "mismatch"
     assert app.errors == []
+    again = WidgetApp(app.explorer, color_by="latency")  # a widget made after profiling shows it at once
+    assert again.errors == [] and again.chart_widget is not None
+
+
+def test_crossing_the_webgl_threshold_replaces_the_traces_and_keeps_clicks(monkeypatch: pytest.MonkeyPatch) -> None:
+    ex = Explorer(*layer_stack(40))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex, group_by_module=1)
+    monkeypatch.setattr(vg, "GL_THRESHOLD", 30)  # grouped: fewer points (SVG); ungrouped: more (WebGL)
+    assert app.node_trace.type == "scatter"
+    app.group_choice.value = 0
+    assert app.errors == [] and app.node_trace.type == "scattergl"
+    click(app, "linear_3")
+    assert ex.settings.autocast_excluded_nodes == {"^blocks\\.3\\.0$"}
+    assert app.point_colors()[app.point_index("linear_3")] == PALETTE["FP32"]

@@ -2,7 +2,9 @@
 
 Trace order is fixed so that :func:`recolor` can update a figure (or FigureWidget) in place:
 edges, nodes, the three marker overlays (excluded, FP32 accumulation, mixed-precision module),
-the highlight ring, then legend entries. Only the node trace takes hover and clicks.
+the highlight ring, the colour legend slots, then the legend keys of the overlays. Only the node
+trace takes hover and clicks. Node colours are numbers through a stepped colourscale, so a
+recolour sends one float array instead of thousands of colour strings. Sizes are in px.
 """
 
 from __future__ import annotations
@@ -143,13 +145,13 @@ def build_view(explorer: Explorer, group_by_module: int | None = None, expanded:
             hover.append(_group_static_hover(path, [nodes[n] for n in names]))
             sizes.append(min(2.2 * base, base + 2.0 + 3.0 * math.log2(len(names))))
             symbols.append("hexagon")
-            labels.append(f"{path} ({len(names)})")
+            labels.append(f"\u2003{path} ({len(names)})")  # an em space clears the marker's rings
         else:
             info = nodes[k]
             hover.append(_node_static_hover(info))
             sizes.append(base if info.kind == "call_function" else base + 1)
             symbols.append(_SYMBOL_OF_KIND.get(info.kind, "circle") if not info.removed_by else "x")
-            labels.append(f"{info.name} · {info.module}" if info.module else info.name)
+            labels.append("\u2003" + (f"{info.name} · {info.module}" if info.module else info.name))
     view = GraphView(
         keys=keys, members=mem,
         x=np.array([lay.positions[k][0] for k in keys], dtype=float),

@@ -87,6 +87,13 @@ def find_nodes(explorer: Explorer, query: str) -> list[str]:
     return [i.name for i in nodes if low in i.name.lower() or low in i.module.lower()]
 
 
+_LOW_TYPES = {"none": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _low_name(dtype: torch.dtype | None) -> str:
+    return next(k for k, v in _LOW_TYPES.items() if v == dtype)
+
+
 def _e(value: Any) -> str:
     return html.escape(str(value))
 
@@ -123,9 +130,12 @@ class WidgetApp:
         self._syncing = False
         self._build_controls()
         self.figure_widget = go.FigureWidget(self._new_figure())
+        self.figure_widget._config = {"scrollZoom": True, "displaylogo": False}  # tall graphs: scroll to zoom
         self._wire_figure()
         self.chart_widget: go.FigureWidget | None = None  #: the latency chart, once a profile exists
         self.chart_box = widgets.VBox([], layout=widgets.Layout(display="none"))
+        if explorer.extensions.get("profile") is not None:  # profiled before the widget was made
+            self._show_chart(explorer.extensions["profile"])
         self.root = self._assemble()
         self.root.app = self  # type: ignore[attr-defined]  # reach the app from the displayed box
         self.refresh()
@@ -138,9 +148,9 @@ class WidgetApp:
         self.explicit_typing = W.Checkbox(value=s.use_explicit_typing, description="explicit typing", style=short,
                                           indent=False)
         self.autocast = W.Checkbox(value=s.enable_autocast, description="autocast", style=short, indent=False)
-        self.low_precision = W.Dropdown(options=[("none", None), ("float16", torch.float16),
-                                                 ("bfloat16", torch.bfloat16)],
-                                        value=s.autocast_low_precision_type, description="low precision",
+        # string values: a Dropdown shows a None value as an empty box
+        self.low_precision = W.Dropdown(options=[("none", "none"), ("float16", "float16"), ("bfloat16", "bfloat16")],
+                                        value=_low_name(s.autocast_low_precision_type), description="low precision",
                                         style=short, layout=W.Layout(width="200px"))
         self.fp32_acc = W.Checkbox(value=s.use_fp32_acc, description="FP32 accumulation", style=short, indent=False)
         self.output_threshold = W.FloatText(value=s.autocast_max_output_threshold, description="output threshold",
@@ -156,9 +166,9 @@ class WidgetApp:
             layout=W.Layout(width="98%"))
         self.color_by_choice = W.Dropdown(options=self._color_options(), value=self.color_by,
                                           description="colour by", style=short, layout=W.Layout(width="250px"))
-        self.group_choice = W.Dropdown(options=[("no grouping", None)] + [(f"modules at depth {d}", d)
-                                                                         for d in (1, 2, 3, 4)],
-                                       value=self.group_by_module, description="group", style=short,
+        self.group_choice = W.Dropdown(options=[("no grouping", 0)] + [(f"modules at depth {d}", d)
+                                                                      for d in (1, 2, 3, 4)],
+                                       value=self.group_by_module or 0, description="group", style=short,
                                        layout=W.Layout(width="230px"))
         self.search = W.Text(placeholder="node name or module path", description="find", style=short,
                              continuous_update=False, layout=W.Layout(width="300px"))
@@ -301,7 +311,7 @@ class WidgetApp:
         return {
             "use_explicit_typing": bool(self.explicit_typing.value),
             "enable_autocast": bool(self.autocast.value),
-            "autocast_low_precision_type": self.low_precision.value,
+            "autocast_low_precision_type": _LOW_TYPES[self.low_precision.value],
             "use_fp32_acc": bool(self.fp32_acc.value),
             "autocast_excluded_ops": frozenset(self.excluded_ops.value),
             "autocast_max_output_threshold": float(self.output_threshold.value),
@@ -352,7 +362,7 @@ class WidgetApp:
         try:
             self.explicit_typing.value = s.use_explicit_typing
             self.autocast.value = s.enable_autocast
-            self.low_precision.value = s.autocast_low_precision_type
+            self.low_precision.value = _low_name(s.autocast_low_precision_type)
             self.fp32_acc.value = s.use_fp32_acc
             self.output_threshold.value = s.autocast_max_output_threshold
             self.depth_limit.value = "" if s.autocast_max_depth_of_reduction is None \
@@ -365,7 +375,7 @@ class WidgetApp:
             self.excluded_ops.value = tuple(sorted(s.autocast_excluded_ops))
             self.color_by_choice.options = self._color_options()
             self.color_by_choice.value = self.color_by
-            self.group_choice.value = self.group_by_module
+            self.group_choice.value = self.group_by_module or 0
         finally:
             self._syncing = False
         self.undo_button.disabled = not self.explorer.can_undo
@@ -502,7 +512,7 @@ class WidgetApp:
     def _on_group(self, change: dict[str, Any]) -> None:
         if self._syncing:
             return
-        self.group_by_module = change["new"]
+        self.group_by_module = change["new"] or None
         self.expanded.clear()
         self.selected = None
         self._rebuild_figure()
