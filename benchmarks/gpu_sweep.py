@@ -12,7 +12,7 @@ import time
 import torch
 
 from mixprec_explorer import Explorer, Settings
-from mixprec_explorer.examples import layer_stack, transformer_encoder
+from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
 from mixprec_explorer.sweep import run_sweep
 
 
@@ -21,9 +21,13 @@ def main() -> None:
     parser.add_argument("--executor", default="local")
     parser.add_argument("--points", type=int, default=6)
     parser.add_argument("--small", action="store_true")
+    parser.add_argument("--model", default="resnet50", choices=["resnet50", "encoder"])
     args = parser.parse_args()
     cuda = torch.cuda.is_available() and not args.small
-    model, inputs = transformer_encoder(batch=32) if cuda else layer_stack(24, 16)
+    if not cuda:
+        model, inputs = layer_stack(24, 16)
+    else:
+        model, inputs = resnet50(batch=32) if args.model == "resnet50" else transformer_encoder(batch=32)
     ex = Explorer(model, inputs)
     low = torch.float16 if cuda else torch.bfloat16
     base = Settings(enable_autocast=True, autocast_low_precision_type=low)
