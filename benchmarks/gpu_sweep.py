@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=6)
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--model", default="resnet50", choices=["resnet50", "encoder"])
+    parser.add_argument("--mode", default="eager", choices=["eager", "compiled"])
     args = parser.parse_args()
     cuda = torch.cuda.is_available() and not args.small
     if not cuda:
@@ -35,7 +36,7 @@ def main() -> None:
     plans = [base] + [base.replace(autocast_excluded_nodes=frozenset({f"^{m.replace('.', chr(92) + '.')}$"
                                                                        for m in modules[:k]}))
                       for k in range(1, len(modules) + 1)]
-    options = {"mode": "eager", "runs": 20}
+    options = {"mode": args.mode, "runs": 20}
     timings = {}
     for executor in (args.executor, "serial"):
         start = time.perf_counter()
