@@ -72,3 +72,35 @@ def test_bad_arguments_are_named():
         run_search(fragile(), None, budget=-1, backend=None)
     with pytest.raises(SettingsError, match="unknown metric"):
         run_search(fragile(), None, budget=1, metric="max", backend=None)
+
+
+def test_confirm_compiles_on_the_backend_and_reports_measured_figures():
+    ex = fragile()
+    result = run_search(ex, None, budget=1e-2, backend="torch", isolate=False, progress=False, use_ops=False)
+    c = result.confirmed
+    assert c["backend"] == "torch"
+    assert set(c) >= {"fp32", "all_low", "chosen", "speedup_over_fp32", "share_of_all_low_speedup"}
+    assert c["chosen"]["error"] <= 1e-2 and c["fp32"]["error"] == 0.0
+    assert c["all_low"]["error"] == float("inf") or c["all_low"]["error"] > 1e-2
+    assert result.latency_source == "profile:torch"
+
+
+def test_search_aims_lower_when_the_backend_measures_more_error(monkeypatch):
+    """A backend whose kernels lose more precision than the search's forward pass (Inductor, TensorRT)."""
+    import mixprec_explorer.search as search
+
+    real = search._confirm
+
+    def pessimistic(*args, **kwargs):
+        result = real(*args, **kwargs)
+        chosen = dict(result.confirmed["chosen"])
+        chosen["error"] = max(chosen["error"] * 50, 2e-3)  # what such a backend would report
+        return search.SearchResult(**{**vars(result), "confirmed": {**result.confirmed, "chosen": chosen}})
+
+    monkeypatch.setattr(search, "_confirm", pessimistic)
+    ex = Explorer(*__import__("mixprec_explorer.examples", fromlist=["x"]).layer_stack(12))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.bfloat16)
+    result = run_search(ex, None, budget=1e-3, backend="torch", isolate=False, progress=False, use_ops=False,
+                        max_rounds=1)
+    assert any(step.action.startswith("tighten") for step in result.steps)
+    assert not result.within_budget, "still over budget after the last round, and it says so"
