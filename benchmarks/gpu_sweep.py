@@ -29,6 +29,8 @@ def main() -> None:
         model, inputs = layer_stack(24, 16)
     else:
         model, inputs = resnet50(batch=32) if args.model == "resnet50" else transformer_encoder(batch=32)
+    if cuda:  # capture on the device the plans run on: attention graphs exported on CPU may not run on CUDA
+        model, inputs = model.cuda(), tuple(x.cuda() for x in inputs)
     ex = Explorer(model, inputs)
     low = torch.float16 if cuda else torch.bfloat16
     base = Settings(enable_autocast=True, autocast_low_precision_type=low)

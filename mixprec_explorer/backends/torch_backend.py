@@ -647,6 +647,10 @@ class TorchBackend:
         planned = apply_plan(explorer.exported_program, plan, device=device, cast_non_float=cast_non_float,
                              fold_weight_casts=fold_weight_casts)
         notes = list(planned.notes)
+        captured_on = {x.device.type for x in flatten_inputs(explorer.example_inputs) if isinstance(x, torch.Tensor)}
+        if captured_on and torch.device(device).type not in captured_on:
+            notes.append(f"captured on {'/'.join(sorted(captured_on))} but compiled for {device}: strides of some "
+                         "ops (attention) differ between devices, so if a view fails, capture on the same device")
         if any(r.rule == "weak_typing" for r in plan):
             notes.append("weak typing: TensorRT would pick each layer's precision; PyTorch runs the graph as the "
                          "model types it")

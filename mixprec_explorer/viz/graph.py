@@ -1,4 +1,5 @@
-"""The graph figure: the captured graph top to bottom, nodes coloured by precision or by a measured overlay.
+"""The graph figure: the captured graph top to bottom, nodes coloured by precision, a measured overlay,
+sensitivity, or the difference from another plan.
 
 Trace order is fixed so that :func:`recolor` can update a figure (or FigureWidget) in place:
 edges, nodes, the three marker overlays (excluded, FP32 accumulation, mixed-precision module),
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..explorer import Explorer
     from ..policy import PrecisionPlan
     from ..records import NodeInfo
+    from ..sensitivity import Sensitivity
     from ..settings import Settings
 
 __all__ = [
@@ -45,8 +47,10 @@ __all__ = [
     "view_of",
 ]
 
-#: Values ``color_by`` accepts; the last four need a profile or an accuracy result.
-COLOR_BY = ("precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch")
+#: Values ``color_by`` accepts. "latency", "measured_dtype" and "mismatch" need a profile, "error" an accuracy
+#: result, "sensitivity" a sensitivity result, "changed" a plan to compare with (``compare_to=``).
+COLOR_BY = ("precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch", "sensitivity",
+            "changed")
 #: Drawn points beyond which the figure uses WebGL (scattergl) traces.
 GL_THRESHOLD = 3000
 #: Drawn points up to which nodes are labelled with their name and module path.
@@ -73,6 +77,9 @@ _RULE_COLORS = {
 _MODULE_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
                   "#882255", "#44AA99", "#117733")
 _MISMATCH_COLORS = {"match": "#56B4E9", "mismatch": "#D55E00", "TensorRT decides": _GREY, "not measured": _LIGHT}
+_UNCHANGED, _RULE_ONLY = "unchanged", "accumulation or rule only"
+_CHANGED_COLORS = {**{f"now {k}": c for k, c in dtypes.PALETTE.items()},
+                   "now TensorRT decides": "#000000", _RULE_ONLY: "#882255", _UNCHANGED: _LIGHT}
 _SEQUENTIAL = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
                "#b5de2b", "#fde725")  # viridis: colour-blind safe, light = high
 
@@ -269,11 +276,17 @@ class _Overlay:
     measured: dict[str, Any] | None
     errors: dict[str, float] | None
     total_ms: float
+    sensitivity: Sensitivity | None = None
+    other: PrecisionPlan | None = None  #: the plan compared with ("A"; the drawn plan is "B")
+    labels: tuple[str, str] = ("A", "B")
 
 
-def _overlay(explorer: Explorer, profile: Any, accuracy: Any) -> _Overlay:
+def _overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity: Sensitivity | None = None,
+             compare_to: PrecisionPlan | Settings | None = None, compare_labels: tuple[str, str] = ("A", "B")
+             ) -> _Overlay:
     profile = profile if profile is not None else explorer.extensions.get("profile")
     accuracy = accuracy if accuracy is not None else explorer.extensions.get("accuracy")
+    sensitivity = sensitivity if sensitivity is not None else explorer.extensions.get("sensitivity")
     latency = measured = errors = None
     total = 0.0
     if profile is not None:
@@ -285,7 +298,76 @@ def _overlay(explorer: Explorer, profile: Any, accuracy: Any) -> _Overlay:
             errors = node_errors(accuracy)
         except OverlayUnavailable:
             errors = None
-    return _Overlay(latency, measured, errors, total)
+    other = as_plan(explorer, compare_to) if compare_to is not None else None
+    return _Overlay(latency, measured, errors, total, sensitivity, other, compare_labels)
+
+
+def as_plan(explorer: Explorer, plan: PrecisionPlan | Settings) -> PrecisionPlan:
+    """A PrecisionPlan as given, or the explorer's plan of a Settings."""
+    from ..policy import PrecisionPlan
+    from ..settings import Settings
+
+    if isinstance(plan, PrecisionPlan):
+        return plan
+    if isinstance(plan, Settings):
+        return explorer.plan(plan)
+    raise TypeError(f"expected a PrecisionPlan or Settings to compare with, got {type(plan).__name__}")
+
+
+def _fmt(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.3g}"
+
+
+_SENSITIVITY_TEXT: list[tuple[Any, dict[str, str]]] = []  # a few recent results and their hover lines
+
+
+def _sensitivity_text(sens: Sensitivity) -> dict[str, str]:
+    """Hover lines per node (and "module:<path>") for one sensitivity result, made once per result."""
+    for known, text in _SENSITIVITY_TEXT:
+        if known is sens:
+            return text
+    low = dtypes.display_name(sens.low_dtype)
+    rank = {name: i + 1 for i, (name, _) in enumerate(sens.ranking("node"))}
+    out: dict[str, str] = {}
+    for name, err in sens.node_low_error.items():
+        gain = sens.node_fp32_gain.get(name)
+        out[name] = (f"<br>sensitivity ({sens.metric}): only this node {low}: <b>{_fmt(err)}</b>"
+                     + (f" · only it FP32: removes {_fmt(gain)} of {_fmt(sens.all_low_error)}"
+                        f" (#{rank[name]} of {len(rank)})" if gain is not None else ""))
+    for module, err in sens.module_low_error.items():
+        gain = sens.module_fp32_gain.get(module)
+        out[GROUP_PREFIX + module] = (
+            f"<br>module {module or '(root)'}: only it {low}: {_fmt(err)}"
+            + (f" · only it FP32: removes {_fmt(gain)}" if gain is not None else ""))
+    _SENSITIVITY_TEXT.insert(0, (sens, out))
+    del _SENSITIVITY_TEXT[4:]
+    return out
+
+
+def _change_label(rec: NodePrecision | None, other: NodePrecision | None) -> str:
+    """The "changed" category of one node between plan A (``other``) and plan B (``rec``)."""
+    if rec is None or other is None or rec.rule == "removed":
+        return _UNCHANGED
+    if rec.dtype != other.dtype:
+        if rec.dtype is None:
+            return "now TensorRT decides"
+        shown = dtypes.display_name(rec.dtype)
+        return f"now {shown if shown in dtypes.PALETTE else 'other'}"
+    if (rec.accumulate_dtype, rec.rule) != (other.accumulate_dtype, other.rule):
+        return _RULE_ONLY
+    return _UNCHANGED
+
+
+def _dtype_text(rec: NodePrecision | None) -> str:
+    if rec is None:
+        return "-"
+    return dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
+
+
+def changed_nodes(a: PrecisionPlan, b: PrecisionPlan, *, dtype_only: bool = True) -> list[str]:
+    """Nodes of ``b`` whose dtype differs in ``a`` (with ``dtype_only=False``: accumulation or rule too)."""
+    wanted = (lambda lab: lab not in (_UNCHANGED, _RULE_ONLY)) if dtype_only else (lambda lab: lab != _UNCHANGED)
+    return [r.name for r in b if wanted(_change_label(r, a.get(r.name)))]
 
 
 def _precision_label(explorer: Explorer, plan: PrecisionPlan, name: str) -> str:
@@ -309,6 +391,8 @@ def _point_labels(view: GraphView, explorer: Explorer, plan: PrecisionPlan, colo
         if color_by == "module":
             module = nodes[name].module
             return module.split(".")[0] if module else "(root)"
+        if color_by == "changed":
+            return _change_label(rec, ov.other.get(name) if ov.other is not None else None)
         got: Any = ov.measured.get(name, _MISSING) if ov.measured is not None else _MISSING
         if color_by == "measured_dtype":
             if got is _MISSING:
@@ -330,6 +414,8 @@ def _point_labels(view: GraphView, explorer: Explorer, plan: PrecisionPlan, colo
         counts = Counter(label(n) for n in names if nodes[n].removed_by is None)
         if color_by == "mismatch" and counts.get("mismatch"):
             out.append("mismatch")
+        elif color_by == "changed" and set(counts) - {_UNCHANGED}:
+            out.append(next(k for k, _ in counts.most_common() if k != _UNCHANGED))
         else:
             out.append(counts.most_common(1)[0][0] if counts else label(names[0]))
     return out
@@ -351,6 +437,9 @@ def _discrete(labels: list[str], color_by: str) -> _Coloring:
     elif color_by == "mismatch":
         order = [k for k in _MISMATCH_COLORS if k in present]
         colours = _MISMATCH_COLORS
+    elif color_by == "changed":
+        order = [k for k in _CHANGED_COLORS if k in present]
+        colours = _CHANGED_COLORS
     else:  # module: the most common top-level modules get colours, the rest fold into one grey
         ranked = [k for k, _ in Counter(labels).most_common()]
         keep = ranked[: LEGEND_SLOTS - 1] if len(ranked) > LEGEND_SLOTS else ranked
@@ -370,9 +459,15 @@ def _discrete(labels: list[str], color_by: str) -> _Coloring:
     return _Coloring(values, scale, -0.5, k - 0.5, tuple((lab, colours.get(lab, _GREY)) for lab in order), None)
 
 
-def _continuous(raw: list[float | None], title: str, log: bool) -> _Coloring:
-    """Sequential colours with a grey band below the scale for points without a value."""
+def _continuous(raw: list[float | None], title: str, log: bool, extremes: bool = False) -> _Coloring:
+    """Sequential colours with a grey band below the scale for points without a value.
+
+    With ``extremes``, a value of 0 sits at the bottom of the scale and +inf at the top, each with its own tick
+    (an error of 0 or an overflow is a finding, not a missing value).
+    """
     vals = np.array([np.nan if v is None else v for v in raw], dtype=float)
+    zero = vals == 0 if extremes else np.zeros(len(vals), dtype=bool)
+    inf = np.isposinf(vals) if extremes else np.zeros(len(vals), dtype=bool)
     if log:
         with np.errstate(divide="ignore", invalid="ignore"):
             vals = np.log10(np.where(vals > 0, vals, np.nan))
@@ -380,6 +475,19 @@ def _continuous(raw: list[float | None], title: str, log: bool) -> _Coloring:
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0
+    ends: list[tuple[float, str]] = []
+    if zero.any() or inf.any():
+        step = max(0.1 * (hi - lo), 0.5)
+        if zero.any():
+            vals[zero] = lo - step
+            ends.append((lo - step, "0"))
+        if inf.any():
+            vals[inf] = hi + step
+            ends.append((hi + step, "inf"))
+        inner_lo, inner_hi = lo, hi
+        lo, hi = (lo - step if zero.any() else lo), (hi + step if inf.any() else hi)
+    else:
+        inner_lo, inner_hi = lo, hi
     missing = not np.all(np.isfinite(vals))
     band = (hi - lo) * 0.06 if missing else 0.0
     cmin = lo - band
@@ -388,11 +496,16 @@ def _continuous(raw: list[float | None], title: str, log: bool) -> _Coloring:
     n = len(_SEQUENTIAL)
     scale: list[list[Any]] = [[0.0, _LIGHT], [f0, _LIGHT]] if missing else []
     scale += [[f0 + (1 - f0) * i / (n - 1), c] for i, c in enumerate(_SEQUENTIAL)]
-    ticks = list(np.linspace(lo, hi, 5))
+    ticks = list(np.linspace(inner_lo, inner_hi, 5 if finite.size > 1 else 1))
     if log:
-        decades = list(range(math.floor(lo), math.ceil(hi) + 1))
-        ticks = [float(d) for d in decades if lo <= d <= hi] or ticks
+        decades = list(range(math.floor(inner_lo), math.ceil(inner_hi) + 1))
+        ticks = [float(d) for d in decades if inner_lo <= d <= inner_hi] or ticks
+    if not finite.size:
+        ticks = []
     text = [f"1e{int(t)}" if log and float(t).is_integer() else f"{(10 ** t if log else t):.3g}" for t in ticks]
+    for where, label in ends:
+        ticks.append(where)
+        text.append(label)
     if missing:
         ticks, text = [cmin + band / 2, *ticks], ["n/a", *text]
     colorbar = {"title": {"text": title}, "tickvals": ticks, "ticktext": text, "len": 0.6, "thickness": 14}
@@ -410,6 +523,13 @@ def _coloring(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color_by
         raise OverlayUnavailable(
             "color_by='error' needs per-node errors: run ex.accuracy(compiled, per_node=True) first, "
             "or pass accuracy= (a mapping node -> relative error)")
+    if color_by == "sensitivity" and ov.sensitivity is None:
+        raise OverlayUnavailable(
+            "color_by='sensitivity' needs a sensitivity result: run ex.sensitivity(inputs) first, "
+            "or pass sensitivity=")
+    if color_by == "changed" and ov.other is None:
+        raise OverlayUnavailable(
+            "color_by='changed' needs a plan to compare with: pass compare_to= (a PrecisionPlan or Settings)")
     if color_by == "latency":
         lat = ov.latency_ms or {}
         raw = [sum(lat[n] for n in names if n in lat) if any(n in lat for n in names) else None
@@ -419,6 +539,13 @@ def _coloring(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color_by
         err = ov.errors or {}
         raw = [max((err[n] for n in names if n in err), default=None) for names in view.members]
         return _continuous(raw, "relative error", log=True)
+    if color_by == "sensitivity":
+        sens = ov.sensitivity
+        assert sens is not None
+        low = sens.node_low_error
+        raw = [max((low[n] for n in names if n in low), default=None) for names in view.members]
+        return _continuous(raw, f"{sens.metric}, only this node {dtypes.display_name(sens.low_dtype)}", log=True,
+                           extremes=True)
     return _discrete(_point_labels(view, explorer, plan, color_by, ov), color_by)
 
 
