@@ -1,16 +1,20 @@
-"""Charts of measured results: per-layer latency, sorted by cost, coloured by the measured dtype."""
+"""Charts of measured results: per-layer latency sorted by cost, and sensitivity sorted by error removed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
 from .. import dtypes
 from ..records import LayerRecord
 
-__all__ = ["build_latency_chart"]
+if TYPE_CHECKING:
+    from ..sensitivity import Sensitivity
+
+__all__ = ["build_latency_chart", "build_sensitivity_chart"]
 
 
 def _layers(profile: Any) -> list[tuple[LayerRecord, bool]]:
@@ -83,4 +87,76 @@ def build_latency_chart(profile: Any | Iterable[LayerRecord], *, top: int = 40, 
             x=[shown[i][0].latency_ms for i in idx], y=[labels[i] for i in idx],
             hovertext=[_hover(shown[i][0], shown[i][1], total_ms) for i in idx], hoverinfo="text",
         )
+    return fig
+
+
+def _fmt(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.3g}"
+
+
+def _log_lengths(values: list[float]) -> list[float]:
+    """Bar lengths on a log axis: +inf one decade past the largest finite value, 0 or less one decade below the
+    smallest positive one, NaN kept (no bar). The bars' text gives the true values."""
+    positive = [v for v in values if 0 < v < math.inf]
+    floor, ceiling = min(positive, default=0.1) / 10, max(positive, default=0.1) * 10
+    return [v if math.isnan(v) else ceiling if v == math.inf else floor if v <= 0 else v for v in values]
+
+
+def build_sensitivity_chart(sensitivity: Sensitivity, by: str = "module", top: int = 30, *,
+                            title: str | None = None, height: int | None = None) -> go.Figure:
+    """Horizontal bars per module (or node), most helpful to keep in FP32 first, on a log axis.
+
+    Two bars each: the error removed when only it is kept in FP32 (from the all-low-precision plan), and
+    the error when only it runs in low precision. An infinite value (overflow) is drawn past the largest
+    finite one and labelled ``inf``; a value of 0 or less sits at the axis floor, labelled with its value.
+
+    Parameters
+    ----------
+    sensitivity: the result of ``ex.sensitivity(inputs)``.
+    by: "module" or "node".
+    top: how many of the ranking to draw.
+
+    >>> import math
+    >>> from mixprec_explorer.sensitivity import Sensitivity
+    >>> import torch
+    >>> s = Sensitivity("rel_l2", torch.float16, math.inf, {}, {}, {"fc": 1e-3, "act": math.inf},
+    ...                 {"fc": 0.0, "act": math.inf}, 0, 0)
+    >>> list(build_sensitivity_chart(s).data[0].y)
+    ['act', 'fc']
+    """
+    if by not in ("module", "node"):
+        raise ValueError(f"by must be 'module' or 'node', got {by!r}")
+    ranking = sensitivity.ranking(by)
+    low = sensitivity.module_low_error if by == "module" else sensitivity.node_low_error
+    shown = ranking[: max(1, top)]
+    names = [name or "(root)" for name, _ in shown]
+    gains = [gain for _, gain in shown]
+    lows = [low.get(name, math.nan) for name, _ in shown]
+    low_name = dtypes.display_name(sensitivity.low_dtype)
+    lengths = _log_lengths(gains + lows)
+    gain_len, low_len = lengths[: len(gains)], lengths[len(gains):]
+    metric = sensitivity.metric
+    kept = f"only it kept in FP32: error removed (all-{low_name} error {_fmt(sensitivity.all_low_error)})"
+    alone = f"only it in {low_name}: error"
+    fig = go.Figure(layout={
+        "template": "plotly_white",
+        "height": height or max(300, 100 + 34 * len(shown)),
+        "margin": {"l": 10, "r": 10, "t": 70, "b": 40},
+        "barmode": "group",
+        "xaxis": {"title": {"text": f"{metric} (log scale)"}, "type": "log"},
+        "yaxis": {"categoryorder": "array", "categoryarray": names, "autorange": "reversed", "automargin": True},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
+        "title": {"text": title or (f"Sensitivity by {by}: top {len(shown)} of {len(ranking)}, "
+                                    f"most helpful in FP32 first"), "font": {"size": 13}},
+        "meta": {"mixprec": {"kind": "sensitivity_chart", "by": by}},
+    })
+    fig.add_bar(orientation="h", name=kept, y=names, x=gain_len, marker_color=dtypes.PALETTE["FP32"],
+                text=[_fmt(v) for v in gains], textposition="outside",
+                hovertext=[f"<b>{n}</b><br>kept in FP32 alone: removes {_fmt(g)} of {_fmt(sensitivity.all_low_error)}"
+                           for n, g in zip(names, gains)], hoverinfo="text")
+    fig.add_bar(orientation="h", name=alone, y=names, x=low_len,
+                marker_color=dtypes.PALETTE.get(low_name, dtypes.PALETTE["other"]),
+                text=["" if math.isnan(v) else _fmt(v) for v in lows], textposition="outside",
+                hovertext=[f"<b>{n}</b><br>alone in {low_name}: {metric} {'n/a' if math.isnan(v) else _fmt(v)}"
+                           for n, v in zip(names, lows)], hoverinfo="text")
     return fig

@@ -38,8 +38,10 @@ __all__ = [
     "GL_THRESHOLD",
     "GraphView",
     "OverlayUnavailable",
+    "as_plan",
     "build_figure",
     "build_view",
+    "changed_nodes",
     "clear_caches",
     "highlight",
     "node_errors",
@@ -331,14 +333,14 @@ def _sensitivity_text(sens: Sensitivity) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, err in sens.node_low_error.items():
         gain = sens.node_fp32_gain.get(name)
-        out[name] = (f"<br>sensitivity ({sens.metric}): only this node {low}: <b>{_fmt(err)}</b>"
-                     + (f" · only it FP32: removes {_fmt(gain)} of {_fmt(sens.all_low_error)}"
+        out[name] = (f"<br>sensitivity ({sens.metric}): alone in {low}: <b>{_fmt(err)}</b>"
+                     + (f" · alone kept FP32: removes {_fmt(gain)} of all-{low} {_fmt(sens.all_low_error)}"
                         f" (#{rank[name]} of {len(rank)})" if gain is not None else ""))
     for module, err in sens.module_low_error.items():
         gain = sens.module_fp32_gain.get(module)
         out[GROUP_PREFIX + module] = (
-            f"<br>module {module or '(root)'}: only it {low}: {_fmt(err)}"
-            + (f" · only it FP32: removes {_fmt(gain)}" if gain is not None else ""))
+            f"<br>module {module or '(root)'}: alone in {low}: {_fmt(err)}"
+            + (f" · alone kept FP32: removes {_fmt(gain)}" if gain is not None else ""))
     _SENSITIVITY_TEXT.insert(0, (sens, out))
     del _SENSITIVITY_TEXT[4:]
     return out
@@ -499,7 +501,8 @@ def _continuous(raw: list[float | None], title: str, log: bool, extremes: bool =
     ticks = list(np.linspace(inner_lo, inner_hi, 5 if finite.size > 1 else 1))
     if log:
         decades = list(range(math.floor(inner_lo), math.ceil(inner_hi) + 1))
-        ticks = [float(d) for d in decades if inner_lo <= d <= inner_hi] or ticks
+        inside = [float(d) for d in decades if inner_lo <= d <= inner_hi]
+        ticks = inside if len(inside) >= 2 else ticks
     if not finite.size:
         ticks = []
     text = [f"1e{int(t)}" if log and float(t).is_integer() else f"{(10 ** t if log else t):.3g}" for t in ticks]
@@ -552,9 +555,13 @@ def _coloring(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color_by
 # -- per-plan hover and overlays ---------------------------------------------------------------------------------
 def _plan_hover(view: GraphView, explorer: Explorer, plan: PrecisionPlan, ov: _Overlay) -> list[str]:
     out = []
-    for static, names in zip(view.static_hover, view.members):
+    sens_text = _sensitivity_text(ov.sensitivity) if ov.sensitivity is not None else None
+    for key, static, names in zip(view.keys, view.static_hover, view.members):
         if len(names) == 1:
-            out.append(static + _node_dynamic_hover(explorer, plan, ov, names[0]))
+            text = static + _node_dynamic_hover(explorer, plan, ov, names[0])
+            if sens_text is not None and names[0] in sens_text:
+                text += sens_text[names[0]] + sens_text.get(GROUP_PREFIX + explorer.nodes[names[0]].module, "")
+            out.append(text)
             continue
         recs = [plan.get(n) for n in names]
         live = [r for r in recs if r is not None and r.rule != "removed"]
@@ -575,6 +582,18 @@ def _plan_hover(view: GraphView, explorer: Explorer, plan: PrecisionPlan, ov: _O
             worst = max((ov.errors[n] for n in names if n in ov.errors), default=None)
             if worst is not None:
                 text += f"<br>max relative error: {worst:.3g}"
+        if sens_text is not None and ov.sensitivity is not None:
+            low = ov.sensitivity.node_low_error
+            worst = max((low[n] for n in names if n in low), default=None)
+            if worst is not None:
+                text += f"<br>most sensitive node, alone in low precision: {_fmt(worst)}"
+            text += sens_text.get(key, "")
+        if ov.other is not None:
+            moved = Counter(_change_label(r, ov.other.get(r.name)) for r in live)
+            moved.pop(_UNCHANGED, None)
+            if moved:
+                a, b = ov.labels
+                text += f"<br>{a} \u2192 {b}: " + ", ".join(f"{k} {v}" for k, v in moved.most_common())
         out.append(text)
     return out
 
@@ -607,6 +626,18 @@ def _node_dynamic_hover(explorer: Explorer, plan: PrecisionPlan, ov: _Overlay, n
             text += "<br>measured: not attributed"
     if ov.errors is not None and name in ov.errors:
         text += f"<br>relative error: {ov.errors[name]:.3g}"
+    if ov.other is not None:
+        other = ov.other.get(name)
+        a, b = ov.labels
+        if _change_label(rec, other) == _UNCHANGED:
+            text += f"<br>{a} \u2192 {b}: unchanged"
+        else:
+            text += f"<br><b>{a} \u2192 {b}: {_dtype_text(other)} \u2192 {_dtype_text(rec)}</b>"
+            if other is not None and other.rule != rec.rule:
+                text += f" (rule {other.rule} \u2192 {rec.rule})"
+            if other is not None and other.accumulate_dtype != rec.accumulate_dtype:
+                text += (f" (accumulate {dtypes.display_name(other.accumulate_dtype) if other.accumulate_dtype else '-'}"
+                         f" \u2192 {dtypes.display_name(rec.accumulate_dtype) if rec.accumulate_dtype else '-'})")
     return text
 
 
@@ -646,10 +677,16 @@ def _template() -> dict[str, Any]:
     return pio.templates["plotly_white"].to_plotly_json()
 
 
-def _title(explorer: Explorer, plan: PrecisionPlan, view: GraphView, color_by: str) -> str:
+def _title(explorer: Explorer, plan: PrecisionPlan, view: GraphView, color_by: str, ov: _Overlay) -> str:
     counts = " · ".join(f"{k} {v}" for k, v in sorted(plan.counts().items(), key=lambda kv: -kv[1]))
     grouped = f" · modules collapsed to depth {view.group_by_module}" if view.group_by_module else ""
-    return f"{len(plan)} nodes ({counts}) · coloured by {color_by}{grouped}"
+    how = color_by
+    if color_by == "changed" and ov.other is not None:
+        how = f"change {ov.labels[0]} \u2192 {ov.labels[1]} ({len(changed_nodes(ov.other, plan))} nodes change dtype)"
+    elif color_by == "sensitivity" and ov.sensitivity is not None:
+        how = (f"sensitivity ({ov.sensitivity.metric} with only the node in "
+               f"{dtypes.display_name(ov.sensitivity.low_dtype)})")
+    return f"{len(plan)} nodes ({counts}) · coloured by {how}{grouped}"
 
 
 def _x_range(view: GraphView) -> list[float]:
@@ -665,8 +702,9 @@ def _x_range(view: GraphView) -> list[float]:
 @without_gc
 def build_figure(explorer: Explorer, settings: Settings | None = None, color_by: str = "precision",
                  group_by_module: int | None = None, expanded: Iterable[str] = (), profile: Any = None,
-                 accuracy: Any = None, *, plan: PrecisionPlan | None = None, height: int | None = None
-                 ) -> go.Figure:
+                 accuracy: Any = None, *, plan: PrecisionPlan | None = None, height: int | None = None,
+                 sensitivity: Sensitivity | None = None, compare_to: PrecisionPlan | Settings | None = None,
+                 compare_labels: tuple[str, str] = ("A", "B")) -> go.Figure:
     """The explorer's graph as a plotly Figure, nodes coloured by ``color_by`` (see :data:`COLOR_BY`).
 
     Parameters
@@ -674,13 +712,18 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
     settings: plan these settings instead of the explorer's current ones (the explorer is not changed).
     group_by_module: collapse modules to this depth of their path (``1``: ``layer1``); ``expanded`` opens paths.
     profile, accuracy: measured results for the overlays; default ``explorer.extensions["profile"/"accuracy"]``.
+    sensitivity: a :class:`~mixprec_explorer.sensitivity.Sensitivity` for ``color_by="sensitivity"`` and the
+        hover; default ``explorer.extensions["sensitivity"]`` (where ``ex.sensitivity(inputs)`` leaves it).
+    compare_to: plan A (a PrecisionPlan or Settings) to compare the drawn plan B with: ``color_by="changed"``
+        colours the nodes whose dtype differs by their new dtype, and the hover says ``A -> B``;
+        ``compare_labels`` names the two plans in the hover.
     height: figure height in px (default: from the number of layers, 420 to 920).
 
-    Raises :class:`OverlayUnavailable` when ``color_by`` needs a profile or accuracy result that is absent.
+    Raises :class:`OverlayUnavailable` when ``color_by`` needs a result or plan that is absent.
     """
     view = build_view(explorer, group_by_module, expanded)
     plan = plan if plan is not None else explorer.plan(settings)
-    ov = _overlay(explorer, profile, accuracy)
+    ov = _overlay(explorer, profile, accuracy, sensitivity, compare_to, compare_labels)
     coloring = _coloring(view, explorer, plan, color_by, ov)
     kind = go.Scattergl if len(view) > GL_THRESHOLD else go.Scatter
     traces: list[Any] = [
@@ -731,16 +774,19 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
 
 @without_gc
 def recolor(fig: go.Figure, explorer: Explorer, plan: PrecisionPlan | None = None, color_by: str | None = None,
-            profile: Any = None, accuracy: Any = None) -> None:
+            profile: Any = None, accuracy: Any = None, *, sensitivity: Sensitivity | None = None,
+            compare_to: PrecisionPlan | Settings | None = None, compare_labels: tuple[str, str] = ("A", "B")
+            ) -> None:
     """Update colours, overlay marks, hover and legend of a :func:`build_figure` figure in place.
 
     Works on a ``go.Figure`` or ``go.FigureWidget`` (one batched update: positions are not resent).
-    ``plan`` defaults to the explorer's current plan, ``color_by`` to the figure's last colouring.
+    ``plan`` defaults to the explorer's current plan, ``color_by`` to the figure's last colouring;
+    the other arguments are those of :func:`build_figure` (``compare_to`` is not remembered: pass it again).
     """
     view = view_of(fig, explorer)
     color_by = color_by or fig.layout.meta["mixprec"].get("color_by", "precision")
     plan = plan if plan is not None else explorer.plan()
-    ov = _overlay(explorer, profile, accuracy)
+    ov = _overlay(explorer, profile, accuracy, sensitivity, compare_to, compare_labels)
     coloring = _coloring(view, explorer, plan, color_by, ov)
     _apply(fig, view, explorer, plan, color_by, ov, coloring, hover=True)
 
@@ -775,7 +821,7 @@ def _apply(fig: go.Figure, view: GraphView, explorer: Explorer, plan: PrecisionP
                 trace.name, trace.marker.color, trace.visible = label, colour, True
             elif trace.visible is not False:
                 trace.visible = False
-        fig.layout.title.text = _title(explorer, plan, view, color_by)
+        fig.layout.title.text = _title(explorer, plan, view, color_by, ov)
         fig.layout.meta = {"mixprec": {**fig.layout.meta["mixprec"], "color_by": color_by}}
 
 
