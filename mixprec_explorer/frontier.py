@@ -51,6 +51,12 @@ class Frontier:
 
         return frontier_figure(self)
 
+    def widget(self, explorer: Explorer):
+        """The scatter as a widget: clicking a point loads that plan into ``explorer.settings`` (undoable)."""
+        from .widget.frontier import build_frontier_widget
+
+        return build_frontier_widget(explorer, self)
+
 
 def pareto_flags(points: Sequence[tuple[float, float]]) -> list[bool]:
     """True for each (latency, error) pair that no other pair beats on both (ties allowed)."""
@@ -134,6 +140,12 @@ class Comparison:
 
     def to_rows(self) -> list[dict[str, Any]]:
         return [vars(c) for c in self.changes]
+
+    def figure(self, explorer: Explorer, mode: str = "side_by_side", **options: Any) -> go.Figure:
+        """Both plans' graphs side by side, or one graph with the changed nodes marked (``mode="difference"``)."""
+        from .viz.compare import build_compare_figure
+
+        return build_compare_figure(explorer, self, mode=mode, **options)
 
     def __str__(self) -> str:
         lines = [f"{len(self.changes)} nodes differ"]

@@ -66,6 +66,12 @@ class Sensitivity:
         low = self.module_low_error if by == "module" else self.node_low_error
         return sorted(gains.items(), key=lambda kv: (-kv[1], -low.get(kv[0], 0.0)))
 
+    def figure(self, by: str = "module", top: int = 30):
+        """Sorted bar chart: error removed when kept in FP32, and error when alone in low precision."""
+        from .viz.charts import build_sensitivity_chart
+
+        return build_sensitivity_chart(self, by=by, top=top)
+
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:
     """Floating tensors in (nested tuples, lists, dicts of) arguments cast to ``dtype``."""

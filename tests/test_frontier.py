@@ -38,3 +38,13 @@ def test_compare_lists_the_nodes_that_changed():
     cmp = ex.compare(a, b)
     assert [(c.name, c.dtype_a, c.dtype_b) for c in cmp.changes] == [("exp", "FP16", "FP32"), ("div", "FP16", "FP32")]
     assert "2 nodes differ" in str(cmp)
+
+
+def test_zero_and_infinite_errors_are_still_drawn():
+    torch.manual_seed(0)
+    ex = Explorer(Fragile().eval(), (torch.rand(3, 4),))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    fig = ex.frontier(progress=False).figure()
+    ys = list(fig.data[0].y)
+    assert all(0 < y < math.inf for y in ys), "a log axis drops 0 and inf: they sit at its edges"
+    assert fig.data[0].marker.symbol[0] == "triangle-up" and fig.data[0].marker.symbol[-1] == "triangle-down"

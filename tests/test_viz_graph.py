@@ -132,7 +132,8 @@ def test_unknown_colouring_and_missing_measurements_say_what_to_do(ex: Explorer)
             build_figure(ex, color_by=name)
     with pytest.raises(OverlayUnavailable, match="accuracy"):
         build_figure(ex, color_by="error")
-    assert set(COLOR_BY) == {"precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch"}
+    assert set(COLOR_BY) == {"precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch",
+                             "sensitivity", "changed"}
 
 
 def test_profile_overlays_latency_measured_dtype_and_mismatch(ex: Explorer) -> None:

@@ -68,7 +68,7 @@ def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | 
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
     pa, pb = _plans(explorer, plan_a, plan_b)
     changed = changed_nodes(pa, pb)
-    common = {"group_by_module": group_by_module, "expanded": expanded, "height": height}
+    common: dict[str, Any] = {"group_by_module": group_by_module, "expanded": expanded, "height": height}
     if mode == "difference":
         fig = build_figure(explorer, plan=pb, color_by="changed", compare_to=pa, compare_labels=labels, **common)
         highlight(fig, explorer, changed)

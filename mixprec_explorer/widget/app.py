@@ -32,7 +32,10 @@ __all__ = ["WidgetApp", "backend_status", "build_widget", "find_nodes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_ERRORS_SHOWN = 8
-_NEEDS = {"latency": "profile", "measured_dtype": "profile", "mismatch": "profile", "error": "accuracy"}
+_NEEDS = {"latency": "profile", "measured_dtype": "profile", "mismatch": "profile", "error": "accuracy",
+          "sensitivity": "sensitivity"}
+#: Colourings the dropdown leaves out: "changed" compares two plans (see mixprec_explorer.viz.compare).
+_NOT_IN_DROPDOWN = ("changed",)
 
 
 def _guarded(where: str) -> Callable[[F], F]:
@@ -96,6 +99,10 @@ def _low_name(dtype: torch.dtype | None) -> str:
 
 def _e(value: Any) -> str:
     return html.escape(str(value))
+
+
+def _num(value: float) -> str:
+    return "inf" if value == float("inf") else f"{value:.3g}"
 
 
 class WidgetApp:
@@ -247,8 +254,10 @@ class WidgetApp:
             per_node = accuracy is not None and bool(node_errors(accuracy))
         except OverlayUnavailable:
             per_node = False
-        have = {"profile": self.explorer.extensions.get("profile") is not None, "accuracy": per_node}
-        return [(c if c not in _NEEDS or have[_NEEDS[c]] else f"{c} (needs {_NEEDS[c]})", c) for c in COLOR_BY]
+        have = {"profile": self.explorer.extensions.get("profile") is not None, "accuracy": per_node,
+                "sensitivity": self.explorer.extensions.get("sensitivity") is not None}
+        return [(c if c not in _NEEDS or have[_NEEDS[c]] else f"{c} (needs {_NEEDS[c]})", c) for c in COLOR_BY
+                if c not in _NOT_IN_DROPDOWN]
 
     # -- state for tests and scripts ----------------------------------------------------------------------------
     @property
@@ -440,6 +449,16 @@ class WidgetApp:
             lines.append(f"exclusion <code>{_e(ex.pattern)}</code> {state}")
             if ex.note:
                 lines.append(f"<span style='color:#8a4b00'>&#9888; {_e(ex.note)}</span>")
+        sens = self.explorer.extensions.get("sensitivity")
+        if sens is not None and key in sens.node_low_error:
+            low = dtypes.display_name(sens.low_dtype)
+            gain = sens.node_fp32_gain.get(key)
+            lines.append(f"sensitivity ({_e(sens.metric)}): alone in {low} {_num(sens.node_low_error[key])}"
+                         + (f" · alone kept FP32 removes {_num(gain)}" if gain is not None else ""))
+            if info.module in sens.module_low_error:
+                lines.append(f"module <code>{_e(info.module or '(root)')}</code>: alone in {low} "
+                             f"{_num(sens.module_low_error[info.module])} · alone kept FP32 removes "
+                             f"{_num(sens.module_fp32_gain.get(info.module, 0.0))}")
         profile = self.explorer.extensions.get("profile")
         if profile is not None:
             measured = profile.node_dtypes()
@@ -599,6 +618,22 @@ class WidgetApp:
         finally:
             self.compile_button.disabled = False
             self.progress.layout.visibility = "hidden"
+
+    def frontier_widget(self, frontier: Any = None) -> widgets.VBox:
+        """The frontier scatter (default ``ex.frontier``'s last result) whose clicks load a plan into this app.
+
+        Returns the root box of a :class:`~mixprec_explorer.widget.frontier.FrontierWidget`; display it beside
+        the app. A load (or its undo) refreshes this app as a click on the graph does.
+        """
+        from .frontier import build_frontier_widget
+
+        def loaded(point: Any) -> None:
+            self.notes = []
+            self.refresh()
+            self._say(f"loaded frontier plan <b>{_e(point.label)}</b>" if point is not None
+                      else "settings restored")
+
+        return build_frontier_widget(self.explorer, frontier, on_load=loaded)
 
     def _show_chart(self, profile: Any) -> None:
         from ..viz.charts import build_latency_chart
