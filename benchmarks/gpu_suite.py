@@ -112,7 +112,7 @@ def roofline_shares(ex: Explorer, profile: Any, plan: Any, peaks: dict[str, floa
 
 
 def measure(name: str, model: torch.nn.Module, inputs: tuple, device: str, modes: list[str], backends: list[str],
-            runs: int, peaks: dict[str, float], out: Path) -> list[dict[str, Any]]:
+            runs: int, peaks: dict[str, float], out: Path, warmup: int = 25) -> list[dict[str, Any]]:
     ex = Explorer(model, inputs)
     rows = []
     for backend in backends:
@@ -125,7 +125,7 @@ def measure(name: str, model: torch.nn.Module, inputs: tuple, device: str, modes
                     start = time.perf_counter()
                     compiled = ex.compile(settings, backend=backend, device=device, progress=False, **options)
                     row["compile_s"] = time.perf_counter() - start
-                    profile = ex.profile(compiled, runs=runs, progress=False)
+                    profile = ex.profile(compiled, runs=runs, warmup=warmup, progress=False)
                     acc = ex.accuracy(compiled)
                 except WorkerCrashed as err:
                     row["error"] = f"worker crashed: {str(err).splitlines()[0]}"
@@ -180,7 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="resnet50,encoder")
     parser.add_argument("--modes", default="eager,compiled")
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=25)
     parser.add_argument("--small", action="store_true", help="tiny models on CPU (test-suite size)")
     parser.add_argument("--out", default="gpu_suite_out")
     args = parser.parse_args()
@@ -196,7 +197,7 @@ def main() -> None:
     dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or "cpu")
     header = (f"Device: {dev_name}; torch {torch.__version__}, CUDA {torch.version.cuda}; Python "
               f"{platform.python_version()}; backends: {', '.join(backends)}; median of {args.runs} runs after "
-              f"warm-up.\nMeasured peaks: " + ", ".join(f"{k} {v:.3g}" for k, v in peaks.items()))
+              f"{args.warmup} warm-up runs.\nMeasured peaks: " + ", ".join(f"{k} {v:.3g}" for k, v in peaks.items()))
     print(header, flush=True)
     print("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS), flush=True)
     rows = []
@@ -204,7 +205,8 @@ def main() -> None:
         model, inputs = makers[name]()
         model = model.to(device)
         inputs = tuple(x.to(device) for x in inputs)
-        rows += measure(name, model, inputs, device, args.modes.split(","), backends, args.runs, peaks, out)
+        rows += measure(name, model, inputs, device, args.modes.split(","), backends, args.runs, peaks, out,
+                        args.warmup)
     table = "\n".join(["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] + [_fmt_row(r) for r in rows])
     (out / "gpu_suite.md").write_text(header + "\n\n" + table + "\n")
     (out / "gpu_suite.json").write_text(json.dumps({"header": header, "peaks": peaks, "rows": rows}, indent=1,
