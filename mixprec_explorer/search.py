@@ -248,7 +248,7 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
         save()
         return err
 
-    bar = _progress(len(cands) + 1, progress)
+    bar = _progress(len(cands) + 1, progress, desc="search")
     err = steps[-1].error if steps else measure("start")
     # the backend's own numerics may differ from the forward pass that prices each step (Inductor or TensorRT
     # kernels): when the confirming compile measures more error than the budget, aim lower and go on
@@ -262,7 +262,7 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
                 pick = ranked.pop(0)
                 chosen.append(pick)
                 err = measure(f"add {pick.value}")
-                bar(1)
+                bar(1, note=f"{len(chosen)} exclusions, {metric} {err:.3g} (budget {target:.3g})")
             state["phase"] = "prune"
             save()
         if state["phase"] == "prune":
@@ -312,7 +312,17 @@ def _latency_model(explorer: Explorer, base: Settings, low: torch.dtype, objecti
     for s in (_all_fp32(base), base):
         compiled = explorer.compile(s, backend=backend, **options)
         profiles.append(explorer.profile(compiled))
-    return LatencyModel.from_profiles(*profiles)
+    model = LatencyModel.from_profiles(*profiles)
+    if model.fp32_ms and model.low_ms:
+        return model
+    # fused builds (torch.compile, TensorRT without layer names) time no single node: price nodes from an eager
+    # PyTorch run on the same device, which keeps their relative costs
+    eager = {**options, "mode": "eager"}
+    profiles = [explorer.profile(explorer.compile(s, backend="torch", **eager)) for s in (_all_fp32(base), base)]
+    model = LatencyModel.from_profiles(*profiles)
+    if not (model.fp32_ms and model.low_ms):
+        return LatencyModel.roofline(explorer, low)
+    return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {backend})")
 
 
 def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,

@@ -204,16 +204,21 @@ def compute_sensitivity(explorer: Explorer, inputs: Sequence[Any] | None = None,
                        nodes_evaluated=run.evaluations, naive_evaluations=per_pass * (2 + 2 * len(units)))
 
 
-def _progress(total: int, enabled: bool) -> Callable[..., None]:
-    """A tqdm bar (notebook or terminal) advanced by the returned function; a no-op when disabled."""
+def _progress(total: int, enabled: bool, desc: str = "sensitivity") -> Callable[..., None]:
+    """A tqdm bar (notebook or terminal) advanced by the returned function; a no-op when disabled.
+
+    Call it as ``step(n)``, ``step(0, note="best: ...")`` to show the state so far, ``step(0, close=True)``.
+    """
     if not enabled:
-        return lambda n, close=False: None
+        return lambda n, close=False, note=None: None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc="sensitivity", unit="run", leave=False)
+    bar = tqdm(total=total, desc=desc, unit="run", leave=False)
 
-    def step(n: int, close: bool = False) -> None:
+    def step(n: int, close: bool = False, note: str | None = None) -> None:
         bar.update(n)
+        if note is not None:
+            bar.set_postfix_str(note)
         if close:
             bar.close()
 

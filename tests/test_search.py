@@ -104,3 +104,13 @@ def test_search_aims_lower_when_the_backend_measures_more_error(monkeypatch):
                         max_rounds=1)
     assert any(step.action.startswith("tighten") for step in result.steps)
     assert not result.within_budget, "still over budget after the last round, and it says so"
+
+
+@pytest.mark.slow
+def test_fused_builds_are_priced_from_an_eager_run():
+    """torch.compile fuses nodes and times none alone: the search prices nodes from eager PyTorch instead."""
+    ex = fragile()
+    result = run_search(ex, None, budget=1e-2, backend="torch", mode="compiled", isolate=False, progress=False,
+                        use_ops=False)
+    assert "torch eager" in result.latency_source
+    assert [c.value for c in result.exclusions] == ["^blowup$"]
