@@ -29,7 +29,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +42,7 @@ from ..errors import BackendUnavailable, ParseError, SettingsError
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import CacheKey, Compiled, Profile
+from .timing import summarize_ms, time_runs
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
@@ -488,41 +489,6 @@ def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str]
     timings = {sub: _trace_records(text, runs, sub, notes) for sub, text in traces.items()}
     return profile_from_records(layer_infos, timings, node_modules=node_modules, end_to_end=end_to_end,
                                 device=device, versions=versions, post_to_pre=post_to_pre, notes=notes)
-
-
-# -- end-to-end timing -------------------------------------------------------------------------------------------------
-def time_runs(fn: Callable[[], Any], runs: int, synchronize: Callable[[], None] | None = None) -> list[float]:
-    """Wall-clock milliseconds of ``runs`` calls, each bracketed by ``synchronize`` (device work included)."""
-    sync = synchronize or (lambda: None)
-    times = []
-    for _ in range(runs):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
-
-
-def _quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile of sorted values (numpy's default method)."""
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def summarize_ms(times_ms: Sequence[float]) -> EndToEnd:
-    """Median, 10th and 90th percentile of per-run latencies.
-
-    >>> summarize_ms([float(ms) for ms in range(11)])
-    EndToEnd(median_ms=5.0, p10_ms=1.0, p90_ms=9.0, runs=11)
-    """
-    if not times_ms:
-        raise ValueError("no timings to summarize")
-    ordered = sorted(float(t) for t in times_ms)
-    return EndToEnd(median_ms=statistics.median(ordered), p10_ms=_quantile(ordered, 0.1),
-                    p90_ms=_quantile(ordered, 0.9), runs=len(ordered))
 
 
 # -- FX bookkeeping ---------------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import contextlib
 import copy
 import operator
 import platform
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +44,7 @@ from ..errors import BackendUnavailable
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import CacheKey, Compiled, Profile
+from .timing import summarize_ms, time_runs
 from .worker import report_progress
 
 if TYPE_CHECKING:
@@ -477,34 +477,6 @@ def _synchronizer(device: str) -> Callable[[], None]:
     if torch.device(device).type == "cuda":
         return lambda: torch.cuda.synchronize(device)
     return lambda: None
-
-
-def time_runs(fn: Callable[[], Any], runs: int, sync: Callable[[], None]) -> list[float]:
-    """Wall-clock milliseconds of ``runs`` calls of ``fn``, each synchronised before and after."""
-    out = []
-    for _ in range(runs):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        out.append((time.perf_counter() - start) * 1e3)
-    return out
-
-
-def _quantile(ordered: Sequence[float], q: float) -> float:
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = q * (len(ordered) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def summarize_ms(times_ms: Sequence[float]) -> EndToEnd:
-    """Median and 10th/90th percentiles (linear interpolation) of per-run milliseconds."""
-    ordered = sorted(times_ms)
-    return EndToEnd(median_ms=statistics.median(ordered), p10_ms=_quantile(ordered, 0.1),
-                    p90_ms=_quantile(ordered, 0.9), runs=len(ordered))
 
 
 @dataclass(eq=False)
