@@ -130,7 +130,7 @@ class Explorer:
     def _apply(self, value: Settings, *, record: bool = True) -> None:
         if not isinstance(value, Settings):
             raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(value).__name__}")
-        for message in self.check_settings(value):
+        for message in self.check_settings(value, since=self._settings):
             warnings.warn(message, SettingsWarning, stacklevel=3)
         if record and value != self._settings:
             del self._history[self._cursor + 1:]
@@ -138,12 +138,16 @@ class Explorer:
             self._cursor += 1
         self._settings = value
 
-    def check_settings(self, settings: Settings | None = None) -> list[str]:
-        """Warnings about settings on this model: regexes that match no module, ops it does not contain."""
+    def check_settings(self, settings: Settings | None = None, since: Settings | None = None) -> list[str]:
+        """Warnings about settings on this model: regexes that match no module, ops it does not contain.
+
+        With ``since``, exclusions already in those settings are not checked again (a click stays cheap).
+        """
         s = settings or self._settings
         out = list(s.warnings())
         modules = list(self.modules)
-        for pattern in sorted(s.autocast_excluded_nodes):
+        old = since.autocast_excluded_nodes if since is not None else frozenset()
+        for pattern in sorted(s.autocast_excluded_nodes - old):
             if not any(re.match(pattern, m) for m in modules):
                 out.append(
                     f"autocast_excluded_nodes: {pattern!r} matches no module path of this model "
