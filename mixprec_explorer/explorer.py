@@ -70,6 +70,7 @@ class Explorer:
         self._plans: OrderedDict[Settings, PrecisionPlan] = OrderedDict()
         self._last_plan: PrecisionPlan | None = None
         self._ops: dict[str, int] | None = None
+        self._pattern_hits: dict[str, bool] = {}
         self.extensions: dict[str, Any] = {}  #: results later layers attach (profiles, accuracy); keyed by name
 
     # -- the captured model ---------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class Explorer:
     def _apply(self, value: Settings, *, record: bool = True) -> None:
         if not isinstance(value, Settings):
             raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(value).__name__}")
-        for message in self.check_settings(value, since=self._settings):
+        for message in self.check_settings(value):
             warnings.warn(message, SettingsWarning, stacklevel=3)
         if record and value != self._settings:
             del self._history[self._cursor + 1:]
@@ -138,17 +139,16 @@ class Explorer:
             self._cursor += 1
         self._settings = value
 
-    def check_settings(self, settings: Settings | None = None, since: Settings | None = None) -> list[str]:
-        """Warnings about settings on this model: regexes that match no module, ops it does not contain.
-
-        With ``since``, exclusions already in those settings are not checked again (a click stays cheap).
-        """
+    def check_settings(self, settings: Settings | None = None) -> list[str]:
+        """Warnings about settings on this model: regexes that match no module, ops it does not contain."""
         s = settings or self._settings
         out = list(s.warnings())
         modules = list(self.modules)
-        old = since.autocast_excluded_nodes if since is not None else frozenset()
-        for pattern in sorted(s.autocast_excluded_nodes - old):
-            if not any(re.match(pattern, m) for m in modules):
+        for pattern in sorted(s.autocast_excluded_nodes):
+            hit = self._pattern_hits.get(pattern)
+            if hit is None:  # remembered: a click re-checks every exclusion in force
+                hit = self._pattern_hits[pattern] = any(re.match(pattern, m) for m in modules)
+            if not hit:
                 out.append(
                     f"autocast_excluded_nodes: {pattern!r} matches no module path of this model "
                     "(Torch-TensorRT silently ignores it); it is matched with re.match against paths such as "

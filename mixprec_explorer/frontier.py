@@ -92,7 +92,7 @@ def compute_frontier(explorer: Explorer, inputs: Sequence[Any] | None = None, me
     sens = compute_sensitivity(explorer, args, metric, low, progress=progress)
     order = [m for m, _ in sens.ranking("module")]
     evaluator = _Evaluator(explorer, args, metric)
-    latency: LatencyModel = _latency_model(explorer, base, low, "latency", backend, backend_options)
+    latency: LatencyModel = _latency_model(explorer, base, low, "latency", backend, backend_options, progress)
     plans = []
     for k in _steps(len(order), max_points):
         kept = tuple(order[:k])

@@ -225,7 +225,7 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
 
     evaluator = _Evaluator(explorer, args, metric)
     if state["phase"] == "rank":
-        latency = _latency_model(explorer, base, low, objective, backend, backend_options)
+        latency = _latency_model(explorer, base, low, objective, backend, backend_options, progress)
         sens = compute_sensitivity(explorer, args, metric, low, progress=progress)
         cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args)
         state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
@@ -281,7 +281,7 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
                               evaluator.count, latency.source)
         if not (confirm and backend is not None):
             break
-        result = _confirm(explorer, result, base, args, backend, backend_options)
+        result = _confirm(explorer, result, base, args, backend, backend_options, progress)
         measured = (result.confirmed.get("chosen") or {}).get("error")
         if measured is None or measured <= budget or round_ == max_rounds or err <= 0:
             if measured is not None and measured > budget:
@@ -305,20 +305,21 @@ def _all_fp32(base: Settings) -> Settings:
 
 
 def _latency_model(explorer: Explorer, base: Settings, low: torch.dtype, objective: str, backend: str | None,
-                   options: dict[str, Any]) -> LatencyModel:
+                   options: dict[str, Any], progress: bool = True) -> LatencyModel:
     if objective != "latency" or backend is None:
         return LatencyModel.roofline(explorer, low)
     profiles = []
     for s in (_all_fp32(base), base):
-        compiled = explorer.compile(s, backend=backend, **options)
-        profiles.append(explorer.profile(compiled))
+        compiled = explorer.compile(s, backend=backend, progress=progress, **options)
+        profiles.append(explorer.profile(compiled, progress=progress))
     model = LatencyModel.from_profiles(*profiles)
     if model.fp32_ms and model.low_ms:
         return model
     # fused builds (torch.compile, TensorRT without layer names) time no single node: price nodes from an eager
     # PyTorch run on the same device, which keeps their relative costs
     eager = {**options, "mode": "eager"}
-    profiles = [explorer.profile(explorer.compile(s, backend="torch", **eager)) for s in (_all_fp32(base), base)]
+    profiles = [explorer.profile(explorer.compile(s, backend="torch", progress=progress, **eager), progress=progress)
+                for s in (_all_fp32(base), base)]
     model = LatencyModel.from_profiles(*profiles)
     if not (model.fp32_ms and model.low_ms):
         return LatencyModel.roofline(explorer, low)
@@ -326,12 +327,12 @@ def _latency_model(explorer: Explorer, base: Settings, low: torch.dtype, objecti
 
 
 def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,
-             options: dict[str, Any]) -> SearchResult:
+             options: dict[str, Any], progress: bool = True) -> SearchResult:
     """One compile of the chosen plan (plus the cached FP32 and all-low ones) to measure, not estimate."""
     measured = {}
     for label, s in (("fp32", _all_fp32(base)), ("all_low", base), ("chosen", result.settings)):
-        compiled = explorer.compile(s, backend=backend, **options)
-        profile = explorer.profile(compiled, inputs=inputs)
+        compiled = explorer.compile(s, backend=backend, progress=progress, **options)
+        profile = explorer.profile(compiled, inputs=inputs, progress=progress)
         acc = explorer.accuracy(compiled, inputs=inputs)
         error = getattr(acc, f"{result.metric}_error", None)
         if error is not None and math.isnan(error):
