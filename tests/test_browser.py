@@ -3,10 +3,10 @@
 The test starts JupyterLab on a free port in a scratch copy of notebooks/, opens 01_quickstart.ipynb in Debian's
 Chromium driven by Playwright for Python (``executable_path``; Playwright never downloads a browser here), runs
 every cell, clicks the graph node of module ``linear2`` and checks that the widget shows the exclusion
-``^linear2$`` and that the node's colour changed. It saves a screenshot to assets/quickstart_widget.png and
-test-artifacts/, with the server log and, on failure, a screenshot of the failing page.
+``^linear2$`` and that the node's colour changed. It saves a screenshot to test-artifacts/ (and to
+assets/quickstart_widget.png on request), with the server log and, on failure, a screenshot of the failing page.
 
-Environment: MIXPREC_CHROMIUM (default /usr/bin/chromium); MIXPREC_UPDATE_ASSETS=0 leaves assets/ alone.
+Environment: MIXPREC_CHROMIUM (default /usr/bin/chromium); MIXPREC_UPDATE_ASSETS=1 also refreshes assets/
 """
 
 from __future__ import annotations
@@ -342,7 +342,7 @@ def test_quickstart_click_excludes_the_node_and_recolours_it(lab: Lab) -> None:
                 output = page.locator(".jp-OutputArea").filter(has=page.locator(".js-plotly-plot")).last
                 output.screenshot(path=str(shot))
                 page.screenshot(path=str(ARTIFACTS / "quickstart_page.png"), full_page=False)
-                if os.environ.get("MIXPREC_UPDATE_ASSETS", "1") != "0":
+                if os.environ.get("MIXPREC_UPDATE_ASSETS", "0") == "1":
                     ASSET.parent.mkdir(exist_ok=True)
                     shutil.copyfile(shot, ASSET)
             except BaseException:
