@@ -1,0 +1,181 @@
+"""Profile a planned graph: a ``record_function`` range per node, observed dtypes, and profiler time per node.
+
+Latency comes from ``torch.profiler`` events, each counted once. An op's self CPU time (CPU), or the kernels it
+launched (CUDA), goes to the innermost FX node range around it; everything else is reported unattributed. With
+``mode="compiled"``, Inductor fuses nodes, so its kernels are reported unattributed and per-node times are not
+guessed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.fx import Node
+from torch.utils import _pytree as pytree
+
+from .torch_plan import OWNER, RESULT, ROLE, _fetch_attr
+
+__all__ = ["NODE_RANGE", "RUN_RANGE", "RUN_WALL", "attribute_events", "iter_node_values", "middle_runs",
+           "observe_dtypes", "run_ranged"]
+
+NODE_RANGE = "mixprec.node/"  #: record_function prefix around each rewritten node: mixprec.node/<owner>/<role>
+RUN_RANGE = "mixprec.run/"  #: record_function prefix around each profiled run
+RUN_WALL = "<profiled run wall time>"  #: key under which attribute_events returns each run's own wall time
+_RANGES = (NODE_RANGE, RUN_RANGE)
+
+
+# -- running node by node ---------------------------------------------------------------------------------------
+def iter_node_values(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, ranges: bool = False
+                     ) -> Iterator[tuple[Node, Any]]:
+    """Run ``gm`` node by node, yielding (node, value); values are freed after their last use.
+
+    With ``ranges``, each rewritten node runs inside a ``record_function`` range ``mixprec.node/<owner>/<role>``.
+    """
+    nodes = list(gm.graph.nodes)
+    last_use: dict[Node, int] = {}
+    for index, node in enumerate(nodes):
+        for arg in node.all_input_nodes:
+            last_use[arg] = index
+    env: dict[Node, Any] = {}
+    supplied = iter(flat_inputs)
+    for index, node in enumerate(nodes):
+        if node.op == "output":
+            return
+        args = torch.fx.node.map_arg(node.args, env.__getitem__)
+        kwargs = torch.fx.node.map_arg(node.kwargs, env.__getitem__)
+        owner = node.meta.get(OWNER) if ranges else None
+        if node.op == "placeholder":
+            value = next(supplied)
+        elif node.op == "get_attr":
+            value = _fetch_attr(gm, node.target)
+        elif node.op == "call_function" and owner is not None:
+            with torch.profiler.record_function(f"{NODE_RANGE}{owner}/{node.meta.get(ROLE, 'op')}"):
+                value = node.target(*args, **kwargs)
+        elif node.op == "call_function":
+            value = node.target(*args, **kwargs)
+        elif node.op == "call_module":
+            value = gm.get_submodule(node.target)(*args, **kwargs)
+        else:  # call_method
+            value = getattr(args[0], node.target)(*args[1:], **kwargs)
+        env[node] = value
+        yield node, value
+        for arg in node.all_input_nodes:
+            if last_use.get(arg) == index:
+                env.pop(arg, None)
+
+
+def _tensor_dtypes(value: Any) -> tuple[torch.dtype, ...]:
+    return tuple(x.dtype for x in pytree.tree_leaves(value) if isinstance(x, torch.Tensor))
+
+
+def observe_dtypes(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any]) -> dict[str, tuple[tuple, tuple]]:
+    """Per original node, from one real run: (dtypes its op computed with, dtypes its users received)."""
+    seen: dict[str, tuple[tuple, tuple]] = {}
+    produced: dict[Node, tuple[torch.dtype, ...]] = {}
+    with torch.no_grad():
+        for node, value in iter_node_values(gm, flat_inputs):
+            produced[node] = _tensor_dtypes(value)
+            owner = node.meta.get(OWNER)
+            if owner is None:
+                continue
+            ins, outs = seen.get(owner, ((), ()))
+            if node.meta.get(ROLE) == "op":
+                ins = tuple(produced[a][0] if produced.get(a) else None for a in node.all_input_nodes)
+            if node.meta.get(RESULT):
+                outs = produced[node]
+            seen[owner] = (ins, outs)
+    return seen
+
+
+def run_ranged(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any]) -> None:
+    """One run of a planned graph with a ``record_function`` range per rewritten node (for the profiler)."""
+    for _ in iter_node_values(gm, flat_inputs, ranges=True):
+        pass
+
+
+
+# -- attributing profiler events --------------------------------------------------------------------------------
+def _locate(event: Any) -> tuple[str | None, int | None]:
+    """(``owner/role`` of the innermost node range holding ``event`` or None, run index or None outside runs)."""
+    owner = None
+    current = event
+    while current is not None:
+        name = current.name
+        if owner is None and name.startswith(NODE_RANGE):
+            owner = name[len(NODE_RANGE):]
+        if name.startswith(RUN_RANGE):
+            return owner, int(name[len(RUN_RANGE):])
+        current = current.cpu_parent
+    return owner, None
+
+
+
+def _own_kernel_us(event: Any) -> float:
+    """Microseconds of the kernels listed on ``event`` and not again on one of its CPU children.
+
+    Seen on an H100 with torch 2.11: Kineto's "Activity Buffer Request" event, a child of ``aten::addmm``,
+    lists the same GEMM kernel as its parent; counting both doubled the layer sum.
+    """
+    own = Counter((k.name, round(float(k.duration), 3)) for k in event.kernels)
+    for child in getattr(event, "cpu_children", ()) or ():
+        own -= Counter((k.name, round(float(k.duration), 3)) for k in child.kernels)
+    return float(sum(duration * count for (_, duration), count in own.items()))
+
+
+def attribute_events(events: Sequence[Any], runs: int, device_type: str
+                     ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, dict[str, float]], float]:
+    """Split profiler time over node ranges, each op's time counted once.
+
+    CPU: every event's self CPU time (our own ranges' self time is interpreter overhead and is left out); CUDA:
+    the kernels each CPU-side event launched. Returns per-run microseconds per ``owner/role`` range and per
+    unattributed event name (plus each run's own wall time under ``RUN_WALL``), the ops or kernels seen per range (microseconds), and the device time of kernels
+    that no CPU-side event launched (CUDA only, microseconds summed over all runs).
+    """
+    ranged: dict[str, list[float]] = {}
+    loose: dict[str, list[float]] = {}
+    kernels: dict[str, dict[str, float]] = {}
+    cuda = device_type == "cuda"
+    linked = total_device = 0.0
+    for event in events:
+        if event.name.startswith(RUN_RANGE) and event.cpu_parent is None:
+            index = int(event.name[len(RUN_RANGE):])
+            if index < runs:
+                loose.setdefault(RUN_WALL, [0.0] * runs)[index] = float(event.cpu_time_total)
+        if str(getattr(event, "device_type", "CPU")).rsplit(".", 1)[-1] != "CPU":
+            # Kineto mirrors record_function ranges onto the GPU timeline as user annotations: not kernels
+            if cuda and not getattr(event, "is_user_annotation", False) and not event.name.startswith(_RANGES):
+                total_device += event.time_range.elapsed_us()
+            continue
+        name = event.name
+        if cuda:
+            value = _own_kernel_us(event)
+            linked += value
+        elif name.startswith(NODE_RANGE) or name.startswith(RUN_RANGE):
+            value = 0.0
+        else:
+            value = float(event.self_cpu_time_total)
+        if value <= 0:
+            continue
+        owner, run = _locate(event)
+        if run is None or run >= runs:
+            continue
+        if owner is None:
+            loose.setdefault(name, [0.0] * runs)[run] += value
+            continue
+        ranged.setdefault(owner, [0.0] * runs)[run] += value
+        per = kernels.setdefault(owner.rsplit("/", 1)[0], {})
+        names = [k.name for k in event.kernels] if cuda else [name]
+        for kernel in names:
+            per[kernel] = per.get(kernel, 0.0) + value / max(1, len(names))
+    orphan = max(0.0, total_device - linked) if cuda else 0.0
+    return ranged, loose, kernels, orphan
+
+
+def middle_runs(totals: Sequence[float]) -> list[int]:
+    """Indices of the runs whose totals form the middle half (at least one): a median-like, additive choice."""
+    order = sorted(range(len(totals)), key=lambda i: totals[i])
+    cut = len(order) // 4
+    return order[cut:len(order) - cut] or order[:1]
