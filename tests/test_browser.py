@@ -259,10 +259,30 @@ def _wait(predicate, timeout_s: float, what: str, page=None, interval_s: float =
             time.sleep(interval_s)
 
 
-def _run_all_cells(page) -> None:
-    """Run > Run All Cells, through the menu bar as a user would."""
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+def _cells_started(page) -> bool:
+    """True once any code cell is queued, running or done (its prompt is no longer empty)."""
+    prompts = page.eval_on_selector_all(
+        ".jp-CodeCell .jp-InputArea-prompt", "els => els.map(e => e.textContent.trim())")
+    return any(p not in ("", "[ ]:") for p in prompts)
+
+
+def _run_all_cells(page, attempts: int = 3) -> None:
+    """Run > Run All Cells, through the menu bar as a user would, once the kernel is idle.
+
+    On a loaded machine the first menu click can land before the notebook is ready and do nothing; the
+    action is repeated (up to ``attempts`` times) until a cell has started.
+    """
+    _wait(lambda: page.get_by_text(re.compile(r"\| Idle")).count() > 0, 180, "the kernel to be idle", page, 0.5)
+    for attempt in range(attempts):
+        page.keyboard.press("Escape")
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        try:
+            _wait(lambda: _cells_started(page), 60, "a cell to start", page, 0.5)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
 
 
 def _hide_side_panels(page) -> None:

@@ -272,3 +272,16 @@ def test_crossing_the_webgl_threshold_replaces_the_traces_and_keeps_clicks(monke
     click(app, "linear_3")
     assert ex.settings.autocast_excluded_nodes == {"^blocks\\.3\\.0$"}
     assert app.point_colors()[app.point_index("linear_3")] == PALETTE["FP32"]
+
+
+def test_find_button_finds_and_does_not_search(autocast_ex):
+    """The view row's Find button rings the node; the error-budget Search lives in its own panel."""
+    from mixprec_explorer.widget.app import WidgetApp
+
+    app = WidgetApp(autocast_ex)
+    before = autocast_ex.settings
+    app.search.value = "linear2"
+    app.find_button.click()
+    assert app.found == ["linear_1"] and app.selected == "linear_1"
+    assert autocast_ex.settings == before, "finding a node changes no setting"
+    assert app.find_button is not app.search_button

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from .graph import _FIRST_LEGEND, LEGEND_SLOTS, as_plan, build_figure, changed_nodes, highlight
+from .colors import LEGEND_SLOTS, changed_nodes
+from .graph import _FIRST_LEGEND, build_figure, highlight
+from .overlay import as_plan
 
 if TYPE_CHECKING:
     from ..explorer import Explorer

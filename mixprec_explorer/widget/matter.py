@@ -1,0 +1,244 @@
+"""The collapsed "Which nodes matter" panel: sensitivity, the search within an error budget, and the frontier.
+
+Each runs on demand from its button (:meth:`MatterMixin.run_sensitivity`, :meth:`MatterMixin.run_search`,
+:meth:`MatterMixin.show_frontier`); none of them is on the click path of the graph. Latency comes from the
+backend the panel's choice names, or from the FLOPs/bytes estimate where no backend is usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from .. import dtypes
+from ._format import esc, num, opt
+from .status import guarded
+
+if TYPE_CHECKING:
+    from ..explorer import Explorer
+
+__all__ = ["MatterMixin", "search_backends", "search_text", "sensitivity_text"]
+
+_TOP_MODULES = 5  #: modules the sensitivity text lists
+_ESTIMATE = "estimate"  #: search backend choice: price nodes from FLOPs/bytes, no compile, no confirmation
+
+
+def search_backends() -> list[tuple[str, str]]:
+    """(label, value) of what the panel's search and frontier can price nodes with here, usable backends first.
+
+    PyTorch first (fast, per-node prices), then TensorRT: the search also confirms its plan there. The
+    FLOPs/bytes estimate (no compile, nothing confirmed) is always offered, and is the only choice where no
+    backend is usable. Never raises.
+    """
+    try:
+        from ..backends import available_backends
+
+        status = available_backends()
+    except Exception:  # the backends layer missing or broken: the estimate still works
+        status = {}
+    labels = {"torch": "PyTorch", "tensorrt": "TensorRT"}
+    usable = [(f"{label} profiles", name) for name, label in labels.items()
+              if status.get(name, (False, ""))[0]]
+    return usable + [("FLOPs/bytes estimate (no compile)", _ESTIMATE)]
+
+
+def sensitivity_text(sens: Any, top: int = _TOP_MODULES) -> str:
+    """What the panel shows for a :class:`~mixprec_explorer.sensitivity.Sensitivity` (plain text)."""
+    low = dtypes.display_name(sens.low_dtype)
+    lines = [f"{sens.metric} of the all-{low} plan: {num(sens.all_low_error)}",
+             f"top {top} modules by error removed when kept in FP32:"]
+    for i, (module, gain) in enumerate(sens.ranking("module")[:top], 1):
+        lines.append(f"{i}. {module or '(root)'}: removes {num(gain)} "
+                     f"(alone in {low}: {num(sens.module_low_error.get(module, 0.0))})")
+    lines.append(f"{sens.nodes_evaluated} node evaluations (one forward pass per change: {sens.naive_evaluations})")
+    return "\n".join(lines)
+
+
+def search_text(result: Any) -> str:
+    """What the panel shows for a :class:`~mixprec_explorer.search.SearchResult` (plain text)."""
+    lines = [f"budget {result.metric} <= {result.budget:.3g}: "
+             + ("within budget" if result.within_budget else "NOT within budget"),
+             f"error (forward pass): {num(result.error)} · estimated latency {result.estimated_latency_ms:.4g} ms "
+             f"({result.latency_source})",
+             "exclusions:", *("  " + line for line in result.explain().splitlines())]
+    c = result.confirmed or {}
+    if c:
+        chosen, fp32, low = c.get("chosen") or {}, c.get("fp32") or {}, c.get("all_low") or {}
+        share = c.get("share_of_all_low_speedup")
+        lines += [f"confirmed on {c.get('backend', '?')}: error {opt(chosen.get('error'))}, "
+                  f"{opt(chosen.get('latency_ms'), '.4g')} ms (all FP32 {opt(fp32.get('latency_ms'), '.4g')} ms, "
+                  f"all low {opt(low.get('latency_ms'), '.4g')} ms)",
+                  f"speedup over FP32: {opt(c.get('speedup_over_fp32'))}x (all low: {opt(c.get('all_low_speedup'))}x)"
+                  f" · share of the all-low speedup: {opt(share, '.0%')}"]
+    else:
+        lines.append("not confirmed by a compile (estimate only, or confirm off)")
+    lines.append("loaded into the explorer's settings (Undo goes back)")
+    return "\n".join(lines)
+
+
+class MatterMixin:
+    """Part of :class:`~mixprec_explorer.widget.app.WidgetApp`: the "Which nodes matter" panel."""
+
+    if TYPE_CHECKING:  # from the rest of WidgetApp
+        explorer: Explorer
+        color_by: str
+        notes: list[str]
+        search_options: dict[str, Any]
+        frontier_options: dict[str, Any]
+        frontier_app: Any
+
+        def refresh(self) -> None: ...
+        def _say(self, text: str) -> None: ...
+        def _show_chart(self, profile: Any) -> None: ...
+
+    def _build_matter_panel(self) -> None:
+        """The "Which nodes matter" controls: sensitivity, search within a budget, the frontier."""
+        W = widgets
+        short = {"description_width": "initial"}
+        self.sensitivity_button = W.Button(description="Sensitivity", icon="thermometer-half",
+                                           layout=W.Layout(width="120px"),
+                                           tooltip="error each module causes in low precision; colour the graph by it")
+        self.budget = W.FloatText(value=1e-2, description="error budget (rel. L2)", style=short,
+                                  layout=W.Layout(width="230px"))
+        backends = search_backends()
+        self.search_backend = W.Dropdown(options=backends, value=backends[0][1], description="latency from", style=short,
+                                         layout=W.Layout(width="330px"))
+        self.confirm = W.Checkbox(value=True, description="confirm with one compile", style=short, indent=False)
+        self.search_button = W.Button(description="Search", icon="search-plus", layout=W.Layout(width="100px"),
+                                      tooltip="fastest exclusions within the budget; loads them (undoable)")
+        self.frontier_button = W.Button(description="Frontier", icon="line-chart", layout=W.Layout(width="100px"),
+                                        tooltip="plans from all low precision to all FP32: latency against error")
+        self.matter_progress = W.IntProgress(value=0, min=0, max=1, bar_style="info",
+                                             layout=W.Layout(visibility="hidden", width="200px"))
+        self.matter_text = W.Textarea(value="", disabled=True, rows=9, layout=W.Layout(width="98%"))
+        self.frontier_box = W.VBox([], layout=W.Layout(display="none", width="100%"))
+        self.sensitivity_button.on_click(lambda _: self.run_sensitivity())
+        self.search_button.on_click(lambda _: self.run_search())
+        self.frontier_button.on_click(lambda _: self.show_frontier())
+        row = functools.partial(W.HBox, layout=W.Layout(flex_flow="row wrap", align_items="center",
+                                                        grid_gap="4px 12px"))
+        body = W.VBox([row([self.sensitivity_button, self.frontier_button, self.matter_progress]),
+                       row([self.budget, self.search_backend, self.confirm, self.search_button]),
+                       self.matter_text, self.frontier_box])
+        self.matter_panel = W.Accordion(children=[body], selected_index=None, layout=W.Layout(width="100%"))
+        self.matter_panel.set_title(0, "Which nodes matter: sensitivity, search within an error budget, frontier")
+
+    def _panel_backend(self) -> str | None:
+        """The backend the latency choice names; None for the FLOPs/bytes estimate."""
+        choice = self.search_backend.value
+        return None if choice == _ESTIMATE else choice
+
+    def _sync_frontier(self) -> None:
+        """Ring the frontier's plan that the settings now are, if any (after a search, undo or redo; not a click)."""
+        if self.frontier_app is not None:
+            self.frontier_app._sync()
+
+    @contextlib.contextmanager
+    def _busy(self, what: str) -> Iterator[None]:
+        """Panel buttons off and a busy bar while ``what`` runs; on failure the text says so, then re-raise."""
+        buttons = (self.sensitivity_button, self.search_button, self.frontier_button)
+        for button in buttons:
+            button.disabled = True
+        self.matter_progress.value, self.matter_progress.description = 0, what
+        self.matter_progress.layout.visibility = "visible"
+        self._say(f"{esc(what)}...")
+        try:
+            yield
+            self.matter_progress.value = 1
+        except Exception as err:
+            self.matter_text.value = f"{what} failed: {type(err).__name__}: {err} (details in the errors below)"
+            raise
+        finally:
+            for button in buttons:
+                button.disabled = False
+            self.matter_progress.layout.visibility = "hidden"
+
+    @guarded("sensitivity")
+    def run_sensitivity(self) -> Any:
+        """``explorer.sensitivity()`` on the example inputs; colour the graph by it and list the top modules."""
+        with self._busy("sensitivity"):
+            sens = self.explorer.sensitivity(progress=False)
+        previous, self.color_by = self.color_by, "sensitivity"
+        try:
+            self.refresh()
+        except Exception:
+            self.color_by = previous
+            raise
+        self.matter_text.value = sensitivity_text(sens)
+        top = sens.ranking("module")[:1]
+        self._say("sensitivity computed: coloured by it" + (
+            f"; keeping <code>{esc(top[0][0] or '(root)')}</code> in FP32 removes the most error" if top else ""))
+        return sens
+
+    @guarded("search")
+    def run_search(self) -> Any:
+        """``explorer.search`` within the budget box's error; loads the result (undoable) and explains it."""
+        options = {"backend": self._panel_backend(), "confirm": bool(self.confirm.value),
+                   "progress": False, **self.search_options}
+        budget = float(self.budget.value)
+        profile = self.explorer.extensions.get("profile")
+        from ..explorer import SettingsWarning
+
+        with self._busy("search"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = self.explorer.search(budget=budget, **options)
+        # the settings' warnings become notes (as a click's do); the compiles' own warnings go on as warnings
+        self.notes = [str(w.message) for w in caught if issubclass(w.category, SettingsWarning)]
+        for w in caught:
+            if not issubclass(w.category, SettingsWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        measured = self.explorer.extensions.get("profile")
+        if measured is not None and measured is not profile:  # the search profiled its plans: show the last
+            self._show_chart(measured)
+        if self.color_by == "sensitivity":  # does not change with the settings: show the new precisions
+            self.color_by = "precision"
+        self.refresh()
+        self._sync_frontier()
+        self.matter_text.value = search_text(result)
+        n = len(result.exclusions)
+        self._say(f"search loaded {n} exclusion(s): {result.metric} {num(result.error)} "
+                  + ("within" if result.within_budget else "<b>not</b> within") + f" the budget {budget:.3g}")
+        return result
+
+    @guarded("frontier")
+    def show_frontier(self) -> Any:
+        """``explorer.frontier()`` (latency from the panel's choice) and its widget below the panel.
+
+        Clicking a plan there loads it into the explorer and refreshes this app.
+        """
+        with self._busy("frontier"):
+            frontier = self.explorer.frontier(**{"backend": self._panel_backend(), "progress": False,
+                                                  **self.frontier_options})
+        box = self.frontier_widget(frontier)
+        self.frontier_app = box.app  # type: ignore[attr-defined]
+        self.frontier_box.children = (box,)
+        self.frontier_box.layout.display = None
+        front = frontier.front()
+        self.matter_text.value = "\n".join(
+            [f"{len(frontier.points)} plans, {len(front)} on the Pareto front (latency: {frontier.latency_source}):"]
+            + [f"  {p.label}: {frontier.metric} {num(p.error)}, {p.latency_ms:.4g} ms"
+               + (" (front)" if p.on_front else "") for p in frontier.points]
+            + ["click a plan on the chart below to load it (Undo goes back)"])
+        self._say(f"frontier of {len(frontier.points)} plans drawn below")
+        return frontier
+
+    def frontier_widget(self, frontier: Any = None) -> widgets.VBox:
+        """The frontier scatter (default ``ex.frontier``'s last result) whose clicks load a plan into this app.
+
+        Returns the root box of a :class:`~mixprec_explorer.widget.frontier.FrontierWidget`; display it beside
+        the app. A load (or its undo) refreshes this app as a click on the graph does.
+        """
+        from .frontier import build_frontier_widget
+
+        def loaded(point: Any) -> None:
+            self.notes = []
+            self.refresh()
+            self._say(f"loaded frontier plan <b>{esc(point.label)}</b>" if point is not None
+                      else "settings restored")
+
+        return build_frontier_widget(self.explorer, frontier, on_load=loaded)

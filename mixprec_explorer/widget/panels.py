@@ -1,0 +1,201 @@
+"""The panels around the graph: summary and details beside it; export, compile & profile and the latency chart
+below it.
+
+The summary and details are HTML made from the current plan on every refresh; the compile button is off, with
+the reason beside it, where no compile backend is usable.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from .. import dtypes
+from ..viz.layout import GROUP_PREFIX
+from ._format import esc, num
+from .status import guarded
+
+if TYPE_CHECKING:
+    from ..explorer import Exclusion, Explorer
+    from ..policy import PrecisionPlan
+    from ..settings import Settings
+
+__all__ = ["PanelsMixin", "backend_status"]
+
+
+def backend_status() -> tuple[bool, str]:
+    """(a compile backend is usable here, what is usable or why none is) without raising."""
+    try:
+        from ..backends import available_backends
+    except Exception as err:  # the backends layer missing or broken
+        return False, f"no compile backend in this installation ({type(err).__name__}: {err})"
+    try:
+        status = available_backends()
+    except Exception as err:
+        return False, f"checking the backends failed ({type(err).__name__}: {err})"
+    usable = [name for name, (ok, _) in status.items() if ok]
+    if usable:
+        return True, "backends available: " + ", ".join(usable)
+    return False, "no backend is usable: " + "; ".join(f"{n}: {r}" for n, (_, r) in status.items())
+
+
+class PanelsMixin:
+    """Part of :class:`~mixprec_explorer.widget.app.WidgetApp`: summary, details, export, compile & profile, chart."""
+
+    if TYPE_CHECKING:  # from the rest of WidgetApp
+        explorer: Explorer
+        selected: str | None
+        last_exclusion: Exclusion | None
+        notes: list[str]
+        _check_cache: dict[Settings, list[str]]
+
+        def refresh(self) -> None: ...
+        def _say(self, text: str) -> None: ...
+
+    def _build_panels(self, backend: tuple[bool, str]) -> None:
+        """The panels' widgets; ``backend`` is :func:`backend_status` (the compile button is off without one)."""
+        W = widgets
+        short = {"description_width": "initial"}
+        self.summary = W.HTML()
+        self.details = W.HTML(value="<i>Click a node: its module's exclusion toggles. Click a collapsed module "
+                                    "to expand it.</i>")
+        self.export_path = W.Text(value="mixprec_settings.json", description="export to", style=short,
+                                  layout=W.Layout(width="360px"))
+        self.export_format = W.Dropdown(options=[("JSON settings", "json"), ("Python snippet", "python")],
+                                        value="json", layout=W.Layout(width="150px"))
+        self.export_button = W.Button(description="Export", icon="download", button_style="primary",
+                                      layout=W.Layout(width="100px"))
+        self.snippet = W.Textarea(value="", disabled=True, rows=8, layout=W.Layout(width="98%"),
+                                  description="compile call", style=short)
+        self.compile_button = W.Button(description="Compile & profile", icon="play", layout=W.Layout(width="170px"))
+        self.progress = W.IntProgress(value=0, min=0, max=3, description="", layout=W.Layout(visibility="hidden",
+                                                                                           width="200px"))
+        self.backend_note = W.HTML()
+        self.chart_widget: go.FigureWidget | None = None  #: the latency chart, once a profile exists
+        self.chart_box = W.VBox([], layout=W.Layout(display="none"))
+
+        self.export_button.on_click(lambda _: self.export())
+        self.compile_button.on_click(lambda _: self.compile_and_profile())
+        ok, reason = backend
+        self.compile_button.disabled = not ok
+        self.backend_note.value = f"<small>{esc(reason)}</small>"
+
+    # -- summary and details ---------------------------------------------------------------------------------
+    def _summary_html(self, plan: PrecisionPlan) -> str:
+        """Nodes and FLOPs per precision, the exclusions in force, and the notes and checks of the settings."""
+        rows = "".join(
+            f"<tr><td><span style='color:{dtypes.PALETTE.get(k, dtypes.PALETTE['other'])}'>&#9679;</span> {k}</td>"
+            f"<td style='text-align:right'>{int(v['nodes'])}</td>"
+            f"<td style='text-align:right'>{v['flops_share']:.1%}</td></tr>"
+            for k, v in sorted(self.explorer.summary(plan).items(), key=lambda kv: -kv[1]["flops_share"]))
+        s = self.explorer.settings
+        excl = [f"<code>{esc(p)}</code>" for p in sorted(s.autocast_excluded_nodes)]
+        excl += [f"<code>{esc(o.replace('torch.ops.', ''))}</code> (op)" for o in sorted(s.autocast_excluded_ops)]
+        warn = list(dict.fromkeys([*self.notes, *self._checks(s)]))
+        out = ("<table style='font-size:12px'><tr><th>precision</th><th>nodes</th><th>FLOPs</th></tr>"
+               f"{rows}</table><div style='font-size:12px'>Exclusions in force: "
+               + (", ".join(excl) if excl else "none") + "</div>")
+        if warn:
+            out += "".join(f"<div style='font-size:12px;color:#8a4b00'>&#9888; {esc(w)}</div>" for w in warn)
+        return out
+
+    def _checks(self, settings: Settings) -> list[str]:
+        """``explorer.check_settings`` for these settings, remembered (it walks the whole graph)."""
+        found = self._check_cache.get(settings)
+        if found is None:
+            found = self._check_cache[settings] = self.explorer.check_settings(settings)
+            if len(self._check_cache) > 64:
+                self._check_cache.pop(next(iter(self._check_cache)))
+        return found
+
+    def _details_html(self, plan: PrecisionPlan) -> str:
+        """What is known of the selected node: its plan, the last exclusion, sensitivity, measurements."""
+        key = self.selected
+        if key is None:
+            return self.details.value
+        if key.startswith(GROUP_PREFIX):
+            return f"<b>module {esc(key[len(GROUP_PREFIX):])}</b> (collapsed)"
+        info = self.explorer.nodes.get(key)
+        if info is None:
+            return ""
+        rec = plan.get(key)
+        lines = [f"<b>{esc(info.name)}</b> <code>{esc(info.op)}</code>",
+                 f"module: <code>{esc(info.module or '(root)')}</code> {esc(info.module_type)}"]
+        if rec is not None:
+            dtype = dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
+            acc = dtypes.display_name(rec.accumulate_dtype) if rec.accumulate_dtype is not None else "-"
+            lines += [f"dtype: <b>{dtype}</b> · accumulate: {acc}", f"rule <code>{rec.rule}</code>: {esc(rec.reason)}"]
+        ex = self.last_exclusion
+        if ex is not None and key in ex.nodes:
+            state = "in force" if ex.pattern in self.explorer.settings.autocast_excluded_nodes else "removed"
+            lines.append(f"exclusion <code>{esc(ex.pattern)}</code> {state}")
+            if ex.note:
+                lines.append(f"<span style='color:#8a4b00'>&#9888; {esc(ex.note)}</span>")
+        sens = self.explorer.extensions.get("sensitivity")
+        if sens is not None and key in sens.node_low_error:
+            low = dtypes.display_name(sens.low_dtype)
+            gain = sens.node_fp32_gain.get(key)
+            lines.append(f"sensitivity ({esc(sens.metric)}): alone in {low} {num(sens.node_low_error[key])}"
+                         + (f" · alone kept FP32 removes {num(gain)}" if gain is not None else ""))
+            if info.module in sens.module_low_error:
+                lines.append(f"module <code>{esc(info.module or '(root)')}</code>: alone in {low} "
+                             f"{num(sens.module_low_error[info.module])} · alone kept FP32 removes "
+                             f"{num(sens.module_fp32_gain.get(info.module, 0.0))}")
+        profile = self.explorer.extensions.get("profile")
+        if profile is not None:
+            measured = profile.node_dtypes()
+            latency = profile.node_latency_ms()
+            if key in measured or key in latency:
+                lines.append(f"measured: {dtypes.display_name(measured.get(key))}"
+                             + (f" · {latency[key]:.4g} ms" if key in latency else ""))
+        return "<div style='font-size:12px'>" + "<br>".join(lines) + "</div>"
+
+    # -- export, compile & profile ---------------------------------------------------------------------------
+    @guarded("exporting the settings")
+    def export(self) -> None:
+        """Write the settings (JSON or Python snippet) to the path in the text box."""
+        path = self.explorer.export_settings(self.export_path.value.strip() or "mixprec_settings.json",
+                                             format=self.export_format.value)
+        self.snippet.value = self.explorer.settings.to_python()
+        self._say(f"wrote <code>{esc(path.resolve())}</code>")
+
+    @guarded("compile & profile")
+    def compile_and_profile(self) -> None:
+        """Compile the current plan, profile it, try accuracy, then offer the measured colourings."""
+        ok, reason = backend_status()
+        if not ok:
+            self.compile_button.disabled = True
+            self.backend_note.value = f"<small>{esc(reason)}</small>"
+            raise RuntimeError(reason)
+        self.compile_button.disabled = True
+        self.progress.layout.visibility = "visible"
+        try:
+            self.progress.value, self.progress.description = 0, "compiling"
+            compiled = self.explorer.compile()
+            self.progress.value, self.progress.description = 1, "profiling"
+            profile = self.explorer.profile(compiled)
+            self.progress.value, self.progress.description = 2, "accuracy"
+            try:
+                self.explorer.accuracy(compiled, per_node=True)
+            except ImportError as err:  # the accuracy layer is optional
+                self.notes.append(f"accuracy not measured: {err}")
+            self.progress.value, self.progress.description = 3, "done"
+            self._show_chart(profile)
+            self.refresh()
+            e2e = getattr(getattr(profile, "end_to_end", None), "median_ms", None)
+            self._say(f"profiled on {esc(getattr(profile, 'device', '?'))} with {esc(compiled.backend)}"
+                      + (f": {e2e:.4g} ms end to end" if e2e is not None else ""))
+        finally:
+            self.compile_button.disabled = False
+            self.progress.layout.visibility = "hidden"
+
+    def _show_chart(self, profile: Any) -> None:
+        """Show the latency chart of ``profile`` below the compile row."""
+        from ..viz.charts import build_latency_chart
+
+        chart = go.FigureWidget(build_latency_chart(profile, top=25))
+        self.chart_widget = chart
+        self.chart_box.children = (chart,)
+        self.chart_box.layout.display = None
