@@ -31,6 +31,7 @@ demo: setup
 
 test:
 	bash scripts/setup_env.sh --browser
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 report: setup

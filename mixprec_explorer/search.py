@@ -1,6 +1,6 @@
 """Search: the fastest plan within an error budget, explained, confirmed by one compile, resumable.
 
-Greedy over exclusions a user would write (anchored module regexes and op types), ranked by error
+Greedy over exclusions a user would write (anchored regexes for a module or a whole block, and op types), ranked by error
 removed (from :mod:`sensitivity`) per millisecond of estimated latency added, then pruned. Every
 step's error is measured exactly with one forward pass of the mixed plan; the state is saved as JSON
 after each step, so a rerun with the same ``state_path`` continues where it stopped.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,28 +141,52 @@ class _Evaluator:
         return self._cache[key]
 
 
+def subtree_pattern(prefix: str) -> str:
+    """The regex for a module and everything under it (``^layer1(\\.|$)``), as ``re.match`` applies it."""
+    return f"^{re.escape(prefix)}(\\.|$)"
+
+
 def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops: bool = True,
-               inputs: tuple[Any, ...] | None = None) -> list[Candidate]:
-    """Module and op-type candidates with their gain and latency cost."""
+               inputs: tuple[Any, ...] | None = None, subtrees: bool = True) -> list[Candidate]:
+    """Candidates with their gain and latency cost: each module, each module subtree, each op type.
+
+    A subtree (``^layer4(\\.|$)``) keeps a whole block in FP32 with one regex and one pair of casts at
+    its edges, where its leaf modules would each need their own.
+    """
     out = []
+
+    def cost_of(members: Sequence[str]) -> float:
+        return sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
+
     for module, gain in sens.module_fp32_gain.items():
         members = tuple(n for n in explorer.modules.get(module, ()) if n in sens.node_low_error)
-        cost = sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
-        out.append(Candidate("module", module_pattern(module), members, gain, sens.module_low_error[module], cost))
+        out.append(Candidate("module", module_pattern(module), members, gain, sens.module_low_error[module],
+                             cost_of(members)))
+    if not (ops or subtrees):
+        return out
+    run = _Runner(explorer, inputs or explorer.example_inputs)
+    measure = METRICS[sens.metric]
+    reference = run.outputs(run.full(lambda _: torch.float32))
+    low_env = run.full(lambda _: sens.low_dtype)
+    fp32_env = run.full(lambda _: torch.float32)
+
+    def measured(kind: str, value: str, members: tuple[str, ...]) -> Candidate:
+        kept = measure(run.perturbed(low_env, dict.fromkeys(members, torch.float32), sens.low_dtype), reference)
+        alone = measure(run.perturbed(fp32_env, dict.fromkeys(members, sens.low_dtype), torch.float32), reference)
+        return Candidate(kind, value, members, _gain(sens.all_low_error, kept), alone, cost_of(members))
+
+    if subtrees:
+        prefixes = {".".join(m.split(".")[:k]) for m in explorer.modules if m for k in range(1, m.count(".") + 1)}
+        for prefix in sorted(prefixes):
+            inside = [m for m in explorer.modules if m == prefix or m.startswith(prefix + ".")]
+            members = tuple(n for m in inside for n in explorer.modules[m] if n in run.classified)
+            if len(inside) >= 2 and members:
+                out.append(measured("module", subtree_pattern(prefix), members))
     if ops:
-        run = _Runner(explorer, inputs or explorer.example_inputs)
-        measure = METRICS[sens.metric]
-        reference = run.outputs(run.full(lambda _: torch.float32))
-        low_env = run.full(lambda _: sens.low_dtype)
-        fp32_env = run.full(lambda _: torch.float32)
         for op in explorer.ops():
             members = tuple(n for n, i in explorer.nodes.items() if i.op == op and n in run.classified)
-            if len(members) < 2:
-                continue  # a one-node op is already a module candidate's business
-            kept = measure(run.perturbed(low_env, dict.fromkeys(members, torch.float32), sens.low_dtype), reference)
-            alone = measure(run.perturbed(fp32_env, dict.fromkeys(members, sens.low_dtype), torch.float32), reference)
-            cost = sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
-            out.append(Candidate("op", op, members, _gain(sens.all_low_error, kept), alone, cost))
+            if len(members) >= 2:  # a one-node op is already a module candidate's business
+                out.append(measured("op", op, members))
     return out
 
 
@@ -193,7 +218,8 @@ def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None
 def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, metric: str = "rel_l2",
                objective: str = "latency", backend: str | None = "auto", state_path: str | os.PathLike[str] | None = None,
                confirm: bool = True, use_ops: bool = True, low_dtype: torch.dtype | None = None,
-               progress: bool = True, max_rounds: int = 2, **backend_options: Any) -> SearchResult:
+               progress: bool = True, max_rounds: int = 2, use_subtrees: bool = True,
+               **backend_options: Any) -> SearchResult:
     """Find exclusions meeting ``budget`` (metric units) with the best estimated latency; see module docs.
 
     ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` to price each node
@@ -215,7 +241,7 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
     from .backends.fingerprint import fingerprint_program
 
     key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
-           "low": dtypes.to_name(low), "objective": objective}
+           "low": dtypes.to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
     path = Path(state_path) if state_path is not None else None
     state = _load_state(path, key) or {"schema": STATE_SCHEMA, "version": 1, "key": key, "phase": "rank"}
 
@@ -227,7 +253,7 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
     if state["phase"] == "rank":
         latency = _latency_model(explorer, base, low, objective, backend, backend_options, progress)
         sens = compute_sensitivity(explorer, args, metric, low, progress=progress)
-        cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args)
+        cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args, subtrees=use_subtrees)
         state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
                      "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
         save()

@@ -2,7 +2,7 @@
 import torch
 
 from mixprec_explorer import Explorer, Settings
-from mixprec_explorer.backends.torch_backend import RUN_RANGE, attribute_events, run_ranged, flatten_inputs
+from mixprec_explorer.backends.torch_backend import RUN_RANGE, attribute_events, flatten_inputs, run_ranged
 
 
 class M(torch.nn.Module):

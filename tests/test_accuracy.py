@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from _models import MLP, ResidualCNN
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer import backends as B
 from mixprec_explorer.accuracy import AccuracyReport, compare_outputs, measure_accuracy, rel_l2
 from mixprec_explorer.backends.base import CacheKey, Compiled
 from mixprec_explorer.backends.torch_backend import apply_plan
+
+from _models import MLP, ResidualCNN
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 

@@ -7,13 +7,14 @@ import time
 
 import pytest
 import torch
-from _models import MLP
 
 from mixprec_explorer import BackendUnavailable, Explorer, Settings
 from mixprec_explorer import backends as B
 from mixprec_explorer.backends.base import Compiled, Profile
 from mixprec_explorer.backends.fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
 from mixprec_explorer.examples import reference_autocast_model
+
+from _models import MLP
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 HAS_TRT = importlib.util.find_spec("torch_tensorrt") is not None

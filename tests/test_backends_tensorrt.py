@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _models import MLP
 
 from mixprec_explorer import BackendUnavailable, Explorer, Settings, SettingsError
 from mixprec_explorer.backends import tensorrt as trt_backend
@@ -45,6 +44,8 @@ from mixprec_explorer.backends.tensorrt import (
     time_runs,
 )
 from mixprec_explorer.records import EndToEnd
+
+from _models import MLP
 
 MIRROR = Path(os.environ.get("MIXPREC_TRT_MIRROR", "/work/.mirror/pytorch+TensorRT/repo"))
 COMPILER = "py/torch_tensorrt/dynamo/_compiler.py"

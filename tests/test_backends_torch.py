@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from _models import MLP, AutocastRegion, Encoder, HalfSub, ResidualCNN
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.backends import compile_plan, profile_compiled
@@ -23,6 +22,8 @@ from mixprec_explorer.backends.torch_backend import (
     summarize_ms,
 )
 from mixprec_explorer.examples import reference_autocast_model, reference_explicit_model
+
+from _models import MLP, AutocastRegion, Encoder, HalfSub, ResidualCNN
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 BF16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.bfloat16)

@@ -101,7 +101,7 @@ def test_search_aims_lower_when_the_backend_measures_more_error(monkeypatch):
     ex = Explorer(*__import__("mixprec_explorer.examples", fromlist=["x"]).layer_stack(12))
     ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.bfloat16)
     result = run_search(ex, None, budget=1e-3, backend="torch", isolate=False, progress=False, use_ops=False,
-                        max_rounds=1)
+                        use_subtrees=False, max_rounds=1)
     assert any(step.action.startswith("tighten") for step in result.steps)
     assert not result.within_budget, "still over budget after the last round, and it says so"
 
@@ -114,3 +114,41 @@ def test_fused_builds_are_priced_from_an_eager_run():
                         use_ops=False)
     assert "torch eager" in result.latency_source
     assert [c.value for c in result.exclusions] == ["^blowup$"]
+
+
+class _Block(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        from test_sensitivity import Exp
+
+        self.first = Exp()
+        self.second = torch.nn.Sequential(torch.nn.Linear(4, 4), Exp())
+
+    def forward(self, x):
+        return self.second(self.first(x))  # exp(~12.5)/1e5 ~ 2.7, + 9.5 in second[0]: exp overflows FP16 again
+
+
+class _TwoOverflows(torch.nn.Module):
+    """Two exp overflows inside one block: keeping either alone in FP32 fixes nothing, the block does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+        self.block = _Block()
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.eye(4))
+            self.fc.bias.fill_(11.5)
+            self.block.second[0].weight.copy_(torch.eye(4))
+            self.block.second[0].bias.fill_(9.5)
+
+    def forward(self, x):
+        return self.block(self.fc(x))
+
+
+def test_a_whole_block_is_one_regex_when_its_parts_only_help_together():
+    ex = Explorer(_TwoOverflows().eval(), (torch.rand(3, 4),))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    result = run_search(ex, None, budget=1e-2, backend=None, progress=False, use_ops=False)
+    assert result.within_budget
+    assert [c.value for c in result.exclusions] == [r"^block(\.|$)"]
+    assert all(ex.plan()[n].dtype == torch.float32 for n in result.exclusions[0].nodes)

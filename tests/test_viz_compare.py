@@ -7,7 +7,6 @@ import doctest
 import plotly.graph_objects as go
 import pytest
 import torch
-from test_sensitivity import Fragile
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.dtypes import PALETTE
@@ -15,6 +14,8 @@ from mixprec_explorer.viz import compare
 from mixprec_explorer.viz import graph as vg
 from mixprec_explorer.viz.compare import build_compare_figure
 from mixprec_explorer.viz.graph import OverlayUnavailable, build_figure, changed_nodes, recolor
+
+from test_sensitivity import Fragile
 
 FP16 = torch.float16
 A = Settings(enable_autocast=True, autocast_low_precision_type=FP16)

@@ -9,7 +9,6 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-from test_sensitivity import Fragile
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.sensitivity import Sensitivity
@@ -17,6 +16,8 @@ from mixprec_explorer.viz import charts
 from mixprec_explorer.viz import graph as vg
 from mixprec_explorer.viz.charts import build_sensitivity_chart
 from mixprec_explorer.viz.graph import OverlayUnavailable, build_figure, recolor
+
+from test_sensitivity import Fragile
 
 FP16 = torch.float16
 TOP, BOTTOM = vg._SEQUENTIAL[-1], vg._SEQUENTIAL[0]

@@ -11,13 +11,14 @@ pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (
 
 import ipywidgets as widgets  # noqa: E402
 from plotly.callbacks import InputDeviceState, Points  # noqa: E402
-from test_sensitivity import Fragile  # noqa: E402
 
 from mixprec_explorer import Explorer, Settings  # noqa: E402
 from mixprec_explorer.dtypes import PALETTE  # noqa: E402
 from mixprec_explorer.frontier import Frontier  # noqa: E402
 from mixprec_explorer.widget.app import WidgetApp  # noqa: E402
 from mixprec_explorer.widget.frontier import LOADED, PLANS, FrontierWidget, build_frontier_widget  # noqa: E402
+
+from test_sensitivity import Fragile  # noqa: E402
 
 FP16 = torch.float16
 ALL_LOW = Settings(enable_autocast=True, autocast_low_precision_type=FP16)

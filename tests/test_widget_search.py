@@ -8,13 +8,14 @@ import torch
 pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
 
 import ipywidgets as widgets  # noqa: E402
-from test_sensitivity import Fragile  # noqa: E402
 
 import mixprec_explorer.backends as backends  # noqa: E402
 from mixprec_explorer import Explorer, Settings  # noqa: E402
 from mixprec_explorer.dtypes import PALETTE  # noqa: E402
 from mixprec_explorer.widget.app import WidgetApp, search_backends  # noqa: E402
 from mixprec_explorer.widget.frontier import FrontierWidget  # noqa: E402
+
+from test_sensitivity import Fragile  # noqa: E402
 
 FP16 = torch.float16
 ALL_LOW = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
