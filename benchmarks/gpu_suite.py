@@ -25,45 +25,34 @@ from mixprec_explorer.costs import MATMUL_FAMILY, op_basename
 from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
 
 
+def _rate(device: str, work: float, fn, reps: int) -> float:
+    """``work`` units per second of ``fn`` over ``reps`` synchronised calls, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    _sync(device)
+    return work * reps / (time.perf_counter() - start)
+
+
 def peak_rates(device: str) -> dict[str, float]:
-    """Measured matmul FLOP/s per dtype and copy bandwidth (bytes/s read + written) on ``device``."""
-    if device == "cpu":
-        n, reps = 512, 3
-    else:
-        n, reps = 8192, 10
+    """Measured matmul FLOP/s per dtype (and TF32 on CUDA) and copy bandwidth (bytes/s read + written)."""
+    n, reps = (512, 3) if device == "cpu" else (8192, 10)
     out: dict[str, float] = {}
     for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)):
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        for _ in range(2):
-            a @ b
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        _sync(device)
-        out[f"matmul_{name}_flops"] = 2 * n**3 * reps / (time.perf_counter() - start)
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+        out[f"matmul_{name}_flops"] = _rate(device, 2 * n**3, lambda a=a, b=b: a @ b, reps)
     if device != "cpu":  # FP32 convolutions (cuDNN) and, if allowed, matmuls run as TF32 by default
         before = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = True
         a = torch.randn(n, n, device=device)
-        a @ a
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(reps):
-            a @ a
-        _sync(device)
-        out["matmul_tf32_flops"] = 2 * n**3 * reps / (time.perf_counter() - start)
+        out["matmul_tf32_flops"] = _rate(device, 2 * n**3, lambda: a @ a, reps)
         torch.backends.cuda.matmul.allow_tf32 = before
     x = torch.empty(256 * 2**20 if device != "cpu" else 16 * 2**20, dtype=torch.uint8, device=device)
     y = torch.empty_like(x)
-    y.copy_(x)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        y.copy_(x)
-    _sync(device)
-    out["copy_bytes_per_s"] = 2 * x.numel() * reps / (time.perf_counter() - start)
+    out["copy_bytes_per_s"] = _rate(device, 2 * x.numel(), lambda: y.copy_(x), reps)
     return out
 
 
