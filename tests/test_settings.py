@@ -121,3 +121,15 @@ def test_load_missing_file_is_a_settings_error(tmp_path):
 
 def test_write_atomic_creates_parents(tmp_path):
     assert write_atomic(tmp_path / "a" / "b.txt", "x").read_text() == "x"
+
+
+def test_written_files_keep_usual_permissions(tmp_path):
+    fresh = write_atomic(tmp_path / "new.json", "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask, "not mkstemp's private 0600"
+    kept = tmp_path / "shared.json"
+    kept.write_text("{}")
+    kept.chmod(0o640)
+    write_atomic(kept, "[]")
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "[]"
