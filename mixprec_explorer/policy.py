@@ -101,6 +101,29 @@ class PrecisionPlan:
             or (o.dtype, o.accumulate_dtype, o.rule) != (rec.dtype, rec.accumulate_dtype, rec.rule)
         ]
 
+    def to_rows(self) -> list[dict[str, str]]:
+        """One dict per node (name, op, module, dtype, accumulate, rule, reason), for tables and DataFrames."""
+        return [{"name": r.name, "op": r.op.replace("torch.ops.", ""), "module": r.module,
+                 "dtype": dtypes.display_name(r.dtype) if r.rule != "removed" else "-",
+                 "accumulate": dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype else "",
+                 "rule": r.rule, "reason": r.reason} for r in self]
+
+    def _repr_html_(self) -> str:
+        """The plan as a table in notebooks, dtype cells in the palette's colours."""
+        from html import escape
+
+        head = "".join(f"<th style='text-align:left'>{h}</th>"
+                       for h in ("node", "op", "module", "dtype", "acc", "reason"))
+        body = []
+        for row in self.to_rows():
+            colour = dtypes.PALETTE.get(row["dtype"], dtypes.PALETTE["other"])
+            cells = [escape(row["name"]), escape(row["op"]), escape(row["module"] or "(root)"),
+                     f"<span style='color:{colour};font-weight:bold'>{row['dtype']}</span>",
+                     escape(row["accumulate"]), escape(row["reason"])]
+            body.append("<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>")
+        return (f"<p>{escape(repr(self))}</p><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts().items()))
         return f"<PrecisionPlan {len(self)} nodes ({counts})>"

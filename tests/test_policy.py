@@ -192,3 +192,13 @@ def test_non_float_inputs_get_a_warning_in_the_reason():
     ex = Explorer(emb, (torch.tensor([[1, 2, 3]]),))
     rec = ex.plan(Settings(enable_autocast=True, autocast_low_precision_type=torch.float16))["embedding"]
     assert rec.dtype == torch.float16 and "torch.int64" in rec.reason
+
+
+def test_plan_shows_as_a_table_in_notebooks(autocast_ex):
+    autocast_ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
+                                    autocast_excluded_nodes={"^linear2$"})
+    plan = autocast_ex.plan()
+    rows = plan.to_rows()
+    assert [(r["module"], r["dtype"]) for r in rows] == [("linear1", "FP16"), ("linear2", "FP32"), ("linear3", "FP16")]
+    html = plan._repr_html_()
+    assert html.count("<tr>") == 4 and "^linear2$" in html and "#0072B2" in html  # FP32 in its palette colour
