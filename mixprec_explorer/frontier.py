@@ -12,7 +12,7 @@ from . import dtypes
 from .explorer import module_pattern
 from .policy import PrecisionPlan
 from .search import LatencyModel, _all_fp32, _Evaluator, _latency_model
-from .sensitivity import compute_sensitivity
+from .sensitivity import _Runner, compute_sensitivity
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -89,9 +89,10 @@ def compute_frontier(explorer: Explorer, inputs: Sequence[Any] | None = None, me
     low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
     base = explorer.settings.replace(enable_autocast=True, use_explicit_typing=True, autocast_low_precision_type=low,
                                      autocast_excluded_nodes=frozenset(), autocast_excluded_ops=frozenset())
-    sens = compute_sensitivity(explorer, args, metric, low, progress=progress)
+    runner = _Runner(explorer, args)
+    sens = compute_sensitivity(explorer, args, metric, low, progress=progress, runner=runner)
     order = [m for m, _ in sens.ranking("module")]
-    evaluator = _Evaluator(explorer, args, metric)
+    evaluator = _Evaluator(explorer, args, metric, runner)
     latency: LatencyModel = _latency_model(explorer, base, low, "latency", backend, backend_options, progress)
     plans = []
     for k in _steps(len(order), max_points):

@@ -117,11 +117,11 @@ class SearchResult:
 class _Evaluator:
     """Exact error of a settings' plan: one forward pass with the plan's dtypes (cached per plan)."""
 
-    def __init__(self, explorer: Explorer, inputs: tuple[Any, ...], metric: str) -> None:
+    def __init__(self, explorer: Explorer, inputs: tuple[Any, ...], metric: str, runner: _Runner | None = None) -> None:
         self.explorer = explorer
-        self.run = _Runner(explorer, inputs)
+        self.run = runner or _Runner(explorer, inputs)
         self.measure = METRICS[metric]
-        self.reference = self.run.outputs(self.run.full(lambda _: torch.float32))
+        self.reference = self.run.reference()
         self.count = 0
         self._cache: dict[tuple, float] = {}
 
@@ -147,7 +147,8 @@ def subtree_pattern(prefix: str) -> str:
 
 
 def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops: bool = True,
-               inputs: tuple[Any, ...] | None = None, subtrees: bool = True) -> list[Candidate]:
+               inputs: tuple[Any, ...] | None = None, subtrees: bool = True,
+               runner: _Runner | None = None) -> list[Candidate]:
     """Candidates with their gain and latency cost: each module, each module subtree, each op type.
 
     A subtree (``^layer4(\\.|$)``) keeps a whole block in FP32 with one regex and one pair of casts at
@@ -164,11 +165,10 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops
                              cost_of(members)))
     if not (ops or subtrees):
         return out
-    run = _Runner(explorer, inputs or explorer.example_inputs)
+    run = runner or _Runner(explorer, inputs or explorer.example_inputs)
     measure = METRICS[sens.metric]
-    reference = run.outputs(run.full(lambda _: torch.float32))
-    low_env = run.full(lambda _: sens.low_dtype)
-    fp32_env = run.full(lambda _: torch.float32)
+    reference = run.reference()
+    low_env, fp32_env = run.base(sens.low_dtype), run.base(torch.float32)
 
     def measured(kind: str, value: str, members: tuple[str, ...]) -> Candidate:
         kept = measure(run.perturbed(low_env, dict.fromkeys(members, torch.float32), sens.low_dtype), reference)
@@ -249,11 +249,12 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
         if path is not None:
             write_atomic(path, json.dumps(state, indent=1, default=str))
 
-    evaluator = _Evaluator(explorer, args, metric)
+    runner = _Runner(explorer, args)  # one set of cached activations for sensitivity, candidates and steps
+    evaluator = _Evaluator(explorer, args, metric, runner)
     if state["phase"] == "rank":
         latency = _latency_model(explorer, base, low, objective, backend, backend_options, progress)
-        sens = compute_sensitivity(explorer, args, metric, low, progress=progress)
-        cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args, subtrees=use_subtrees)
+        sens = compute_sensitivity(explorer, args, metric, low, progress=progress, runner=runner)
+        cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args, subtrees=use_subtrees, runner=runner)
         state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
                      "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
         save()

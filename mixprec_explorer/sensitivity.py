@@ -102,6 +102,18 @@ class _Runner:
         flat, _ = tree_flatten(inputs)
         self.inputs = flat
         self.evaluations = 0
+        self._bases: dict[torch.dtype, dict[torch.fx.Node, Any]] = {}
+
+    def base(self, dtype: torch.dtype) -> dict[torch.fx.Node, Any]:
+        """The environment with every classified node in ``dtype``, computed once and kept."""
+        env = self._bases.get(dtype)
+        if env is None:
+            env = self._bases[dtype] = self.full(lambda _: dtype)
+        return env
+
+    def reference(self) -> list[torch.Tensor]:
+        """Outputs of the all-FP32 run: what every error is measured against."""
+        return self.outputs(self.base(torch.float32))
 
     def _eval(self, node: torch.fx.Node, env: dict[torch.fx.Node, Any], dtype: torch.dtype | None) -> Any:
         self.interp.env = env
@@ -161,21 +173,21 @@ class _Runner:
 
 def compute_sensitivity(explorer: Explorer, inputs: Sequence[Any] | None = None, metric: str = "rel_l2",
                         low_dtype: torch.dtype | None = None, nodes: Iterable[str] | None = None,
-                        progress: bool = True) -> Sensitivity:
+                        progress: bool = True, runner: _Runner | None = None) -> Sensitivity:
     """Sensitivity of every classified node and module (or of ``nodes`` only) on ``inputs``.
 
-    ``low_dtype`` defaults to the settings' low-precision type, else float16. Raises KeyError
-    naming the known metrics for an unknown ``metric``.
+    ``low_dtype`` defaults to the settings' low-precision type, else float16. ``runner`` shares cached
+    activations with a caller that has one for the same inputs. Raises KeyError naming the known
+    metrics for an unknown ``metric``.
     """
     if metric not in METRICS:
         raise KeyError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     measure = METRICS[metric]
     low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
     args = tuple(inputs) if inputs is not None else explorer.example_inputs
-    run = _Runner(explorer, args)
-    fp32_env = run.full(lambda _: torch.float32)
-    low_env = run.full(lambda _: low)
-    reference = run.outputs(fp32_env)
+    run = runner or _Runner(explorer, args)
+    fp32_env, low_env = run.base(torch.float32), run.base(low)
+    reference = run.reference()
     all_low = measure(run.outputs(low_env), reference)
     chosen = [n for n in (nodes if nodes is not None else explorer.nodes) if n in run.classified]
     modules: dict[str, list[str]] = {}

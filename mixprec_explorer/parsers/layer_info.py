@@ -143,9 +143,10 @@ def record_from_layer(layer: Mapping[str, Any], where: str, io_names: Iterable[s
     return LayerRecord(
         name=name,
         layer_type=_text(layer, "LayerType", where),
-        input_dtypes=tuple(_tensor_dtype(t, "Inputs", i, where) for i, t in enumerate(inputs)),
-        output_dtypes=tuple(_tensor_dtype(t, "Outputs", i, where) for i, t in enumerate(outputs)),
-        accumulate_dtype=_accumulation(layer, where),
+        input_dtypes=tuple(_dtype_field(t, "Format/Datatype", f"{where}: Inputs[{i}]") for i, t in enumerate(inputs)),
+        output_dtypes=tuple(_dtype_field(t, "Format/Datatype", f"{where}: Outputs[{i}]")
+                            for i, t in enumerate(outputs)),
+        accumulate_dtype=_dtype_field(layer, "Accumulation", f"{where}:"),
         tactic=_text(layer, "TacticName", where),
         modules=modules_of(layer_refs(name, tensor_names)),
         extra=extra,
@@ -164,23 +165,17 @@ def _tensors(layer: Mapping[str, Any], key: str, where: str) -> list[Mapping[str
     return value
 
 
-def _tensor_dtype(tensor: Mapping[str, Any], key: str, index: int, where: str) -> torch.dtype | None:
-    """dtype of ``"Format/Datatype"`` ("Channel major FP16 format where channel % 8 == 0" -> float16)."""
-    value = tensor.get("Format/Datatype")
+def _dtype_field(fields: Mapping[str, Any], key: str, where: str) -> torch.dtype | None:
+    """dtype of a TensorRT datatype string field, None when absent; ParseError naming ``where`` if not a string.
+
+    Used for a tensor's ``Format/Datatype`` ("Channel major FP16 format where channel % 8 == 0" -> float16) and a
+    layer's ``Accumulation`` ("Float", printed for FP32-accumulating matmuls under ``use_fp32_acc``, TensorRT 10.x).
+    """
+    value = fields.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ParseError(f"{where}: {key}[{index}] 'Format/Datatype' should be a string, got {kind_of(value)}")
-    return from_trt_name(value)
-
-
-def _accumulation(layer: Mapping[str, Any], where: str) -> torch.dtype | None:
-    """``Accumulation: Float`` as printed for FP32-accumulating matmuls under ``use_fp32_acc`` (TensorRT 10.x)."""
-    value = layer.get("Accumulation")
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ParseError(f"{where}: 'Accumulation' should be a string, got {kind_of(value)}")
+        raise ParseError(f"{where} '{key}' should be a string, got {kind_of(value)}")
     return from_trt_name(value)
 
 
