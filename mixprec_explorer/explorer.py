@@ -62,10 +62,10 @@ class Explorer:
                  example_inputs: Sequence[Any] | Any | None = None, settings: Settings | None = None) -> None:
         self._captured: CapturedGraph = capture(model, example_inputs)
         self._policy = Policy(self._captured)
-        self._settings = settings if settings is not None else Settings()
-        if not isinstance(self._settings, Settings):
+        first = settings if settings is not None else Settings()
+        if not isinstance(first, Settings):
             raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(settings).__name__}")
-        self._history: list[Settings] = [self._settings]
+        self._history: list[Settings] = [first]  #: undo history; the current settings are _history[_cursor]
         self._cursor = 0
         self._plans: OrderedDict[Settings, PrecisionPlan] = OrderedDict()
         self._last_plan: PrecisionPlan | None = None
@@ -122,26 +122,22 @@ class Explorer:
     @property
     def settings(self) -> Settings:
         """The current Settings; assigning validates, warns about no-op exclusions and records undo history."""
-        return self._settings
+        return self._history[self._cursor]
 
     @settings.setter
     def settings(self, value: Settings) -> None:
-        self._apply(value)
-
-    def _apply(self, value: Settings, *, record: bool = True) -> None:
         if not isinstance(value, Settings):
             raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(value).__name__}")
         for message in self.check_settings(value):
-            warnings.warn(message, SettingsWarning, stacklevel=3)
-        if record and value != self._settings:
+            warnings.warn(message, SettingsWarning, stacklevel=2)
+        if value != self.settings:
             del self._history[self._cursor + 1:]
             self._history.append(value)
             self._cursor += 1
-        self._settings = value
 
     def check_settings(self, settings: Settings | None = None) -> list[str]:
         """Warnings about settings on this model: regexes that match no module, ops it does not contain."""
-        s = settings or self._settings
+        s = settings or self.settings
         out = list(s.warnings())
         modules = list(self.modules)
         for pattern in sorted(s.autocast_excluded_nodes):
@@ -172,15 +168,13 @@ class Explorer:
         """Go back to the previous settings (no-op at the start of history)."""
         if self.can_undo:
             self._cursor -= 1
-            self._apply(self._history[self._cursor], record=False)
-        return self._settings
+        return self.settings
 
     def redo(self) -> Settings:
         """Re-apply settings undone by :meth:`undo` (no-op at the end of history)."""
         if self.can_redo:
             self._cursor += 1
-            self._apply(self._history[self._cursor], record=False)
-        return self._settings
+        return self.settings
 
     # -- calibration and plan -------------------------------------------------------------------------
     def calibrate(self, batches: Iterable[Any]) -> dict[str, CalibrationStat]:
@@ -203,7 +197,7 @@ class Explorer:
 
     def plan(self, settings: Settings | None = None) -> PrecisionPlan:
         """Predicted precision of every node under ``settings`` (None: the current settings)."""
-        s = self._settings if settings is None else settings
+        s = self.settings if settings is None else settings
         cached = self._plans.get(s)
         if cached is not None:
             self._plans.move_to_end(s)
@@ -249,16 +243,16 @@ class Explorer:
         """
         module = self.resolve_module(target)
         pattern = module_pattern(module)
-        self.settings = self._settings.replace(
-            autocast_excluded_nodes=self._settings.autocast_excluded_nodes | {pattern})
+        self.settings = self.settings.replace(
+            autocast_excluded_nodes=self.settings.autocast_excluded_nodes | {pattern})
         return self._describe(pattern, module, target)
 
     def include(self, target: str) -> Exclusion:
         """Undo :meth:`exclude` for a node's module; the note names any other regex that still catches it."""
         module = self.resolve_module(target)
         pattern = module_pattern(module)
-        remaining = self._settings.autocast_excluded_nodes - {pattern}
-        self.settings = self._settings.replace(autocast_excluded_nodes=remaining)
+        remaining = self.settings.autocast_excluded_nodes - {pattern}
+        self.settings = self.settings.replace(autocast_excluded_nodes=remaining)
         still = sorted(p for p in remaining if re.match(p, module))
         result = self._describe(pattern, module, target)
         if still:
@@ -269,7 +263,7 @@ class Explorer:
     def toggle(self, target: str) -> Exclusion:
         """Exclude the node's module if its anchored regex is absent, else include it (what a click does)."""
         pattern = module_pattern(self.resolve_module(target))
-        if pattern in self._settings.autocast_excluded_nodes:
+        if pattern in self.settings.autocast_excluded_nodes:
             return self.include(target)
         return self.exclude(target)
 
@@ -296,13 +290,13 @@ class Explorer:
     def exclude_op(self, op: Any) -> str:
         """Keep every node of an op in FP32 (``"torch.ops.aten.softmax.int"``, ``"aten.softmax.int"`` or ``"softmax"``)."""
         name = self._op_name(op)
-        self.settings = self._settings.replace(autocast_excluded_ops=self._settings.autocast_excluded_ops | {name})
+        self.settings = self.settings.replace(autocast_excluded_ops=self.settings.autocast_excluded_ops | {name})
         return name
 
     def include_op(self, op: Any) -> str:
         """Remove an op from the exclusions."""
         name = self._op_name(op)
-        self.settings = self._settings.replace(autocast_excluded_ops=self._settings.autocast_excluded_ops - {name})
+        self.settings = self.settings.replace(autocast_excluded_ops=self.settings.autocast_excluded_ops - {name})
         return name
 
     # -- summary and export ----------------------------------------------------------------------------
@@ -326,14 +320,14 @@ class Explorer:
         kind = format or ("python" if str(path).endswith(".py") else "json")
         if kind not in ("json", "python"):
             raise SettingsError(f"format must be 'json' or 'python', got {kind!r}")
-        text = self._settings.to_json() if kind == "json" else self._settings.to_python(
-            calibration=bool(self.calibration) and self._settings.enable_autocast)
+        text = self.settings.to_json() if kind == "json" else self.settings.to_python(
+            calibration=bool(self.calibration) and self.settings.enable_autocast)
         return write_atomic(path, text)
 
     def load_settings(self, path: str | os.PathLike[str]) -> Settings:
         """Read a settings JSON file and make it current (undoable); the current settings stay on error."""
         self.settings = Settings.load(path)
-        return self._settings
+        return self.settings
 
     # -- layers above the core, imported on first use: the core loads no plotly, ipywidgets or torch_tensorrt --
     def figure(self, settings: Settings | None = None, color_by: str = "precision", **options: Any):
@@ -359,7 +353,7 @@ class Explorer:
         """Compile the plan for ``settings`` on a backend ("tensorrt", "torch" or "auto"); cached by plan and inputs."""
         from .backends import compile_plan
 
-        return compile_plan(self, settings if settings is not None else self._settings, backend=backend,
+        return compile_plan(self, settings if settings is not None else self.settings, backend=backend,
                             device=device, **options)
 
     def profile(self, compiled: Any, inputs: Sequence[Any] | None = None, runs: int = 20, **options: Any):
