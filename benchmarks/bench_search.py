@@ -64,12 +64,14 @@ def run(name: str, make, budgets: list[float], device: str, mode: str, low: torc
         rows.append({
             "model": name, "budget": budget, "nodes": len(ex.plan()),
             "sensitivity_s": sens_s, "naive/ours evals": sens.naive_evaluations / max(sens.nodes_evaluated, 1),
-            "search_s": search_s, "our evals": result.forward_evaluations, "our compiles": 3,
+            "search_s": search_s, "our evals": result.forward_evaluations, "our compiles": 3 + result.backend_probes,
             "bisection evals": bis_evals, "bisection K": bis_k,
             "exclusions": len(result.exclusions), "error": result.error,
             "measured error": (c.get("chosen") or {}).get("error"),
             "speedup": c.get("speedup_over_fp32"), "all-low speedup": c.get("all_low_speedup"),
             "share": c.get("share_of_all_low_speedup"), "total_s": total_s,
+            "_detail": f"{name} at {budget:g}: " + (", ".join(f"`{e.value}`" for e in result.exclusions) or "none")
+                       + "".join(f"; {s.action}" for s in result.steps if s.action.startswith("bisect")),
         })
     return rows
 
@@ -93,10 +95,12 @@ def main() -> None:
     for name in args.models.split(","):
         if name in makers:
             rows += run(name, makers[name], budgets, device, mode, low)
-    header = list(rows[0]) if rows else []
+    header = [k for k in rows[0] if not k.startswith("_")] if rows else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        lines.append("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+        lines.append("| " + " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in header)
+                     + " |")
+    lines += ["", "Exclusions chosen:", ""] + [f"* {row['_detail']}" for row in rows]
     dev = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
     text = f"Device: {dev}; torch {torch.__version__}; backend torch ({mode}), low type {low}.\n\n" + "\n".join(lines)
     print(text)

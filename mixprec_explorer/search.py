@@ -1,9 +1,11 @@
 """Search: the fastest plan within an error budget, explained, confirmed by one compile, resumable.
 
 Greedy over exclusions a user would write (anchored regexes for a module or a whole block, and op types), ranked by error
-removed (from :mod:`sensitivity`) per millisecond of estimated latency added, then pruned. Every
-step's error is measured exactly with one forward pass of the mixed plan; the state is saved as JSON
-after each step, so a rerun with the same ``state_path`` continues where it stopped.
+removed (from :mod:`sensitivity`, capped at what is still needed) per millisecond of estimated latency added, then
+pruned. Every step's error is measured exactly with one forward pass of the mixed plan. A compile on the backend
+confirms the plan; where the backend measures more error than the forward pass did, the greedy order is extended and
+its length bisected on the backend's own error. The state is saved as JSON after each step, so a rerun with the same
+``state_path`` continues where it stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +105,7 @@ class SearchResult:
     forward_evaluations: int  #: full forward passes spent on error (sensitivity's partial runs not counted)
     latency_source: str
     confirmed: dict[str, Any] = field(default_factory=dict)  #: backend, measured error, latency, speedups
+    backend_probes: int = 0  #: extra compiles spent bisecting on the backend's error (0 when none was needed)
 
     def explain(self) -> str:
         """One line per exclusion: what it is and why it was kept in FP32."""
@@ -190,10 +193,21 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops
     return out
 
 
-def _score(c: Candidate) -> tuple[float, float]:
-    # error removed per ms added; free or speed-up exclusions first
-    per_ms = c.gain / max(c.cost_ms, 1e-6) if c.gain > 0 else -math.inf
-    return (per_ms, c.low_error)
+def _pick(pool: Sequence[Candidate], remaining: float, objective: str) -> Candidate | None:
+    """The candidate removing the most of the ``remaining`` error per ms (or per node) it costs; None if none helps.
+
+    Gain is capped at what is still needed, so a big block that removes far more error than needed does not beat
+    a cheap module that removes just enough (the usual greedy rule for covering at least cost).
+    """
+    def key(c: Candidate) -> tuple[float, float]:
+        gain = min(c.gain, remaining)
+        if not gain > 0:
+            return (-math.inf, 0.0)
+        price = max(len(c.nodes), 1) if objective == "nodes" else max(c.cost_ms, 1e-6)
+        return (gain / price, -price)  # free or speed-up exclusions first; then the cheaper of equals
+
+    best = max(pool, key=key, default=None)
+    return best if best is not None and key(best)[0] > -math.inf else None
 
 
 def _apply(base: Settings, chosen: Sequence[Candidate]) -> Settings:
@@ -218,14 +232,15 @@ def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None
 def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, metric: str = "rel_l2",
                objective: str = "latency", backend: str | None = "auto", state_path: str | os.PathLike[str] | None = None,
                confirm: bool = True, use_ops: bool = True, low_dtype: torch.dtype | None = None,
-               progress: bool = True, max_rounds: int = 2, use_subtrees: bool = True,
+               progress: bool = True, max_probes: int = 8, use_subtrees: bool = True,
                **backend_options: Any) -> SearchResult:
     """Find exclusions meeting ``budget`` (metric units) with the best estimated latency; see module docs.
 
     ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` to price each node
     (a FLOPs/bytes estimate when ``backend`` is None); ``objective="nodes"`` minimises FP32 nodes.
     With ``confirm``, the plan is compiled on ``backend`` and its error measured; if that exceeds the
-    budget, the search aims lower and continues, up to ``max_rounds`` more times.
+    budget, the greedy order is extended and its length bisected on the backend's own error, with at most
+    ``max_probes`` more compiles. ``within_budget`` then reports the backend's measurement.
     Raises SettingsError for a negative budget or an unknown metric/objective.
     """
     if metric not in METRICS:
@@ -277,49 +292,92 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
 
     bar = _progress(len(cands) + 1, progress, desc="search")
     err = steps[-1].error if steps else measure("start")
-    # the backend's own numerics may differ from the forward pass that prices each step (Inductor or TensorRT
-    # kernels): when the confirming compile measures more error than the budget, aim lower and go on
-    target = float(state.get("target", budget))
-    for round_ in range(max_rounds + 1):
-        if state["phase"] == "greedy":
-            ranked = sorted((c for c in cands if c not in chosen), key=_score, reverse=True)
-            if objective == "nodes":
-                ranked.sort(key=lambda c: (-(c.gain / max(len(c.nodes), 1)), -c.low_error))
-            while err > target and ranked:
-                pick = ranked.pop(0)
-                chosen.append(pick)
-                err = measure(f"add {pick.value}")
-                bar(1, note=f"{len(chosen)} exclusions, {metric} {err:.3g} (budget {target:.3g})")
-            state["phase"] = "prune"
+
+    def add_until(goal: float, limit: int) -> None:
+        nonlocal err
+        while err > goal and limit > 0:
+            pool = [c for c in cands if c not in chosen]
+            pick = _pick(pool, err - goal, objective)
+            if pick is None:
+                # past what single-exclusion gains explain: next, what hurts most when alone in low precision
+                pick = _pick([replace(c, gain=c.low_error) for c in pool], math.inf, objective)
+                pick = next((c for c in pool if pick is not None and c.value == pick.value), None)
+            if pick is None:
+                break
+            chosen.append(pick)
+            limit -= 1
+            err = measure(f"add {pick.value}")
+            bar(1, note=f"{len(chosen)} exclusions, {metric} {err:.3g} (budget {budget:.3g})")
+
+    if state["phase"] == "greedy":
+        add_until(budget, len(cands))
+        state["phase"] = "prune"
+        save()
+    if state["phase"] == "prune":
+        for c in sorted(list(chosen), key=lambda c: c.gain):
+            before = evaluator.low_nodes(_apply(base, chosen))
+            chosen.remove(c)
+            after = _apply(base, chosen)
+            if evaluator.low_nodes(after) == before or evaluator.error(after) <= budget:  # redundant, or not needed
+                err = measure(f"drop {c.value}")
+            else:
+                chosen.append(c)
+        state["phase"] = "confirm" if confirm and backend is not None else "done"
+        save()
+
+    def run_backend(settings: Settings) -> float:
+        return _backend_error(explorer, settings, args, metric, backend, backend_options, progress)
+
+    if state["phase"] == "confirm":
+        measured = run_backend(_apply(base, chosen))
+        if measured > budget and max_probes > 0:
+            # the backend's kernels (Inductor, TensorRT) lose more than the forward pass that priced each step:
+            # extend the greedy order past the budget, then bisect its length on the backend's own error
+            state["measured_start"] = measured
+            floor = err * min(1.0, budget / measured) * 0.1 if math.isfinite(measured) else 0.0
+            state["base_chosen"] = [c.value for c in chosen]
+            add_until(floor, 48)
+            state.update(phase="bisect", sequence=[c.value for c in chosen[len(state["base_chosen"]):]], probes={})
             save()
-        if state["phase"] == "prune":
-            for c in sorted(list(chosen), key=lambda c: c.gain):
-                chosen.remove(c)
-                if evaluator.error(_apply(base, chosen)) <= target:
-                    err = measure(f"drop {c.value}")
-                else:
-                    chosen.append(c)
-            state["phase"] = "confirm"
-            save()
-        final = _apply(base, chosen)
-        err = evaluator.error(final)
-        result = SearchResult(final, budget, metric, err <= budget, err,
-                              latency.estimate_ms(evaluator.low_nodes(final)), tuple(chosen), tuple(steps),
-                              evaluator.count, latency.source)
-        if not (confirm and backend is not None):
-            break
+        else:
+            state["phase"] = "done"
+    if state["phase"] == "bisect":
+        head = [by_value[v] for v in state["base_chosen"]]
+        sequence = [by_value[v] for v in state["sequence"]]
+        probes = {int(k): v for k, v in state["probes"].items()}
+        probes.setdefault(0, float(state["measured_start"]))
+
+        def probe(k: int) -> float:
+            if k not in probes:
+                probes[k] = run_backend(_apply(base, head + sequence[:k]))
+                state["probes"] = {str(i): v for i, v in probes.items()}
+                save()
+            return probes[k]
+
+        lo, hi = 0, len(sequence)  # the backend's error is over budget at lo; at hi it is unknown yet
+        spent = 0
+        if sequence and probe(hi) <= budget:
+            spent = 1
+            while hi - lo > 1 and spent < max_probes:
+                mid = (lo + hi) // 2
+                spent += mid not in probes
+                lo, hi = (lo, mid) if probe(mid) <= budget else (mid, hi)
+        k = hi if sequence and probes.get(hi, math.inf) <= budget else len(sequence)
+        chosen[:] = head + sequence[:k]
+        err = measure(f"bisect: backend measured {probes[0]:.3g} > budget; {k} of {len(sequence)} more "
+                      f"exclusions ({len(probes) - 1} backend probes)")
+        state["phase"] = "done"
+        save()
+    final = _apply(base, chosen)
+    err = evaluator.error(final)
+    result = SearchResult(final, budget, metric, err <= budget, err,
+                          latency.estimate_ms(evaluator.low_nodes(final)), tuple(chosen), tuple(steps),
+                          evaluator.count, latency.source, backend_probes=max(0, len(state.get("probes", ())) - 1))
+    if confirm and backend is not None:
         result = _confirm(explorer, result, base, args, backend, backend_options, progress)
         measured = (result.confirmed.get("chosen") or {}).get("error")
-        if measured is None or measured <= budget or round_ == max_rounds or err <= 0:
-            if measured is not None and measured > budget:
-                result = SearchResult(**{**vars(result), "within_budget": False})
-            break
-        target = min(target, err) * min(0.9, budget / measured)
-        steps.append(SearchStep(f"tighten: backend measured {measured:.3g} > budget; aim at {target:.3g}",
-                                tuple(sorted(final.autocast_excluded_nodes)),
-                                tuple(sorted(final.autocast_excluded_ops)), err, result.estimated_latency_ms))
-        state.update(phase="greedy", target=target, steps=[asdict(x) for x in steps])
-        save()
+        if measured is not None:
+            result = SearchResult(**{**vars(result), "within_budget": measured <= budget})
     bar(0, close=True)
     state["phase"] = "done"
     save()
@@ -353,23 +411,34 @@ def _latency_model(explorer: Explorer, base: Settings, low: torch.dtype, objecti
     return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {backend})")
 
 
+def _backend_error(explorer: Explorer, settings: Settings, inputs: tuple[Any, ...], metric: str, backend: str,
+                   options: dict[str, Any], progress: bool = True) -> float:
+    """The plan's error (metric units) as ``backend`` builds and runs it; inf for NaN or inf outputs."""
+    compiled = explorer.compile(settings, backend=backend, progress=progress, **options)
+    error = getattr(explorer.accuracy(compiled, inputs=inputs), f"{metric}_error", None)
+    if error is None:
+        raise SettingsError(f"the accuracy report has no {metric} error; use one of {', '.join(METRICS)}")
+    return math.inf if math.isnan(error) else float(error)
+
+
 def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,
              options: dict[str, Any], progress: bool = True) -> SearchResult:
-    """One compile of the chosen plan (plus the cached FP32 and all-low ones) to measure, not estimate."""
-    measured = {}
-    for label, s in (("fp32", _all_fp32(base)), ("all_low", base), ("chosen", result.settings)):
-        compiled = explorer.compile(s, backend=backend, progress=progress, **options)
-        profile = explorer.profile(compiled, inputs=inputs, progress=progress)
-        acc = explorer.accuracy(compiled, inputs=inputs)
-        error = getattr(acc, f"{result.metric}_error", None)
-        if error is not None and math.isnan(error):
-            error = math.inf  # NaN or inf in the outputs
-        measured[label] = {"latency_ms": profile.end_to_end.median_ms, "error": error}
-        measured["backend"] = compiled.backend
+    """Compile the chosen plan (and the FP32 and all-low ones, cached): measured error, and latency timed in turns."""
+    from .backends import time_plans
+
+    plans = {"fp32": _all_fp32(base), "all_low": base, "chosen": result.settings}
+    measured: dict[str, Any] = {}
+    compiled = {}
+    for label, s in plans.items():
+        compiled[label] = explorer.compile(s, backend=backend, progress=progress, **options)
+        measured[label] = {"error": _backend_error(explorer, s, inputs, result.metric, backend, options, progress)}
+    timings = time_plans(explorer, list(compiled.values()), inputs, progress=progress)
+    for label, timing in zip(compiled, timings):
+        measured[label].update(latency_ms=timing.median_ms, p10_ms=timing.p10_ms, p90_ms=timing.p90_ms)
+    measured["backend"] = compiled["chosen"].backend
     fp32, all_low, mine = (measured[k]["latency_ms"] for k in ("fp32", "all_low", "chosen"))
     measured["speedup_over_fp32"] = fp32 / mine if mine else None
     measured["all_low_speedup"] = fp32 / all_low if all_low else None
     if all_low and mine:
         measured["share_of_all_low_speedup"] = all_low / mine  # (fp32/mine) / (fp32/all_low)
     return SearchResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "confirmed": measured})
-

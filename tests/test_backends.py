@@ -151,3 +151,26 @@ def test_backend_options_reach_the_backend():
     model = Explorer(MLP().eval(), (torch.randn(2, 8),))
     with pytest.raises(TypeError, match="no_such_option"):
         B.compile_plan(model, FP16, device="cpu", backend="torch", isolate=False, progress=False, no_such_option=1)
+
+
+def test_interleaved_timing_takes_plans_in_turns_after_warmup():
+    from mixprec_explorer.backends.timing import time_interleaved
+
+    calls = []
+    times = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")],
+                             runs=3, warmup=1)
+    assert [len(t) for t in times] == [3, 3, 3], "warm-up turns are not timed"
+    assert "".join(calls) == "abc" + "bca" + "cab" + "abc", "each turn starts one plan later"
+    assert all(ms >= 0 for t in times for ms in t)
+
+
+def test_time_plans_compares_plans_in_one_place(ex):
+    fp32 = ex.compile(FP16.replace(autocast_excluded_nodes=frozenset({".*"})), device="cpu", backend="torch",
+                      progress=False)
+    low = ex.compile(FP16, device="cpu", backend="torch", progress=False)
+    timings = B.time_plans(ex, [fp32, low], runs=4, warmup=1, progress=False)
+    assert [t.runs for t in timings] == [4, 4] and all(t.median_ms > 0 for t in timings)
+    here = B.compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False)
+    assert B.time_plans(ex, [here], runs=2, progress=False)[0].runs == 2
+    with pytest.raises(ValueError, match="all with isolate=True or all with isolate=False"):
+        B.time_plans(ex, [low, here], progress=False)

@@ -85,25 +85,66 @@ def test_confirm_compiles_on_the_backend_and_reports_measured_figures():
     assert result.latency_source == "profile:torch"
 
 
-def test_search_aims_lower_when_the_backend_measures_more_error(monkeypatch):
+def _pessimistic_backend(monkeypatch, factor: float, floor: float = 0.0) -> list:
     """A backend whose kernels lose more precision than the search's forward pass (Inductor, TensorRT)."""
     import mixprec_explorer.search as search
 
-    real = search._confirm
+    real, seen = search._backend_error, []
 
-    def pessimistic(*args, **kwargs):
-        result = real(*args, **kwargs)
-        chosen = dict(result.confirmed["chosen"])
-        chosen["error"] = max(chosen["error"] * 50, 2e-3)  # what such a backend would report
-        return search.SearchResult(**{**vars(result), "confirmed": {**result.confirmed, "chosen": chosen}})
+    def pessimistic(explorer, settings, *args, **kwargs):
+        error = real(explorer, settings, *args, **kwargs)
+        measured = error if settings.autocast_excluded_nodes == {".*"} else max(error * factor, floor)
+        seen.append(measured)
+        return measured
 
-    monkeypatch.setattr(search, "_confirm", pessimistic)
-    ex = Explorer(*__import__("mixprec_explorer.examples", fromlist=["x"]).layer_stack(12))
+    monkeypatch.setattr(search, "_backend_error", pessimistic)
+    return seen
+
+
+def stack_explorer():
+    from mixprec_explorer.examples import layer_stack
+
+    ex = Explorer(*layer_stack(48))  # 12 blocks
     ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.bfloat16)
-    result = run_search(ex, None, budget=1e-3, backend="torch", isolate=False, progress=False, use_ops=False,
-                        use_subtrees=False, max_rounds=1)
-    assert any(step.action.startswith("tighten") for step in result.steps)
-    assert not result.within_budget, "still over budget after the last round, and it says so"
+    return ex
+
+
+def test_search_bisects_on_the_backend_when_it_measures_more_error(monkeypatch, tmp_path):
+    seen = _pessimistic_backend(monkeypatch, factor=3.0)
+    ex = stack_explorer()
+    all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
+    budget = all_low * 1.5  # the forward pass says all-low is fine; the backend measures 3x that
+    result = run_search(ex, None, budget=budget, backend="torch", isolate=False, progress=False, use_ops=False,
+                        use_subtrees=False, state_path=tmp_path / "s.json")
+    bisect = [s for s in result.steps if s.action.startswith("bisect")]
+    assert bisect and "backend measured" in bisect[0].action
+    assert result.exclusions, "the backend's excess error needs exclusions the forward pass did not"
+    assert result.confirmed["chosen"]["error"] <= budget and result.within_budget
+    state = json.loads((tmp_path / "s.json").read_text())
+    assert state["phase"] == "done" and len(state["probes"]) <= 8
+    # bisection: fewer backend compiles than one per length of the extended greedy order
+    assert len(state["probes"]) < len(state["sequence"]) or len(state["sequence"]) <= 2
+    assert len(seen) >= 4
+
+
+def test_search_says_when_the_backend_stays_over_budget(monkeypatch):
+    _pessimistic_backend(monkeypatch, factor=50.0, floor=2e-3)
+    result = run_search(stack_explorer(), None, budget=1e-3, backend="torch", isolate=False, progress=False,
+                        use_ops=False, use_subtrees=False, max_probes=3)
+    assert any(step.action.startswith("bisect") for step in result.steps)
+    assert not result.within_budget, "still over budget on the backend, and it says so"
+    assert result.confirmed["chosen"]["error"] > 1e-3
+
+
+def test_capped_gain_prefers_the_cheap_module_that_is_enough():
+    from mixprec_explorer.search import Candidate, _pick
+
+    block = Candidate("module", "^block(\\.|$)", ("a", "b", "c"), gain=1.0, low_error=1.0, cost_ms=5.0)
+    small = Candidate("module", "^block\\.a$", ("a",), gain=0.05, low_error=0.05, cost_ms=0.5)
+    assert _pick([block, small], remaining=0.04, objective="latency") is small
+    assert _pick([block, small], remaining=2.0, objective="latency") is block  # 0.2 per ms beats 0.1 per ms
+    useless = Candidate("op", "aten.relu.default", ("r",), gain=0.0, low_error=0.0, cost_ms=0.1)
+    assert _pick([useless], remaining=1.0, objective="latency") is None
 
 
 @pytest.mark.slow

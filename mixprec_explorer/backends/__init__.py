@@ -30,6 +30,7 @@ from ..errors import BackendUnavailable
 from ..settings import Settings
 from .base import Backend, CacheKey, Compiled, Profile
 from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
+from .timing import device_synchronizer, summarize_ms, time_interleaved
 from .worker import Ref, get_worker, progress_bar, report_progress, shutdown_worker
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "register_backend",
     "run_compiled",
     "shutdown_worker",
+    "time_plans",
 ]
 
 logger = logging.getLogger("mixprec_explorer.backends")
@@ -295,6 +297,25 @@ def _run_here(explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...]) -
         return module(*args)
 
 
+def _time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: tuple[Any, ...], runs: int,
+               warmup: int) -> list[Any]:
+    devices = list(dict.fromkeys(c.device for c in compileds))
+    if len(devices) == 1:  # move the inputs once, not on every timed run
+        inputs = torch.utils._pytree.tree_map(
+            lambda x: x.to(devices[0]) if isinstance(x, torch.Tensor) else x, tuple(inputs))
+    syncs = [device_synchronizer(d) for d in devices]
+
+    def sync() -> None:
+        for wait in syncs:
+            wait()
+
+    report_progress(f"timing {len(compileds)} plans in turns, {runs} runs each after {warmup} warm-up")
+    with torch.no_grad():
+        times = time_interleaved([lambda c=c: _run_here(explorer, c, inputs) for c in compileds], runs, warmup,
+                                 sync)
+    return [summarize_ms(t) for t in times]
+
+
 def _on_cpu(path: str, *args: Any, **kwargs: Any) -> Any:
     """(worker) Call ``module:function`` and bring every tensor of the result to the CPU for the trip back."""
     module, _, name = path.partition(":")
@@ -430,6 +451,30 @@ def profile_compiled(explorer: Explorer, compiled: Compiled, inputs: Sequence[An
                                    runs, warmup, options, timeout_s=timeout_s,
                                    what=f"{compiled.backend} profile in the worker")
     return dataclasses.replace(result, notes=tuple(result.notes) + notes) if notes else result
+
+
+def time_plans(explorer: Explorer, compileds: Sequence[Compiled], inputs: Sequence[Any] | Any | None = None,
+               runs: int = 30, warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None) -> list[Any]:
+    """End-to-end latency (an EndToEnd each, ms) of several compiled plans timed in turns, for a fair comparison.
+
+    Plans compiled in one place (all in this process or all in the worker) only; ValueError otherwise.
+    """
+    if not compileds:
+        return []
+    args = _inputs(explorer, inputs)
+    in_worker = {isinstance(c.handle, WorkerHandle) for c in compileds}
+    if len(in_worker) > 1:
+        raise ValueError("time_plans needs plans compiled alike: all with isolate=True or all with isolate=False")
+    with progress_bar(progress, "timing plans"):
+        if not in_worker.pop():
+            return _time_here(explorer, list(compileds), args, runs, warmup)
+        lives = [_live(explorer, c, timeout_s)[0] for c in compileds]
+        models = {c.handle.model for c in lives}
+        if len(models) > 1:
+            raise ValueError("time_plans needs plans of one model")
+        return get_worker().call("mixprec_explorer.backends:_time_here", Ref("model", models.pop()),
+                                 tuple(Ref("compiled", c.handle.id) for c in lives), _cpu(args), runs, warmup,
+                                 timeout_s=timeout_s, what="timing plans in the worker")
 
 
 def run_compiled(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any] | Any | None = None, *,

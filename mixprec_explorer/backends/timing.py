@@ -7,7 +7,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from ..records import EndToEnd
+
+
+def device_synchronizer(device: str | torch.device) -> Callable[[], None]:
+    """A call that waits for ``device``'s queued work (CUDA); a no-op on the CPU."""
+    if torch.device(device).type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
 
 
 def time_runs(fn: Callable[[], Any], runs: int, synchronize: Callable[[], None] | None = None) -> list[float]:
@@ -20,6 +29,27 @@ def time_runs(fn: Callable[[], Any], runs: int, synchronize: Callable[[], None] 
         fn()
         sync()
         times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int, warmup: int = 0,
+                     synchronize: Callable[[], None] | None = None) -> list[list[float]]:
+    """Milliseconds of ``runs`` calls of each of ``fns``, taken in turns (a, b, c, b, c, a, ...).
+
+    Timing several plans in turns spreads clock, thermal and neighbour noise over all of them alike, where
+    timing one after another lets a slow minute land on one plan only. ``warmup`` untimed turns come first.
+    """
+    sync = synchronize or (lambda: None)
+    times: list[list[float]] = [[] for _ in fns]
+    for turn in range(max(0, warmup) + max(1, runs)):
+        shift = turn % len(fns)
+        for index in list(range(len(fns)))[shift:] + list(range(len(fns)))[:shift]:
+            sync()
+            start = time.perf_counter()
+            fns[index]()
+            sync()
+            if turn >= warmup:
+                times[index].append((time.perf_counter() - start) * 1000.0)
     return times
 
 

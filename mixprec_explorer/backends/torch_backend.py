@@ -20,7 +20,7 @@ from ..errors import BackendUnavailable
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import CacheKey, Compiled, Profile
-from .timing import summarize_ms, time_runs
+from .timing import device_synchronizer, summarize_ms, time_runs
 from .torch_plan import OWNER, PlannedGraph, apply_plan, flatten_inputs, load_module, to_device
 from .torch_plan import RESULT as RESULT  # re-exported
 from .torch_plan import ROLE as ROLE  # re-exported
@@ -45,12 +45,6 @@ __all__ = ["MODES", "PlannedGraph", "TorchBackend", "TorchProgram", "apply_plan"
 
 NAME = "torch"
 MODES = ("eager", "compiled")
-
-
-def _synchronizer(device: str) -> Callable[[], None]:
-    if torch.device(device).type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
 
 
 @dataclass(eq=False)
@@ -120,7 +114,7 @@ class TorchBackend:
             runner = torch.compile(planned.module, **(compile_options or {}))
             with torch.no_grad(), planned.precision():
                 runner(*to_device(tuple(explorer.example_inputs), device))
-            _synchronizer(device)()
+            device_synchronizer(device)()
         program = TorchProgram(planned=planned, mode=mode, runner=runner)
         key = CacheKey(model_fingerprint="", settings=settings, input_shapes=(), backend=NAME, device=str(device))
         return Compiled(key=key, backend=NAME, device=str(device), settings=settings,
@@ -138,7 +132,7 @@ class TorchBackend:
         device = program.planned.device
         args = to_device(tuple(inputs), device)
         flat = flatten_inputs(args)
-        sync = _synchronizer(device)
+        sync = device_synchronizer(device)
         runs, warmup = max(1, int(runs)), max(0, int(warmup))
         n_prof = max(1, min(int(profile_runs), runs))
         signature = tuple((tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else repr(x) for x in flat)
