@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from .explorer import Explorer
 
 STATE_SCHEMA = "mixprec_explorer.search"
+#: How the greedy picks: the cheapest single exclusion that suffices, error per ms capped at what is still
+#: needed, and plain error per ms. Each makes a plan; the cheapest within budget is kept.
+STRATEGIES = ("single", "capped", "ratio")
 
 
 @dataclass(frozen=True)
@@ -293,11 +296,11 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
     bar = _progress(len(cands) + 1, progress, desc="search")
     err = steps[-1].error if steps else measure("start")
 
-    def add_until(goal: float, limit: int) -> None:
+    def add_until(goal: float, limit: int, capped: bool = True) -> None:
         nonlocal err
         while err > goal and limit > 0:
             pool = [c for c in cands if c not in chosen]
-            pick = _pick(pool, err - goal, objective)
+            pick = _pick(pool, err - goal if capped else math.inf, objective)
             if pick is None:
                 # past what single-exclusion gains explain: next, what hurts most when alone in low precision
                 pick = _pick([replace(c, gain=c.low_error) for c in pool], math.inf, objective)
@@ -309,11 +312,8 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
             err = measure(f"add {pick.value}")
             bar(1, note=f"{len(chosen)} exclusions, {metric} {err:.3g} (budget {budget:.3g})")
 
-    if state["phase"] == "greedy":
-        add_until(budget, len(cands))
-        state["phase"] = "prune"
-        save()
-    if state["phase"] == "prune":
+    def prune() -> None:
+        nonlocal err
         for c in sorted(list(chosen), key=lambda c: c.gain):
             before = evaluator.low_nodes(_apply(base, chosen))
             chosen.remove(c)
@@ -322,6 +322,37 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
                 err = measure(f"drop {c.value}")
             else:
                 chosen.append(c)
+
+    def price(c: Candidate) -> float:
+        return float(len(c.nodes)) if objective == "nodes" else c.cost_ms
+
+    if state["phase"] == "greedy":
+        # gains of single exclusions do not add up (errors add roughly in quadrature), so no one greedy rule wins
+        # everywhere: build a plan with each and keep the cheapest that meets the budget
+        plans = state.setdefault("plans", {})
+        all_low_error = steps[0].error
+        for strategy in STRATEGIES:
+            if strategy in plans:
+                continue
+            if state.get("strategy") != strategy:
+                state["strategy"] = strategy
+                chosen.clear()
+                if strategy == "single":  # sensitivity measured each alone from all-low: exact, no guess
+                    fits = [c for c in cands if c.gain > 0 and all_low_error - c.gain <= budget < all_low_error]
+                    chosen.extend(sorted(fits, key=price)[:1])
+                err = measure(f"{strategy}: start") if chosen or strategy != "single" else all_low_error
+            if strategy != "single":
+                add_until(budget, len(cands), capped=strategy == "capped")
+            prune()
+            s = _apply(base, chosen)
+            plans[strategy] = {"chosen": [c.value for c in chosen], "error": err,
+                               "latency_ms": latency.estimate_ms(evaluator.low_nodes(s)) if objective == "latency"
+                               else float(sum(len(c.nodes) for c in chosen))}
+            save()
+        best = min(plans, key=lambda k: (plans[k]["error"] > budget, plans[k]["latency_ms"], plans[k]["error"]))
+        chosen[:] = [by_value[v] for v in plans[best]["chosen"]]
+        err = measure(f"keep the {best} plan: " + ", ".join(
+            f"{k} {v['latency_ms']:.3g} {'ms' if objective == 'latency' else 'nodes'}" for k, v in plans.items()))
         state["phase"] = "confirm" if confirm and backend is not None else "done"
         save()
 

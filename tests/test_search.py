@@ -193,3 +193,17 @@ def test_a_whole_block_is_one_regex_when_its_parts_only_help_together():
     assert result.within_budget
     assert [c.value for c in result.exclusions] == [r"^block(\.|$)"]
     assert all(ex.plan()[n].dtype == torch.float32 for n in result.exclusions[0].nodes)
+
+
+def test_each_greedy_rule_makes_a_plan_and_the_cheapest_within_budget_is_kept(tmp_path):
+    ex = stack_explorer()
+    all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
+    result = run_search(ex, None, budget=all_low * 0.5, backend=None, state_path=tmp_path / "s.json", progress=False)
+    plans = json.loads((tmp_path / "s.json").read_text())["plans"]
+    assert set(plans) == {"single", "capped", "ratio"}
+    feasible = {k: v for k, v in plans.items() if v["error"] <= all_low * 0.5}
+    assert feasible, "at least one rule meets a budget of half the all-low error"
+    cheapest = min(feasible.values(), key=lambda v: v["latency_ms"])
+    assert sorted(c.value for c in result.exclusions) == sorted(cheapest["chosen"])
+    assert result.estimated_latency_ms == pytest.approx(cheapest["latency_ms"])
+    assert any(step.action.startswith("keep the") for step in result.steps)
