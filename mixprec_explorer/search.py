@@ -108,7 +108,7 @@ class SearchResult:
     forward_evaluations: int  #: full forward passes spent on error (sensitivity's partial runs not counted)
     latency_source: str
     confirmed: dict[str, Any] = field(default_factory=dict)  #: backend, measured error, latency, speedups
-    backend_probes: int = 0  #: extra compiles spent bisecting on the backend's error (0 when none was needed)
+    backend_probes: int = 0  #: compiles spent bisecting on the backend's error, beyond all-low and the plan
 
     def explain(self) -> str:
         """One line per exclusion: what it is and why it was kept in FP32."""
@@ -312,98 +312,114 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
             err = measure(f"add {pick.value}")
             bar(1, note=f"{len(chosen)} exclusions, {metric} {err:.3g} (budget {budget:.3g})")
 
-    def prune() -> None:
+    def prune(goal: float) -> None:
         nonlocal err
         for c in sorted(list(chosen), key=lambda c: c.gain):
             before = evaluator.low_nodes(_apply(base, chosen))
+            at = chosen.index(c)
             chosen.remove(c)
             after = _apply(base, chosen)
-            if evaluator.low_nodes(after) == before or evaluator.error(after) <= budget:  # redundant, or not needed
+            if evaluator.low_nodes(after) == before or evaluator.error(after) <= goal:  # redundant, or not needed
                 err = measure(f"drop {c.value}")
             else:
-                chosen.append(c)
+                chosen.insert(at, c)  # keep the order of picking: the bisection below cuts it
 
     def price(c: Candidate) -> float:
         return float(len(c.nodes)) if objective == "nodes" else c.cost_ms
 
+    def run_backend(settings: Settings) -> float:
+        return _backend_error(explorer, settings, args, metric, backend, backend_options, progress)
+
+    checked = confirm and backend is not None
+    if state["phase"] == "greedy" and checked and "measured_all_low" not in state:
+        # the backend's kernels (Inductor, TensorRT) may lose more or less than the forward pass that prices each
+        # step: measure all-low there once and aim the forward pass's error in proportion
+        state["measured_all_low"] = measured = run_backend(base)
+        estimate = steps[0].error
+        ratio = measured / estimate if math.isfinite(measured) and 0 < estimate < math.inf else 1.0
+        state["aim"] = budget / ratio if ratio > 0 else budget
+        steps.append(SearchStep(f"calibrate: {backend} measures all-low at {measured:.3g}, the forward pass at "
+                                f"{estimate:.3g}; aim at {state['aim']:.3g}", (), (), estimate, steps[0].latency_ms))
+        if measured <= budget:
+            state["plans"] = {"backend": {"chosen": [], "error": estimate, "latency_ms": steps[0].latency_ms}}
+        save()
+    aim = float(state.get("aim", budget))
     if state["phase"] == "greedy":
         # gains of single exclusions do not add up (errors add roughly in quadrature), so no one greedy rule wins
         # everywhere: build a plan with each and keep the cheapest that meets the budget
         plans = state.setdefault("plans", {})
         all_low_error = steps[0].error
         for strategy in STRATEGIES:
-            if strategy in plans:
+            if strategy in plans or "backend" in plans:
                 continue
             if state.get("strategy") != strategy:
                 state["strategy"] = strategy
                 chosen.clear()
                 if strategy == "single":  # sensitivity measured each alone from all-low: exact, no guess
-                    fits = [c for c in cands if c.gain > 0 and all_low_error - c.gain <= budget < all_low_error]
+                    fits = [c for c in cands if c.gain > 0 and all_low_error - c.gain <= aim < all_low_error]
                     chosen.extend(sorted(fits, key=price)[:1])
                 err = measure(f"{strategy}: start") if chosen or strategy != "single" else all_low_error
             if strategy != "single":
-                add_until(budget, len(cands), capped=strategy == "capped")
-            prune()
+                add_until(aim, len(cands), capped=strategy == "capped")
+            prune(aim)
             s = _apply(base, chosen)
             plans[strategy] = {"chosen": [c.value for c in chosen], "error": err,
                                "latency_ms": latency.estimate_ms(evaluator.low_nodes(s)) if objective == "latency"
                                else float(sum(len(c.nodes) for c in chosen))}
             save()
-        best = min(plans, key=lambda k: (plans[k]["error"] > budget, plans[k]["latency_ms"], plans[k]["error"]))
+        best = min(plans, key=lambda k: (k != "backend", plans[k]["error"] > aim, plans[k]["latency_ms"],
+                                         plans[k]["error"]))
         chosen[:] = [by_value[v] for v in plans[best]["chosen"]]
         err = measure(f"keep the {best} plan: " + ", ".join(
             f"{k} {v['latency_ms']:.3g} {'ms' if objective == 'latency' else 'nodes'}" for k, v in plans.items()))
         state["phase"] = "confirm" if confirm and backend is not None else "done"
         save()
 
-    def run_backend(settings: Settings) -> float:
-        return _backend_error(explorer, settings, args, metric, backend, backend_options, progress)
-
     if state["phase"] == "confirm":
+        # cut the pick order to the shortest prefix the backend itself measures within budget: extended past the
+        # aim first if the whole plan is still over budget there
         measured = run_backend(_apply(base, chosen))
+        sequence_len = len(chosen)
         if measured > budget and max_probes > 0:
-            # the backend's kernels (Inductor, TensorRT) lose more than the forward pass that priced each step:
-            # extend the greedy order past the budget, then bisect its length on the backend's own error
-            state["measured_start"] = measured
             floor = err * min(1.0, budget / measured) * 0.1 if math.isfinite(measured) else 0.0
-            state["base_chosen"] = [c.value for c in chosen]
             add_until(floor, 48)
-            state.update(phase="bisect", sequence=[c.value for c in chosen[len(state["base_chosen"]):]], probes={})
-            save()
-        else:
-            state["phase"] = "done"
+        probes = {0: float(state["measured_all_low"]), sequence_len: measured}
+        state.update(phase="bisect", sequence=[c.value for c in chosen],
+                     probes={str(k): v for k, v in probes.items()})
+        save()
     if state["phase"] == "bisect":
-        head = [by_value[v] for v in state["base_chosen"]]
         sequence = [by_value[v] for v in state["sequence"]]
         probes = {int(k): v for k, v in state["probes"].items()}
-        probes.setdefault(0, float(state["measured_start"]))
+        start_probes = len(probes)
 
         def probe(k: int) -> float:
             if k not in probes:
-                probes[k] = run_backend(_apply(base, head + sequence[:k]))
+                probes[k] = run_backend(_apply(base, sequence[:k]))
                 state["probes"] = {str(i): v for i, v in probes.items()}
                 save()
             return probes[k]
 
-        lo, hi = 0, len(sequence)  # the backend's error is over budget at lo; at hi it is unknown yet
-        spent = 0
-        if sequence and probe(hi) <= budget:
-            spent = 1
+        # invariant: over budget at lo (all-low, or a measured prefix), within budget at hi once one passes
+        lo = max((k for k, v in probes.items() if v > budget), default=0)
+        passing = [k for k, v in probes.items() if v <= budget and k > lo]
+        hi = min(passing) if passing else len(sequence)
+        spent = 0 if passing or hi in probes else 1
+        if passing or probe(hi) <= budget:
             while hi - lo > 1 and spent < max_probes:
                 mid = (lo + hi) // 2
                 spent += mid not in probes
                 lo, hi = (lo, mid) if probe(mid) <= budget else (mid, hi)
-        k = hi if sequence and probes.get(hi, math.inf) <= budget else len(sequence)
-        chosen[:] = head + sequence[:k]
-        err = measure(f"bisect: backend measured {probes[0]:.3g} > budget; {k} of {len(sequence)} more "
-                      f"exclusions ({len(probes) - 1} backend probes)")
+        chosen[:] = sequence[:hi]
+        if probes[0] > budget:
+            err = measure(f"bisect on {backend}: {hi} of {len(sequence)} exclusions in order of picking "
+                          f"({len(probes) - start_probes} more compiles)")
         state["phase"] = "done"
         save()
     final = _apply(base, chosen)
     err = evaluator.error(final)
     result = SearchResult(final, budget, metric, err <= budget, err,
                           latency.estimate_ms(evaluator.low_nodes(final)), tuple(chosen), tuple(steps),
-                          evaluator.count, latency.source, backend_probes=max(0, len(state.get("probes", ())) - 1))
+                          evaluator.count, latency.source, backend_probes=max(0, len(state.get("probes", ())) - 2))
     if confirm and backend is not None:
         result = _confirm(explorer, result, base, args, backend, backend_options, progress)
         measured = (result.confirmed.get("chosen") or {}).get("error")

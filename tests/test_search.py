@@ -109,22 +109,31 @@ def stack_explorer():
     return ex
 
 
-def test_search_bisects_on_the_backend_when_it_measures_more_error(monkeypatch, tmp_path):
+def test_search_aims_by_the_backends_error_and_bisects_on_it(monkeypatch, tmp_path):
     seen = _pessimistic_backend(monkeypatch, factor=3.0)
     ex = stack_explorer()
     all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
     budget = all_low * 1.5  # the forward pass says all-low is fine; the backend measures 3x that
     result = run_search(ex, None, budget=budget, backend="torch", isolate=False, progress=False, use_ops=False,
                         use_subtrees=False, state_path=tmp_path / "s.json")
-    bisect = [s for s in result.steps if s.action.startswith("bisect")]
-    assert bisect and "backend measured" in bisect[0].action
+    calibrate = [s.action for s in result.steps if s.action.startswith("calibrate")]
+    assert calibrate and f"aim at {budget / 3:.3g}" in calibrate[0]
+    assert any(s.action.startswith("bisect on torch") for s in result.steps)
     assert result.exclusions, "the backend's excess error needs exclusions the forward pass did not"
     assert result.confirmed["chosen"]["error"] <= budget and result.within_budget
     state = json.loads((tmp_path / "s.json").read_text())
-    assert state["phase"] == "done" and len(state["probes"]) <= 8
-    # bisection: fewer backend compiles than one per length of the extended greedy order
-    assert len(state["probes"]) < len(state["sequence"]) or len(state["sequence"]) <= 2
-    assert len(seen) >= 4
+    assert state["phase"] == "done" and len(state["probes"]) <= 2 + 8
+    assert len(seen) >= 3
+
+
+def test_a_backend_with_less_error_needs_fewer_exclusions(monkeypatch):
+    _pessimistic_backend(monkeypatch, factor=0.5)
+    ex = stack_explorer()
+    all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
+    result = run_search(ex, None, budget=all_low * 0.8, backend="torch", isolate=False, progress=False,
+                        use_ops=False, use_subtrees=False)
+    assert result.exclusions == (), "the backend measures all-low within budget: nothing to keep in FP32"
+    assert result.within_budget and result.confirmed["chosen"]["error"] <= all_low * 0.8
 
 
 def test_search_says_when_the_backend_stays_over_budget(monkeypatch):
@@ -154,7 +163,13 @@ def test_fused_builds_are_priced_from_an_eager_run():
     result = run_search(ex, None, budget=1e-2, backend="torch", mode="compiled", isolate=False, progress=False,
                         use_ops=False)
     assert "torch eager" in result.latency_source
-    assert [c.value for c in result.exclusions] == ["^blowup$"]
+    assert result.within_budget
+    # Inductor fuses exp with the division after it in FP32, so its build may not overflow where eager does:
+    # the search follows what the backend measures
+    if result.confirmed["all_low"]["error"] <= 1e-2:
+        assert result.exclusions == ()
+    else:
+        assert [c.value for c in result.exclusions] == ["^blowup$"]
 
 
 class _Block(torch.nn.Module):
