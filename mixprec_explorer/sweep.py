@@ -82,7 +82,9 @@ def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence
         if not ray.is_initialized():
             ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        task = ray.remote(num_gpus=gpus)(measure_plan)
+        # Ray gives a GPU task a fresh worker process each time by default (max_calls=1); reuse them, or every
+        # plan pays for starting Python, CUDA and loading the model again
+        task = ray.remote(num_gpus=gpus, max_calls=0)(measure_plan)
         ref = ray.put(program)
         futures = [task.remote(ref, cpu_args, doc, backend, runs, options) for doc in docs]
         out = []
