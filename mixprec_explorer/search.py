@@ -110,6 +110,10 @@ class SearchResult:
     confirmed: dict[str, Any] = field(default_factory=dict)  #: backend, measured error, latency, speedups
     backend_probes: int = 0  #: compiles spent bisecting on the backend's error, beyond all-low and the plan
 
+    def decisions(self) -> list[str]:
+        """How the plan was reached: the backend calibration, the greedy rule kept, the bisection on the backend."""
+        return [s.action for s in self.steps if s.action.startswith(("calibrate", "keep the", "bisect"))]
+
     def explain(self) -> str:
         """One line per exclusion: what it is and why it was kept in FP32."""
         if not self.exclusions:
@@ -470,7 +474,10 @@ def _backend_error(explorer: Explorer, settings: Settings, inputs: tuple[Any, ..
 
 def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,
              options: dict[str, Any], progress: bool = True) -> SearchResult:
-    """Compile the chosen plan (and the FP32 and all-low ones, cached): measured error, and latency timed in turns."""
+    """Compile the chosen plan (and the FP32 and all-low ones, cached): measured error, and latency timed in turns.
+
+    The chosen plan is also profiled, so ``explorer.extensions["profile"]`` overlays its per-node figures.
+    """
     from .backends import time_plans
 
     plans = {"fp32": _all_fp32(base), "all_low": base, "chosen": result.settings}
@@ -480,6 +487,7 @@ def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: t
         compiled[label] = explorer.compile(s, backend=backend, progress=progress, **options)
         measured[label] = {"error": _backend_error(explorer, s, inputs, result.metric, backend, options, progress)}
     timings = time_plans(explorer, list(compiled.values()), inputs, progress=progress)
+    explorer.profile(compiled["chosen"], inputs=inputs, progress=progress)  # per-node overlay of the chosen plan
     for label, timing in zip(compiled, timings):
         measured[label].update(latency_ms=timing.median_ms, p10_ms=timing.p10_ms, p90_ms=timing.p90_ms)
     measured["backend"] = compiled["chosen"].backend

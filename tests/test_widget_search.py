@@ -111,9 +111,11 @@ def test_search_loads_the_exclusion_recolours_explains_and_undo_goes_back(app: W
     assert result.within_budget and result.confirmed["backend"] == "torch"
     text = app.matter_text.value
     for part in ("within budget", "module ^blowup$: removes inf", "confirmed on torch", "speedup over FP32",
+                 "how:", "calibrate: torch measures all-low at",
                  "share of the all-low speedup", f"{result.confirmed['chosen']['error']:.3g}"):
         assert part in text, part
     assert app.chart_widget is not None  # the confirming profile of the chosen plan
+    assert ex.extensions["profile"].node_dtypes()["exp"] == torch.float32, "the chosen plan was profiled last"
 
     app.undo_button.click()  # the explorer's history: one step back to before the search
     assert ex.settings == ALL_LOW and app.point_colors()[i] == PALETTE["FP16"]

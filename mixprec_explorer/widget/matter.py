@@ -66,6 +66,8 @@ def search_text(result: Any) -> str:
              f"error (forward pass): {num(result.error)} · estimated latency {result.estimated_latency_ms:.4g} ms "
              f"({result.latency_source})",
              "exclusions:", *("  " + line for line in result.explain().splitlines())]
+    if result.decisions():
+        lines += ["how:", *("  " + line for line in result.decisions())]
     c = result.confirmed or {}
     if c:
         chosen, fp32, low = c.get("chosen") or {}, c.get("fp32") or {}, c.get("all_low") or {}
