@@ -30,10 +30,13 @@ def _pack(explorer: Explorer, inputs: tuple[Any, ...]) -> bytes:
 
 
 def measure_plan(program: bytes, inputs: tuple[Any, ...], settings_json: str, backend: str, runs: int,
-                 options: dict[str, Any]) -> dict[str, Any]:
-    """Compile, time and check one plan in this process; returns plain numbers (picklable)."""
+                 options: dict[str, Any], flags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Compile, time and check one plan in this process under the caller's numerics ``flags`` (TF32...);
+    returns plain numbers (picklable)."""
+    from .backends.worker import apply_numerics_flags
     from .explorer import Explorer
 
+    apply_numerics_flags(flags)
     ep = torch.export.load(io.BytesIO(program))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ex = Explorer(ep, inputs)
@@ -65,13 +68,16 @@ def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence
     program = _pack(explorer, args)
     docs = [s.to_json() for s in settings]
     cpu_args = tuple(a.cpu() if isinstance(a, torch.Tensor) else a for a in args)
+    from .backends.worker import numerics_flags
     from .sensitivity import _progress
+
+    flags = numerics_flags()  # each process measures under this one's TF32 switches
 
     bar = _progress(len(docs), progress)
     if executor in (None, "serial"):
         out = []
         for doc in docs:
-            out.append(measure_plan(program, cpu_args, doc, backend, runs, options))
+            out.append(measure_plan(program, cpu_args, doc, backend, runs, options, flags))
             bar(1)
         bar(0, close=True)
         return out
@@ -86,7 +92,7 @@ def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence
         # plan pays for starting Python, CUDA and loading the model again
         task = ray.remote(num_gpus=gpus, max_calls=0)(measure_plan)
         ref = ray.put(program)
-        futures = [task.remote(ref, cpu_args, doc, backend, runs, options) for doc in docs]
+        futures = [task.remote(ref, cpu_args, doc, backend, runs, options, flags) for doc in docs]
         out = []
         for future in futures:
             out.append(ray.get(future))
@@ -102,7 +108,7 @@ def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence
         queue.put(gpu)
     with ProcessPoolExecutor(max_workers=max(count, 1), mp_context=ctx, initializer=_init_worker,
                              initargs=(queue,)) as pool:
-        futures = [pool.submit(measure_plan, program, cpu_args, doc, backend, runs, options) for doc in docs]
+        futures = [pool.submit(measure_plan, program, cpu_args, doc, backend, runs, options, flags) for doc in docs]
         out = []
         for future in futures:
             out.append(future.result())

@@ -135,3 +135,12 @@ def test_accuracy_is_generic_over_backends():
         B._REGISTRY.pop("plain", None)
         B._INSTANCES.pop("plain", None)
         B._AVAILABILITY.pop("plain", None)
+
+
+def test_a_reference_that_may_use_tf32_says_so():
+    from mixprec_explorer.accuracy import tf32_note
+
+    note = tf32_note("cuda:0", cudnn_tf32=True, matmul_tf32=False)  # PyTorch's defaults on a GPU
+    assert "TF32 allowed (cuDNN convolutions: True, matmuls: False)" in note and "allow_tf32 = False" in note
+    assert tf32_note("cuda:0", cudnn_tf32=False, matmul_tf32=False) is None
+    assert tf32_note("cpu", cudnn_tf32=True, matmul_tf32=True) is None, "CPU kernels never use TF32"

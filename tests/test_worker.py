@@ -76,3 +76,18 @@ def test_missing_reference_and_bad_fault():
         worker.call("builtins:len", [], fault="melt")
     with pytest.raises(ValueError, match="needs isolate=True"):
         B.compile_plan(Explorer(*reference_autocast_model()), FP16, device="cpu", backend="torch", isolate=False, _fault="exit")
+
+
+@pytest.fixture
+def strict_fp32():
+    """The parent switches TF32 off for cuDNN and on for matmuls (neither is PyTorch's default), then restores."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = False, True
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_the_worker_runs_under_the_parents_tf32_switches(strict_fp32):
+    seen = get_worker().call("mixprec_explorer.backends.worker:numerics_flags")
+    assert seen["cudnn.allow_tf32"] is False and seen["matmul.allow_tf32"] is True
+    assert seen == __import__("mixprec_explorer.backends.worker", fromlist=["x"]).numerics_flags()

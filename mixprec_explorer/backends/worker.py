@@ -114,6 +114,29 @@ def _resolve(value: Any, store: dict[str, Any]) -> Any:
     return value
 
 
+def numerics_flags() -> dict[str, Any]:
+    """PyTorch's process-wide numerics switches (TF32, reduced-precision reductions) as set in this process.
+
+    A worker or sweep process starts with PyTorch's defaults; it takes these so that a plan is compiled, run and
+    compared under the numerics the user chose (``torch.backends.cudnn.allow_tf32 = False`` for strict FP32).
+    """
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    return {"matmul.allow_tf32": matmul.allow_tf32, "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul.allow_fp16_reduced_precision_reduction": matmul.allow_fp16_reduced_precision_reduction,
+            "matmul.allow_bf16_reduced_precision_reduction": matmul.allow_bf16_reduced_precision_reduction}
+
+
+def apply_numerics_flags(flags: dict[str, Any] | None) -> None:
+    """Set the switches :func:`numerics_flags` read (in a worker or sweep process); None leaves them alone."""
+    import torch
+
+    for name, value in (flags or {}).items():
+        owner, _, attr = name.partition(".")
+        setattr(torch.backends.cuda.matmul if owner == "matmul" else torch.backends.cudnn, attr, value)
+
+
 def _function(path: str) -> Any:
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -172,8 +195,9 @@ def _serve(conn: Any, log_path: str) -> None:
             for key in message[1]:
                 store.pop(key, None)
             continue
-        _, path, args, kwargs, keep, fault = message
+        _, path, args, kwargs, keep, fault, flags = message
         try:
+            apply_numerics_flags(flags)
             if fault:
                 _inject(fault)
             result = _function(path)(*_resolve(args, store), **_resolve(kwargs, store))
@@ -318,7 +342,8 @@ class Worker:
                 with contextlib.suppress(Exception):
                     self._conn.send_bytes(pickle.dumps(("drop", drops)))
             try:
-                blob = pickle.dumps(("call", path, args, kwargs, keep, fault), protocol=pickle.HIGHEST_PROTOCOL)
+                blob = pickle.dumps(("call", path, args, kwargs, keep, fault, numerics_flags()),
+                                    protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as err:
                 raise TypeError(f"{what}: the arguments cannot be sent to the worker ({err})") from err
             try:
