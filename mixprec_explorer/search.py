@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .explorer import Explorer
 
 STATE_SCHEMA = "mixprec_explorer.search"
+STATE_VERSION = 2  #: 2: greedy rules, calibration and bisection on the backend
 #: How the greedy picks: the cheapest single exclusion that suffices, error per ms capped at what is still
 #: needed, and plain error per ms. Each makes a plan; the cheapest within budget is kept.
 STRATEGIES = ("single", "capped", "ratio")
@@ -230,6 +231,10 @@ def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise SettingsError(f"search state {path} is unreadable ({err}); delete it to start over") from None
+    if isinstance(state, dict) and state.get("schema") == STATE_SCHEMA and state.get("version") != STATE_VERSION:
+        raise SettingsError(f"search state {path} was written by another version of mixprec_explorer "
+                            f"(state version {state.get('version')}, this one reads {STATE_VERSION}); delete it "
+                            "to start over")
     if not isinstance(state, dict) or state.get("schema") != STATE_SCHEMA or state.get("key") != key:
         raise SettingsError(
             f"search state {path} belongs to another model, budget or metric; pass another state_path or delete it")
@@ -245,10 +250,10 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
 
     ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` to price each node
     (a FLOPs/bytes estimate when ``backend`` is None); ``objective="nodes"`` minimises FP32 nodes.
-    With ``confirm``, the plan is compiled on ``backend`` and its error measured; if that exceeds the
-    budget, the greedy order is extended and its length bisected on the backend's own error, with at most
-    ``max_probes`` more compiles. ``within_budget`` then reports the backend's measurement.
-    Raises SettingsError for a negative budget or an unknown metric/objective.
+    With ``confirm``, all-low is measured on ``backend`` first to calibrate the aim, and the plan's pick order
+    is bisected on the backend's own error with at most ``max_probes`` more compiles; ``within_budget`` then
+    reports the backend's measurement. The result is loaded into ``explorer.settings``.
+    Raises SettingsError for a negative budget, an unknown metric/objective, or another search's state file.
     """
     if metric not in METRICS:
         raise SettingsError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
@@ -256,184 +261,240 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
         raise SettingsError(f"objective must be 'latency' or 'nodes', got {objective!r}")
     if not (budget >= 0):
         raise SettingsError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
-    args = tuple(inputs) if inputs is not None else explorer.example_inputs
-    low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
-    base = explorer.settings.replace(enable_autocast=True, use_explicit_typing=True, autocast_low_precision_type=low,
-                                     autocast_excluded_nodes=frozenset(), autocast_excluded_ops=frozenset())
-    from .backends.fingerprint import fingerprint_program
+    search = _Search(explorer, tuple(inputs) if inputs is not None else explorer.example_inputs, budget, metric,
+                     objective, backend if confirm else None, backend, backend_options, use_ops, use_subtrees,
+                     low_dtype, max_probes, Path(state_path) if state_path is not None else None, progress)
+    result = search.run()
+    explorer.settings = result.settings
+    return result
 
-    key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
-           "low": dtypes.to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
-    path = Path(state_path) if state_path is not None else None
-    state = _load_state(path, key) or {"schema": STATE_SCHEMA, "version": 1, "key": key, "phase": "rank"}
 
-    def save() -> None:
-        if path is not None:
-            write_atomic(path, json.dumps(state, indent=1, default=str))
+class _Search:
+    """One search, phase by phase (rank, greedy, confirm, bisect, done), its state saved as JSON after each step."""
 
-    runner = _Runner(explorer, args)  # one set of cached activations for sensitivity, candidates and steps
-    evaluator = _Evaluator(explorer, args, metric, runner)
-    if state["phase"] == "rank":
-        latency = _latency_model(explorer, base, low, objective, backend, backend_options, progress)
-        sens = compute_sensitivity(explorer, args, metric, low, progress=progress, runner=runner)
-        cands = candidates(explorer, sens, latency, ops=use_ops, inputs=args, subtrees=use_subtrees, runner=runner)
-        state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
-                     "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
-        save()
-    latency = LatencyModel(state["latency"]["fp32"], state["latency"]["low"], state["latency_source"])
-    cands = [Candidate(**{**c, "nodes": tuple(c["nodes"])}) for c in state["candidates"]]
-    by_value = {c.value: c for c in cands}
-    chosen = [by_value[v] for v in state["chosen"]]
-    steps = [SearchStep(**{**s, "modules": tuple(s["modules"]), "ops": tuple(s["ops"])}) for s in state["steps"]]
+    def __init__(self, explorer: Explorer, args: tuple[Any, ...], budget: float, metric: str, objective: str,
+                 checker: str | None, backend: str | None, options: dict[str, Any], use_ops: bool,
+                 use_subtrees: bool, low_dtype: torch.dtype | None, max_probes: int, path: Path | None,
+                 progress: bool) -> None:
+        from .backends.fingerprint import fingerprint_program
 
-    def measure(action: str) -> float:
-        s = _apply(base, chosen)
-        err = evaluator.error(s)
-        steps.append(SearchStep(action, tuple(sorted(s.autocast_excluded_nodes)),
-                                tuple(sorted(s.autocast_excluded_ops)), err,
-                                latency.estimate_ms(evaluator.low_nodes(s))))
-        state["chosen"] = [c.value for c in chosen]
-        state["steps"] = [asdict(x) for x in steps]
-        save()
+        self.explorer, self.args, self.budget, self.metric, self.objective = explorer, args, budget, metric, objective
+        self.checker = checker  #: the backend that measures errors (None: the forward pass's word is final)
+        self.backend, self.options, self.progress, self.max_probes = backend, options, progress, max_probes
+        self.use_ops, self.use_subtrees, self.path = use_ops, use_subtrees, path
+        low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
+        self.base = explorer.settings.replace(enable_autocast=True, use_explicit_typing=True,
+                                              autocast_low_precision_type=low, autocast_excluded_nodes=frozenset(),
+                                              autocast_excluded_ops=frozenset())
+        key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
+               "low": dtypes.to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
+        self.state = _load_state(path, key) or {"schema": STATE_SCHEMA, "version": STATE_VERSION, "key": key,
+                                                "phase": "rank"}
+        self.runner = _Runner(explorer, args)  # one set of cached activations for sensitivity, candidates, steps
+        self.evaluator = _Evaluator(explorer, args, metric, self.runner)
+        self.bar = _progress(None, progress, desc="search")
+
+    # -- bookkeeping ----------------------------------------------------------------------------------------
+    def save(self) -> None:
+        if self.path is not None:
+            write_atomic(self.path, json.dumps(self.state, indent=1, default=str))
+
+    def _load(self) -> None:
+        state = self.state
+        self.latency = LatencyModel(state["latency"]["fp32"], state["latency"]["low"], state["latency_source"])
+        self.cands = [Candidate(**{**c, "nodes": tuple(c["nodes"])}) for c in state["candidates"]]
+        self.by_value = {c.value: c for c in self.cands}
+        self.chosen = [self.by_value[v] for v in state["chosen"]]
+        self.steps = [SearchStep(**{**s, "modules": tuple(s["modules"]), "ops": tuple(s["ops"])})
+                      for s in state["steps"]]
+        self.err = self.steps[-1].error if self.steps else self.measure("start")
+
+    def measure(self, action: str) -> float:
+        """The exact forward-pass error of the exclusions chosen now, recorded as a step."""
+        s = _apply(self.base, self.chosen)
+        err = self.evaluator.error(s)
+        self.steps.append(SearchStep(action, tuple(sorted(s.autocast_excluded_nodes)),
+                                     tuple(sorted(s.autocast_excluded_ops)), err,
+                                     self.latency.estimate_ms(self.evaluator.low_nodes(s))))
+        self.state["chosen"] = [c.value for c in self.chosen]
+        self.state["steps"] = [asdict(x) for x in self.steps]
+        self.save()
         return err
 
-    bar = _progress(len(cands) + 1, progress, desc="search")
-    err = steps[-1].error if steps else measure("start")
+    def backend_error(self, settings: Settings) -> float:
+        return _backend_error(self.explorer, settings, self.args, self.metric, self.checker, self.options,
+                              self.progress)
 
-    def add_until(goal: float, limit: int, capped: bool = True) -> None:
-        nonlocal err
-        while err > goal and limit > 0:
-            pool = [c for c in cands if c not in chosen]
-            pick = _pick(pool, err - goal if capped else math.inf, objective)
+    def price(self, c: Candidate) -> float:
+        return float(len(c.nodes)) if self.objective == "nodes" else c.cost_ms
+
+    # -- phases ---------------------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        if self.state["phase"] == "rank":
+            self.rank()
+        self._load()
+        if self.state["phase"] == "greedy":
+            self.greedy()
+        if self.state["phase"] == "confirm":
+            self.extend()
+        if self.state["phase"] == "bisect":
+            self.bisect()
+        result = self.result()
+        self.bar(0, close=True)
+        self.state["phase"] = "done"
+        self.save()
+        return result
+
+    def rank(self) -> None:
+        """Price nodes, measure sensitivity and each candidate's gain and cost."""
+        explorer, low = self.explorer, self.base.autocast_low_precision_type
+        latency = _latency_model(explorer, self.base, low, self.objective, self.backend, self.options, self.progress)
+        sens = compute_sensitivity(explorer, self.args, self.metric, low, progress=self.progress, runner=self.runner)
+        cands = candidates(explorer, sens, latency, ops=self.use_ops, inputs=self.args, subtrees=self.use_subtrees,
+                           runner=self.runner)
+        self.state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
+                          "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
+        self.save()
+
+    def calibrate(self) -> None:
+        """Measure all-low on the backend once and aim the forward pass's error in proportion.
+
+        The backend's kernels (Inductor, TensorRT) may lose more or less than the forward pass that prices steps.
+        """
+        state, estimate = self.state, self.steps[0].error
+        state["measured_all_low"] = measured = self.backend_error(self.base)
+        ratio = measured / estimate if math.isfinite(measured) and 0 < estimate < math.inf else 1.0
+        state["aim"] = self.budget / ratio if ratio > 0 else self.budget
+        self.steps.append(SearchStep(f"calibrate: {self.checker} measures all-low at {measured:.3g}, the forward "
+                                     f"pass at {estimate:.3g}; aim at {state['aim']:.3g}", (), (), estimate,
+                                     self.steps[0].latency_ms))
+        if measured <= self.budget:  # nothing to keep in FP32
+            state["plans"] = {"backend": {"chosen": [], "error": estimate, "latency_ms": self.steps[0].latency_ms}}
+        self.save()
+
+    def greedy(self) -> None:
+        """Build a plan with each greedy rule, prune it, keep the cheapest within the aim.
+
+        Gains of single exclusions do not add up (errors add roughly in quadrature), so no one rule wins everywhere.
+        """
+        state = self.state
+        if self.checker is not None and "measured_all_low" not in state:
+            self.calibrate()
+        aim = float(state.get("aim", self.budget))
+        plans = state.setdefault("plans", {})
+        all_low_error = self.steps[0].error
+        for rule in STRATEGIES:
+            if rule in plans or "backend" in plans:
+                continue
+            if state.get("strategy") != rule:  # a rerun goes on with the rule it stopped in
+                state["strategy"] = rule
+                self.chosen.clear()
+                if rule == "single":  # sensitivity measured each alone from all-low: exact, no guess
+                    fits = [c for c in self.cands if c.gain > 0 and all_low_error - c.gain <= aim < all_low_error]
+                    self.chosen.extend(sorted(fits, key=self.price)[:1])
+                self.err = self.measure(f"{rule}: start") if self.chosen or rule != "single" else all_low_error
+            if rule != "single":
+                self.add_until(aim, len(self.cands), capped=rule == "capped")
+            self.prune(aim)
+            low_nodes = self.evaluator.low_nodes(_apply(self.base, self.chosen))
+            plans[rule] = {"chosen": [c.value for c in self.chosen], "error": self.err,
+                           "latency_ms": self.latency.estimate_ms(low_nodes) if self.objective == "latency"
+                           else float(sum(len(c.nodes) for c in self.chosen))}
+            self.save()
+        best = min(plans, key=lambda k: (k != "backend", plans[k]["error"] > aim, plans[k]["latency_ms"],
+                                         plans[k]["error"]))
+        self.chosen[:] = [self.by_value[v] for v in plans[best]["chosen"]]
+        unit = "ms" if self.objective == "latency" else "nodes"
+        self.err = self.measure(f"keep the {best} plan: "
+                                + ", ".join(f"{k} {v['latency_ms']:.3g} {unit}" for k, v in plans.items()))
+        state["phase"] = "confirm" if self.checker is not None else "done"
+        self.save()
+
+    def add_until(self, goal: float, limit: int, capped: bool = True) -> None:
+        """Add the best candidate, one exact step at a time, until the error is at most ``goal``."""
+        while self.err > goal and limit > 0:
+            pool = [c for c in self.cands if c not in self.chosen]
+            pick = _pick(pool, self.err - goal if capped else math.inf, self.objective)
             if pick is None:
                 # past what single-exclusion gains explain: next, what hurts most when alone in low precision
-                pick = _pick([replace(c, gain=c.low_error) for c in pool], math.inf, objective)
+                pick = _pick([replace(c, gain=c.low_error) for c in pool], math.inf, self.objective)
                 pick = next((c for c in pool if pick is not None and c.value == pick.value), None)
             if pick is None:
                 break
-            chosen.append(pick)
+            self.chosen.append(pick)
             limit -= 1
-            err = measure(f"add {pick.value}")
-            bar(1, note=f"{len(chosen)} exclusions, {metric} {err:.3g} (budget {budget:.3g})")
+            self.err = self.measure(f"add {pick.value}")
+            self.bar(1, note=f"{len(self.chosen)} exclusions, {self.metric} {self.err:.3g} "
+                             f"(budget {self.budget:.3g})")
 
-    def prune(goal: float) -> None:
-        nonlocal err
-        for c in sorted(list(chosen), key=lambda c: c.gain):
-            before = evaluator.low_nodes(_apply(base, chosen))
-            at = chosen.index(c)
-            chosen.remove(c)
-            after = _apply(base, chosen)
-            if evaluator.low_nodes(after) == before or evaluator.error(after) <= goal:  # redundant, or not needed
-                err = measure(f"drop {c.value}")
+    def prune(self, goal: float) -> None:
+        """Drop exclusions that change nothing or are not needed for ``goal``, keeping the order of picking."""
+        for c in sorted(list(self.chosen), key=lambda c: c.gain):
+            before = self.evaluator.low_nodes(_apply(self.base, self.chosen))
+            at = self.chosen.index(c)
+            self.chosen.remove(c)
+            after = _apply(self.base, self.chosen)
+            if self.evaluator.low_nodes(after) == before or self.evaluator.error(after) <= goal:
+                self.err = self.measure(f"drop {c.value}")
             else:
-                chosen.insert(at, c)  # keep the order of picking: the bisection below cuts it
+                self.chosen.insert(at, c)
 
-    def price(c: Candidate) -> float:
-        return float(len(c.nodes)) if objective == "nodes" else c.cost_ms
+    def extend(self) -> None:
+        """Measure the kept plan on the backend; if still over budget there, extend its pick order past the aim."""
+        measured = self.backend_error(_apply(self.base, self.chosen))
+        picked = len(self.chosen)
+        if measured > self.budget and self.max_probes > 0:
+            floor = self.err * min(1.0, self.budget / measured) * 0.1 if math.isfinite(measured) else 0.0
+            self.add_until(floor, 48)
+        probes = {0: float(self.state["measured_all_low"]), picked: measured}
+        self.state.update(phase="bisect", sequence=[c.value for c in self.chosen],
+                          probes={str(k): v for k, v in probes.items()})
+        self.save()
 
-    def run_backend(settings: Settings) -> float:
-        return _backend_error(explorer, settings, args, metric, backend, backend_options, progress)
-
-    checked = confirm and backend is not None
-    if state["phase"] == "greedy" and checked and "measured_all_low" not in state:
-        # the backend's kernels (Inductor, TensorRT) may lose more or less than the forward pass that prices each
-        # step: measure all-low there once and aim the forward pass's error in proportion
-        state["measured_all_low"] = measured = run_backend(base)
-        estimate = steps[0].error
-        ratio = measured / estimate if math.isfinite(measured) and 0 < estimate < math.inf else 1.0
-        state["aim"] = budget / ratio if ratio > 0 else budget
-        steps.append(SearchStep(f"calibrate: {backend} measures all-low at {measured:.3g}, the forward pass at "
-                                f"{estimate:.3g}; aim at {state['aim']:.3g}", (), (), estimate, steps[0].latency_ms))
-        if measured <= budget:
-            state["plans"] = {"backend": {"chosen": [], "error": estimate, "latency_ms": steps[0].latency_ms}}
-        save()
-    aim = float(state.get("aim", budget))
-    if state["phase"] == "greedy":
-        # gains of single exclusions do not add up (errors add roughly in quadrature), so no one greedy rule wins
-        # everywhere: build a plan with each and keep the cheapest that meets the budget
-        plans = state.setdefault("plans", {})
-        all_low_error = steps[0].error
-        for strategy in STRATEGIES:
-            if strategy in plans or "backend" in plans:
-                continue
-            if state.get("strategy") != strategy:
-                state["strategy"] = strategy
-                chosen.clear()
-                if strategy == "single":  # sensitivity measured each alone from all-low: exact, no guess
-                    fits = [c for c in cands if c.gain > 0 and all_low_error - c.gain <= aim < all_low_error]
-                    chosen.extend(sorted(fits, key=price)[:1])
-                err = measure(f"{strategy}: start") if chosen or strategy != "single" else all_low_error
-            if strategy != "single":
-                add_until(aim, len(cands), capped=strategy == "capped")
-            prune(aim)
-            s = _apply(base, chosen)
-            plans[strategy] = {"chosen": [c.value for c in chosen], "error": err,
-                               "latency_ms": latency.estimate_ms(evaluator.low_nodes(s)) if objective == "latency"
-                               else float(sum(len(c.nodes) for c in chosen))}
-            save()
-        best = min(plans, key=lambda k: (k != "backend", plans[k]["error"] > aim, plans[k]["latency_ms"],
-                                         plans[k]["error"]))
-        chosen[:] = [by_value[v] for v in plans[best]["chosen"]]
-        err = measure(f"keep the {best} plan: " + ", ".join(
-            f"{k} {v['latency_ms']:.3g} {'ms' if objective == 'latency' else 'nodes'}" for k, v in plans.items()))
-        state["phase"] = "confirm" if confirm and backend is not None else "done"
-        save()
-
-    if state["phase"] == "confirm":
-        # cut the pick order to the shortest prefix the backend itself measures within budget: extended past the
-        # aim first if the whole plan is still over budget there
-        measured = run_backend(_apply(base, chosen))
-        sequence_len = len(chosen)
-        if measured > budget and max_probes > 0:
-            floor = err * min(1.0, budget / measured) * 0.1 if math.isfinite(measured) else 0.0
-            add_until(floor, 48)
-        probes = {0: float(state["measured_all_low"]), sequence_len: measured}
-        state.update(phase="bisect", sequence=[c.value for c in chosen],
-                     probes={str(k): v for k, v in probes.items()})
-        save()
-    if state["phase"] == "bisect":
-        sequence = [by_value[v] for v in state["sequence"]]
+    def bisect(self) -> None:
+        """Cut the pick order to the shortest prefix the backend measures within budget (``max_probes`` compiles)."""
+        state, budget = self.state, self.budget
+        sequence = [self.by_value[v] for v in state["sequence"]]
         probes = {int(k): v for k, v in state["probes"].items()}
-        start_probes = len(probes)
+        known = len(probes)
 
         def probe(k: int) -> float:
             if k not in probes:
-                probes[k] = run_backend(_apply(base, sequence[:k]))
+                probes[k] = self.backend_error(_apply(self.base, sequence[:k]))
                 state["probes"] = {str(i): v for i, v in probes.items()}
-                save()
+                self.save()
             return probes[k]
 
-        # invariant: over budget at lo (all-low, or a measured prefix), within budget at hi once one passes
+        # over budget at lo (all-low, or a measured prefix); within budget at hi once a prefix passes
         lo = max((k for k, v in probes.items() if v > budget), default=0)
         passing = [k for k, v in probes.items() if v <= budget and k > lo]
         hi = min(passing) if passing else len(sequence)
         spent = 0 if passing or hi in probes else 1
         if passing or probe(hi) <= budget:
-            while hi - lo > 1 and spent < max_probes:
+            while hi - lo > 1 and spent < self.max_probes:
                 mid = (lo + hi) // 2
                 spent += mid not in probes
                 lo, hi = (lo, mid) if probe(mid) <= budget else (mid, hi)
-        chosen[:] = sequence[:hi]
+        self.chosen[:] = sequence[:hi]
         if probes[0] > budget:
-            err = measure(f"bisect on {backend}: {hi} of {len(sequence)} exclusions in order of picking "
-                          f"({len(probes) - start_probes} more compiles)")
+            self.err = self.measure(f"bisect on {self.checker}: {hi} of {len(sequence)} exclusions in order of "
+                                    f"picking ({len(probes) - known} more compiles)")
         state["phase"] = "done"
-        save()
-    final = _apply(base, chosen)
-    err = evaluator.error(final)
-    result = SearchResult(final, budget, metric, err <= budget, err,
-                          latency.estimate_ms(evaluator.low_nodes(final)), tuple(chosen), tuple(steps),
-                          evaluator.count, latency.source, backend_probes=max(0, len(state.get("probes", ())) - 2))
-    if confirm and backend is not None:
-        result = _confirm(explorer, result, base, args, backend, backend_options, progress)
+        self.save()
+
+    def result(self) -> SearchResult:
+        final = _apply(self.base, self.chosen)
+        err = self.evaluator.error(final)
+        result = SearchResult(final, self.budget, self.metric, err <= self.budget, err,
+                              self.latency.estimate_ms(self.evaluator.low_nodes(final)), tuple(self.chosen),
+                              tuple(self.steps), self.evaluator.count, self.latency.source,
+                              backend_probes=max(0, len(self.state.get("probes", ())) - 2))
+        if self.checker is None:
+            return result
+        result = _confirm(self.explorer, result, self.base, self.args, self.checker, self.options, self.progress)
         measured = (result.confirmed.get("chosen") or {}).get("error")
-        if measured is not None:
-            result = SearchResult(**{**vars(result), "within_budget": measured <= budget})
-    bar(0, close=True)
-    state["phase"] = "done"
-    save()
-    explorer.settings = result.settings
-    return result
+        return SearchResult(**{**vars(result), "within_budget": measured <= self.budget}) \
+            if measured is not None else result
 
 
 def _all_fp32(base: Settings) -> Settings:

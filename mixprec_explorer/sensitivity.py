@@ -216,7 +216,7 @@ def compute_sensitivity(explorer: Explorer, inputs: Sequence[Any] | None = None,
                        nodes_evaluated=run.evaluations, naive_evaluations=per_pass * (2 + 2 * len(units)))
 
 
-def _progress(total: int, enabled: bool, desc: str = "sensitivity") -> Callable[..., None]:
+def _progress(total: int | None, enabled: bool, desc: str = "sensitivity") -> Callable[..., None]:
     """A tqdm bar (notebook or terminal) advanced by the returned function; a no-op when disabled.
 
     Call it as ``step(n)``, ``step(0, note="best: ...")`` to show the state so far, ``step(0, close=True)``.

@@ -222,3 +222,14 @@ def test_each_greedy_rule_makes_a_plan_and_the_cheapest_within_budget_is_kept(tm
     assert sorted(c.value for c in result.exclusions) == sorted(cheapest["chosen"])
     assert result.estimated_latency_ms == pytest.approx(cheapest["latency_ms"])
     assert any(step.action.startswith("keep the") for step in result.steps)
+
+
+def test_a_state_file_of_an_older_search_is_refused_not_misread(tmp_path):
+    state = tmp_path / "state.json"
+    run_search(fragile(), None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
+    old = json.loads(state.read_text())
+    old["version"] = 1
+    state.write_text(json.dumps(old))
+    with pytest.raises(SettingsError, match="another version of mixprec_explorer.*delete it"):
+        run_search(fragile(), None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
+    assert json.loads(state.read_text())["version"] == 1, "the user's file is left as it was"
