@@ -383,8 +383,8 @@ class _Search:
         aim = float(state.get("aim", self.budget))
         plans = state.setdefault("plans", {})
         all_low_error = self.steps[0].error
-        for rule in STRATEGIES:
-            if rule in plans or "backend" in plans:
+        for rule in () if "backend" in plans else STRATEGIES:  # the backend found all-low within budget
+            if rule in plans:
                 continue
             if state.get("strategy") != rule:  # a rerun goes on with the rule it stopped in
                 state["strategy"] = rule
@@ -491,7 +491,10 @@ class _Search:
                               backend_probes=max(0, len(self.state.get("probes", ())) - 2))
         if self.checker is None:
             return result
-        result = _confirm(self.explorer, result, self.base, self.args, self.checker, self.options, self.progress)
+        probes = self.state.get("probes", {})
+        known = {"all_low": self.state.get("measured_all_low"), "chosen": probes.get(str(len(self.chosen)))}
+        result = _confirm(self.explorer, result, self.base, self.args, self.checker, self.options, self.progress,
+                          known)
         measured = (result.confirmed.get("chosen") or {}).get("error")
         return SearchResult(**{**vars(result), "within_budget": measured <= self.budget}) \
             if measured is not None else result
@@ -534,10 +537,12 @@ def _backend_error(explorer: Explorer, settings: Settings, inputs: tuple[Any, ..
 
 
 def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,
-             options: dict[str, Any], progress: bool = True) -> SearchResult:
+             options: dict[str, Any], progress: bool = True, known: dict[str, float | None] | None = None
+             ) -> SearchResult:
     """Compile the chosen plan (and the FP32 and all-low ones, cached): measured error, and latency timed in turns.
 
-    The chosen plan is also profiled, so ``explorer.extensions["profile"]`` overlays its per-node figures.
+    ``known`` errors ("all_low", "chosen") already measured on ``backend`` are not measured again. The chosen
+    plan is also profiled, so ``explorer.extensions["profile"]`` overlays its per-node figures.
     """
     from .backends import time_plans
 
@@ -546,7 +551,10 @@ def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: t
     compiled = {}
     for label, s in plans.items():
         compiled[label] = explorer.compile(s, backend=backend, progress=progress, **options)
-        measured[label] = {"error": _backend_error(explorer, s, inputs, result.metric, backend, options, progress)}
+        error = (known or {}).get(label)
+        if error is None:
+            error = _backend_error(explorer, s, inputs, result.metric, backend, options, progress)
+        measured[label] = {"error": error}
     timings = time_plans(explorer, list(compiled.values()), inputs, progress=progress)
     explorer.profile(compiled["chosen"], inputs=inputs, progress=progress)  # per-node overlay of the chosen plan
     for label, timing in zip(compiled, timings):

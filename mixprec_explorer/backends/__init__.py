@@ -31,6 +31,7 @@ from ..settings import Settings
 from .base import Backend, CacheKey, Compiled, Profile
 from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
 from .timing import device_synchronizer, summarize_ms, time_interleaved
+from .torch_plan import to_device
 from .worker import Ref, get_worker, progress_bar, report_progress, shutdown_worker
 
 if TYPE_CHECKING:
@@ -291,8 +292,7 @@ def _run_here(explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...]) -
     module = getattr(handle, "module", handle)
     if not callable(module):
         raise TypeError(f"backend {compiled.backend!r} has no run() and its handle is not callable")
-    args = torch.utils._pytree.tree_map(lambda x: x.to(compiled.device) if isinstance(x, torch.Tensor) else x,
-                                        tuple(inputs))
+    args = to_device(tuple(inputs), compiled.device)
     with torch.no_grad():
         return module(*args)
 
@@ -301,8 +301,7 @@ def _time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: tuple[
                warmup: int) -> list[Any]:
     devices = list(dict.fromkeys(c.device for c in compileds))
     if len(devices) == 1:  # move the inputs once, not on every timed run
-        inputs = torch.utils._pytree.tree_map(
-            lambda x: x.to(devices[0]) if isinstance(x, torch.Tensor) else x, tuple(inputs))
+        inputs = to_device(tuple(inputs), devices[0])
     syncs = [device_synchronizer(d) for d in devices]
 
     def sync() -> None:

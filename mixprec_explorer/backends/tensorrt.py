@@ -42,7 +42,8 @@ from ..errors import BackendUnavailable, ParseError, SettingsError
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import CacheKey, Compiled, Profile
-from .timing import summarize_ms, time_runs
+from .timing import device_synchronizer, summarize_ms, time_runs
+from .torch_plan import to_device
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
@@ -519,18 +520,6 @@ def _node_modules(explorer: Explorer) -> dict[str, str]:
     return {name: info.module for name, info in explorer.nodes.items() if info.kind == "call_function"}
 
 
-def _to_device(value: Any, device: torch.device | str) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, tuple):
-        return tuple(_to_device(v, device) for v in value)
-    if isinstance(value, list):
-        return [_to_device(v, device) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    return value
-
-
 # -- the backend ------------------------------------------------------------------------------------------------------
 @dataclass
 class TensorRTHandle:
@@ -650,7 +639,7 @@ class TensorRTBackend:
         elif settings.enable_autocast:
             notes.append("no calibration batches (explorer.calibrate was not called): autocast's range and "
                          "reduction-depth rules are inactive")
-        inputs = _to_device(tuple(explorer.example_inputs), device)
+        inputs = to_device(tuple(explorer.example_inputs), device)
         kwargs, gated = build_compile_kwargs(settings, signature, version=version, inputs=inputs,
                                              device=torch.device(device), calibration=loader,
                                              pass_python_runtime=runtime.pass_python_runtime, options=options)
@@ -715,15 +704,14 @@ class TensorRTBackend:
             raise TypeError(f"not a TensorRT compile (handle is {type(handle).__name__})")
         runs, warmup = max(1, int(runs)), max(0, int(warmup))
         device = compiled.device
-        args = _to_device(tuple(inputs) if inputs else tuple(explorer.example_inputs), device)
+        args = to_device(tuple(inputs) if inputs else tuple(explorer.example_inputs), device)
         module = handle.module
         engines = [(name, getattr(module, name)) for name in handle.engines]
 
         def forward() -> Any:
             return module(*args)
 
-        def sync() -> None:
-            torch.cuda.synchronize(device)
+        sync = device_synchronizer(device)
 
         source = "the C++ runtime's trex trace" if handle.runtime == "cpp" else "a tensorrt.IProfiler (median)"
         notes: list[str] = [f"layer latency per run from {source} over {runs} runs after {warmup} warm-up runs; "
