@@ -364,6 +364,19 @@ class Explorer:
         self.extensions["profile"] = result
         return result
 
+    def load_profile(self, path: str | os.PathLike[str]):
+        """A profile recorded elsewhere, from the folder Torch-TensorRT's runtime wrote, ready for the overlay.
+
+        ``path`` is the ``profiling_results_dir`` of ``enable_profiling(..., profile_format="trex")`` (per engine:
+        ``<engine>_engine_layer_information.json`` + ``<engine>_engine_engine_execution_profile.trace``). No GPU
+        or TensorRT needed; the engine must have been built from this explorer's graph. Raises ParseError.
+        """
+        from .backends.tensorrt import profile_from_dir
+
+        result = profile_from_dir(path, self)
+        self.extensions["profile"] = result
+        return result
+
     def accuracy(self, compiled: Any, inputs: Sequence[Any] | None = None, **options: Any):
         """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first)."""
         from .accuracy import measure_accuracy

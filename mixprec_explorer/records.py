@@ -78,6 +78,8 @@ class LayerRecord:
     modules: tuple[str, ...] = ()  #: module paths the layer's own and tensor names point to
     nodes: tuple[str, ...] = ()  #: FX node names it maps to (several for a fused layer)
     count: int | None = None  #: invocations the latency was averaged over, where known
+    node_dtypes: tuple[tuple[str, torch.dtype | None], ...] = ()  #: measured compute dtype per node, where inferred
+    node_weights: tuple[float, ...] = ()  #: share of ``latency_ms`` per node of ``nodes`` (sums to 1); () = even
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  #: raw fields kept
 
 

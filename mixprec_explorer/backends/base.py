@@ -61,23 +61,44 @@ class Profile:
     profiled_run_ms: float | None = None  #: median wall time of one profiled run (profiler and ranges on), if known
 
     def node_latency_ms(self) -> dict[str, float]:
-        """Latency per FX node; a fused layer's time is split evenly over its nodes."""
+        """Latency per FX node (ms); a fused layer's time is split by its ``node_weights`` (evenly without)."""
         out: dict[str, float] = {}
         for layer in self.layers:
             if layer.latency_ms is None or not layer.nodes:
                 continue
-            share = layer.latency_ms / len(layer.nodes)
-            for n in layer.nodes:
-                out[n] = out.get(n, 0.0) + share
+            weights = layer.node_weights or (1.0 / len(layer.nodes),) * len(layer.nodes)
+            for n, w in zip(layer.nodes, weights):
+                out[n] = out.get(n, 0.0) + layer.latency_ms * w
         return out
 
     def node_dtypes(self) -> dict[str, torch.dtype | None]:
-        """Measured output dtype per FX node (the last layer mapped to the node wins)."""
+        """Measured dtype per FX node: the dtype its layer computed in where inferred, else the layer's output dtype.
+
+        Glue layers (casts the engine inserted, attributed to the nodes reading their output) say nothing about
+        those nodes' dtype and are skipped; where several layers cover a node, the last one wins.
+        """
         out: dict[str, torch.dtype | None] = {}
         for layer in self.layers:
+            if layer.extra.get("match", {}).get("confidence") == "glue":
+                continue
+            if layer.node_dtypes:
+                out.update(layer.node_dtypes)
+                continue
             for n in layer.nodes:
                 out[n] = layer.output_dtypes[0] if layer.output_dtypes else None
         return out
+
+    def layers_of(self, node: str) -> tuple[LayerRecord, ...]:
+        """The engine layers (or backend records) that ran part of FX node ``node``, in execution order."""
+        return tuple(layer for layer in self.layers if node in layer.nodes)
+
+    @property
+    def attributed_share(self) -> float | None:
+        """Fraction (0..1) of the summed layer time that landed on FX nodes; None without layer timings."""
+        total = self.layer_sum_ms
+        if total <= 0:
+            return None
+        return sum(x.latency_ms or 0.0 for x in self.layers if x.nodes) / total
 
     @property
     def layer_sum_ms(self) -> float:

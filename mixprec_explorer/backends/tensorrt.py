@@ -39,6 +39,7 @@ import torch
 
 from .._optional import install_hint, require
 from ..errors import BackendUnavailable, ParseError, SettingsError
+from ..parsers.dataflow import FxView
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import CacheKey, Compiled, Profile
@@ -66,6 +67,7 @@ __all__ = [
     "gate_compile_kwargs",
     "map_post_to_pre",
     "merge_engine_layers",
+    "profile_from_dir",
     "profile_from_records",
     "profile_from_texts",
     "read_trace_dir",
@@ -357,6 +359,47 @@ def read_trace_dir(directory: str | Path, submodules: Iterable[str]) -> dict[str
     return out
 
 
+LAYER_INFO_SUFFIX = "_layer_information.json"
+
+
+def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
+    """The :class:`Profile` of a folder the C++ runtime wrote with ``enable_profiling(..., profile_format="trex")``.
+
+    Reads every ``<engine>_engine_layer_information.json`` and its ``<engine>_engine_engine_execution_profile.trace``
+    (per-layer averages over the profiled runs), maps the layers onto ``explorer``'s graph and returns what
+    :meth:`TensorRTBackend.profile` returns, without TensorRT or a GPU. The folder records no end-to-end latency:
+    ``end_to_end`` is NaN with ``runs=0`` and a note says so. Raises ParseError naming the folder when it holds
+    no layer information.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ParseError(f"{folder}: not a folder; pass the profiling_results_dir given to enable_profiling()")
+    infos = sorted(folder.glob(f"*{LAYER_INFO_SUFFIX}"))
+    if not infos:
+        raise ParseError(
+            f"{folder}: no *{LAYER_INFO_SUFFIX} file; expected the folder Torch-TensorRT's runtime writes with "
+            "module.enable_profiling(profiling_results_dir=..., profile_format='trex')")
+    layer_infos: dict[str, str] = {}
+    for path in infos:
+        engine = path.name[: -len(LAYER_INFO_SUFFIX)]
+        sub = engine[: -len("_engine")] if engine.endswith("_engine") else engine
+        layer_infos[sub] = path.read_text(encoding="utf-8", errors="replace")
+    notes = [f"loaded from {folder} (recorded elsewhere); end-to-end latency was not recorded there"]
+    traces = read_trace_dir(folder, layer_infos)
+    timings: dict[str, tuple[LayerRecord, ...]] = {}
+    from ..parsers import parse_profile
+
+    for sub, text in traces.items():
+        try:
+            timings[sub] = parse_profile(text)
+        except ParseError as err:
+            notes.append(f"{sub}: its execution-profile trace could not be read ({err}); no layer latencies")
+    nan = float("nan")
+    return profile_from_records(
+        layer_infos, timings, node_modules=_node_modules(explorer), end_to_end=EndToEnd(nan, nan, nan, 0),
+        device="recorded elsewhere", versions={}, notes=notes, view=FxView.of(explorer.captured))
+
+
 def _trace_records(text: str, runs: int, submodule: str, notes: list[str]) -> tuple[LayerRecord, ...]:
     """Per-run layer timings from one trace; the runtime accumulates since ``enable_profiling``, so per run."""
     from ..parsers import parse_profile
@@ -441,12 +484,15 @@ def merge_engine_layers(info: Sequence[LayerRecord], timings: Sequence[LayerReco
 def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, Sequence[LayerRecord]], *,
                          node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
                          versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
-                         notes: Iterable[str] = ()) -> Profile:
+                         notes: Iterable[str] = (), view: FxView | None = None) -> Profile:
     """A :class:`Profile` from each engine's layer-information JSON and per-run layer timings.
 
     Keys are submodule names (``_run_on_acc_0``) in execution order. Shares are of the sum over all engines.
+    With ``view`` (the captured graph), layers are placed through the engine's dataflow (Myelin kernels too);
+    without it, by name only.
     """
-    from ..parsers import attribute_layers, parse_layer_info
+    from ..parsers import parse_layer_info
+    from ..parsers.mapping import map_layers
 
     notes = list(notes)
     layers: list[LayerRecord] = []
@@ -470,9 +516,10 @@ def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, S
     total = sum(r.latency_ms for r in layers if r.latency_ms is not None)
     layers = [dataclasses.replace(r, share=(r.latency_ms / total) if (r.latency_ms is not None and total > 0) else None)
               for r in layers]
-    attributed, unattributed = attribute_layers(layers, node_modules, post_to_pre)
-    if unattributed:
-        notes.append(f"{len(unattributed)} of {len(layers)} layers could not be mapped to an FX node "
+    attributed, unattributed = map_layers(layers, view, node_modules, post_to_pre)
+    timed_left = [r for r in unattributed if r.latency_ms]
+    if timed_left:
+        notes.append(f"{len(timed_left)} of {len(layers)} timed layers could not be mapped to an FX node "
                      "(kept apart, not guessed)")
     return Profile(backend=NAME, device=device, versions=dict(versions), layers=attributed,
                    unattributed=unattributed, end_to_end=end_to_end, mode="tensorrt", notes=tuple(notes))
@@ -481,7 +528,7 @@ def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, S
 def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str], *, runs: int,
                        node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
                        versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
-                       notes: Iterable[str] = ()) -> Profile:
+                       notes: Iterable[str] = (), view: FxView | None = None) -> Profile:
     """A :class:`Profile` from the texts the C++ runtime gives: ``get_layer_info()`` JSON and trex/perfetto traces.
 
     ``runs`` is the number of forward calls since profiling was (re)enabled: the traces hold totals over them.
@@ -489,7 +536,7 @@ def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str]
     notes = list(notes)
     timings = {sub: _trace_records(text, runs, sub, notes) for sub, text in traces.items()}
     return profile_from_records(layer_infos, timings, node_modules=node_modules, end_to_end=end_to_end,
-                                device=device, versions=versions, post_to_pre=post_to_pre, notes=notes)
+                                device=device, versions=versions, post_to_pre=post_to_pre, notes=notes, view=view)
 
 
 # -- FX bookkeeping ---------------------------------------------------------------------------------------------------
@@ -745,5 +792,5 @@ class TensorRTBackend:
         return profile_from_records(
             handle.layer_info, timings, node_modules=_node_modules(explorer), end_to_end=end_to_end,
             device=torch.cuda.get_device_name(torch.device(device)), versions=handle.versions,
-            post_to_pre=handle.post_to_pre, notes=notes,
+            post_to_pre=handle.post_to_pre, notes=notes, view=FxView.of(explorer.captured),
         )

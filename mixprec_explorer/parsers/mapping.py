@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from mixprec_explorer.parsers.dataflow import FxView, match_engine_layers
 from mixprec_explorer.parsers.names import NodeRef, layer_refs, tensor_names_of
 from mixprec_explorer.records import LayerRecord
 
-__all__ = ["attribute_layers"]
+__all__ = ["attribute_layers", "map_layers"]
 
 
 def attribute_layers(
@@ -120,3 +121,55 @@ class _NodeIndex:
             return []
         prefix = module + "."
         return [node for node, mod in self.node_modules.items() if mod.startswith(prefix)]
+
+
+def map_layers(
+    layers: Iterable[LayerRecord],
+    view: FxView | None,
+    node_modules: Mapping[str, str],
+    post_to_pre: Mapping[str, str] | None = None,
+) -> tuple[tuple[LayerRecord, ...], tuple[LayerRecord, ...]]:
+    """Engine layers -> FX nodes: through the dataflow where the layer information lists tensors, else by name.
+
+    Layers are grouped by ``extra["engine"]`` (tensor names are per engine). The dataflow match
+    (:func:`~mixprec_explorer.parsers.dataflow.match_engine_layers`) places Myelin kernels that names cannot;
+    a layer it leaves unmatched gets a second chance by name (confidence ``"named"``). Returns
+    ``(attributed, unattributed)`` in input order; every layer carries ``extra["match"]``.
+    """
+    records = list(layers)
+    if view is None:
+        named, left = attribute_layers(records, node_modules, post_to_pre)
+        tag = {"confidence": "named", "why": "its name or tensor names give the module path and node"}
+        return (tuple(dataclasses.replace(r, extra={**r.extra, "match": tag}) for r in named),
+                tuple(dataclasses.replace(r, extra={**r.extra, "match": _UNNAMED}) for r in left))
+    engines: dict[object, list[int]] = {}
+    for k, record in enumerate(records):
+        engines.setdefault(record.extra.get("engine"), []).append(k)
+    matched: list[LayerRecord] = list(records)
+    for indices in engines.values():
+        group = [records[k] for k in indices]
+        if any(r.extra.get("Inputs") or r.extra.get("Outputs") for r in group):
+            group = list(match_engine_layers(group, view, post_to_pre))
+        for k, record in zip(indices, group):
+            matched[k] = record
+    attributed: list[LayerRecord] = []
+    unattributed: list[LayerRecord] = []
+    for record in matched:
+        if record.nodes and "match" in record.extra:
+            attributed.append(record)
+            continue
+        if record.layer_type in ("signal", "wait") and not record.latency_ms:
+            unattributed.append(record)
+            continue
+        (named, left) = attribute_layers([dataclasses.replace(record, nodes=())], node_modules, post_to_pre)
+        if named:
+            why = record.extra.get("match", {}).get("why", "")
+            tag = {"confidence": "named", "why": "by its name" + (f" (dataflow: {why})" if why else "")}
+            attributed.append(dataclasses.replace(named[0], extra={**named[0].extra, "match": tag}))
+        else:
+            unattributed.append(dataclasses.replace(
+                record, extra={**record.extra, "match": record.extra.get("match", _UNNAMED)}))
+    return tuple(attributed), tuple(unattributed)
+
+
+_UNNAMED = {"confidence": "unmatched", "why": "neither its tensors nor its name place it on the graph"}

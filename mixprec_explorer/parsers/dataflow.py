@@ -1,0 +1,505 @@
+"""Match engine layers to FX nodes through the tensors they read and write (Myelin ``kgen`` kernels included).
+
+TensorRT-RTX names most layers after their fused ops (``__myl_CorrMulAddRelu_myl0_1``) with empty metadata, and
+its tensor names point at the *consuming* layer, so names alone cannot say which FX nodes a kernel ran. The
+layer information does give each layer's input and output tensors: the engine is a dataflow graph. This module
+walks it in order and, for each layer's output tensor, picks the FX node whose output it is:
+
+1. engine inputs are the graph's user inputs, engine outputs the graph's outputs (by position);
+2. any other output tensor goes to a call node downstream of the layer's inputs with the same element count,
+   chosen by how well the FX nodes between the inputs and that node (the layer's *region*) explain the kernel's
+   op list (``Corr`` explains a convolution, ``Mul``+``Add`` a batch norm, ``Relu`` a ReLU, ...);
+3. the region is what the layer ran. A layer with an empty region that only casts, copies or pads is *glue*
+   and goes to the nodes of the layers that read its output; one that computes (a bias ``Add`` split off a
+   matmul) is *partial* and goes to the node its output belongs to. What cannot be placed stays unmatched.
+
+Each matched layer says how sure the match is (:data:`CONFIDENCE`). Pure and deterministic: no TensorRT needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mixprec_explorer.costs import op_basename
+from mixprec_explorer.parsers.names import decode_layer_name
+from mixprec_explorer.records import LayerRecord, NodeInfo
+
+__all__ = ["CONFIDENCE", "FxView", "kernel_ops", "match_engine_layers"]
+
+#: What each ``LayerRecord.extra["match"]["confidence"]`` means.
+CONFIDENCE = {
+    "exact": "the kernel's op list explains every FX node between its input and output tensors, and nothing is left",
+    "likely": "the element counts and graph position fit; the op list explains most of the region",
+    "partial": "the layer computes part of one FX node (a bias add split from its matmul)",
+    "glue": "a cast, copy or padding the engine inserted; its time goes to the nodes reading its output",
+    "unmatched": "no FX node downstream of its inputs has its output's element count; not guessed",
+}
+
+#: Kernel op words that move or convert data without computing: they never need an FX node of their own.
+_FREE_WORDS = frozenset({"Cast", "Resh", "Move", "Conc", "Tran", "Slice", "Copy", "Shuf", "Pad", "Reformat",
+                         "Split", "Expand", "Squeeze", "Gath0"})
+#: FX ops that compute nothing (views, casts, indexing glue): never a reason to reject a region.
+_FREE_OPS = frozenset({
+    "view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "expand", "t", "transpose", "permute",
+    "getitem", "select", "slice", "alias", "detach", "contiguous", "clone", "_to_copy", "to", "type_as",
+    "unflatten", "split", "chunk", "split_with_sizes", "unbind", "view_as", "expand_as", "cat", "dropout",
+    "_assert_tensor_metadata", "sym_size", "lift_fresh_copy", "alias_copy", "_assert_scalar",
+})
+_CAST_OPS = frozenset({"_to_copy", "to", "type_as"})
+
+#: FX op family -> the kernel op words one node of that family accounts for, most specific first.
+_SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "conv": (("Corr",), ("Conv",), ("Fc",), ("Gemm",), ("Deconv",)),
+    "linear": (("Fc", "Add"), ("Gemm", "Add"), ("Mul", "Sum", "Add"), ("Fc",), ("Gemm",), ("Mul", "Sum"),
+               ("MatMul",), ("Mm",)),
+    "matmul": (("Gemm",), ("Fc",), ("MatMul",), ("Bmm",), ("Mm",), ("Mul", "Sum")),
+    "batch_norm": (("Mul", "Add"), ("Norm",), ("Scale",)),
+    "layer_norm": (("Norm",), ("LayerNorm",), ("Mean", "Sub", "Mul", "Add"), ("Sum", "Sub", "Mul", "Add"),
+                   ("Mean", "Sub", "Mul"), ("Sum", "Sub", "Mul")),
+    "softmax": (("Soft",), ("Softmax",), ("Max", "Sub", "Exp", "Sum", "Div"), ("Sub", "Exp", "Sum", "Div"),
+                ("Exp", "Sum", "Div"), ("Exp", "Div")),
+    "attention": (("Mha",), ("Attn",), ("Fmha",), ("Gemm", "Soft", "Gemm"), ("Fc", "Soft", "Fc")),
+    "relu": (("Relu",), ("Max",)),
+    "gelu": (("Gelu",), ("Erf", "Mul", "Add"), ("Tanh", "Mul", "Add"), ("Erf",)),
+    "silu": (("Silu",), ("Sigm", "Mul"), ("Swish",)),
+    "sigmoid": (("Sigm",), ("Sigmoid",)),
+    "tanh": (("Tanh",),),
+    "add": (("Add",),),
+    "sub": (("Sub",),),
+    "mul": (("Mul",),),
+    "div": (("Div",), ("Mul",)),
+    "max_pool": (("Max",), ("Pool",)),
+    "mean": (("Mean",), ("Sum", "Mul"), ("Red",), ("Pool",)),
+    "embedding": (("Gath",), ("Gather",), ("Embed",)),
+    "pow": (("Pow",), ("Mul",)),
+    "sqrt": (("Sqrt",), ("Rsqrt",)),
+    "exp": (("Exp",),),
+}
+_FAMILY: dict[str, str] = {
+    **dict.fromkeys(("conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose2d"), "conv"),
+    **dict.fromkeys(("linear", "addmm"), "linear"),
+    **dict.fromkeys(("matmul", "mm", "bmm", "baddbmm", "einsum"), "matmul"),
+    **dict.fromkeys(("batch_norm", "_native_batch_norm_legit_no_training", "cudnn_batch_norm"), "batch_norm"),
+    **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "rms_norm"), "layer_norm"),
+    **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax"), "softmax"),
+    **dict.fromkeys(("scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
+                     "_scaled_dot_product_efficient_attention"), "attention"),
+    **dict.fromkeys(("relu", "relu_", "hardtanh", "relu6"), "relu"),
+    **dict.fromkeys(("gelu", "gelu_"), "gelu"),
+    **dict.fromkeys(("silu", "silu_"), "silu"),
+    "sigmoid": "sigmoid", "tanh": "tanh",
+    **dict.fromkeys(("add", "add_"), "add"), **dict.fromkeys(("sub", "rsub"), "sub"),
+    **dict.fromkeys(("mul", "mul_"), "mul"), "div": "div",
+    **dict.fromkeys(("max_pool2d", "max_pool1d", "max_pool2d_with_indices"), "max_pool"),
+    **dict.fromkeys(("mean", "adaptive_avg_pool2d", "avg_pool2d", "adaptive_avg_pool1d", "sum"), "mean"),
+    **dict.fromkeys(("embedding", "gather", "index_select", "index"), "embedding"),
+    "pow": "pow", **dict.fromkeys(("sqrt", "rsqrt"), "sqrt"), "exp": "exp",
+}
+#: Torch-TensorRT ``[TYPE]`` words of named layers -> kernel op words.
+_LAYER_TYPE_WORDS = {"CONVOLUTION": "Corr", "DECONVOLUTION": "Deconv", "MATRIX_MULTIPLY": "Gemm", "MAX": "Max",
+                     "POOLING": "Max", "REDUCE": "Mean", "SOFTMAX": "Soft", "NORMALIZATION": "Norm",
+                     "ACTIVATION": "Relu", "RELU": "Relu", "GELU": "Gelu", "CAST": "Cast", "SHUFFLE": "Resh",
+                     "CONCATENATION": "Conc", "GATHER": "Gath", "SLICE": "Slice", "ELEMENTWISE": "Add",
+                     "ADD": "Add", "MUL": "Mul", "SUB": "Sub", "DIV": "Div", "MATMUL": "Gemm"}
+_MYELIN = re.compile(r"^__myl_([A-Za-z0-9]+?)_myl\d+_\d+$")
+_WORD = re.compile(r"[A-Z][a-z0-9]*")
+_SYNC_TYPES = frozenset({"signal", "wait"})
+_MAX_CANDIDATES = 48
+_MAX_REGION = 96
+
+
+def kernel_ops(layer_name: str, layer_type: str = "") -> tuple[str, ...]:
+    """The op words a layer's name gives: ``__myl_CorrMulAddRelu_myl0_1`` -> ``("Corr", "Mul", "Add", "Relu")``.
+
+    Torch-TensorRT-named layers give their ``[TYPE]`` words (``[CONVOLUTION]`` -> ``Corr``); other names none.
+    """
+    found = _MYELIN.match(layer_name)
+    if found:
+        return tuple(_WORD.findall(found.group(1)))
+    decoded = decode_layer_name(layer_name)
+    words = [_LAYER_TYPE_WORDS.get(t) for t in re.findall(r"\[([A-Z][A-Z0-9_]*)\]", layer_name)]
+    words = [w for w in words if w]
+    if not words and decoded.ir_ops:
+        words = [_signature_words(op_basename(op.replace("_ops.", ".ops.aten.", 1))) for op in decoded.ir_ops]
+        words = [w for w in words if w]
+    if not words and layer_type:
+        words = [_LAYER_TYPE_WORDS.get(layer_type.upper(), "")]
+    return tuple(w for w in words if w)
+
+
+def _signature_words(basename: str) -> str:
+    family = _FAMILY.get(basename)
+    return _SIGNATURES[family][0][0] if family else ""
+
+
+@dataclass(frozen=True)
+class FxView:
+    """What the matcher needs of the captured graph: node records, edges, and the graph's inputs and outputs."""
+
+    nodes: Mapping[str, NodeInfo]  #: FX node name -> record, in graph (topological) order
+    producers: Mapping[str, Sequence[str]]  #: node -> the nodes it reads
+    inputs: tuple[str, ...]  #: user input placeholders, in call order
+    outputs: tuple[str, ...]  #: nodes the graph returns, in order
+
+    @classmethod
+    def of(cls, captured: Any) -> FxView:
+        """From a :class:`~mixprec_explorer.capture.CapturedGraph`."""
+        graph = captured.graph
+        nodes = captured.nodes
+        producers = {name: tuple(graph.predecessors(name)) for name in nodes if name in graph}
+        inputs = tuple(n for n, info in nodes.items() if info.kind == "input")
+        out_node = next((n for n, info in nodes.items() if info.kind == "output"), None)
+        outputs: tuple[str, ...] = ()
+        if out_node is not None:
+            fx_out = next((n for n in captured.graph_module.graph.nodes if n.op == "output"), None)
+            args = fx_out.args[0] if fx_out is not None and fx_out.args else ()
+            flat = args if isinstance(args, (tuple, list)) else (args,)
+            outputs = tuple(a.name for a in flat if isinstance(a, torch.fx.Node))
+        return cls(nodes=nodes, producers=producers, inputs=inputs, outputs=outputs)
+
+
+class _Graph:
+    """Topological index of the FX graph with ancestor sets as bit masks (fast region arithmetic)."""
+
+    def __init__(self, view: FxView) -> None:
+        self.view = view
+        self.names = [n for n, info in view.nodes.items() if info.kind in ("input", "call_function")]
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.calls = 0
+        self.anc: list[int] = []
+        for i, name in enumerate(self.names):
+            mask = 0
+            for p in view.producers.get(name, ()):
+                j = self.index.get(p)
+                if j is not None:
+                    mask |= self.anc[j] | (1 << j)
+            self.anc.append(mask)
+            if view.nodes[name].kind == "call_function":
+                self.calls |= 1 << i
+        self.desc: list[int] = [0] * len(self.names)
+        for i in range(len(self.names) - 1, -1, -1):
+            m = self.anc[i]
+            while m:
+                low = m & -m
+                self.desc[low.bit_length() - 1] |= 1 << i
+                m ^= low
+
+    def closure(self, i: int) -> int:
+        return self.anc[i] | (1 << i)
+
+    def members(self, mask: int) -> list[int]:
+        out = []
+        while mask:
+            low = mask & -mask
+            out.append(low.bit_length() - 1)
+            mask ^= low
+        return out
+
+    def numel(self, i: int) -> int | None:
+        shapes = self.view.nodes[self.names[i]].output_shapes
+        return math.prod(shapes[0]) if shapes else None
+
+
+@dataclass
+class _Tensor:
+    numel: int | None
+    dtype: torch.dtype | None
+    anchor: int | None = None  #: FX node index whose output this tensor is (or passes through)
+
+
+def _tensor_list(record: LayerRecord, key: str) -> list[tuple[str, int | None]]:
+    out = []
+    for t in record.extra.get(key) or ():
+        if isinstance(t, Mapping) and isinstance(t.get("Name"), str):
+            dims = t.get("Dimensions")
+            numel = math.prod(int(d) for d in dims) if isinstance(dims, list) and all(
+                isinstance(d, int) and d >= 0 for d in dims) else None
+            out.append((t["Name"], numel))
+    return out
+
+
+def _score(graph: _Graph, region: list[int], words: Sequence[str]) -> tuple[float, int, int, int]:
+    """(score, explained nodes, unexplained nodes, left-over op words) of ``region`` against a kernel's words."""
+    pool: dict[str, int] = {}
+    for w in words:
+        if w not in _FREE_WORDS:
+            pool[w] = pool.get(w, 0) + 1
+    explained = unexplained = 0
+    for i in region:
+        base = op_basename(graph.view.nodes[graph.names[i]].op)
+        if base in _FREE_OPS:
+            continue
+        family = _FAMILY.get(base)
+        if family is None:
+            continue  # an op we hold no words for: neither for nor against
+        for signature in _SIGNATURES[family]:
+            need: dict[str, int] = {}
+            for w in signature:
+                need[w] = need.get(w, 0) + 1
+            if all(pool.get(w, 0) >= k for w, k in need.items()):
+                for w, k in need.items():
+                    pool[w] -= k
+                explained += 1
+                break
+        else:
+            unexplained += 1
+    left = sum(pool.values())
+    return 3.0 * explained - 4.0 * unexplained - 2.0 * left, explained, unexplained, left
+
+
+def _other(dtype: torch.dtype | None, seen: Iterable[torch.dtype | None]) -> torch.dtype | None:
+    """The one other floating dtype this engine uses (a cast flips between FP32 and the low type)."""
+    others = {d for d in seen if d is not None and d.is_floating_point and d != dtype}
+    return others.pop() if len(others) == 1 else None
+
+
+def _word_positions(graph: _Graph, region: list[int], words: Sequence[str]) -> list[int | None]:
+    """For each region node, the index in ``words`` of the first op word its signature takes (None: none)."""
+    used = [False] * len(words)
+    out: list[int | None] = []
+    for i in region:
+        family = _FAMILY.get(op_basename(graph.view.nodes[graph.names[i]].op))
+        position = None
+        for signature in _SIGNATURES.get(family, ()) if family else ():
+            picks: list[int] = []
+            for w in signature:
+                k = next((k for k, x in enumerate(words) if x == w and not used[k] and k not in picks), None)
+                if k is None:
+                    break
+                picks.append(k)
+            else:
+                for k in picks:
+                    used[k] = True
+                position = min(picks)
+                break
+        out.append(position)
+    return out
+
+
+def _node_dtypes(graph: _Graph, region: list[int], record: LayerRecord, words: Sequence[str],
+                 engine_dtypes: set[torch.dtype | None]) -> tuple[tuple[str, torch.dtype | None], ...]:
+    """Each region node's measured dtype, read along the kernel's op words from its input dtype.
+
+    Every ``Cast`` word flips between the two floating dtypes the engine uses (FP32 and the low type), so in
+    ``CastReshMulSumAddCast`` fed FP32 the matmul ran in FP16; a node computes in the dtype in force at the first
+    word it accounts for. FX cast nodes take the dtype they cast to; other nodes without a word, their predecessor's.
+    """
+    floats = [d for d in record.input_dtypes if d is not None and d.is_floating_point]
+    outs = [d for d in record.output_dtypes if d is not None and d.is_floating_point]
+    casts = sum(1 for w in words if w == "Cast")
+    if floats:
+        start = floats[0]
+    elif outs:
+        start = outs[0] if casts % 2 == 0 else _other(outs[0], engine_dtypes)
+    else:
+        start = None
+    timeline: list[torch.dtype | None] = []
+    current = start
+    for w in words:
+        if w == "Cast" and current is not None:
+            current = _other(current, engine_dtypes) or current
+        timeline.append(current)
+    positions = _word_positions(graph, region, words)
+    lead = next((timeline[k] for k, w in enumerate(words) if w not in _FREE_WORDS), current)
+    out: list[tuple[str, torch.dtype | None]] = []
+    previous = lead
+    for i, position in zip(region, positions):
+        info = graph.view.nodes[graph.names[i]]
+        if position is not None:
+            previous = timeline[position]
+        elif op_basename(info.op) in _CAST_OPS and info.dtype in engine_dtypes:
+            previous = info.dtype
+        out.append((graph.names[i], previous))
+    return tuple(out)
+
+
+def _weights(graph: _Graph, region: list[int]) -> tuple[float, ...]:
+    """Share of the layer's time per region node: by estimated FLOPs plus bytes, so a conv outweighs its ReLU."""
+    raw = [float(graph.view.nodes[graph.names[i]].flops + graph.view.nodes[graph.names[i]].bytes_moved // 4)
+           for i in region]
+    total = sum(raw)
+    if total <= 0:
+        return tuple(1.0 / len(region) for _ in region)
+    return tuple(r / total for r in raw)
+
+
+def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
+                        aliases: Mapping[str, str] | None = None) -> tuple[LayerRecord, ...]:
+    """``layers`` (one engine's, in execution order, with their ``Inputs``/``Outputs``) with FX nodes filled.
+
+    Each returned record has ``nodes`` (its region, topological order), ``node_dtypes``, ``node_weights`` and
+    ``extra["match"] = {"confidence": ..., "why": ...}``; unmatched and zero-work sync layers keep ``nodes=()``.
+    Records without tensor lists (names-only layer information) come back unmatched. ``aliases`` maps engine
+    input names that are not FX node names (post-decomposition names of a later engine's inputs) to FX nodes.
+    """
+    aliases = aliases or {}
+    graph = _Graph(view)
+    tensors: dict[str, _Tensor] = {}
+    produced: set[str] = set()
+    for record in layers:
+        for name, _ in _tensor_list(record, "Outputs"):
+            produced.add(name)
+    engine_dtypes: set[torch.dtype | None] = {d for r in layers for d in (*r.input_dtypes, *r.output_dtypes)}
+    user_inputs = [graph.index[n] for n in view.inputs if n in graph.index]
+    out_nodes = [graph.index.get(n) for n in view.outputs]
+    # Engine inputs: by FX name where the engine keeps it, else by position among the not-produced tensors.
+    free_inputs: list[str] = []
+    for record in layers:
+        for name, numel in _tensor_list(record, "Inputs"):
+            if name not in produced and name not in tensors:
+                tensors[name] = _Tensor(numel, None, graph.index.get(aliases.get(name, name)))
+                if tensors[name].anchor is None:
+                    free_inputs.append(name)
+    unclaimed = [i for i in user_inputs if all(t.anchor != i for t in tensors.values())]
+    for name, i in zip(free_inputs, unclaimed):
+        tensors[name].anchor = i
+    claimed = 0
+    results: list[tuple[LayerRecord, list[int], str, str]] = []
+    for record in layers:
+        ins = _tensor_list(record, "Inputs")
+        outs = _tensor_list(record, "Outputs")
+        words = kernel_ops(record.name, record.layer_type)
+        if not ins and not outs:
+            why = "a zero-work synchronisation step" if record.layer_type in _SYNC_TYPES else "no tensors listed"
+            results.append((record, [], "unmatched", why))
+            continue
+        in_anchors = [tensors[n].anchor for n, _ in ins if n in tensors and tensors[n].anchor is not None]
+        if ins and not in_anchors:
+            results.append((record, [], "unmatched", "none of its input tensors could be placed on the graph"))
+            continue
+        known = 0
+        for a in in_anchors:
+            known |= graph.closure(a)
+        region: list[int] = []
+        confidence, why = "unmatched", ""
+        for k, (name, numel) in enumerate(outs):
+            anchor = None
+            if name.startswith("output") and name[6:].isdigit() and int(name[6:]) < len(out_nodes):
+                anchor = out_nodes[int(name[6:])]
+                how = f"engine output {name} is graph output {int(name[6:])}"
+            if anchor is None:
+                anchor, how = _pick(graph, in_anchors, known, claimed, numel, words, record.name)
+            if anchor is None and in_anchors and all(w in _FREE_WORDS for w in words):
+                anchor, how = in_anchors[0], "passes its input through (cast/copy/pad)"
+            tensors[name] = _Tensor(numel, record.output_dtypes[k] if k < len(record.output_dtypes) else None,
+                                    anchor)
+            if anchor is None:
+                why = why or ("no FX node downstream of its inputs outputs "
+                              f"{numel if numel is not None else 'this many'} elements")
+                continue
+            part = [i for i in graph.members(graph.closure(anchor) & ~known & graph.calls)]
+            region.extend(i for i in part if i not in region)
+            why = why or how
+        region.sort()
+        if region:
+            score, explained, unexplained, left = _score(graph, region, words)
+            confidence = "exact" if unexplained == 0 and left == 0 and explained else "likely"
+            for i in region:
+                claimed |= 1 << i
+        elif outs and all(w in _FREE_WORDS for w in words):
+            confidence, why = "glue", why or "casts, copies or pads its input"
+        elif outs:
+            target = next((tensors[n].anchor for n, _ in outs if tensors[n].anchor is not None), None)
+            if target is not None and (graph.calls >> target) & 1:
+                region, confidence = [target], "partial"
+                why = f"computes part of {graph.names[target]} ({'+'.join(words) or record.layer_type})"
+        results.append((record, region, confidence, why))
+    return tuple(_finish(graph, results, tensors, engine_dtypes))
+
+
+def _pick(graph: _Graph, in_anchors: list[int], known: int, claimed: int, numel: int | None,
+          words: Sequence[str], layer_name: str) -> tuple[int | None, str]:
+    """The FX node an output tensor of ``numel`` elements most plausibly is; (None, "") when none fits."""
+    if numel is None:
+        return None, ""
+    if in_anchors:
+        reach = 0
+        for a in in_anchors:
+            reach |= graph.desc[a]
+    else:  # a layer that reads nothing (constants): anything not fed by a user input
+        fed = 0
+        for i in graph.index.values():
+            if graph.view.nodes[graph.names[i]].kind == "input":
+                fed |= graph.desc[i]
+        reach = graph.calls & ~fed
+    named = _named_nodes(graph, layer_name)
+    reach &= graph.calls & ~known
+    best: tuple[tuple[float, ...], int] | None = None
+    seen = 0
+    for i in graph.members(reach):
+        if graph.numel(i) != numel:
+            continue
+        region_mask = graph.closure(i) & ~known & graph.calls
+        if region_mask & claimed:
+            continue  # another layer already ran part of it
+        region = graph.members(region_mask)
+        if len(region) > _MAX_REGION:
+            break
+        score, explained, unexplained, _ = _score(graph, region, words)
+        if unexplained and not explained:
+            continue  # nothing in the kernel accounts for this region: a coincidence of element counts
+        if named and not any(n in region for n in named):
+            score -= 10.0
+        key = (score, -len(region))
+        if best is None or key > best[0]:
+            best = (key, i)
+        seen += 1
+        if seen >= _MAX_CANDIDATES:
+            break
+    if best is None:
+        return None, ""
+    return best[1], "element count and op list fit"
+
+
+def _named_nodes(graph: _Graph, layer_name: str) -> list[int]:
+    """FX nodes a Torch-TensorRT layer name points at (module path + node), where the graph has them."""
+    out = []
+    for ref in decode_layer_name(layer_name).refs:
+        for name in (ref.raw, ref.node):
+            i = graph.index.get(name)
+            if i is not None and graph.view.nodes[name].module == (ref.module or graph.view.nodes[name].module):
+                out.append(i)
+                break
+        else:
+            out.extend(i for i, n in enumerate(graph.names)
+                       if ref.module and graph.view.nodes[n].module == ref.module
+                       and op_basename(graph.view.nodes[n].op) not in _FREE_OPS)
+    return out
+
+
+def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]], tensors: dict[str, _Tensor],
+            engine_dtypes: set[torch.dtype | None]) -> list[LayerRecord]:
+    """Glue layers take the regions of the layers that read their output; then records are filled."""
+    readers: dict[str, list[int]] = {}
+    for k, (record, _, _, _) in enumerate(results):
+        for name, _ in _tensor_list(record, "Inputs"):
+            readers.setdefault(name, []).append(k)
+    out = []
+    for record, region, confidence, why in results:
+        if confidence == "glue":
+            region = sorted({i for name, _ in _tensor_list(record, "Outputs") for k in readers.get(name, ())
+                             for i in results[k][1]})
+            if not region:
+                anchor = next((tensors[n].anchor for n, _ in _tensor_list(record, "Outputs")
+                               if tensors[n].anchor is not None and (graph.calls >> tensors[n].anchor) & 1), None)
+                region = [anchor] if anchor is not None else []
+            why = f"{why}; its time goes to the nodes that read its output"
+            if not region:
+                confidence = "unmatched"
+        words = kernel_ops(record.name, record.layer_type)
+        match = {"confidence": confidence, "why": why, "ops": list(words)}
+        if not region:
+            out.append(dataclasses.replace(record, extra={**record.extra, "match": match}))
+            continue
+        dtypes = _node_dtypes(graph, region, record, words, engine_dtypes)
+        out.append(dataclasses.replace(
+            record, nodes=tuple(graph.names[i] for i in region), node_dtypes=dtypes,
+            node_weights=_weights(graph, region), extra={**record.extra, "match": match}))
+    return out

@@ -1,0 +1,132 @@
+"""Engine layers -> FX nodes through the dataflow, on real TensorRT-RTX engines recorded on an H200.
+
+The folders of ``../shared/trt-samples/trt-rtx-h200/`` hold the layer information and trex profiles of the
+reference text's models and ``examples.resnet50(batch=8)`` (their ``meta.json`` gives the compile settings).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixprec_explorer import Explorer, Settings, examples
+from mixprec_explorer.errors import ParseError
+from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
+from mixprec_explorer.records import LayerRecord
+
+RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
+CASES = sorted(p.name for p in RTX.iterdir() if p.is_dir()) if RTX.is_dir() else []
+#: Ops whose nodes must get a measured dtype and latency wherever they ran in an engine.
+MEASURED_OPS = {"conv2d", "linear", "matmul", "batch_norm", "layer_norm", "relu_", "relu", "gelu", "softmax"}
+
+pytestmark = pytest.mark.skipif(not CASES, reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
+
+
+@pytest.fixture(scope="module")
+def explorers() -> dict[str, Explorer]:
+    return {"resnet": Explorer(*examples.resnet50(batch=8)),
+            "explicit": Explorer(*examples.reference_explicit_model()),
+            "autocast": Explorer(*examples.reference_autocast_model())}
+
+
+def _explorer(explorers: dict[str, Explorer], case: str) -> Explorer:
+    return explorers["resnet" if "resnet" in case else "explicit" if "explicit" in case else "autocast"]
+
+
+def _settings(case: str) -> Settings:
+    """The settings the case was compiled with, read from its meta.json (strings as the recorder wrote them)."""
+    kwargs = json.loads((RTX / case / "meta.json").read_text())["kwargs"]
+    if not kwargs.get("enable_autocast"):
+        return Settings()
+    excluded = kwargs.get("autocast_excluded_nodes", "set()")
+    patterns = {p.replace("\\\\", "\\") for p in excluded.strip("{}").replace("'", "").split(", ") if p and p != "set()"}
+    return Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
+                    autocast_excluded_nodes=patterns, use_fp32_acc=kwargs.get("use_fp32_acc") == "True")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_recorded_engine_lands_on_fx_nodes(explorers: dict[str, Explorer], case: str) -> None:
+    ex = _explorer(explorers, case)
+    profile = ex.load_profile(RTX / case / "profile")
+    assert profile.attributed_share is not None and profile.attributed_share >= 0.95
+    latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
+    ran = [n for n, info in ex.nodes.items() if info.kind == "call_function" and info.removed_by is None]
+    for name in ran:
+        if ex.nodes[name].op.split(".")[-2] in MEASURED_OPS:
+            assert latency.get(name, 0) > 0, f"{case}: {name} has no measured latency"
+            assert dtypes.get(name) is not None, f"{case}: {name} has no measured dtype"
+    # Per-node latencies add up to the engine's layer sum (nothing counted twice, nothing dropped).
+    assert sum(latency.values()) == pytest.approx(profile.layer_sum_ms, rel=0.05)
+    # Every layer says how sure its match is; only zero-time sync steps stay unmatched.
+    for layer in profile.layers:
+        assert layer.extra["match"]["confidence"] in ("exact", "likely", "partial", "glue", "named")
+    assert all(not layer.latency_ms for layer in profile.unattributed)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_measured_dtypes_agree_with_the_prediction(explorers: dict[str, Explorer], case: str) -> None:
+    """The fidelity check: each node's live-engine dtype equals the plan's (autocast mirrors the pass)."""
+    ex = _explorer(explorers, case)
+    profile = ex.load_profile(RTX / case / "profile")
+    plan = ex.plan(_settings(case))
+    measured = profile.node_dtypes()
+    compared = [n for n in measured if n in ex.nodes and plan[n].dtype is not None
+                and ex.nodes[n].op.split(".")[-2] in MEASURED_OPS]
+    assert compared
+    wrong = {n: (plan[n].dtype, measured[n]) for n in compared if plan[n].dtype != measured[n]}
+    assert wrong == {}
+
+
+def test_resnet_kernels_cover_conv_bn_relu(explorers: dict[str, Explorer]) -> None:
+    profile = explorers["resnet"].load_profile(RTX / "resnet50_b8_fp16" / "profile")
+    stem = next(r for r in profile.layers if r.name == "__myl_CorrMulAddRelu_myl0_1")
+    assert stem.nodes == ("conv2d", "batch_norm", "relu_")
+    assert stem.extra["match"]["confidence"] == "exact"
+    assert dict(stem.node_dtypes) == dict.fromkeys(stem.nodes, torch.float16)
+    # The conv carries most of a fused kernel's time, not a third of it.
+    weights = dict(zip(stem.nodes, stem.node_weights))
+    assert weights["conv2d"] > 0.5
+    # The input cast + channel padding the engine adds is glue, charged to the stem that reads it.
+    glue = next(r for r in profile.layers if r.name == "__myl_CastConc_myl0_0")
+    assert glue.extra["match"]["confidence"] == "glue" and glue.nodes == stem.nodes
+
+
+def test_casts_inside_a_kernel_split_its_dtypes(explorers: dict[str, Explorer]) -> None:
+    """``...ReluCastMeanReshCast`` fed FP32: the ReLU ran in FP32, the mean after the cast in FP16."""
+    profile = explorers["resnet"].load_profile(RTX / "resnet50_b8_fp16_excl_layer4_fc" / "profile")
+    tail = next(r for r in profile.layers if "MeanResh" in r.name)
+    dtypes = dict(tail.node_dtypes)
+    assert dtypes["relu__48"] == torch.float32 and dtypes["adaptive_avg_pool2d"] == torch.float16
+
+
+def test_bias_add_split_from_its_matmul_is_partial(explorers: dict[str, Explorer]) -> None:
+    profile = explorers["autocast"].load_profile(RTX / "ref_autocast_excl_linear2" / "profile")
+    by_name = {r.name: r for r in profile.layers}
+    assert by_name["__myl_Add_myl0_3"].nodes == ("linear_2",)
+    assert by_name["__myl_Add_myl0_3"].extra["match"]["confidence"] == "partial"
+    assert dict(by_name["__myl_ReshMulSumAddCast_myl0_1"].node_dtypes) == {"linear_1": torch.float32}
+
+
+def test_kernel_ops_reads_myelin_and_torch_tensorrt_names() -> None:
+    assert kernel_ops("__myl_CorrMulAddRelu_myl0_1") == ("Corr", "Mul", "Add", "Relu")
+    assert kernel_ops("[CONVOLUTION]-[aten_ops.convolution.default]-[layer4.2.conv3/convolution]_myl0_70") == ("Corr",)
+    assert kernel_ops("something else") == ()
+
+
+def test_a_layer_whose_output_fits_no_node_is_reported_not_guessed(explorers: dict[str, Explorer]) -> None:
+    ex = explorers["autocast"]
+    odd = LayerRecord("__myl_Relu_myl0_0", "kgen", extra={
+        "Inputs": [{"Name": "x", "Dimensions": [1, 10]}], "Outputs": [{"Name": "t", "Dimensions": [1, 7]}]})
+    (record,) = match_engine_layers([odd], FxView.of(ex.captured))
+    assert record.nodes == () and record.extra["match"]["confidence"] == "unmatched"
+    assert "7 elements" in record.extra["match"]["why"]
+
+
+def test_load_profile_names_a_wrong_folder(explorers: dict[str, Explorer], tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match="enable_profiling"):
+        explorers["autocast"].load_profile(tmp_path)
+    with pytest.raises(ParseError, match="not a folder"):
+        explorers["autocast"].load_profile(tmp_path / "nope")
