@@ -584,6 +584,9 @@ class TensorRTHandle:
 
 def _load() -> SimpleNamespace:
     """torch_tensorrt and tensorrt, or BackendUnavailable naming what to install and that a CUDA GPU is needed."""
+    from .tensorrt_rtx import block_broken_plugin
+
+    blocked = block_broken_plugin()
     try:
         torch_tensorrt = require("torch_tensorrt", EXTRA)
         trt = require("tensorrt", EXTRA)
@@ -594,7 +597,7 @@ def _load() -> SimpleNamespace:
             f"the TensorRT backend needs torch_tensorrt with TensorRT ({install_hint(EXTRA)}) and a CUDA GPU: "
             f"importing it failed with {type(err).__name__}: {err}"
         ) from err
-    return SimpleNamespace(torch_tensorrt=torch_tensorrt, tensorrt=trt)
+    return SimpleNamespace(torch_tensorrt=torch_tensorrt, tensorrt=trt, plugin_blocked=blocked)
 
 
 def _cuda_device(device: str | torch.device | None) -> str:
@@ -611,8 +614,14 @@ def _versions(mods: SimpleNamespace) -> dict[str, str]:
         "torch": torch.__version__,
         "torch_tensorrt": str(getattr(mods.torch_tensorrt, "__version__", "unknown")),
         "tensorrt": str(getattr(mods.tensorrt, "__version__", "unknown")),
+        "tensorrt_package": str(getattr(mods.tensorrt, "_package_name", "tensorrt")),
         "cuda": str(torch.version.cuda or "unknown"),
     }
+
+
+def is_rtx(mods: SimpleNamespace) -> bool:
+    """True when the TensorRT in use is TensorRT-RTX (strong typing only, no BF16, Myelin kernels)."""
+    return getattr(mods.tensorrt, "_package_name", "tensorrt") == "tensorrt_rtx"
 
 
 def _enable_trace(module: Any, directory: Path) -> None:
@@ -678,6 +687,13 @@ class TensorRTBackend:
                                            "PythonTorchTensorRTModule"),
         )
         notes = list(runtime.notes) + list(settings.warnings())
+        if getattr(mods, "plugin_blocked", False):
+            from .tensorrt_rtx import PLUGIN_NOTE
+
+            notes.append(PLUGIN_NOTE)
+        if is_rtx(mods) and settings.autocast_low_precision_type == torch.bfloat16:
+            raise SettingsError("TensorRT-RTX refuses BF16; use autocast_low_precision_type=torch.float16 "
+                                "(or datacenter TensorRT for BF16)")
         batches = explorer.extensions.get("calibration_batches")
         loader = None
         if settings.enable_autocast and batches:

@@ -1,0 +1,193 @@
+"""The live TensorRT-RTX engine: compile, profile and map every layer onto FX nodes, then print one table.
+
+Run on a CUDA machine with torch-tensorrt-rtx installed: ``python benchmarks/gpu_live_engine.py --out DIR``.
+Per model and plan: build time, end-to-end latency (median of ``--runs`` after warm-up, profiling off), speedup
+over the model's FP32 engine, share of engine time attributed to FX nodes, measured-op nodes covered, layer sum
+against end-to-end, dtype fidelity (nodes whose live dtype equals the plan's prediction; every disagreement is
+listed) and relative L2 error against the FP32 model in PyTorch. Writes ``live_engine.md``, ``live_engine.json``
+and each engine's profiling folder (``profiles/<model>__<plan>/``) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixprec_explorer import Explorer, Settings, examples
+from mixprec_explorer.costs import op_basename
+
+MEASURED = {"conv2d", "linear", "matmul", "bmm", "batch_norm", "layer_norm", "relu", "relu_", "gelu", "softmax",
+            "scaled_dot_product_attention", "addmm", "mm"}
+FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+
+
+def bert_base(batch: int, seq: int) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """Hugging Face BERT-base with random weights (``BertConfig()``), returning the last hidden state."""
+    from transformers import BertConfig, BertModel
+
+    class Bert(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = BertModel(BertConfig(), add_pooling_layer=False)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.bert(input_ids=ids).last_hidden_state
+
+    torch.manual_seed(0)
+    return Bert().eval(), (torch.randint(0, 30522, (batch, seq)),)
+
+
+def models(batch: int, only: set[str] | None) -> list[tuple[str, Any, dict[str, Settings]]]:
+    ref_fp16 = FP16
+    out = [
+        ("reference explicit", examples.reference_explicit_model, {"explicit typing": Settings()}),
+        ("reference autocast", examples.reference_autocast_model, {
+            "autocast, ^linear2$ excluded": ref_fp16.replace(autocast_excluded_nodes=frozenset({"^linear2$"})),
+            "autocast + use_fp32_acc": ref_fp16.replace(use_fp32_acc=True)}),
+        ("resnet50", lambda: examples.resnet50(batch=batch), {
+            "FP32": Settings(), "autocast FP16": FP16,
+            "FP16, layer4+fc excluded": FP16.replace(autocast_excluded_nodes=frozenset({r"^layer4(\.|$)", "^fc$"})),
+            "FP16, batch_norm op excluded": FP16.replace(
+                autocast_excluded_ops=frozenset({"torch.ops.aten.batch_norm.default"})),
+            "FP16, threshold 1e2 (calibrated)": FP16.replace(autocast_max_output_threshold=100.0),
+            "FP16 + use_fp32_acc": FP16.replace(use_fp32_acc=True)}),
+        ("encoder", lambda: examples.transformer_encoder(batch=batch, seq=128), {
+            "FP32": Settings(), "autocast FP16": FP16}),
+        ("bert-base", lambda: bert_base(batch, 128), {"FP32": Settings(), "autocast FP16": FP16}),
+    ]
+    return [m for m in out if only is None or m[0] in only]
+
+
+def fidelity(ex: Explorer, profile: Any, settings: Settings) -> tuple[int, int, list[str]]:
+    """(agreeing, compared, disagreements) over measured-op nodes with a live dtype and a predicted one."""
+    plan = ex.plan(settings)
+    measured = profile.node_dtypes()
+    agree, compared, wrong = 0, 0, []
+    for node, dtype in measured.items():
+        if node not in ex.nodes or op_basename(ex.nodes[node].op) not in MEASURED or plan[node].dtype is None:
+            continue
+        compared += 1
+        if plan[node].dtype == dtype:
+            agree += 1
+        else:
+            layers = [layer.name for layer in profile.layers_of(node)]
+            wrong.append(f"{node} ({ex.nodes[node].module}): predicted {plan[node].dtype}, engine {dtype} "
+                         f"[{plan[node].rule}] in {layers[:2]}")
+    return agree, compared, wrong
+
+
+def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tuple, runs: int, out: Path,
+            reference: torch.Tensor) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": name, "plan": label}
+    start = time.perf_counter()
+    compiled = ex.compile(settings, backend="tensorrt", device="cuda", isolate=False)
+    row["build_s"] = round(time.perf_counter() - start, 1)
+    profile = ex.profile(compiled, inputs, runs=runs)
+    row["e2e_ms"] = profile.end_to_end.median_ms
+    row["layer_sum_ms"] = profile.layer_sum_ms
+    row["attributed"] = profile.attributed_share
+    latency = profile.node_latency_ms()
+    ran = [n for n, i in ex.nodes.items() if i.kind == "call_function" and op_basename(i.op) in MEASURED]
+    row["measured_nodes"] = f"{sum(1 for n in ran if latency.get(n, 0) > 0)}/{len(ran)}"
+    row["per_node_sum_ms"] = sum(latency.values())
+    agree, compared, wrong = fidelity(ex, profile, settings)
+    row["fidelity"] = f"{agree}/{compared}"
+    row["disagreements"] = wrong
+    row["confidence"] = {}
+    for layer in (*profile.layers, *profile.unattributed):
+        c = layer.extra.get("match", {}).get("confidence", "?")
+        row["confidence"][c] = row["confidence"].get(c, 0) + 1
+    row["unattributed_timed"] = [(r.name, r.latency_ms) for r in profile.unattributed if r.latency_ms]
+    got = compiled.handle.module(*[x.cuda() for x in inputs])
+    got = got[0] if isinstance(got, (tuple, list)) else got
+    row["rel_l2"] = float((got.float() - reference).norm() / reference.norm())
+    row["notes"] = list(compiled.notes) + list(profile.notes)
+    folder = out / "profiles" / f"{name}__{label}".replace(" ", "_").replace("/", "_").replace("^", "").replace(
+        "$", "").replace(",", "").replace("+", "plus")
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = compiled.handle
+    for sub, text in handle.layer_info.items():
+        (folder / f"{sub}_engine_layer_information.json").write_text(text)
+    for trace in Path(handle.logging_dir).rglob("*_engine_execution_profile.trace"):
+        shutil.copy(trace, folder / trace.name)
+    log = Path(handle.logging_dir) / "torch_tensorrt_logging.log"
+    if log.is_file():
+        shutil.copy(log, folder / "torch_tensorrt_logging.log")
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/gpu/live"))
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--models", default="", help="comma-separated subset of the model names")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    import torch_tensorrt  # noqa: F401  (the proxy that makes `import tensorrt` TensorRT-RTX)
+    import tensorrt
+
+    versions = {"torch": torch.__version__, "torch_tensorrt": torch_tensorrt.__version__,
+                "tensorrt": f"{tensorrt._package_name} {tensorrt.__version__}",
+                "gpu": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
+    print(json.dumps(versions), flush=True)
+    rows = []
+    only = set(args.models.split(",")) if args.models else None
+    for name, build, plans in models(args.batch, only):
+        model, inputs = build()
+        model, inputs = model.cuda(), tuple(x.cuda() for x in inputs)
+        ex = Explorer(model, inputs)
+        with torch.no_grad():
+            reference = model(*inputs)
+            reference = (reference[0] if isinstance(reference, (tuple, list)) else reference).float()
+        if name == "resnet50":  # the threshold plan needs ranges; every ResNet plan then sees them, as a user's would
+            ex.calibrate([inputs])
+        fp32_ms = None
+        for label, settings in plans.items():
+            print(f"-- {name}: {label}", flush=True)
+            try:
+                row = row_for(name, label, ex, settings, inputs, args.runs, args.out, reference)
+            except Exception as err:
+                row = {"model": name, "plan": label, "error": f"{type(err).__name__}: {err}"[:600],
+                       "trace": traceback.format_exc()[-2000:]}
+            if label == "FP32" and "e2e_ms" in row:
+                fp32_ms = row["e2e_ms"]
+            if fp32_ms and "e2e_ms" in row:
+                row["speedup"] = fp32_ms / row["e2e_ms"]
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k not in ("notes", "trace")}, default=str), flush=True)
+        del ex, model
+        torch.cuda.empty_cache()
+    (args.out / "live_engine.json").write_text(json.dumps({"versions": versions, "rows": rows}, indent=1,
+                                                          default=str))
+    lines = [f"Device: {versions['gpu']}; torch {versions['torch']}, torch_tensorrt {versions['torch_tensorrt']}, "
+             f"{versions['tensorrt']}, CUDA {versions['cuda']}; batch {args.batch}; median of {args.runs} runs.", "",
+             "| model | plan | build s | e2e ms | speedup | attributed | measured nodes | per-node sum / e2e "
+             "| dtype fidelity | rel L2 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['plan']} | failed: {r['error'][:160]} | | | | | | | |")
+            continue
+        lines.append(f"| {r['model']} | {r['plan']} | {r['build_s']} | {r['e2e_ms']:.3f} | "
+                     f"{r.get('speedup', float('nan')):.2f} | {100 * (r['attributed'] or 0):.1f} % | "
+                     f"{r['measured_nodes']} | {r['per_node_sum_ms'] / r['e2e_ms']:.2f} | {r['fidelity']} | "
+                     f"{r['rel_l2']:.2e} |")
+    lines.append("")
+    for r in rows:
+        for w in r.get("disagreements", []):
+            lines.append(f"- {r['model']} / {r['plan']}: {w}")
+    (args.out / "live_engine.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
