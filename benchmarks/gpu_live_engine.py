@@ -132,8 +132,10 @@ def main() -> int:
     parser.add_argument("--models", default="", help="comma-separated subset of the model names")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    import torch_tensorrt  # noqa: F401  (the proxy that makes `import tensorrt` TensorRT-RTX)
-    import tensorrt
+    from mixprec_explorer.backends.tensorrt import _load
+
+    mods = _load()  # as the backend loads it: TensorRT-RTX's broken plugin module marked absent first
+    torch_tensorrt, tensorrt = mods.torch_tensorrt, mods.tensorrt
 
     versions = {"torch": torch.__version__, "torch_tensorrt": torch_tensorrt.__version__,
                 "tensorrt": f"{tensorrt._package_name} {tensorrt.__version__}",
