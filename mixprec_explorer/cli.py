@@ -1,29 +1,40 @@
 """Command line: ``mixprec-explorer plan | export | report | demo``.
 
-MODEL is ``package.module:callable`` returning ``(model, example_inputs)``, or a built-in example:
-``example`` (the reference autocast model), ``example:explicit``, ``example:resnet50``,
-``example:transformer``, ``example:stack``. Exit codes: 0 done, 2 bad model, settings or arguments,
-1 anything unexpected.
+MODEL is ``package.module:callable`` returning ``(model, example_inputs)``, or a built-in example
+(:data:`BUILTIN_MODELS`): ``example`` and ``example:autocast`` (the reference autocast model),
+``example:explicit``, ``example:resnet50``, ``example:transformer``, ``example:stack``.
+Exit codes: 0 done (also when a reader such as ``head`` closes the pipe early), 2 bad model, settings or
+arguments, 1 anything unexpected.
+
+Tables fit a terminal without splitting a word: identifiers (node, op, module) are never wrapped, reasons
+wrap at spaces, and a terminal too narrow for the table gets one short block per node. Piped or redirected
+output is never wrapped: one table row per line.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import MixprecError
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .explorer import Explorer
     from .policy import PrecisionPlan
 
 __all__ = ["BUILTIN_MODELS", "UsageError", "load_model", "main"]
 
 
-class UsageError(Exception):
+class UsageError(MixprecError):
     """A bad MODEL, settings file or argument: printed without a traceback, exit code 2."""
 
 
@@ -59,7 +70,13 @@ def load_model(spec: str) -> tuple[Any, Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise UsageError(f"cannot import {module_name!r} for MODEL {spec!r}: {err}") from None
+        close = difflib.get_close_matches(spec, list(BUILTIN_MODELS), n=1, cutoff=0.75)
+        if module_name == "example" and getattr(err, "name", None) == "example":
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown built-in example {spec!r}{hint}; the built-in examples are "
+                             f"{', '.join(BUILTIN_MODELS)}") from None
+        hint = f" (did you mean the built-in example {close[0]!r}?)" if close else ""
+        raise UsageError(f"cannot import {module_name!r} for MODEL {spec!r}: {err}{hint}") from None
     finally:
         sys.path.pop(0)
     target: Any = module
@@ -98,31 +115,111 @@ def _explorer(spec: str, settings_path: str | None) -> Explorer:
     return ex
 
 
-def _print_plan(ex: Explorer, plan: PrecisionPlan, console: Any) -> None:
-    from rich.table import Table
+_COLUMNS = ("node", "op", "module", "dtype", "accumulate", "rule", "reason")
+#: Piped output is laid out at this width: wide enough that no row of a plan ever wraps.
+_UNWRAPPED = 100_000
+#: The narrowest reason column a table is drawn with; narrower terminals get one block per node.
+_MIN_REASON = 24
 
+
+def _plan_rows(plan: PrecisionPlan) -> list[tuple[str, ...]]:
+    """One tuple of plain strings per node, in :data:`_COLUMNS` order."""
     from . import dtypes
 
-    table = Table(title=f"Precision plan: {len(plan)} nodes", show_lines=False, header_style="bold")
-    for column in ("node", "op", "module", "dtype", "accumulate", "rule", "reason"):
-        table.add_column(column, overflow="fold", max_width=60 if column == "reason" else None)
+    rows = []
     for r in plan:
         dtype = "removed" if r.rule == "removed" else dtypes.display_name(r.dtype) if r.dtype is not None \
             else "TensorRT decides"
-        colour = dtypes.PALETTE.get(dtype, dtypes.PALETTE["other"])
-        table.add_row(r.name, r.op.replace("torch.ops.", ""), r.module or "(root)", f"[{colour}]{dtype}[/]",
-                      dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype is not None else "",
-                      r.rule, r.reason)
-    console.print(table)
+        accumulate = dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype is not None else ""
+        rows.append((r.name, r.op.replace("torch.ops.", ""), r.module or "(root)", dtype, accumulate, r.rule,
+                     r.reason))
+    return rows
+
+
+def _styled_dtype(dtype: str) -> Any:
+    from rich.text import Text
+
+    from . import dtypes
+
+    return Text(dtype, style=dtypes.PALETTE.get(dtype, dtypes.PALETTE["other"]))
+
+
+def _plan_table(title: str, rows: list[tuple[str, ...]], reason_width: int | None) -> Any:
+    """The plan as a rich Table; identifiers never wrap, the reason wraps at spaces to ``reason_width``."""
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in _COLUMNS:
+        if column == "reason" and reason_width is not None:
+            table.add_column(column, width=reason_width, overflow="ellipsis")
+        else:
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row[:3], _styled_dtype(row[3]), *row[4:])
+    return table
+
+
+def _plan_blocks(title: str, rows: list[tuple[str, ...]], console: Console) -> Any:
+    """The plan for a narrow terminal: per node a line ``node  op  dtype``, then its module, rule and reason
+    indented, each wrapped at spaces (a word is never split)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    indent = 4
+    parts: list[Any] = [Text(title, style="italic")]
+    for node, op, module, dtype, accumulate, rule, reason in rows:
+        parts.append(Text.assemble((node, "bold"), "  ", op, "  ", _styled_dtype(dtype),
+                                   f"  accumulate {accumulate}" if accumulate else "", overflow="ellipsis"))
+        for text in (f"module {module}  rule {rule}", reason):
+            for line in Text(text).wrap(console, max(console.width - indent, 8), overflow="ellipsis"):
+                line.rstrip()
+                parts.append(Text(" " * indent) + line)
+    return Group(*parts)
+
+
+def _plan_renderable(title: str, rows: list[tuple[str, ...]], console: Console) -> Any:
+    """A table at its natural width if it fits; else with the reason wrapped; else one block per node."""
+    from rich.cells import cell_len
+    from rich.measure import Measurement
+
+    table = _plan_table(title, rows, None)
+    natural = Measurement.get(console, console.options.update_width(_UNWRAPPED), table).maximum
+    if natural <= console.width:
+        return table
+    widths = [max(cell_len(c) for c in [column, *(row[i] for row in rows)]) for i, column in enumerate(_COLUMNS)]
+    chrome = natural - sum(widths)
+    reason_width = console.width - chrome - sum(widths[:-1])
+    longest_word = max((cell_len(word) for row in rows for word in row[-1].split()), default=0)
+    if reason_width >= max(_MIN_REASON, min(longest_word, 40)):
+        return _plan_table(title, rows, reason_width)
+    return _plan_blocks(title, rows, console)
+
+
+def _print_plan(ex: Explorer, plan: PrecisionPlan, console: Console) -> None:
+    console.print(_plan_renderable(f"Precision plan: {len(plan)} nodes", _plan_rows(plan), console))
     shares = ", ".join(f"{k}: {int(v['nodes'])} nodes, {v['flops_share']:.1%} of FLOPs"
                        for k, v in sorted(ex.summary(plan).items(), key=lambda kv: -kv[1]["flops_share"]))
     console.print(f"summary: {shares}")
 
 
-def _console(args: argparse.Namespace) -> Any:
+def _is_tty() -> bool:
+    isatty = getattr(sys.stdout, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _console(args: argparse.Namespace) -> Console:
+    """A console at ``--width``, else the terminal's width, else (piped) wide enough that nothing wraps."""
     from rich.console import Console
 
-    return Console(width=args.width, no_color=args.no_color, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich's default exits with status 1; main() ends with 0
+            raise BrokenPipeError
+
+    width = args.width if args.width is not None else None if _is_tty() else _UNWRAPPED
+    return _Console(width=width, no_color=args.no_color, soft_wrap=False)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -163,8 +260,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print_plan(ex, ex.plan(), console)
     path = ex.export_settings(args.out)
     console.print(f"[bold]3. export[/]: wrote {path}; compile with:")
-    console.print(ex.settings.to_python(), markup=False, highlight=False)
+    console.print(ex.settings.to_python(), markup=False, highlight=False, soft_wrap=True)  # copyable
     return 0
+
+
+def _columns(text: str) -> int:
+    """``--width``: a whole number of columns, at least 20."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of columns, got {text!r}") from None
+    if value < 20:
+        raise argparse.ArgumentTypeError(f"must be at least 20 columns, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -178,8 +286,10 @@ def _parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser, model: bool = True) -> None:
         if model:
             p.add_argument("model", metavar="MODEL", help="package.module:callable or a built-in example name")
-            p.add_argument("--settings", metavar="FILE", help="settings JSON (as written by export)")
-        p.add_argument("--width", type=int, default=None, help="table width in characters (default: terminal)")
+            p.add_argument("--settings", metavar="FILE",
+                           help="settings JSON: the setting names at top level, or as export writes it")
+        p.add_argument("--width", type=_columns, default=None,
+                       help="fit output to this many columns (default: the terminal's; piped output never wraps)")
         p.add_argument("--no-color", action="store_true", help="plain text output")
 
     p = sub.add_parser("plan", help="print the predicted precision of every node")
@@ -213,17 +323,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse already printed the usage
         return int(exit_.code or 0)
     try:
-        return int(args.run(args))
-    except UsageError as err:
+        code = int(args.run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
+    except BrokenPipeError:  # the reader (`| head`) has all it wanted
+        _silence_stdout()
+        return 0
+    except MixprecError as err:  # UsageError, SettingsError, CaptureError, ...
         print(f"mixprec-explorer: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:
-        from .errors import MixprecError
 
-        if isinstance(err, MixprecError):
-            print(f"mixprec-explorer: error: {err}", file=sys.stderr)
-            return 2
-        raise
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so that the interpreter's final flush does not fail again (Python's docs,
+    "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor (e.g. captured)
+        pass
 
 
 if __name__ == "__main__":

@@ -26,6 +26,43 @@ from .errors import SettingsError
 
 SCHEMA = "mixprec_explorer.settings"
 SCHEMA_VERSION = 1
+_ENVELOPE = ("schema", "version", "settings")
+
+#: What a settings file looks like; error messages about a file's shape end with it.
+FILE_FORMAT = (
+    'A settings file is a JSON object, either flat: {"enable_autocast": true, '
+    '"autocast_low_precision_type": "float16", "autocast_excluded_nodes": ["^linear2$"]}, or as export writes '
+    'it: {"schema": "mixprec_explorer.settings", "version": 1, "settings": {"enable_autocast": true, ...}}.'
+)
+
+#: The JSON types each setting takes in a file.
+_JSON_KINDS: dict[str, tuple[type, ...]] = {
+    "use_explicit_typing": (bool,),
+    "enable_autocast": (bool,),
+    "autocast_low_precision_type": (str, type(None)),
+    "autocast_excluded_nodes": (list,),
+    "autocast_excluded_ops": (list,),
+    "autocast_max_output_threshold": (int, float),
+    "autocast_max_depth_of_reduction": (int, type(None)),
+    "use_fp32_acc": (bool,),
+}
+
+
+def _did_you_mean(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _quoted(keys: Iterable[str]) -> str:
+    return ", ".join(repr(k) for k in keys)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (object, array, string, number, true/false, null)."""
+    if isinstance(value, bool):
+        return "true/false"
+    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def qualified_op_name(op: Any) -> str:
@@ -262,47 +299,63 @@ class Settings:
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "settings") -> Settings:
-        """Settings from a parsed JSON document; rejects unknown keys and wrong types by name."""
+        """Settings from a parsed JSON document, nested or flat; rejects unknown keys and wrong types by name.
+
+        Two forms are read (see :data:`FILE_FORMAT`): the nested one :meth:`to_dict` writes,
+        ``{"schema": ..., "version": 1, "settings": {...}}``, and a flat one with the settings at top level,
+        ``{"enable_autocast": true, "autocast_low_precision_type": "float16"}``. ``schema`` and ``version``
+        may be left out of either; where present they must be this package's. Settings left out keep
+        Torch-TensorRT's defaults.
+
+        >>> Settings.from_dict({"enable_autocast": True, "autocast_low_precision_type": "float16"}).autocast_active
+        True
+        """
         if not isinstance(doc, dict):
-            raise SettingsError(f"{source}: expected a JSON object, got {type(doc).__name__}")
-        unknown = set(doc) - {"schema", "version", "settings"}
-        if unknown:
-            raise SettingsError(f"{source}: unknown top-level keys {sorted(unknown)}; expected schema, version, settings")
-        if doc.get("schema") != SCHEMA:
-            raise SettingsError(f"{source}: 'schema' must be {SCHEMA!r}, got {doc.get('schema')!r}")
-        version = doc.get("version")
-        if version != SCHEMA_VERSION:
+            raise SettingsError(f"{source}: expected a JSON object, got {_json_type(doc)}. {FILE_FORMAT}")
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        if "settings" in doc:
+            misplaced = [key for key in doc if key in names]
+            if misplaced:
+                raise SettingsError(
+                    f"{source}: {_quoted(misplaced)} at top level beside a 'settings' object: write every setting "
+                    f"in one place, all at top level (flat) or all inside 'settings'. {FILE_FORMAT}"
+                )
+            for key in doc:
+                if key not in _ENVELOPE:
+                    raise SettingsError(
+                        f"{source}: unknown top-level key {key!r}{_did_you_mean(key, [*_ENVELOPE, *names])}; "
+                        f"beside 'settings' only 'schema' and 'version' may appear. {FILE_FORMAT}"
+                    )
+            body, where = doc["settings"], "settings."
+            if not isinstance(body, dict):
+                raise SettingsError(f"{source}: 'settings' must be a JSON object, got {_json_type(body)}. {FILE_FORMAT}")
+        else:
+            body, where = {k: v for k, v in doc.items() if k not in _ENVELOPE}, ""
+        if "schema" in doc and doc["schema"] != SCHEMA:
+            raise SettingsError(f"{source}: 'schema' must be {SCHEMA!r} (or left out), got {doc['schema']!r}")
+        if "version" in doc and doc["version"] != SCHEMA_VERSION:
             raise SettingsError(
-                f"{source}: unsupported version {version!r}; this mixprec_explorer reads version {SCHEMA_VERSION}"
+                f"{source}: unsupported version {doc['version']!r}; this mixprec_explorer reads version "
+                f"{SCHEMA_VERSION} (or a file without one)"
             )
-        body = doc.get("settings")
-        if not isinstance(body, dict):
-            raise SettingsError(f"{source}: 'settings' must be a JSON object")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = set(body) - set(fields)
-        if unknown:
-            raise SettingsError(
-                f"{source}: unknown settings {sorted(unknown)}; known: {', '.join(fields)}"
-            )
-        kinds = {
-            "use_explicit_typing": (bool,),
-            "enable_autocast": (bool,),
-            "use_fp32_acc": (bool,),
-            "autocast_low_precision_type": (str, type(None)),
-            "autocast_excluded_nodes": (list,),
-            "autocast_excluded_ops": (list,),
-            "autocast_max_output_threshold": (int, float),
-            "autocast_max_depth_of_reduction": (int, type(None)),
-        }
+        for key in body:
+            if key not in names:
+                hint = " (it belongs at top level)" if key in _ENVELOPE else _did_you_mean(
+                    key, names if where else [*names, *_ENVELOPE])
+                raise SettingsError(
+                    f"{source}: unknown settings key {where + key!r}{hint}; "
+                    f"valid settings: {', '.join(names)}"
+                )
         kwargs: dict[str, Any] = {}
         for key, value in body.items():
-            ok = isinstance(value, kinds[key]) and not (isinstance(value, bool) and bool not in kinds[key])
-            if not ok:
-                expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds[key])
-                raise SettingsError(f"{source}: settings.{key} must be {expected}, got {json.dumps(value)}")
+            kinds = _JSON_KINDS[key]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                fix = f"; write {json.dumps([value])}" if list in kinds and isinstance(value, str) else ""
+                raise SettingsError(f"{source}: {where}{key} must be {expected}, got {json.dumps(value)}{fix}")
             if isinstance(value, list):
                 if not all(isinstance(v, str) for v in value):
-                    raise SettingsError(f"{source}: settings.{key} must be a list of strings")
+                    raise SettingsError(f"{source}: {where}{key} must be a list of strings, got {json.dumps(value)}")
                 value = frozenset(value)
             kwargs[key] = value
         try:
@@ -312,7 +365,7 @@ class Settings:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "settings JSON") -> Settings:
-        """Parse :meth:`to_json` output; raises :class:`SettingsError` with the place of any problem."""
+        """Parse a settings JSON document (nested or flat, see :meth:`from_dict`); errors name the place."""
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as err:
@@ -321,13 +374,25 @@ class Settings:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Settings:
-        """Read a settings JSON file written by :meth:`save` (never executes or unpickles it)."""
+        """Read a settings JSON file, nested or flat (only ever parsed as JSON: never executed or unpickled)."""
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            text: str | None = p.read_text(encoding="utf-8")
         except OSError as err:
             raise SettingsError(f"cannot read settings file {p}: {err.strerror}") from None
-        return cls.from_json(text, source=str(p))
+        except UnicodeDecodeError:
+            text = None
+        try:
+            if text is None:
+                raise SettingsError(f"{p}: not valid JSON (not UTF-8 text). {FILE_FORMAT}")
+            return cls.from_json(text, source=str(p))
+        except SettingsError as err:
+            if p.suffix.lower() in (".py", ".pkl", ".pickle", ".pt", ".pth") and "not valid JSON" in str(err):
+                raise SettingsError(
+                    f"{err}; settings files are JSON and are never executed or unpickled: write one with "
+                    f"`mixprec-explorer export MODEL --out plan.json` or Explorer.export_settings('plan.json')"
+                ) from None
+            raise
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the JSON atomically: a crash mid-write leaves any old file as it was."""

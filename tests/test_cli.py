@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -11,7 +15,7 @@ import pytest
 import torch
 
 from mixprec_explorer import Settings
-from mixprec_explorer.cli import load_model, main
+from mixprec_explorer.cli import BUILTIN_MODELS, load_model, main
 
 
 @pytest.fixture
@@ -132,3 +136,183 @@ def test_runs_as_a_module_in_a_subprocess(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "mixprec_explorer.cli", "plan", "nope:nothing"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert bad.returncode == 2 and "cannot import" in bad.stderr
+
+
+# -- output that fits a terminal or a pipe -----------------------------------------------------------------------
+README = Path(__file__).resolve().parents[1] / "README.md"
+BOX = re.compile("[\u2500-\u257f]")  # rich's box-drawing characters
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def _words(text: str) -> list[str]:
+    return BOX.sub(" ", text).split()
+
+
+@pytest.fixture(scope="module")
+def transformer_settings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Autocast with a module exclusion: long reasons, with a module path in them."""
+    path = tmp_path_factory.mktemp("settings") / "transformer.json"
+    path.write_text(json.dumps({"enable_autocast": True, "autocast_low_precision_type": "float16",
+                                "autocast_excluded_nodes": [r"^layers\.0\.self_attn"]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def piped_transformer(transformer_settings: Path) -> str:
+    """``plan example:transformer`` through a real pipe."""
+    done = subprocess.run(f"{_cli()} plan example:transformer --settings {transformer_settings} | cat",
+                          shell=True, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _cli() -> str:
+    return f"{shlex.quote(sys.executable)} -m mixprec_explorer.cli"
+
+
+def test_piped_plan_puts_each_node_on_one_line(piped_transformer: str) -> None:
+    from mixprec_explorer import Explorer
+    from mixprec_explorer.examples import transformer_encoder
+
+    ex = Explorer(*transformer_encoder(layers=2))
+    plan = list(ex.plan(Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
+                                 autocast_excluded_nodes={r"^layers\.0\.self_attn"})))
+    lines = piped_transformer.splitlines()
+    for rec in plan:
+        op = rec.op.replace("torch.ops.", "")
+        assert any(f" {rec.name} " in line and op in line and rec.reason in line for line in lines), rec
+    # title, 3 header rules, header, one line per node, bottom rule, summary
+    assert len(lines) == len(plan) + 6
+    assert "…" not in piped_transformer
+
+
+@pytest.mark.parametrize("width", [200, 150, 120, 80, 50])
+def test_a_given_width_is_met_without_splitting_a_word(width: int, transformer_settings: Path, piped_transformer: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.cells import cell_len
+
+    assert main(["plan", "example:transformer", "--settings", str(transformer_settings), "--width", str(width)]) == 0
+    out = capsys.readouterr().out
+    assert max(cell_len(line) for line in out.splitlines()) <= width
+    whole = set(_words(piped_transformer))
+    assert not [w for w in _words(out) if w not in whole], "a word was split or cut"
+    assert "aten.scaled_dot_product_attention.default" in out
+
+
+def _run_in_terminal(argv: list[str], columns: int, cwd: Path) -> str:
+    """Run the CLI with stdout on a real pseudo-terminal ``columns`` wide; its output without colour codes."""
+    pty = pytest.importorskip("pty", reason="needs a POSIX pseudo-terminal")
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        leader, follower = pty.openpty()
+    except OSError as err:
+        pytest.skip(f"no pseudo-terminal here: {err}")
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR",
+                                                            "TTY_COMPATIBLE")}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen([sys.executable, "-m", "mixprec_explorer.cli", *argv], stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=subprocess.PIPE, cwd=cwd, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    return ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(("columns", "layout"), [(80, "blocks"), (200, "table")])
+def test_a_terminal_gets_the_plan_fitted_to_its_width(columns: int, layout: str, tmp_path: Path,
+                                                      transformer_settings: Path, piped_transformer: str) -> None:
+    from rich.cells import cell_len
+
+    out = _run_in_terminal(["plan", "example:transformer", "--settings", str(transformer_settings)], columns,
+                           tmp_path)
+    assert max(cell_len(line) for line in out.splitlines()) <= columns
+    assert ("┃ node" in out) == (layout == "table")
+    whole = set(_words(piped_transformer))
+    assert not [w for w in _words(out) if w not in whole], "a word was split or cut"
+    assert "aten.scaled_dot_product_attention.default" in out
+
+
+@pytest.mark.parametrize("pipeline", [
+    "plan example:resnet50 | head -3",
+    "plan example | true",
+    "export example --out settings.json | true",
+])
+def test_a_closed_pipe_ends_quietly_with_status_0(pipeline: str, tmp_path: Path) -> None:
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{_cli()} {pipeline}"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert "BrokenPipe" not in done.stderr
+    if "head -3" in pipeline:
+        assert len(done.stdout.splitlines()) == 3
+
+
+# -- built-in examples ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("spec", "hint"), [("example:nosuch", ""), ("example:resnet", "did you mean 'example:resnet50'")])
+def test_an_unknown_builtin_example_lists_the_valid_ones(spec: str, hint: str, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "mixprec_explorer.cli", "plan", spec], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"unknown built-in example {spec!r}" in done.stderr and hint in done.stderr
+    assert all(name in done.stderr for name in BUILTIN_MODELS)
+    assert "cannot import" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_every_builtin_example_loads() -> None:
+    for name in BUILTIN_MODELS:
+        model, inputs = load_model(name)
+        assert isinstance(model, torch.nn.Module) and isinstance(inputs, tuple), name
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else None]
+
+
+def test_the_readme_lists_exactly_the_builtin_examples() -> None:
+    section = _readme_section("Notebooks and the command line")
+    paragraph = section[section.index("`MODEL` is"):].split("\n\n")[0]
+    assert re.findall(r"`(example(?::\w+)?)`", paragraph) == list(BUILTIN_MODELS)
+
+
+def test_the_readme_settings_file_example_runs(tmp_path: Path) -> None:
+    section = _readme_section("Notebooks and the command line")
+    script = re.search(r"```bash\n(.*?)```", section, flags=re.S)
+    nested = re.search(r"```json\n(.*?)```", section, flags=re.S)
+    assert script and nested
+    cli_dir = Path(sys.executable).parent
+    if not (cli_dir / "mixprec-explorer").exists():
+        pytest.skip("the mixprec-explorer script is not installed beside this Python")
+    env = {**os.environ, "PATH": f"{cli_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["bash", "-e", "-c", script.group(1)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    cells = [[c.strip() for c in line.strip("│").split("│")] for line in done.stdout.splitlines()
+             if line.startswith("│ linear")]
+    rows = {row[0]: row[2:5] for row in cells}  # node: module, dtype, accumulate
+    assert rows == {"linear": ["linear1", "FP16", "FP32"], "linear_1": ["linear2", "FP32", ""],
+                    "linear_2": ["linear3", "FP16", "FP32"]}
+    flat = Settings.load(tmp_path / "plan.json")
+    assert json.loads(nested.group(1)) == flat.to_dict(), "the nested example is what export writes for the flat one"
+    assert Settings.from_json(nested.group(1)) == flat
+
+
+@pytest.mark.parametrize("width", ["0", "-5", "wide"])
+def test_a_bad_width_is_a_usage_error(width: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "example", "--width", width]) == 2
+    assert "--width" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import os
 
@@ -82,8 +83,16 @@ def test_json_round_trip_is_exact(s):
       "settings": {"autocast_max_depth_of_reduction": 2.5}}, "must be int or null"),
     ({"schema": "mixprec_explorer.settings", "version": 99, "settings": {}}, "unsupported version 99"),
     ({"schema": "other", "version": 1, "settings": {}}, "'schema' must be"),
-    ({"schema": "mixprec_explorer.settings", "version": 1, "settings": {}, "code": "x"}, "unknown top-level keys"),
-    ([1, 2], "expected a JSON object"),
+    ({"schema": "mixprec_explorer.settings", "version": 1, "settings": {}, "code": "x"},
+     "unknown top-level key 'code'"),
+    ({"settings": {"schema": "mixprec_explorer.settings"}}, "'settings.schema' .it belongs at top level"),
+    ({"settings": []}, "'settings' must be a JSON object, got an array"),
+    ([1, 2], "expected a JSON object, got an array"),
+    ({"enable_autocast": "true"}, "enable_autocast must be bool"),
+    ({"autocast_excluded_nodes": "^linear2$"}, r'must be list, got "\^linear2\$"; write \["\^linear2\$"\]'),
+    ({"autocast_excluded_ops": [1]}, "must be a list of strings"),
+    ({"autocast_low_precision_type": "fp16"}, "unknown dtype 'fp16'"),
+    ({"version": 2, "enable_autocast": True}, "unsupported version 2"),
 ])
 def test_bad_json_is_rejected_by_name(doc, message):
     with pytest.raises(SettingsError, match=message):
@@ -133,3 +142,83 @@ def test_written_files_keep_usual_permissions(tmp_path):
     kept.chmod(0o640)
     write_atomic(kept, "[]")
     assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "[]"
+
+
+# -- the settings file: flat or nested, read as JSON only ----------------------------------------------------------
+FLAT = {"enable_autocast": True, "autocast_low_precision_type": "float16", "autocast_excluded_nodes": ["^linear2$"],
+        "use_fp32_acc": True}
+EXPECTED = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
+                    autocast_excluded_nodes={"^linear2$"}, use_fp32_acc=True)
+
+
+@pytest.mark.parametrize("doc", [
+    FLAT,
+    {"schema": "mixprec_explorer.settings", "version": 1, **FLAT},
+    {"schema": "mixprec_explorer.settings", "version": 1, "settings": FLAT},
+    {"settings": FLAT},
+], ids=["flat", "flat-with-schema", "nested", "nested-without-schema"])
+def test_a_settings_file_may_be_flat_or_nested(doc, tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    assert Settings.load(path) == EXPECTED
+
+
+@given(settings_strategy)
+def test_the_flat_form_round_trips(s):
+    assert Settings.from_json(json.dumps(s.to_dict()["settings"])) == s
+
+
+def test_an_empty_object_is_the_defaults():
+    assert Settings.from_json("{}") == Settings()
+
+
+@pytest.mark.parametrize(("doc", "key", "suggestion"), [
+    ({"enable_autocast": True, "autocast_low_precison_type": "float16"}, "autocast_low_precison_type",
+     "autocast_low_precision_type"),
+    ({"autocast_exclude_nodes": ["^fc$"]}, "autocast_exclude_nodes", "autocast_excluded_nodes"),
+    ({"Settings": {"enable_autocast": True}}, "Settings", "settings"),
+    ({"settings": {"enable_autocastt": True}}, "settings.enable_autocastt", "enable_autocast"),
+    ({"enabled_precisions": ["float16"]}, "enabled_precisions", None),
+])
+def test_an_unknown_key_is_named_with_the_closest_and_the_valid_ones(doc, key, suggestion):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_json(json.dumps(doc))
+    message = str(caught.value)
+    assert f"unknown settings key {key!r}" in message
+    assert (f"did you mean {suggestion!r}?" in message) if suggestion else ("did you mean" not in message)
+    assert "valid settings: " + ", ".join(f.name for f in dataclasses.fields(Settings)) in message
+
+
+def test_settings_at_top_level_beside_a_settings_object_name_the_mistake_and_both_forms():
+    doc = {"schema": "mixprec_explorer.settings", "version": 1, "settings": {"enable_autocast": True},
+           "use_fp32_acc": True}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_json(json.dumps(doc))
+    message = str(caught.value)
+    assert "'use_fp32_acc' at top level beside a 'settings' object" in message
+    assert '{"enable_autocast": true, "autocast_low_precision_type": "float16"' in message, "the flat form"
+    assert '"settings": {"enable_autocast": true' in message, "the nested form"
+
+
+def test_every_file_error_is_a_settings_error_and_a_value_error(tmp_path):
+    path = tmp_path / "s.json"
+    for text in ("[]", "{", '{"use_fp16": true}', '{"settings": 1}', "\"float16\""):
+        path.write_text(text)
+        with pytest.raises(SettingsError) as caught:
+            Settings.load(path)
+        assert isinstance(caught.value, ValueError) and str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["compile.py", "plan.pkl"])
+def test_a_python_or_pickle_file_is_refused_never_run(tmp_path, name):
+    marker = tmp_path / "ran"
+    path = tmp_path / name
+    if name.endswith(".py"):
+        path.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    else:
+        import pickle
+
+        path.write_bytes(pickle.dumps({"enable_autocast": True}))
+    with pytest.raises(SettingsError, match="settings files are JSON and are never executed or unpickled"):
+        Settings.load(path)
+    assert not marker.exists()
