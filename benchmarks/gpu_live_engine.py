@@ -60,8 +60,12 @@ def models(batch: int, only: set[str] | None) -> list[tuple[str, Any, dict[str, 
             "FP16, threshold 1e2 (calibrated)": FP16.replace(autocast_max_output_threshold=100.0),
             "FP16 + use_fp32_acc": FP16.replace(use_fp32_acc=True)}),
         ("encoder", lambda: examples.transformer_encoder(batch=batch, seq=128), {
-            "FP32": Settings(), "autocast FP16": FP16}),
-        ("bert-base", lambda: bert_base(batch, 128), {"FP32": Settings(), "autocast FP16": FP16}),
+            "FP32": Settings(), "autocast FP16": FP16, "cast graph FP16": FP16,
+            "cast graph FP16, head+norms excluded": FP16.replace(
+                autocast_excluded_nodes=frozenset({"^head$", r"^norm$"}),
+                autocast_excluded_ops=frozenset({"torch.ops.aten.layer_norm.default"}))}),
+        ("bert-base", lambda: bert_base(batch, 128), {"FP32": Settings(), "autocast FP16": FP16,
+                                                      "cast graph FP16": FP16}),
     ]
     return [m for m in out if only is None or m[0] in only]
 
@@ -87,8 +91,15 @@ def fidelity(ex: Explorer, profile: Any, settings: Settings) -> tuple[int, int, 
 def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tuple, runs: int, out: Path,
             reference: torch.Tensor) -> dict[str, Any]:
     row: dict[str, Any] = {"model": name, "plan": label}
+    options: dict[str, Any] = {"min_block_size": 1} if name.startswith("reference") else {}
+    if label.startswith("cast graph"):
+        # The plan's casts applied by the explorer (float tensors only), compiled with autocast off.
+        from mixprec_explorer.backends.cast_graph import cast_program, settings_for_cast_program
+
+        ex = Explorer(cast_program(ex, settings, device="cuda"))
+        settings = settings_for_cast_program(settings)
     start = time.perf_counter()
-    compiled = ex.compile(settings, backend="tensorrt", device="cuda", isolate=False)
+    compiled = ex.compile(settings, backend="tensorrt", device="cuda", isolate=False, **options)
     row["build_s"] = round(time.perf_counter() - start, 1)
     profile = ex.profile(compiled, inputs, runs=runs)
     row["e2e_ms"] = profile.end_to_end.median_ms

@@ -79,7 +79,7 @@ class Profile:
         """
         out: dict[str, torch.dtype | None] = {}
         for layer in self.layers:
-            if layer.extra.get("match", {}).get("confidence") == "glue":
+            if layer.extra.get("match", {}).get("confidence") in ("glue", "split"):
                 continue
             if layer.node_dtypes:
                 out.update(layer.node_dtypes)

@@ -730,6 +730,10 @@ class TensorRTBackend:
             sub = getattr(module, name)
             layer_info[name] = sub.get_layer_info()
             sub.disable_profiling()  # the Debugger left it on; profile() turns it on around its own runs
+        if not engines:
+            notes.append(f"no TensorRT engine was built: every op runs in PyTorch. Torch-TensorRT only builds "
+                         f"blocks of at least min_block_size={kwargs.get('min_block_size', 5)} convertible ops; "
+                         "for a small model pass min_block_size=1")
         notes.append(f"built {len(engines)} TensorRT engine(s) ({', '.join(engines) or 'none'}); "
                      f"{len(fallback)} submodule(s) run in PyTorch" + (f" ({', '.join(fallback)})" if fallback else ""))
         handle = TensorRTHandle(module=module, engines=engines, layer_info=layer_info, runtime=runtime.kind,

@@ -38,13 +38,15 @@ CONFIDENCE = {
     "exact": "the kernel's op list explains every FX node between its input and output tensors, and nothing is left",
     "likely": "the element counts and graph position fit; the op list explains most of the region",
     "partial": "the layer computes part of one FX node (a bias add split from its matmul)",
+    "split": "computes an intermediate no FX node outputs (half a layer norm, attention scores); its time goes to "
+             "the nodes of the kernel that completes it",
     "glue": "a cast, copy or padding the engine inserted; its time goes to the nodes reading its output",
     "unmatched": "no FX node downstream of its inputs has its output's element count; not guessed",
 }
 
 #: Kernel op words that move or convert data without computing: they never need an FX node of their own.
-_FREE_WORDS = frozenset({"Cast", "Resh", "Move", "Conc", "Tran", "Slice", "Copy", "Shuf", "Pad", "Reformat",
-                         "Split", "Expand", "Squeeze", "Gath0"})
+_FREE_WORDS = frozenset({"Cast", "Resh", "Move", "Conc", "Tran", "Slice", "Slic", "Copy", "Shuf", "Pad",
+                         "Reformat", "Split", "Expand", "Squeeze"})
 #: FX ops that compute nothing (views, casts, indexing glue): never a reason to reject a region.
 _FREE_OPS = frozenset({
     "view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "expand", "t", "transpose", "permute",
@@ -63,9 +65,10 @@ _SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "batch_norm": (("Mul", "Add"), ("Norm",), ("Scale",)),
     "layer_norm": (("Norm",), ("LayerNorm",), ("Mean", "Sub", "Mul", "Add"), ("Sum", "Sub", "Mul", "Add"),
                    ("Mean", "Sub", "Mul"), ("Sum", "Sub", "Mul")),
-    "softmax": (("Soft",), ("Softmax",), ("Max", "Sub", "Exp", "Sum", "Div"), ("Sub", "Exp", "Sum", "Div"),
-                ("Exp", "Sum", "Div"), ("Exp", "Div")),
-    "attention": (("Mha",), ("Attn",), ("Fmha",), ("Gemm", "Soft", "Gemm"), ("Fc", "Soft", "Fc")),
+    "softmax": (("Soft",), ("Softmax",), ("Maxr", "Sub", "Exp", "Sum", "Div"), ("Max", "Sub", "Exp", "Sum", "Div"),
+                ("Sub", "Exp", "Sum", "Div"), ("Exp", "Sum", "Div"), ("Exp", "Div")),
+    "attention": (("Mha",), ("Attn",), ("Fmha",), ("Gemm", "Maxr", "Sub", "Exp", "Sum", "Div", "Gemm"),
+                  ("Gemm", "Soft", "Gemm"), ("Gemm",), ("Fc",)),
     "relu": (("Relu",), ("Max",)),
     "gelu": (("Gelu",), ("Erf", "Mul", "Add"), ("Tanh", "Mul", "Add"), ("Erf",)),
     "silu": (("Silu",), ("Sigm", "Mul"), ("Swish",)),
@@ -107,7 +110,7 @@ _LAYER_TYPE_WORDS = {"CONVOLUTION": "Corr", "DECONVOLUTION": "Deconv", "MATRIX_M
                      "POOLING": "Max", "REDUCE": "Mean", "SOFTMAX": "Soft", "NORMALIZATION": "Norm",
                      "ACTIVATION": "Relu", "RELU": "Relu", "GELU": "Gelu", "CAST": "Cast", "SHUFFLE": "Resh",
                      "CONCATENATION": "Conc", "GATHER": "Gath", "SLICE": "Slice", "ELEMENTWISE": "Add",
-                     "ADD": "Add", "MUL": "Mul", "SUB": "Sub", "DIV": "Div", "MATMUL": "Gemm"}
+                     "ADD": "Add", "MUL": "Mul", "SUB": "Sub", "DIV": "Div", "MATMUL": "Gemm", "GEMM": "Gemm"}
 _MYELIN = re.compile(r"^__myl_([A-Za-z0-9]+?)_myl\d+_\d+$")
 _WORD = re.compile(r"[A-Z][a-z0-9]*")
 _SYNC_TYPES = frozenset({"signal", "wait"})
@@ -190,6 +193,17 @@ class _Graph:
                 low = m & -m
                 self.desc[low.bit_length() - 1] |= 1 << i
                 m ^= low
+        fed = 0
+        for n in view.inputs:
+            if n in self.index:
+                fed |= self.desc[self.index[n]]
+        #: calls that read no user input: TensorRT folds them into constants at build time, so they never run
+        self.folded = self.calls & ~fed
+        self.calls &= fed
+        self.free = 0
+        for i in self.members(self.calls):
+            if op_basename(view.nodes[self.names[i]].op) in _FREE_OPS:
+                self.free |= 1 << i
 
     def closure(self, i: int) -> int:
         return self.anc[i] | (1 << i)
@@ -212,6 +226,12 @@ class _Tensor:
     numel: int | None
     dtype: torch.dtype | None
     anchor: int | None = None  #: FX node index whose output this tensor is (or passes through)
+    frontier: tuple[int, ...] = ()  #: for a tensor no FX node outputs (an intermediate): its producer's inputs
+
+    @property
+    def reach(self) -> tuple[int, ...]:
+        """The FX nodes this tensor stands after: its anchor, or an intermediate's frontier."""
+        return (self.anchor,) if self.anchor is not None else self.frontier
 
 
 def _tensor_list(record: LayerRecord, key: str) -> list[tuple[str, int | None]]:
@@ -324,6 +344,8 @@ def _weights(graph: _Graph, region: list[int]) -> tuple[float, ...]:
     """Share of the layer's time per region node: by estimated FLOPs plus bytes, so a conv outweighs its ReLU."""
     raw = [float(graph.view.nodes[graph.names[i]].flops + graph.view.nodes[graph.names[i]].bytes_moved // 4)
            for i in region]
+    floor = 0.01 * sum(raw) / len(region)  # every node the kernel ran gets some of its time
+    raw = [r + floor for r in raw]
     total = sum(raw)
     if total <= 0:
         return tuple(1.0 / len(region) for _ in region)
@@ -370,7 +392,7 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
             why = "a zero-work synchronisation step" if record.layer_type in _SYNC_TYPES else "no tensors listed"
             results.append((record, [], "unmatched", why))
             continue
-        in_anchors = [tensors[n].anchor for n, _ in ins if n in tensors and tensors[n].anchor is not None]
+        in_anchors = list(dict.fromkeys(a for n, _ in ins if n in tensors for a in tensors[n].reach))
         if ins and not in_anchors:
             results.append((record, [], "unmatched", "none of its input tensors could be placed on the graph"))
             continue
@@ -380,21 +402,20 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
         region: list[int] = []
         confidence, why = "unmatched", ""
         for k, (name, numel) in enumerate(outs):
-            anchor = None
+            anchor, how = None, ""
             if name.startswith("output") and name[6:].isdigit() and int(name[6:]) < len(out_nodes):
                 anchor = out_nodes[int(name[6:])]
                 how = f"engine output {name} is graph output {int(name[6:])}"
-            if anchor is None:
+            if anchor is None and in_anchors:
                 anchor, how = _pick(graph, in_anchors, known, claimed, numel, words, record.name)
-            if anchor is None and in_anchors and all(w in _FREE_WORDS for w in words):
-                anchor, how = in_anchors[0], "passes its input through (cast/copy/pad)"
-            tensors[name] = _Tensor(numel, record.output_dtypes[k] if k < len(record.output_dtypes) else None,
-                                    anchor)
+            dtype = record.output_dtypes[k] if k < len(record.output_dtypes) else None
             if anchor is None:
-                why = why or ("no FX node downstream of its inputs outputs "
-                              f"{numel if numel is not None else 'this many'} elements")
+                # No FX node outputs this tensor: an intermediate a later kernel completes (a split layer norm,
+                # attention scores), or a pass-through copy. Readers see past it to this layer's inputs.
+                tensors[name] = _Tensor(numel, dtype, None, tuple(in_anchors))
                 continue
-            part = [i for i in graph.members(graph.closure(anchor) & ~known & graph.calls)]
+            tensors[name] = _Tensor(numel, dtype, anchor)
+            part = graph.members(graph.closure(anchor) & ~known & graph.calls & ~claimed)
             region.extend(i for i in part if i not in region)
             why = why or how
         region.sort()
@@ -403,32 +424,29 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
             confidence = "exact" if unexplained == 0 and left == 0 and explained else "likely"
             for i in region:
                 claimed |= 1 << i
-        elif outs and all(w in _FREE_WORDS for w in words):
-            confidence, why = "glue", why or "casts, copies or pads its input"
-        elif outs:
+        elif all(w in _FREE_WORDS for w in words):
+            confidence, why = "glue", "casts, copies, pads or produces constants"
+        else:
             target = next((tensors[n].anchor for n, _ in outs if tensors[n].anchor is not None), None)
             if target is not None and (graph.calls >> target) & 1:
                 region, confidence = [target], "partial"
                 why = f"computes part of {graph.names[target]} ({'+'.join(words) or record.layer_type})"
+            else:
+                confidence = "split"
+                why = (f"computes an intermediate ({'+'.join(words) or record.layer_type}) that a later kernel "
+                       "completes")
         results.append((record, region, confidence, why))
     return tuple(_finish(graph, results, tensors, engine_dtypes))
 
 
-def _pick(graph: _Graph, in_anchors: list[int], known: int, claimed: int, numel: int | None,
+def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, numel: int | None,
           words: Sequence[str], layer_name: str) -> tuple[int | None, str]:
-    """The FX node an output tensor of ``numel`` elements most plausibly is; (None, "") when none fits."""
+    """The FX node downstream of ``in_anchors`` an output of ``numel`` elements most plausibly is; else (None, "")."""
     if numel is None:
         return None, ""
-    if in_anchors:
-        reach = 0
-        for a in in_anchors:
-            reach |= graph.desc[a]
-    else:  # a layer that reads nothing (constants): anything not fed by a user input
-        fed = 0
-        for i in graph.index.values():
-            if graph.view.nodes[graph.names[i]].kind == "input":
-                fed |= graph.desc[i]
-        reach = graph.calls & ~fed
+    reach = 0
+    for a in in_anchors:
+        reach |= graph.desc[a]
     named = _named_nodes(graph, layer_name)
     reach &= graph.calls & ~known
     best: tuple[tuple[float, ...], int] | None = None
@@ -437,9 +455,9 @@ def _pick(graph: _Graph, in_anchors: list[int], known: int, claimed: int, numel:
         if graph.numel(i) != numel:
             continue
         region_mask = graph.closure(i) & ~known & graph.calls
-        if region_mask & claimed:
-            continue  # another layer already ran part of it
-        region = graph.members(region_mask)
+        if region_mask & claimed & ~graph.free:
+            continue  # another layer already ran part of it (views may be shared)
+        region = graph.members(region_mask & ~claimed)
         if len(region) > _MAX_REGION:
             break
         score, explained, unexplained, _ = _score(graph, region, words)
@@ -476,29 +494,36 @@ def _named_nodes(graph: _Graph, layer_name: str) -> list[int]:
 
 def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]], tensors: dict[str, _Tensor],
             engine_dtypes: set[torch.dtype | None]) -> list[LayerRecord]:
-    """Glue layers take the regions of the layers that read their output; then records are filled."""
+    """Glue and split layers take the regions of the layers reading their outputs (latest first, so chains of
+    them resolve); then records are filled."""
     readers: dict[str, list[int]] = {}
     for k, (record, _, _, _) in enumerate(results):
         for name, _ in _tensor_list(record, "Inputs"):
             readers.setdefault(name, []).append(k)
+    regions = [region for _, region, _, _ in results]
+    for k in range(len(results) - 1, -1, -1):
+        record, region, confidence, _ = results[k]
+        if confidence in ("glue", "split") and not region:
+            outs = [name for name, _ in _tensor_list(record, "Outputs")]
+            regions[k] = sorted({i for name in outs for r in readers.get(name, ()) if r > k for i in regions[r]})
+            if not regions[k]:
+                anchor = next((tensors[n].anchor for n in outs if tensors[n].anchor is not None
+                               and (graph.calls >> tensors[n].anchor) & 1), None)
+                regions[k] = [anchor] if anchor is not None else []
     out = []
-    for record, region, confidence, why in results:
-        if confidence == "glue":
-            region = sorted({i for name, _ in _tensor_list(record, "Outputs") for k in readers.get(name, ())
-                             for i in results[k][1]})
-            if not region:
-                anchor = next((tensors[n].anchor for n, _ in _tensor_list(record, "Outputs")
-                               if tensors[n].anchor is not None and (graph.calls >> tensors[n].anchor) & 1), None)
-                region = [anchor] if anchor is not None else []
+    for (record, _, confidence, why), region in zip(results, regions):
+        if confidence in ("glue", "split") and not region:
+            sizes = ", ".join(str(n) for _, n in _tensor_list(record, "Outputs"))
+            confidence, why = "unmatched", (f"no FX node downstream of its inputs outputs {sizes} elements, and no "
+                                            "placed layer reads its output")
+        elif confidence in ("glue", "split"):
             why = f"{why}; its time goes to the nodes that read its output"
-            if not region:
-                confidence = "unmatched"
         words = kernel_ops(record.name, record.layer_type)
         match = {"confidence": confidence, "why": why, "ops": list(words)}
         if not region:
             out.append(dataclasses.replace(record, extra={**record.extra, "match": match}))
             continue
-        dtypes = _node_dtypes(graph, region, record, words, engine_dtypes)
+        dtypes = () if confidence == "glue" else _node_dtypes(graph, region, record, words, engine_dtypes)
         out.append(dataclasses.replace(
             record, nodes=tuple(graph.names[i] for i in region), node_dtypes=dtypes,
             node_weights=_weights(graph, region), extra={**record.extra, "match": match}))

@@ -1,0 +1,53 @@
+"""The live engine on a GPU: TensorRT-RTX (or TensorRT) compiles, profiles and lands every layer on FX nodes.
+
+Runs where torch_tensorrt imports with a CUDA device (``bash benchmarks/gpu_run_live.sh`` on the lent H200 sets
+``LIVE_TESTS=1``); elsewhere every test skips with the backend's own reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mixprec_explorer import Explorer, Settings, examples
+from mixprec_explorer.backends import available_backends
+
+OK, WHY = available_backends().get("tensorrt", (False, "not registered"))
+pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt,
+              pytest.mark.skipif(not OK, reason=f"no live TensorRT here: {WHY}")]
+FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+MEASURED = {"conv2d", "linear", "batch_norm", "relu_", "layer_norm", "gelu", "scaled_dot_product_attention"}
+
+
+def _check(ex: Explorer, settings: Settings, **options) -> None:
+    compiled = ex.compile(settings, backend="tensorrt", device="cuda", isolate=False, **options)
+    profile = ex.profile(compiled, runs=10)
+    assert profile.attributed_share is not None and profile.attributed_share >= 0.95
+    latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
+    plan = ex.plan(settings)
+    for name, info in ex.nodes.items():
+        base = info.op.split(".")[-2] if info.op.count(".") > 2 else info.op
+        if info.kind == "call_function" and base in MEASURED:
+            assert latency.get(name, 0) > 0, name
+            assert dtypes.get(name) == plan[name].dtype, (name, dtypes.get(name), plan[name].dtype)
+
+
+def test_resnet50_fp16_with_exclusions_on_the_live_engine() -> None:
+    model, inputs = examples.resnet50(batch=8)
+    ex = Explorer(model.cuda(), tuple(x.cuda() for x in inputs))
+    _check(ex, FP16.replace(autocast_excluded_nodes=frozenset({r"^layer4(\.|$)", "^fc$"})))
+
+
+def test_reference_explicit_typing_on_the_live_engine() -> None:
+    model, inputs = examples.reference_explicit_model()
+    ex = Explorer(model.cuda(), tuple(x.cuda() for x in inputs))
+    _check(ex, Settings(), min_block_size=1)
+
+
+def test_encoder_cast_graph_builds_what_autocast_cannot() -> None:
+    from mixprec_explorer.backends.cast_graph import cast_program, settings_for_cast_program
+
+    model, inputs = examples.transformer_encoder(layers=2, batch=8, seq=64)
+    ex = Explorer(model.cuda(), tuple(x.cuda() for x in inputs))
+    cast = Explorer(cast_program(ex, FP16, device="cuda"))
+    _check(cast, settings_for_cast_program(FP16))
