@@ -3,6 +3,11 @@
 Mirrors ``lowering/passes/rule_based_autocast.py`` and ``nodeclassifier.py`` (rule order: excluded
 module regex, excluded op, I/O range, depth of reduction; the first that fires keeps a node in FP32)
 and ``conversion/impl/matmul.py`` for ``use_fp32_acc``.
+
+The pass's ``_cast_all_tensor_args_to_dtype`` casts every tensor argument of a classified node to the
+node's dtype, integer and bool tensors included (it only compares ``val.dtype`` with the target), and
+re-types each classified node's output metadata. The plan lists each integer tensor this turns into a float
+as an :class:`IntegerCast` (``plan.integer_casts``), before any compile.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -42,6 +48,76 @@ _CONV_DEPTH_OPS = frozenset(
 )
 _SDPA = "torch.ops.aten.scaled_dot_product_attention.default"
 
+#: Rules under which the autocast pass classifies a node and casts its tensor arguments (low, then FP32).
+CLASSIFIED_RULES = frozenset({"low_precision", "excluded_node", "excluded_op", "io_range", "depth"})
+
+#: Torch-TensorRT releases whose rule-based autocast casts integer tensors to float: every release with the
+#: pass so far (``_cast_all_tensor_args_to_dtype`` is unchanged from 2.10 through 2.14).
+INTEGER_CAST_RELEASES = ("2.10", "2.11", "2.12", "2.13", "2.14")
+_RELEASES = f"{INTEGER_CAST_RELEASES[0]}-{INTEGER_CAST_RELEASES[-1]}"
+
+#: (op name, argument) pairs that must hold an integer index tensor; a float there fails the compile or run.
+_INDEX_ARGUMENTS = {
+    "embedding": ("indices",), "embedding_bag": ("indices", "offsets"), "gather": ("index",),
+    "index_select": ("index",), "index": ("indices",), "_unsafe_index": ("indices",), "index_put": ("indices",),
+    "_unsafe_index_put": ("indices",), "index_add": ("index",), "index_copy": ("index",),
+    "index_fill": ("index",), "index_reduce": ("index",), "scatter": ("index",), "scatter_add": ("index",),
+    "scatter_reduce": ("index",), "take": ("index",), "take_along_dim": ("indices",), "one_hot": ("self",),
+    "bincount": ("self",), "nll_loss": ("target",), "cross_entropy_loss": ("target",),
+}
+#: (op name, argument) pairs that must hold a bool mask.
+_MASK_ARGUMENTS = {
+    "where": ("condition",), "masked_fill": ("mask",), "masked_scatter": ("mask",), "masked_select": ("mask",),
+}
+#: What the live engine said where it broke (TensorRT-RTX, Torch-TensorRT 2.11, H200), by op and cast dtype.
+_SEEN = {
+    ("embedding", torch.float16): "Expected tensor for argument #1 'indices' to have one of the following scalar "
+                                  "types: Long, Int; but got torch.cuda.HalfTensor",
+    ("gather", torch.float16): "gather(): Expected dtype int32/int64 for index, but got torch.float16",
+    ("gather", torch.float32): "gather(): Expected dtype int32/int64 for index, but got torch.float32",
+}
+#: Largest integer each float dtype holds exactly (2 ** (mantissa bits + 1)).
+_EXACT_INT = {torch.float16: 2048, torch.bfloat16: 256, torch.float32: 2 ** 24}
+
+
+@dataclass(frozen=True)
+class IntegerCast:
+    """One integer (or bool) tensor that Torch-TensorRT's autocast turns into a float at a classified node.
+
+    ``_cast_all_tensor_args_to_dtype`` (``lowering/passes/rule_based_autocast.py``, Torch-TensorRT 2.10-2.14)
+    casts every tensor argument of a low or high node to that node's dtype; it never checks for integers.
+    Excluding the node or its op only changes the float dtype (FP32 instead of FP16): it fails the same way.
+    """
+
+    node: str  #: the classified FX node whose argument the tensor is
+    op: str  #: that node's qualified op (``torch.ops.aten.embedding.default``)
+    module: str  #: that node's innermost module path ("" for the root)
+    input: str  #: FX node producing the tensor: a graph input, a buffer or an op (``ids``, ``arange``)
+    argument: str  #: the op's argument it fills (``indices``, ``index``, ``condition``); "" where unknown
+    input_dtype: torch.dtype  #: its dtype in the exported graph (``torch.int64``, ``torch.bool`` ...)
+    cast_dtype: torch.dtype  #: the float dtype the pass gives it: the node's classified dtype
+    via: str  #: "cast": the pass inserts ``aten.to.dtype``; "relabel": its producer is classified too, so the
+    #: pass inserts no cast but has already re-typed that producer's integer output as ``cast_dtype``
+    fails: bool  #: True where the op needs an integer/bool tensor there (the compile or the run fails)
+    why: str  #: what breaks, in words
+
+    def describe(self, why: bool = True) -> str:
+        """One line: ``embedding <- ids (int64 'indices') cast to FP16: embedding needs ...`` (``why=False``: no reason)."""
+        arg = f" {self.argument!r}" if self.argument else ""
+        how = "cast to" if self.via == "cast" else "relabelled"
+        text = (f"{self.node} <- {self.input} ({str(self.input_dtype).replace('torch.', '')}{arg}) "
+                f"{how} {dtypes.display_name(self.cast_dtype)}")
+        return f"{text}: {self.why}" if why else text
+
+
+@dataclass(frozen=True)
+class _IntArg:
+    """A non-float tensor argument of one node, from the exported graph (settings-independent)."""
+
+    input: str  #: producing node, through detach (Torch-TensorRT's remove_detach runs first)
+    argument: str  #: schema argument name, "" where unknown
+    dtype: torch.dtype  #: its dtype in the exported graph
+
 
 @dataclass(frozen=True)
 class _NodeFacts:
@@ -52,15 +128,25 @@ class _NodeFacts:
     depth: int | None  #: depth of reduction from reference shapes, None when the rule cannot measure it
 
 
+_MAX_LISTED = 6
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
 class PrecisionPlan:
     """The predicted precision of every call_function node; iterate for records, index by node name."""
 
     def __init__(self, settings: Settings, records: dict[str, NodePrecision], calibrated: bool,
-                 changed: tuple[str, ...] | None = None) -> None:
+                 changed: tuple[str, ...] | None = None, integer_casts: tuple[IntegerCast, ...] = ()) -> None:
         self.settings = settings
         self._records = records
         self.calibrated = calibrated  #: whether calibration data fed the I/O-range and depth rules
         self.changed = changed  #: nodes re-decided incrementally from the previous plan (None: full plan)
+        #: integer/bool tensors Torch-TensorRT's autocast would turn into floats, in graph order
+        self.integer_casts = integer_casts
 
     def __iter__(self) -> Iterator[NodePrecision]:
         return iter(self._records.values())
@@ -101,6 +187,32 @@ class PrecisionPlan:
             or (o.dtype, o.accumulate_dtype, o.rule) != (rec.dtype, rec.accumulate_dtype, rec.rule)
         ]
 
+    def warnings(self) -> list[str]:
+        """What will go wrong if this plan is compiled with Torch-TensorRT's autocast ([] when nothing)."""
+        casts = self.integer_casts
+        if not casts:
+            return []
+        nodes = list(dict.fromkeys(c.node for c in casts))
+        failing = list(dict.fromkeys(c.node for c in casts if c.fails))
+        shown = "; ".join(c.describe(why=False) for c in casts[:_MAX_LISTED])
+        if len(casts) > _MAX_LISTED:
+            shown += f"; and {len(casts) - _MAX_LISTED} more (plan.integer_casts)"
+        whys = list(dict.fromkeys(c.why for c in casts))
+        why = "; ".join(whys[:3]) + ("; ..." if len(whys) > 3 else "")
+        if failing:
+            outcome = (f"So the compile or the run fails at {_listed(failing)}. Excluding these nodes or ops does "
+                       "not help (they are then cast to FP32, which fails the same way).")
+        else:
+            outcome = ("So the integer values change without an error; excluding the nodes only changes the float "
+                       "they become.")
+        return [
+            f"Torch-TensorRT {_RELEASES} autocast turns integer tensors into floats at {len(nodes)} node(s): "
+            f"{shown}. Why: {why}. {outcome} Remedy: build the cast graph instead, which "
+            "applies this plan's casts to floating-point tensors only: ex.cast_program() or "
+            "ex.export_cast_program(path), compiled with autocast off and strong typing "
+            "(mixprec_explorer.backends.cast_graph.compile_kwargs_for_cast_program)."
+        ]
+
     def to_rows(self) -> list[dict[str, str]]:
         """One dict per node (name, op, module, dtype, accumulate, rule, reason), for tables and DataFrames."""
         return [{"name": r.name, "op": r.op.replace("torch.ops.", ""), "module": r.module,
@@ -126,7 +238,8 @@ class PrecisionPlan:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts().items()))
-        return f"<PrecisionPlan {len(self)} nodes ({counts})>"
+        ints = f", {len(self.integer_casts)} integer cast(s)" if self.integer_casts else ""
+        return f"<PrecisionPlan {len(self)} nodes ({counts}){ints}>"
 
 
 class Policy:
@@ -137,6 +250,7 @@ class Policy:
         self.calibration = dict(calibration or {})
         self._facts = {name: self._node_facts(name) for name in captured.producers}
         self._match_cache: dict[tuple[str, str], bool] = {}
+        self._int_args = _integer_arguments(captured)  #: node -> its non-float tensor arguments
 
     # -- precomputation ---------------------------------------------------------------------------
     def _node_facts(self, name: str) -> _NodeFacts:
@@ -184,6 +298,15 @@ class Policy:
 
     def decide(self, info: NodeInfo, settings: Settings) -> NodePrecision:
         """The record for one node under ``settings``."""
+        rec = self._decide(info, settings)
+        if rec.rule in CLASSIFIED_RULES and rec.dtype is not None:
+            note = self._integer_note(info, rec.dtype)
+            if note:
+                rec = NodePrecision(rec.name, rec.op, rec.module, rec.dtype, rec.accumulate_dtype, rec.rule,
+                                    rec.reason + note)
+        return rec
+
+    def _decide(self, info: NodeInfo, settings: Settings) -> NodePrecision:
         name, op, module = info.name, info.op, info.module
 
         def rec(dtype: torch.dtype | None, rule: str, reason: str) -> NodePrecision:
@@ -227,13 +350,23 @@ class Policy:
         if limit is not None and facts.depth is not None and facts.depth > limit:
             return rec(torch.float32, "depth",
                        f"depth of reduction {facts.depth} > autocast_max_depth_of_reduction {limit}")
-        reason = f"autocast: no rule kept it in FP32 -> {dtypes.display_name(low)}"
-        casts = [d for d in info.input_dtypes if d is not None and not d.is_floating_point]
-        if casts or (info.dtype is not None and not info.dtype.is_floating_point):
-            reason += (f"; note: Torch-TensorRT also casts this node's non-float tensors "
-                       f"({', '.join(sorted({str(d) for d in casts} or {str(info.dtype)}))}) to "
-                       f"{dtypes.display_name(low)} - exclude the op if that breaks it")
-        return rec(low, "low_precision", reason)
+        return rec(low, "low_precision", f"autocast: no rule kept it in FP32 -> {dtypes.display_name(low)}")
+
+    def _integer_note(self, info: NodeInfo, dtype: torch.dtype) -> str:
+        """The reason's note where the pass turns this classified node's integer tensors into floats ("" if not)."""
+        args = self._int_args.get(info.name, ())
+        shown = dtypes.display_name(dtype)
+        if args:
+            listed = ", ".join(f"{a.input} ({str(a.dtype).replace('torch.', '')}"
+                               f"{f' {a.argument!r}' if a.argument else ''})" for a in args)
+            return (f"; note: Torch-TensorRT {_RELEASES} autocast also turns its integer input(s) {listed} into "
+                    f"{shown} ({_consequence(info.op, args[0], dtype)[1]}); excluding it only makes that FP32 - "
+                    "see plan.integer_casts and the cast graph")
+        if info.dtype is not None and not info.dtype.is_floating_point and not info.dtype.is_complex:
+            return (f"; note: Torch-TensorRT {_RELEASES} autocast relabels its "
+                    f"{str(info.dtype).replace('torch.', '')} output as {shown}; its consumers then read "
+                    "a float - see plan.integer_casts")
+        return ""
 
     @staticmethod
     def _accumulate(info: NodeInfo, dtype: torch.dtype | None, settings: Settings) -> torch.dtype | None:
@@ -252,11 +385,29 @@ class Policy:
         touched = self._touched(settings, previous) if previous is not None else None
         if touched is None:
             records = {n: self.decide(i, settings) for n, i in nodes.items() if n in names}
-            return PrecisionPlan(settings, records, bool(self.calibration))
+            return PrecisionPlan(settings, records, bool(self.calibration),
+                                 integer_casts=self.integer_casts(records))
         records = dict(previous._records)  # type: ignore[union-attr]
         for n in touched:
             records[n] = self.decide(nodes[n], settings)
-        return PrecisionPlan(settings, records, bool(self.calibration), tuple(touched))
+        return PrecisionPlan(settings, records, bool(self.calibration), tuple(touched),
+                             integer_casts=self.integer_casts(records))
+
+    def integer_casts(self, records: Mapping[str, NodePrecision]) -> tuple[IntegerCast, ...]:
+        """Every integer/bool tensor the autocast pass turns into a float under these decisions, in graph order."""
+        out = []
+        for name, args in self._int_args.items():
+            rec = records.get(name)
+            if rec is None or rec.rule not in CLASSIFIED_RULES or rec.dtype is None:
+                continue
+            for arg in args:
+                producer = records.get(arg.input)
+                # the pass compares with the metadata, which it has re-typed on classified producers
+                believed = producer.dtype if producer is not None and producer.rule in CLASSIFIED_RULES else arg.dtype
+                fails, why = _consequence(rec.op, arg, rec.dtype)
+                out.append(IntegerCast(name, rec.op, rec.module, arg.input, arg.argument, arg.dtype, rec.dtype,
+                                       "relabel" if believed == rec.dtype else "cast", fails, why))
+        return tuple(out)
 
     def _touched(self, settings: Settings, previous: PrecisionPlan) -> list[str] | None:
         """Nodes a change of exclusions can affect, or None when a full plan is needed."""
@@ -275,3 +426,71 @@ class Policy:
         if ops:
             touched.update(dict.fromkeys(n for n, i in self.captured.nodes.items() if i.op in ops))
         return list(touched)
+
+
+def _op_stem(op: str) -> str:
+    """``torch.ops.aten.index_select.default`` -> ``index_select``."""
+    parts = op.split(".")
+    return parts[3] if len(parts) >= 5 and parts[:2] == ["torch", "ops"] else op
+
+
+def _consequence(op: str, arg: _IntArg, dtype: torch.dtype) -> tuple[bool, str]:
+    """(fails, why) for one integer argument turned into ``dtype`` at an ``op`` node."""
+    stem = _op_stem(op)
+    shown = dtypes.display_name(dtype)
+    if arg.argument in _INDEX_ARGUMENTS.get(stem, ()):
+        seen = f' (seen: "{_SEEN[stem, dtype]}")' if (stem, dtype) in _SEEN else ""
+        return True, f"{stem} needs int32/int64 {arg.argument}, a {shown} tensor is rejected{seen}"
+    if arg.argument in _MASK_ARGUMENTS.get(stem, ()):
+        return True, f"{stem} needs a bool {arg.argument}, a {shown} tensor is rejected"
+    exact = _EXACT_INT.get(dtype)
+    limit = f"{shown} holds integers exactly only up to {exact}, " if exact else ""
+    return False, (f"{stem} computes on {shown} values where the model computes on integers: {limit}"
+                   "and any index use downstream receives a float tensor")
+
+
+def _tensor_dtype(node: torch.fx.Node) -> torch.dtype | None:
+    val = node.meta.get("val")
+    return val.dtype if isinstance(val, torch.Tensor) else None
+
+
+def _schema_names(target: Any) -> list[str]:
+    schema = getattr(target, "_schema", None)
+    return [a.name for a in schema.arguments] if schema is not None else []
+
+
+def _integer_arguments(captured: CapturedGraph) -> dict[str, tuple[_IntArg, ...]]:
+    """Per call_function node the autocast pass may classify: its integer/bool tensor arguments, in order."""
+    detach = torch.ops.aten.detach.default
+
+    def source(n: torch.fx.Node) -> torch.fx.Node:
+        while n.op == "call_function" and n.target == detach and n.args and isinstance(n.args[0], torch.fx.Node):
+            n = n.args[0]
+        return n
+
+    def collect(value: Any, argument: str, into: list[_IntArg]) -> None:
+        if isinstance(value, torch.fx.Node):
+            n = source(value)
+            dtype = _tensor_dtype(n)
+            if dtype is not None and not dtype.is_floating_point and not dtype.is_complex:
+                into.append(_IntArg(n.name, argument, dtype))
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                collect(v, argument, into)
+        elif isinstance(value, dict):
+            for v in value.values():
+                collect(v, argument, into)
+
+    out: dict[str, tuple[_IntArg, ...]] = {}
+    for node in captured.graph_module.graph.nodes:
+        if node.op != "call_function" or node.name not in captured.producers:
+            continue  # not an op, or deleted by pre-lowering before autocast runs
+        names = _schema_names(node.target)
+        found: list[_IntArg] = []
+        for i, value in enumerate(node.args):
+            collect(value, names[i] if i < len(names) else "", found)
+        for key, value in node.kwargs.items():
+            collect(value, key, found)
+        if found:
+            out[node.name] = tuple(found)
+    return out

@@ -187,11 +187,118 @@ def test_weak_typing_leaves_precision_to_tensorrt(autocast_ex):
     assert all(r.dtype is None and r.rule == "weak_typing" for r in plan)
 
 
-def test_non_float_inputs_get_a_warning_in_the_reason():
+FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+
+
+class GatherWhere(torch.nn.Module):
+    """Integer indices into gather, a bool mask into where, and an integer tensor added to a float one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x, idx):
+        y = self.fc(x)
+        picked = torch.gather(y, 1, idx)
+        masked = torch.where(x > 0, y, 0.0)[:, :3]
+        return picked + masked + idx
+
+
+@pytest.fixture(scope="module")
+def encoder_ex() -> Explorer:
+    """The built-in BERT-base-sized encoder: token ids feed one embedding, arange positions another."""
+    from mixprec_explorer.examples import transformer_encoder
+
+    return Explorer(*transformer_encoder())
+
+
+@pytest.fixture
+def gather_ex() -> Explorer:
+    torch.manual_seed(0)
+    return Explorer(GatherWhere().eval(), (torch.randn(2, 8), torch.randint(0, 8, (2, 3))))
+
+
+def test_non_float_inputs_get_a_note_in_the_reason():
     emb = torch.nn.Sequential(torch.nn.Embedding(10, 4)).eval()
     ex = Explorer(emb, (torch.tensor([[1, 2, 3]]),))
-    rec = ex.plan(Settings(enable_autocast=True, autocast_low_precision_type=torch.float16))["embedding"]
-    assert rec.dtype == torch.float16 and "torch.int64" in rec.reason
+    rec = ex.plan(FP16)["embedding"]
+    assert rec.dtype == torch.float16
+    assert "input (int64 'indices') into FP16" in rec.reason and "2.10-2.14" in rec.reason
+
+
+def test_encoder_integer_casts_are_predicted(encoder_ex):
+    plan = encoder_ex.plan(FP16)
+    casts = {(c.node, c.input): c for c in plan.integer_casts}
+    assert set(casts) == {("embedding", "ids"), ("embedding_1", "arange")}
+    ids, positions = casts["embedding", "ids"], casts["embedding_1", "arange"]
+    assert (ids.op, ids.module, ids.argument) == ("torch.ops.aten.embedding.default", "embed", "indices")
+    assert (ids.input_dtype, ids.cast_dtype, ids.via, ids.fails) == (torch.int64, torch.float16, "cast", True)
+    assert "Long, Int" in ids.why  # the error the live engine gave
+    # arange is classified FP16 too: the pass relabels its int64 output, so it inserts no cast before embedding_1
+    assert (positions.module, positions.via, positions.fails) == ("pos", "relabel", True)
+    assert "relabels its int64 output as FP16" in plan["arange"].reason
+    assert "2 integer cast(s)" in repr(plan)
+
+
+def test_a_gather_model_flags_indices_and_masks(gather_ex):
+    casts = {(c.node, c.input): c for c in gather_ex.plan(FP16).integer_casts}
+    gather, where, add = casts["gather", "idx"], casts["where", "gt"], casts["add_1", "idx"]
+    assert (gather.argument, gather.via, gather.fails) == ("index", "cast", True)
+    assert "gather(): Expected dtype int32/int64 for index, but got torch.float16" in gather.why
+    assert (where.argument, where.input_dtype, where.via, where.fails) == ("condition", torch.bool, "relabel", True)
+    # an integer added to a float is not rejected, but its values change: FP16 is exact only up to 2048
+    assert (add.fails, add.via) == (False, "cast") and "2048" in add.why
+
+
+def test_exclusion_only_changes_the_float_the_integers_become(encoder_ex):
+    from mixprec_explorer import SettingsWarning
+
+    ex = Explorer(encoder_ex.exported_program)
+    with pytest.warns(SettingsWarning, match="cast to FP32"):
+        ex.settings = FP16.replace(autocast_excluded_ops={"torch.ops.aten.embedding.default"})
+    plan = ex.plan()
+    assert {c.node: c.cast_dtype for c in plan.integer_casts} == {"embedding": torch.float32,
+                                                                  "embedding_1": torch.float32}
+    # arange stays FP16, so embedding_1's relabelled positions now get a real cast FP16 -> FP32
+    assert {c.node: c.via for c in plan.integer_casts} == {"embedding": "cast", "embedding_1": "cast"}
+    with pytest.warns(SettingsWarning, match="integer"):
+        ex.exclude("embed")  # the incremental plan re-decides the touched nodes and recomputes the findings
+    assert ex.plan().changed is not None and len(ex.plan().integer_casts) == 2
+
+
+@pytest.mark.parametrize("settings", [Settings(), Settings(use_explicit_typing=False),
+                                      Settings(enable_autocast=True)], ids=["explicit", "weak", "no_low_type"])
+def test_no_integer_casts_without_the_autocast_pass(gather_ex, settings):
+    plan = gather_ex.plan(settings)
+    assert plan.integer_casts == () and plan.warnings() == []
+
+
+def test_check_settings_names_nodes_versions_and_the_remedy(encoder_ex, gather_ex):
+    from mixprec_explorer import SettingsWarning
+
+    ex = Explorer(encoder_ex.exported_program)
+    message = next(m for m in ex.check_settings(FP16) if "integer" in m)
+    for part in ("Torch-TensorRT 2.10-2.14", "embedding <- ids (int64 'indices') cast to FP16",
+                 "embedding_1 <- arange", "fails at embedding, embedding_1", "ex.cast_program()",
+                 "export_cast_program", "autocast off"):
+        assert part in message, part
+    assert not [m for m in ex.check_settings(Settings()) if "integer" in m]
+    with pytest.warns(SettingsWarning, match="turns integer tensors into floats"):
+        gather_ex.settings = FP16
+
+
+def test_predicted_failures_really_fail_when_the_pass_casts_are_applied(encoder_ex, gather_ex):
+    """Apply the plan's casts to every tensor as Torch-TensorRT's pass does: what the plan says fails, fails."""
+    from mixprec_explorer.backends.torch_plan import apply_plan
+
+    for ex, error in ((encoder_ex, "indices"), (gather_ex, "index")):
+        plan = ex.plan(FP16)
+        assert any(c.fails for c in plan.integer_casts)
+        as_the_pass = apply_plan(ex.exported_program, plan, cast_non_float=True)
+        with pytest.raises(RuntimeError, match=error):
+            as_the_pass.module(*ex.example_inputs)
+        kept = apply_plan(ex.exported_program, plan)  # integer tensors kept: runs
+        assert kept.module(*ex.example_inputs).dtype == torch.float16
 
 
 def test_plan_shows_as_a_table_in_notebooks(autocast_ex):
