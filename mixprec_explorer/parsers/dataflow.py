@@ -281,7 +281,7 @@ def _other(dtype: torch.dtype | None, seen: Iterable[torch.dtype | None]) -> tor
 
 
 def _word_positions(graph: _Graph, region: list[int], words: Sequence[str]) -> list[int | None]:
-    """For each region node, the index in ``words`` of the first op word its signature takes (None: none)."""
+    """For each region node, the index in ``words`` of the last op word its signature takes (None: none)."""
     used = [False] * len(words)
     out: list[int | None] = []
     for i in region:
@@ -297,21 +297,44 @@ def _word_positions(graph: _Graph, region: list[int], words: Sequence[str]) -> l
             else:
                 for k in picks:
                     used[k] = True
-                position = min(picks)
+                position = max(picks)  # the dtype a node yields is the one in force at its last word
                 break
         out.append(position)
     return out
 
 
+def _feeding_dtype(graph: _Graph, region: list[int], record: LayerRecord,
+                   tensors: Mapping[str, _Tensor]) -> torch.dtype | None:
+    """The dtype of the kernel input that feeds the region's earliest node (a residual input joins later)."""
+    best: tuple[int, torch.dtype] | None = None
+    names = [name for name, _ in _tensor_list(record, "Inputs")]
+    for k, name in enumerate(names):
+        dtype = record.input_dtypes[k] if k < len(record.input_dtypes) else None
+        if dtype is None or not dtype.is_floating_point or name not in tensors:
+            continue
+        sources = set(tensors[name].reach)
+        for position, i in enumerate(region):
+            preds = {graph.index.get(p) for p in graph.view.producers.get(graph.names[i], ())}
+            if sources & preds:
+                if best is None or position < best[0]:
+                    best = (position, dtype)
+                break
+    return best[1] if best else None
+
+
 def _node_dtypes(graph: _Graph, region: list[int], record: LayerRecord, words: Sequence[str],
-                 engine_dtypes: set[torch.dtype | None]) -> tuple[tuple[str, torch.dtype | None], ...]:
+                 engine_dtypes: set[torch.dtype | None],
+                 tensors: Mapping[str, _Tensor]) -> tuple[tuple[str, torch.dtype | None], ...]:
     """Each region node's measured dtype, read along the kernel's op words from its input dtype.
 
     Every ``Cast`` word flips between the two floating dtypes the engine uses (FP32 and the low type), so in
-    ``CastReshMulSumAddCast`` fed FP32 the matmul ran in FP16; a node computes in the dtype in force at the first
-    word it accounts for. FX cast nodes take the dtype they cast to; other nodes without a word, their predecessor's.
+    ``CastReshMulSumAddCast`` fed FP32 the matmul ran in FP16; a node yields the dtype in force at the last word it
+    accounts for (Myelin may run a piece inside a node, GELU's ``Erf``, in FP32: the node's output dtype counts). FX cast nodes take the dtype they cast to; other nodes without a word, their predecessor's.
     """
     floats = [d for d in record.input_dtypes if d is not None and d.is_floating_point]
+    first = _feeding_dtype(graph, region, record, tensors)
+    if first is not None:
+        floats = [first]
     outs = [d for d in record.output_dtypes if d is not None and d.is_floating_point]
     casts = sum(1 for w in words if w == "Cast")
     if floats:
@@ -523,7 +546,7 @@ def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]
         if not region:
             out.append(dataclasses.replace(record, extra={**record.extra, "match": match}))
             continue
-        dtypes = () if confidence == "glue" else _node_dtypes(graph, region, record, words, engine_dtypes)
+        dtypes = () if confidence == "glue" else _node_dtypes(graph, region, record, words, engine_dtypes, tensors)
         out.append(dataclasses.replace(
             record, nodes=tuple(graph.names[i] for i in region), node_dtypes=dtypes,
             node_weights=_weights(graph, region), extra={**record.extra, "match": match}))
