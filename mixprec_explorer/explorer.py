@@ -154,6 +154,7 @@ class Explorer:
         for op in sorted(s.autocast_excluded_ops):
             if op not in present:
                 out.append(f"autocast_excluded_ops: {op!r} does not occur in this model's graph")
+        out.extend(self.plan(s).warnings())  # integer tensors Torch-TensorRT's autocast would cast to float
         return out
 
     @property
@@ -422,3 +423,21 @@ class Explorer:
     def __repr__(self) -> str:
         calls = sum(1 for i in self.nodes.values() if i.kind == "call_function")
         return f"<Explorer {calls} ops, {len(self.modules)} modules, {self.plan()!r}>"
+
+    # -- the cast graph: the plan's casts in the program, for a compile with autocast off ------------------------
+    def cast_program(self, settings: Settings | None = None, device: str | None = None) -> torch.export.ExportedProgram:
+        """The plan as an ExportedProgram with its casts applied to floating-point tensors only.
+
+        Compile it with strong typing and autocast off (``backends.cast_graph.compile_kwargs_for_cast_program``):
+        the way around Torch-TensorRT's autocast casting integer tensors (``plan.integer_casts``).
+        """
+        from .backends.cast_graph import cast_program
+
+        return cast_program(self, settings, device=device)
+
+    def export_cast_program(self, path: str | os.PathLike[str], settings: Settings | None = None,
+                            device: str | None = None) -> tuple[Path, Path]:
+        """Save :meth:`cast_program` with ``torch.export.save`` (atomic) and a ``.py`` compile snippet beside it."""
+        from .backends.cast_graph import export_cast_program
+
+        return export_cast_program(self, path, settings, device=device)
