@@ -6,7 +6,10 @@ rule-based autocast classifies (it runs as a pre-lowering pass, ahead of ``run_d
 
 from __future__ import annotations
 
+import linecache
 import operator
+import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +110,42 @@ def _module_of(node: torch.fx.Node) -> tuple[str, str]:
     return str(path), typ
 
 
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in ')
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+
+
+def _is_torch_internal(path: str) -> bool:
+    """True for a file of torch itself (this install's, or any ``site-packages/torch/`` of the machine that
+    exported the program)."""
+    norm = path.replace("\\", "/")
+    return os.path.abspath(path).startswith(_TORCH_DIR) or "/site-packages/torch/" in norm \
+        or "/dist-packages/torch/" in norm
+
+
+def source_line(stack_trace: str | None) -> tuple[str, int, str] | None:
+    r"""(file, line number, the line's text) of the innermost frame of an FX ``stack_trace`` outside torch:
+    the user's line that made the node, not the ``F.linear`` inside ``nn.Linear``. None when there is none.
+
+    >>> trace = ('File "/home/me/model.py", line 12, in forward\n    return self.fc(x)\n'
+    ...          '  File "/venv/lib/python3.11/site-packages/torch/nn/modules/linear.py", line 134, in forward\n'
+    ...          '    return F.linear(input, self.weight, self.bias)')
+    >>> source_line(trace)
+    ('/home/me/model.py', 12, 'return self.fc(x)')
+    """
+    if not stack_trace:
+        return None
+    lines = stack_trace.splitlines()
+    found: tuple[str, int, str] | None = None
+    for i, text in enumerate(lines):
+        match = _FRAME.match(text)
+        if match is None or _is_torch_internal(match["file"]):
+            continue
+        code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.match(lines[i + 1]) else ""
+        line = int(match["line"])
+        found = (match["file"], line, code or linecache.getline(match["file"], line).strip())
+    return found
+
+
 def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             example_inputs: Sequence[Any] | Any | None = None) -> CapturedGraph:
     """Export (unless given an ExportedProgram) and build the node records and graph.
@@ -181,6 +220,7 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             flops=costs.estimate_flops(op, in_shapes, out_shapes) if is_call else 0,
             bytes_moved=costs.estimate_bytes(op, in_bytes, [d[2] for d in outs]) if is_call else 0,
             removed_by=_REMOVED_BY.get(op) if is_call else None,
+            source=source_line(node.meta.get("stack_trace")) if is_call else None,
         )
         nodes[node.name] = info
         if info.removed_by:

@@ -29,6 +29,9 @@ class NodeInfo:
     flops: int  #: estimated floating-point operations of one forward pass
     bytes_moved: int  #: estimated bytes read and written
     removed_by: str | None = None  #: Torch-TensorRT pre-lowering pass that deletes this node, if any
+    #: (file, line number, the line's text) of the Python line that made this node: the innermost frame of
+    #: ``node.meta["stack_trace"]`` outside torch itself; None where export recorded none
+    source: tuple[str, int, str] | None = None
 
     @property
     def dtype(self) -> torch.dtype | None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mixprec_explorer import CaptureError, Explorer
+from mixprec_explorer.capture import source_line
 from mixprec_explorer.examples import layer_stack
 
 from _models import ResidualCNN
@@ -69,3 +70,50 @@ def test_bad_arguments_are_named():
 def test_training_mode_warns():
     with pytest.warns(UserWarning, match="training mode"):
         Explorer(torch.nn.Linear(2, 2), (torch.randn(1, 2),))
+
+
+class TwoLines(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+        self.block = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.GELU())
+
+    def forward(self, x):
+        y = self.fc(x) * 2.0
+        return self.block(y)
+
+
+def test_each_node_knows_the_user_line_that_made_it() -> None:
+    ex = Explorer(TwoLines().eval(), (torch.randn(2, 4),))
+    here = __file__
+    lines = {name: info.source for name, info in ex.nodes.items() if info.kind == "call_function"}
+    assert lines["mul"] == (here, _line_of("y = self.fc(x) * 2.0"), "y = self.fc(x) * 2.0")
+    # inside nn.Linear the innermost frame is torch's F.linear: the user's call of the module is shown instead
+    assert lines["linear"] == lines["mul"]
+    # through nn.Sequential (torch's container.py): still the user's line that called the block
+    assert lines["gelu"] == (here, _line_of("return self.block(y)"), "return self.block(y)")
+    assert ex.nodes["x"].source is None and ex.nodes["output"].source is None
+
+
+def _line_of(text: str) -> int:
+    with open(__file__, encoding="utf-8") as f:
+        return next(i for i, line in enumerate(f, 1) if line.strip() == text)
+
+
+@pytest.mark.parametrize(("trace", "expected"), [
+    (None, None),
+    ("", None),
+    # only torch frames: no user line to show
+    ('File "/venv/lib/python3.12/site-packages/torch/nn/modules/container.py", line 250, in forward\n'
+     "    input = module(input)", None),
+    # the innermost frame outside torch wins, wherever torch lives on the machine that exported
+    ('File "/home/me/net.py", line 30, in forward\n    x = self.layers(x)\n'
+     '  File "/opt/conda/lib/python3.10/site-packages/torch/nn/modules/container.py", line 250, in forward\n'
+     "    input = module(input)\n"
+     '  File "/home/me/blocks.py", line 12, in forward\n    return self.attn(x) + x\n'
+     '  File "/opt/conda/lib/python3.10/site-packages/torch/nn/modules/activation.py", line 1460, in forward\n'
+     "    return F.multi_head_attention_forward(",
+     ("/home/me/blocks.py", 12, "return self.attn(x) + x")),
+])
+def test_source_line_of_a_stack_trace(trace: str | None, expected: tuple[str, int, str] | None) -> None:
+    assert source_line(trace) == expected

@@ -9,6 +9,7 @@ nearby settings share their records.
 from __future__ import annotations
 
 import functools
+import html
 import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .graph import GraphView
     from .overlay import Overlay
 
-__all__ = ["group_static_hover", "node_static_hover", "plan_hover", "record_hover"]
+__all__ = ["group_static_hover", "node_static_hover", "plan_hover", "record_hover", "short_path", "source_text"]
 
 
 # -- the static part ----------------------------------------------------------------------------------------
@@ -56,8 +57,36 @@ def _wrap(text: str, width: int = 90) -> str:
     return "<br>   ".join(lines)
 
 
+def short_path(path: str, parts: int = 2) -> str:
+    """The last ``parts`` components of a file path, enough to recognise it.
+
+    >>> short_path("/home/me/project/models/encoder.py")
+    'models/encoder.py'
+    """
+    return "/".join(path.replace("\\", "/").split("/")[-parts:])
+
+
+def source_text(info: NodeInfo, *, width: int = 100) -> str | None:
+    """The Python line that made a node as ``file:line  code`` (the file shortened, the code cut to ``width``
+    characters), or None where the capture recorded none. Plain text: escape it for HTML.
+
+    >>> from mixprec_explorer.records import NodeInfo
+    >>> info = NodeInfo("linear", "call_function", "torch.ops.aten.linear.default", "fc", "", (), (), (), (), 0, 0, 0,
+    ...                 source=("/home/me/models/net.py", 12, "return self.fc(x)"))
+    >>> source_text(info)
+    'models/net.py:12  return self.fc(x)'
+    """
+    if info.source is None:
+        return None
+    path, line, code = info.source
+    if len(code) > width:
+        code = code[: width - 1] + "\u2026"
+    return f"{short_path(path)}:{line}  {code}".rstrip()
+
+
 def node_static_hover(info: NodeInfo) -> str:
-    """The settings-independent hover of one node: name, op, module, tensors, FLOPs, bytes and parameters."""
+    """The settings-independent hover of one node: name, op, module, tensors, FLOPs, bytes, parameters, and the
+    source line that made it."""
     if info.kind != "call_function":
         what = "graph input" if info.kind == "input" else "graph output" if info.kind == "output" else info.kind
         return (f"<b>{info.name}</b> ({what})<br>shapes: "
@@ -66,7 +95,13 @@ def node_static_hover(info: NodeInfo) -> str:
     return (f"<b>{info.name}</b>  {info.op}<br>module: {module}" + (f"  [{info.module_type}]" if info.module_type else "")
             + f"<br>in: {_tensors(info.input_shapes, info.input_dtypes)}"
             + f"<br>out: {_tensors(info.output_shapes, info.output_dtypes)}"
-            + f"<br>FLOPs: {_si(info.flops)} · bytes: {_si(info.bytes_moved)} · params: {_si(info.param_count)}")
+            + f"<br>FLOPs: {_si(info.flops)} · bytes: {_si(info.bytes_moved)} · params: {_si(info.param_count)}"
+            + _source_hover(info))
+
+
+def _source_hover(info: NodeInfo) -> str:
+    text = source_text(info, width=80)
+    return f"<br>source: {html.escape(text, quote=False)}" if text else ""
 
 
 def group_static_hover(path: str, infos: list[NodeInfo]) -> str:
