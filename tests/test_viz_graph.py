@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
 
-from mixprec_explorer import Explorer, LayerRecord, Settings
+from mixprec_explorer import Explorer, LayerRecord, Settings, SettingsWarning
 from mixprec_explorer.backends.base import Profile
 from mixprec_explorer.dtypes import PALETTE
 from mixprec_explorer.examples import layer_stack, reference_autocast_model
@@ -54,8 +57,11 @@ def test_figure_is_valid_plotly_with_one_edge_trace_and_one_node_trace(ex: Explo
     fig = build_figure(ex)
     go.Figure(fig.to_dict())  # full validation of every property
     edges, nodes = fig.data[vg.EDGES], fig.data[vg.NODES]
-    assert edges.mode == "lines" and nodes.mode == "markers+text"  # small graphs are labelled
-    assert "\u2003linear_1 · linear2" in nodes.text
+    assert edges.mode == "lines" and nodes.mode == "markers"
+    labels = fig.data[vg.LABELS]  # one label per point, in point order, beside it
+    assert labels.mode == "text" and labels.hoverinfo == "skip"
+    assert list(labels.text) == ["x", "linear · linear1", "linear_1 · linear2", "linear_2 · linear3", "output"]
+    assert all(lx > x for lx, x in zip(labels.x, nodes.x))
     assert list(nodes.customdata) == list(ex.graph.nodes)
     assert np.isnan(np.asarray(edges.x, dtype=float)).sum() == ex.graph.number_of_edges()
     assert edges.hoverinfo == "skip" and nodes.hoverinfo == "text"
@@ -70,7 +76,7 @@ def test_nodes_are_coloured_by_predicted_dtype_with_the_fixed_palette(ex: Explor
     assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP16"]
     assert _colour_of(fig, _point(fig, "linear_1")) == PALETTE["FP32"]
     assert _colour_of(fig, _point(fig, "linear_2")) == PALETTE["FP16"]
-    legend = {t.name: t.marker.color for t in fig.data[6:] if t.visible}
+    legend = {t.name: t.marker.color for t in fig.data[vg._FIRST_LEGEND:] if t.visible}
     assert {"FP32", "FP16", "BF16", "other"} <= set(legend)
     assert legend["BF16"] != legend["FP32"]
     assert fig.data[vg.NODES].marker.showscale is False
@@ -87,8 +93,8 @@ def test_excluded_and_fp32_accumulation_nodes_are_marked(ex: Explorer) -> None:
     assert fig.data[vg.EXCLUDED].marker.symbol != fig.data[vg.ACCUMULATE].marker.symbol
     assert fig.data[vg.EXCLUDED].hoverinfo == "skip"  # clicks go through to the node
     keys = {t.name for t in fig.data if t.visible is not False and t.showlegend is not False and t.x == (None,)}
-    assert {"excluded from autocast (kept FP32)", "FP32 accumulation"} <= keys
-    assert "module of mixed precisions (ring: 2nd precision)" not in keys  # only when modules are grouped
+    assert {"excluded (kept FP32)", "FP32 accumulation"} <= keys
+    assert "mixed module (ring: 2nd)" not in keys  # only when modules are grouped
 
 
 def test_hover_names_everything_a_user_asks_about(ex: Explorer) -> None:
@@ -115,7 +121,7 @@ def test_settings_argument_plans_without_changing_the_explorer(ex: Explorer) -> 
 def test_other_discrete_colourings(ex: Explorer, color_by: str) -> None:
     fig = build_figure(ex, color_by=color_by)
     go.Figure(fig.to_dict())
-    legend = [t.name for t in fig.data[6:] if t.visible]
+    legend = [t.name for t in fig.data[vg._FIRST_LEGEND:] if t.visible]
     if color_by == "reason":
         assert {"low_precision", "excluded_node", "input/output"} <= set(legend)
         assert _colour_of(fig, _point(fig, "linear")) != _colour_of(fig, _point(fig, "linear_1"))
@@ -211,7 +217,7 @@ def test_recolor_refuses_a_foreign_figure(ex: Explorer, stack: Explorer) -> None
 def test_modules_collapse_expand_and_show_their_precision_mix(stack: Explorer) -> None:
     stack.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
     stack.exclude("blocks.3.1")  # one of blocks.3's three nodes stays FP32
-    full = build_figure(stack)
+    full = build_figure(stack, group_by_module=None)
     grouped = build_figure(stack, group_by_module=2)
     go.Figure(grouped.to_dict())
     keys = list(grouped.data[vg.NODES].customdata)
@@ -226,6 +232,15 @@ def test_modules_collapse_expand_and_show_their_precision_mix(stack: Explorer) -
     assert (grouped.data[vg.NODES].x[i], grouped.data[vg.NODES].y[i]) in set(zip(mixed.x, mixed.y))
     assert list(mixed.marker.color) == [PALETTE["FP32"]]  # the ring shows the second precision
     assert len(grouped.data[vg.EXCLUDED].x) == 1
+    # the group's bar under its label: two thirds FP16, one third FP32, in the palette's colours
+    bars = grouped.data[vg.MIX]
+    at = [j for j, y in enumerate(bars.y) if abs(y - grouped.data[vg.NODES].y[i]) < 20]
+    share = {bars.marker.color[j]: bars.x[j] / vg.BAR_WIDTH for j in at}
+    assert share == pytest.approx({PALETTE["FP16"]: 2 / 3, PALETTE["FP32"]: 1 / 3})
+    assert grouped.data[vg.LABELS].text[i] == "blocks.3 · 3 nodes"
+    stack.include("blocks.3.1")
+    recolor(grouped, stack)  # the bar follows the plan
+    assert {grouped.data[vg.MIX].marker.color[j] for j in at} == {PALETTE["FP16"]}
 
     opened = build_figure(stack, group_by_module=2, expanded={"blocks.3"})
     keys = list(opened.data[vg.NODES].customdata)
@@ -236,20 +251,21 @@ def test_modules_collapse_expand_and_show_their_precision_mix(stack: Explorer) -
 
 
 def test_large_graphs_switch_to_webgl(stack: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert build_figure(stack).data[vg.NODES].type == "scatter"
+    assert build_figure(stack, group_by_module=None).data[vg.NODES].type == "scatter"
     monkeypatch.setattr(vg, "GL_THRESHOLD", 50)
     monkeypatch.setattr(vg, "LABEL_LIMIT", 50)
     vg.clear_caches()
     try:
-        fig = build_figure(stack)
+        fig = build_figure(stack, group_by_module=None)
     finally:
         vg.clear_caches()
-    assert fig.data[vg.NODES].mode == "markers"  # no labels past LABEL_LIMIT points
+    assert not fig.data[vg.LABELS].text  # no labels past LABEL_LIMIT points
     assert fig.data[vg.NODES].type == "scattergl" and fig.data[vg.EDGES].type == "scattergl"
     go.Figure(fig.to_dict())
     stack.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
     recolor(fig, stack)
-    assert fig.layout.yaxis.range is not None  # a tall graph opens at its top
+    lo, hi = fig.layout.yaxis.range  # a tall graph opens at its top, at one pixel per layout unit
+    assert lo <= max(fig.data[vg.NODES].y) <= hi and min(fig.data[vg.NODES].y) < lo
 
 
 def test_figures_never_show_themselves(ex: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,3 +275,203 @@ def test_figures_never_show_themselves(ex: Explorer, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(go.Figure, "show", boom)
     build_figure(ex)
     recolor(build_figure(ex), ex)
+
+
+# -- legibility, measured on the figure itself -------------------------------------------------------------------
+Box = tuple[float, float, float, float]  # left, top, right, bottom in screen px (y down)
+
+
+def _screen(fig: go.Figure) -> tuple[Box, object, object]:
+    """The plot area in figure pixels and the maps from data to pixels, from the figure's size, margins, ranges."""
+    lay = fig.layout
+    m = lay.margin
+    plot = (m.l, m.t, lay.width - m.r, lay.height - m.b)
+    (x0, x1), (y0, y1) = lay.xaxis.range, lay.yaxis.range
+    sx, sy = (plot[2] - plot[0]) / (x1 - x0), (plot[3] - plot[1]) / (y1 - y0)
+    return plot, (lambda x: plot[0] + (x - x0) * sx), (lambda y: plot[1] + (y1 - y) * sy)
+
+
+def _drawn_boxes(fig: go.Figure) -> tuple[Box, list[tuple[int, str, Box]]]:
+    """(plot area, [(point, what, box)]): every point's marker and label, and every group's precision bar, in px.
+
+    A label is ``len(text) x 0.6 x font size`` wide and 1.2 font sizes tall, starting at its x and centred on
+    its y (textposition "middle right"); a marker is its size square; a bar is its length by its width.
+    """
+    plot, px, py = _screen(fig)
+    nodes, labels, bars = fig.data[vg.NODES], fig.data[vg.LABELS], fig.data[vg.MIX]
+    assert labels.textposition == "middle right"
+    font = labels.textfont.size
+    out: list[tuple[int, str, Box]] = []
+    for i, (x, y, size) in enumerate(zip(nodes.x, nodes.y, nodes.marker.size)):
+        out.append((i, "marker", (px(x) - size / 2, py(y) - size / 2, px(x) + size / 2, py(y) + size / 2)))
+    for i, (x, y, text) in enumerate(zip(labels.x, labels.y, labels.text)):
+        out.append((i, "label", (px(x), py(y) - 0.6 * font, px(x) + 0.6 * font * len(text), py(y) + 0.6 * font)))
+    sy = py(0.0) - py(1.0)
+    for base, length, y in zip(bars.base, bars.x, bars.y):  # segments of one bar touch: merge them by row
+        out.append((-1, "bar", (px(base), py(y) - bars.width * sy / 2, px(base + length), py(y) + bars.width * sy / 2)))
+    return plot, out
+
+
+def _overlaps(boxes: list[tuple[int, str, Box]]) -> list[tuple[str, str]]:
+    """Pairs of boxes that overlap by more than half a pixel, except a marker with its own label's row and
+    adjoining segments of one bar."""
+    found = []
+    for (i, a_kind, a), (j, b_kind, b) in itertools.combinations(boxes, 2):
+        if a_kind == b_kind == "bar" and abs(a[1] - b[1]) < 0.01:
+            continue
+        if a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5 and b[1] < a[3] - 0.5:
+            found.append((f"{a_kind} {i}", f"{b_kind} {j}"))
+    return found
+
+
+def _assert_legible(fig: go.Figure) -> None:
+    """Every point labelled, no two things drawn over each other, all of it in the plot area, and the legend,
+    where it stands beside the drawing, clear of it."""
+    plot, boxes = _drawn_boxes(fig)
+    n = len(fig.data[vg.NODES].x)
+    assert len(fig.data[vg.LABELS].text) == n and all(fig.data[vg.LABELS].text)
+    assert _overlaps(boxes) == []
+    outside = [(i, kind) for i, kind, b in boxes
+               if b[0] < plot[0] - 0.5 or b[2] > plot[2] + 0.5 or b[1] < plot[1] - 0.5 or b[3] > plot[3] + 0.5]
+    assert outside == [], "the first view shows the whole model"
+    legend = fig.layout.legend
+    if legend.orientation == "v":  # beside the drawing, inside the plot area
+        left = plot[0] + legend.x * (plot[2] - plot[0])
+        assert max(b[2] for _, _, b in boxes) <= left
+    else:  # above the plot area, below the title
+        assert legend.y == 1.0 and legend.yanchor == "bottom"
+
+
+@pytest.fixture(scope="module")
+def resnet() -> Explorer:
+    from mixprec_explorer.examples import resnet50
+
+    ex = Explorer(*resnet50())
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    ex.exclude("layer3.1")
+    return ex
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Explorer:
+    from mixprec_explorer.examples import transformer_encoder
+
+    ex = Explorer(*transformer_encoder())
+    with warnings.catch_warnings():  # FP16 embedding indices: a warning about compiling, not about drawing
+        warnings.simplefilter("ignore", SettingsWarning)
+        ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16,
+                               autocast_excluded_ops={"torch.ops.aten.layer_norm.default"})
+    return ex
+
+
+def test_resnet50_opens_as_its_stem_layers_and_head_every_point_labelled_nothing_overlapping(resnet: Explorer
+                                                                                            ) -> None:
+    fig = build_figure(resnet)
+    keys = list(fig.data[vg.NODES].customdata)
+    assert keys == ["x", "conv2d", "batch_norm", "relu_", "max_pool2d", "module:layer1", "module:layer2",
+                    "module:layer3", "module:layer4", "adaptive_avg_pool2d", "flatten", "linear", "output"]
+    assert "layer3 · 62 nodes" in fig.data[vg.LABELS].text
+    _assert_legible(fig)
+    # the drawing fills the plot: nothing is wider or taller than it needs to be
+    plot, boxes = _drawn_boxes(fig)
+    drawn = (min(b[0] for *_, b in boxes), min(b[1] for *_, b in boxes),
+             max(b[2] for *_, b in boxes), max(b[3] for *_, b in boxes))
+    legend_w = (1 - fig.layout.legend.x) * (plot[2] - plot[0]) if fig.layout.legend.orientation == "v" else 0
+    assert (plot[2] - plot[0]) - legend_w - (drawn[2] - drawn[0]) < 60
+    assert (plot[3] - plot[1]) - (drawn[3] - drawn[1]) < 60
+    assert fig.layout.height <= vg.MAX_HEIGHT and fig.layout.width <= vg.MAX_WIDTH
+
+
+def test_encoder_opens_as_its_layers_every_point_labelled_nothing_overlapping(encoder: Explorer) -> None:
+    fig = build_figure(encoder)
+    keys = list(fig.data[vg.NODES].customdata)
+    assert [k for k in keys if k.startswith("module:")] == [f"module:layers.{i}" for i in range(12)]
+    assert {"embedding · embed", "embedding_1 · pos"} <= set(fig.data[vg.LABELS].text)
+    _assert_legible(fig)
+    # each layer's bar shows its mix: the two layer norms FP32, the rest FP16
+    bars = fig.data[vg.MIX]
+    fp32 = sum(length for length, colour in zip(bars.x, bars.marker.color) if colour == PALETTE["FP32"])
+    assert fp32 == pytest.approx(12 * vg.BAR_WIDTH * 2 / 35)
+
+
+@pytest.mark.parametrize(("which", "expanded"), [
+    ("resnet", {"layer1"}), ("resnet", {"layer1", "layer1.0", "layer3"}),
+    ("encoder", {"layers.0"}), ("encoder", {"layers.0", "layers.0.self_attn"}),
+])
+def test_expanded_groups_stay_legible(which: str, expanded: set[str], request: pytest.FixtureRequest) -> None:
+    ex = request.getfixturevalue(which)
+    fig = build_figure(ex, expanded=expanded)
+    keys = set(fig.data[vg.NODES].customdata)
+    assert not {f"module:{path}" for path in expanded} & keys  # opened
+    assert fig.layout.meta["mixprec"]["expanded"] == sorted(expanded | ({"layers"} if which == "encoder" else set()))
+    plot, boxes = _drawn_boxes(fig)
+    assert _overlaps(boxes) == []
+    assert len(fig.data[vg.LABELS].text) == len(keys) and all(fig.data[vg.LABELS].text)
+
+
+def test_the_attention_fan_out_is_spaced_by_its_labels(encoder: Explorer) -> None:
+    # ungrouped: the twelve layers' attention fan-outs, embedding and embedding_1 side by side
+    fig = build_figure(encoder, group_by_module=None)
+    assert len(fig.data[vg.NODES].x) == len(encoder.nodes)
+    plot, boxes = _drawn_boxes(fig)
+    assert _overlaps(boxes) == []
+    labels = dict(zip(fig.data[vg.LABELS].text, fig.data[vg.LABELS].x))
+    nodes = dict(zip(fig.data[vg.NODES].customdata, fig.data[vg.NODES].x))
+    font = fig.data[vg.LABELS].textfont.size
+    left, right = sorted(["embedding", "embedding_1"], key=nodes.__getitem__)
+    text = next(t for t in labels if t.startswith(left + " "))
+    assert nodes[right] - labels[text] >= 0.6 * font * len(text)  # the next node starts after the label ends
+
+
+def test_recolouring_keeps_the_scale_and_the_labels_apart(resnet: Explorer) -> None:
+    fig = build_figure(resnet)
+    plot_before = _screen(fig)[0]
+    ranges = (tuple(fig.layout.xaxis.range), tuple(fig.layout.yaxis.range))
+    for color_by in ("module", "reason", "precision"):
+        recolor(fig, resnet, color_by=color_by)
+        plot, boxes = _drawn_boxes(fig)
+        assert (plot[2] - plot[0], plot[3] - plot[1]) == pytest.approx(
+            (plot_before[2] - plot_before[0], plot_before[3] - plot_before[1]))
+        assert (tuple(fig.layout.xaxis.range), tuple(fig.layout.yaxis.range)) == ranges
+        assert _overlaps(boxes) == []
+    profile = _profile({"linear": FP16}, {"linear": 0.5})
+    recolor(fig, resnet, color_by="latency", profile=profile)  # a colour bar: kept in a margin of its own
+    plot, boxes = _drawn_boxes(fig)
+    assert plot[2] - plot[0] == pytest.approx(plot_before[2] - plot_before[0])
+    assert fig.layout.margin.r >= 100 and fig.data[vg.NODES].marker.colorbar.x > 1.0
+
+
+def test_the_page_scrolls_over_the_graph_and_dragging_pans(ex: Explorer) -> None:
+    fig = build_figure(ex)
+    assert fig.layout.dragmode == "pan"
+    assert fig.layout.autosize is False  # a fixed size: one layout unit is one pixel
+    # no scrollZoom in the figure: plotly's default config leaves the wheel to the page for cartesian plots
+
+
+def test_a_given_size_shows_part_of_a_tall_graph_at_the_same_scale(resnet: Explorer) -> None:
+    whole = build_figure(resnet, group_by_module=None)
+    small = build_figure(resnet, group_by_module=None, height=500, width=600)
+    assert (small.layout.width, small.layout.height) == (600, 500)
+    _, boxes = _drawn_boxes(small)
+    assert _overlaps(boxes) == []
+    span = small.layout.yaxis.range[1] - small.layout.yaxis.range[0]
+    m = small.layout.margin
+    assert span == pytest.approx(small.layout.height - m.t - m.b)  # one pixel per unit: a window, not a squeeze
+    assert whole.layout.yaxis.range[1] == pytest.approx(small.layout.yaxis.range[1])  # both open at the top
+
+
+def test_reveal_pans_to_a_node_out_of_view(resnet: Explorer) -> None:
+    fig = build_figure(resnet, group_by_module=None, height=500)
+    before = tuple(fig.layout.yaxis.range)
+    points = vg.reveal(fig, resnet, ["linear"])  # the head, far below the first view
+    y = fig.data[vg.NODES].y[points[0]]
+    lo, hi = fig.layout.yaxis.range
+    assert lo < y < hi and hi - lo == pytest.approx(before[1] - before[0])
+    assert vg.reveal(fig, resnet, ["linear"]) == points and tuple(fig.layout.yaxis.range) == (lo, hi)  # in view
+    assert vg.reveal(fig, resnet, ["nosuch"]) == []
+
+
+def test_hover_shows_the_source_line_that_made_the_node(resnet: Explorer) -> None:
+    fig = build_figure(resnet, group_by_module=None)
+    hover = fig.data[vg.NODES].hovertext[_point(fig, "add")]
+    assert "source: mixprec_explorer/examples.py:70  return self.relu(out + identity)" in hover

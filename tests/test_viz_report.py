@@ -88,3 +88,17 @@ def test_latency_chart_sorts_by_cost_and_colours_by_dtype(profile: Profile) -> N
     assert "sm90_gemm" in hover and "linear_1" in hover and "(52.6%)" in hover
     assert len(build_latency_chart(profile, top=2).layout.yaxis.categoryarray) == 2
     assert len(build_latency_chart(list(profile.layers)).layout.yaxis.categoryarray) == 3
+
+
+def test_plan_table_shows_the_source_line_of_each_node(ex: Explorer) -> None:
+    text = render_html(ex)
+    assert "<th>source</th>" in text
+    row = re.search(r"<tr><td>linear_1</td>.*?</tr>", text).group(0)
+    assert "<code>mixprec_explorer/examples.py:35</code> return self.linear3(self.linear2(self.linear1(x)))" in row
+    assert 'title="' + str(Path(ex.nodes["linear_1"].source[0])) + ':35"' in row  # the full path on hover
+
+
+def test_the_page_scrolls_over_the_graph(ex: Explorer) -> None:
+    text = render_html(ex)
+    assert '"scrollZoom": false' in text and '"scrollZoom": true' not in text
+    assert "Scroll to zoom" not in text

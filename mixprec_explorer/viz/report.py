@@ -13,7 +13,8 @@ import plotly.io as pio
 from .. import dtypes
 from ..settings import write_atomic
 from .charts import build_latency_chart
-from .graph import build_figure
+from .graph import Grouping, build_figure
+from .hover import short_path
 
 if TYPE_CHECKING:
     from ..explorer import Explorer
@@ -32,9 +33,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 12px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 5px; margin-right: 5px; }
 .warn { color: #8a4b00; }
+td.src code { color: #555; }
 """
 
-_CONFIG = {"scrollZoom": True, "displaylogo": False, "responsive": True}
+# the mouse wheel scrolls the page: zooming is the toolbar's (an explicit choice), dragging pans
+_CONFIG = {"scrollZoom": False, "displaylogo": False, "responsive": True}
 
 
 def _e(value: Any) -> str:
@@ -59,19 +62,30 @@ def _exclusions(settings: Settings) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p>none</p>"
 
 
+def _source_cell(explorer: Explorer, name: str) -> str:
+    """The Python line that made node ``name``: ``file:line`` (full path on hover) and the line's text."""
+    info = explorer.nodes.get(name)
+    if info is None or info.source is None:
+        return "<td class=src></td>"
+    path, line, code = info.source
+    return (f'<td class=src title="{_e(path)}:{line}"><code>{_e(short_path(path))}:{line}</code> '
+            f"{_e(code)}</td>")
+
+
 def _plan_table(explorer: Explorer, plan: Any, profile: Any) -> str:
     latency = profile.node_latency_ms() if profile is not None else {}
     measured = profile.node_dtypes() if profile is not None else {}
     extra = "<th>measured</th><th>latency (ms)</th>" if profile is not None else ""
     head = (f"<tr><th>node</th><th>op</th><th>module</th><th>dtype</th><th>accumulate</th><th>rule</th>"
-            f"<th>reason</th>{extra}</tr>")
+            f"<th>reason</th><th>source</th>{extra}</tr>")
     body = []
     for r in plan:
         shown = "removed" if r.rule == "removed" else \
             dtypes.display_name(r.dtype) if r.dtype is not None else "TensorRT decides"
         acc = dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype is not None else ""
         cells = (f"<td>{_e(r.name)}</td><td>{_e(r.op.replace('torch.ops.', ''))}</td><td>{_e(r.module or '(root)')}</td>"
-                 f"<td>{_swatch(shown)}{_e(shown)}</td><td>{_e(acc)}</td><td>{_e(r.rule)}</td><td>{_e(r.reason)}</td>")
+                 f"<td>{_swatch(shown)}{_e(shown)}</td><td>{_e(acc)}</td><td>{_e(r.rule)}</td><td>{_e(r.reason)}</td>"
+                 + _source_cell(explorer, r.name))
         if profile is not None:
             got = dtypes.display_name(measured[r.name]) if r.name in measured else ""
             ms = f"{latency[r.name]:.4g}" if r.name in latency else ""
@@ -81,9 +95,13 @@ def _plan_table(explorer: Explorer, plan: Any, profile: Any) -> str:
 
 
 def render_html(explorer: Explorer, *, settings: Settings | None = None, color_by: str = "precision",
-                group_by_module: int | None = None, profile: Any = None, accuracy: Any = None,
+                group_by_module: Grouping = "auto", profile: Any = None, accuracy: Any = None,
                 title: str | None = None) -> str:
-    """The report as one HTML string with plotly.js inlined (opens offline, no server)."""
+    """The report as one HTML string with plotly.js inlined (opens offline, no server).
+
+    ``group_by_module`` as for :func:`~mixprec_explorer.viz.graph.build_figure` ("auto": a large graph is drawn
+    collapsed by module; the plan table below lists every node, with the source line that made it).
+    """
     from .. import __version__
 
     s = settings if settings is not None else explorer.settings
@@ -113,8 +131,9 @@ rule-based autocast rules{' · measured on ' + _e(profile.device) if profile is 
 {_exclusions(s)}
 {f'<h2>Warnings</h2><ul>{warn}</ul>' if warn else ''}
 <h2>Graph</h2>
-<p class="meta">Hover a node for its op, module, shapes, dtype and the rule that decided it. Scroll to zoom,
-drag to pan, double-click to see the whole graph.</p>
+<p class="meta">Hover a node for its op, module, shapes, dtype, the rule that decided it and the source line
+that made it; a hexagon is a collapsed module, its bar the share of each precision. Drag to pan, zoom with the
+toolbar, double-click to return to the first view.</p>
 {graph}
 {chart}
 <h2>Settings</h2>
