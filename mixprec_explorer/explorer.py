@@ -343,6 +343,22 @@ class Explorer:
 
         return build_widget(self, **options)
 
+    def engine_figure(self, profile: Any = None, select: str | int | None = None):
+        """The engine's layers in execution order (kernel, dtype, latency, share), coloured by output dtype.
+
+        ``profile`` defaults to the last one measured or loaded. ``select`` is an FX node name (its layers are
+        outlined) or an engine layer's name or position (outlined; ``viz.engine.nodes_for_layer`` gives its FX
+        nodes, ``viz.highlight(ex.figure(), ex, nodes)`` rings them). Raises ValueError without a profile.
+        """
+        from .viz.engine import build_engine_figure
+
+        profile = profile if profile is not None else self.extensions.get("profile")
+        if profile is None:
+            raise ValueError("no profile yet: run ex.profile(ex.compile(...)) or ex.load_profile(folder) first")
+        if isinstance(select, str) and select in self.nodes:
+            return build_engine_figure(profile, selected_nodes=[select])
+        return build_engine_figure(profile, selected_layer=select)
+
     def save_html(self, path: str | os.PathLike[str], **options: Any) -> Path:
         """A standalone HTML report (graph, plan table, summary) that opens offline."""
         from .viz.report import save_html

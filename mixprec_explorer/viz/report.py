@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import datetime as _dt
 import html
 import os
@@ -13,7 +15,7 @@ import plotly.io as pio
 from .. import dtypes
 from ..settings import write_atomic
 from .charts import build_latency_chart
-from .graph import Grouping, build_figure
+from .graph import NODES, Grouping, build_figure
 from .hover import short_path
 
 if TYPE_CHECKING:
@@ -115,6 +117,7 @@ def render_html(explorer: Explorer, *, settings: Settings | None = None, color_b
         chart_fig = build_latency_chart(profile)
         chart = "<h2>Measured latency per layer</h2>" + pio.to_html(
             chart_fig, full_html=False, include_plotlyjs=False, config=_CONFIG, div_id="mixprec-latency")
+        chart += _engine_section(explorer, fig, profile)
     warnings = explorer.check_settings(s)
     warn = "".join(f"<li class=warn>{_e(w)}</li>" for w in warnings)
     heading = title or f"Mixed-precision plan: {len(plan)} nodes"
@@ -142,6 +145,49 @@ toolbar, double-click to return to the first view.</p>
 <h2>Plan</h2>
 {_plan_table(explorer, plan, profile)}
 </body></html>
+"""
+
+
+def _engine_section(explorer: Explorer, fig: Any, profile: Any) -> str:
+    """The engine view, linked both ways with the graph: a click on a layer rings its FX nodes, a click on a
+    node outlines its layers (plain plotly.js events, no server)."""
+    from .engine import build_engine_figure, engine_layers
+    from .graph import view_of
+
+    rows = engine_layers(profile)
+    if not rows:
+        return ""
+    view = view_of(fig, explorer)
+    layer_points = [sorted({view.point_of[n] for n in r.nodes if n in view.point_of}) for r in rows]
+    engine = pio.to_html(build_engine_figure(profile), full_html=False, include_plotlyjs=False, config=_CONFIG,
+                         div_id="mixprec-engine")
+    link = json.dumps({"layerPoints": layer_points, "nodes": NODES})
+    return f"""<h2>The engine</h2>
+<p class="meta">Layers in the order the engine runs them, coloured by output dtype. Click a layer to ring the FX
+nodes it ran in the graph above; click a node in the graph to outline its layers here.</p>
+{engine}
+<script>(function() {{
+  const link = {link};
+  const graph = document.getElementById("mixprec-graph"), engine = document.getElementById("mixprec-engine");
+  if (!graph || !engine || !graph.on || !engine.on) return;
+  function outline(layers) {{
+    const lines = engine.data.map(t => ({{
+      color: t.customdata.map(k => layers.has(k) ? "#111111" : "rgba(0,0,0,0)"),
+      width: t.customdata.map(k => layers.has(k) ? 3 : 0)}}));
+    Plotly.restyle(engine, {{"marker.line.color": lines.map(l => l.color),
+                            "marker.line.width": lines.map(l => l.width)}});
+  }}
+  engine.on("plotly_click", ev => {{
+    const points = link.layerPoints[ev.points[0].customdata] || [];
+    Plotly.restyle(graph, {{selectedpoints: [points]}}, [link.nodes]);
+    outline(new Set([ev.points[0].customdata]));
+  }});
+  graph.on("plotly_click", ev => {{
+    const p = ev.points.find(q => q.curveNumber === link.nodes);
+    if (!p) return;
+    outline(new Set(link.layerPoints.flatMap((pts, k) => pts.includes(p.pointIndex) ? [k] : [])));
+  }});
+}})();</script>
 """
 
 

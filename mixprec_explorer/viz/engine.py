@@ -1,0 +1,114 @@
+"""The engine itself: its layers in execution order (kernel, dtype, latency, share), linked both ways to FX nodes.
+
+``build_engine_figure(profile)`` draws one bar per timed layer, top to bottom in the order the engine runs them,
+coloured by output dtype. Selecting FX nodes outlines the layers that ran them (:func:`layers_for_nodes`);
+selecting a layer gives the FX nodes it covers (:func:`nodes_for_layer`) for the graph to highlight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import plotly.graph_objects as go
+
+from .. import dtypes
+from ..records import LayerRecord
+
+__all__ = ["build_engine_figure", "engine_layers", "layers_for_nodes", "nodes_for_layer"]
+
+_SELECTED = "#111111"
+
+
+def engine_layers(profile: Any) -> list[LayerRecord]:
+    """Every layer with a latency, attributed or not, in execution order (engine by engine, as profiled)."""
+    rows = [r for r in (*profile.layers, *profile.unattributed) if r.latency_ms]
+    order = {id(r): k for k, r in enumerate(rows)}
+    return sorted(rows, key=lambda r: (str(r.extra.get("engine", "")), r.extra.get("index", order[id(r)]),
+                                       order[id(r)]))
+
+
+def layers_for_nodes(profile: Any, nodes: Iterable[str]) -> list[int]:
+    """Positions in :func:`engine_layers` of the layers that ran any of ``nodes`` (FX node names)."""
+    wanted = set(nodes)
+    return [k for k, r in enumerate(engine_layers(profile)) if wanted.intersection(r.nodes)]
+
+
+def nodes_for_layer(profile: Any, layer: int | str) -> tuple[str, ...]:
+    """The FX nodes the layer at position ``layer`` (or named ``layer``) covers; () for an unmatched one.
+
+    Raises KeyError naming the layer when no layer has that name or position.
+    """
+    rows = engine_layers(profile)
+    if isinstance(layer, int):
+        if not 0 <= layer < len(rows):
+            raise KeyError(f"no engine layer at position {layer}; the engine has {len(rows)} timed layers")
+        return rows[layer].nodes
+    for r in rows:
+        if r.name == layer:
+            return r.nodes
+    raise KeyError(f"no engine layer named {layer!r}")
+
+
+def _hover(r: LayerRecord, total_ms: float) -> str:
+    match = r.extra.get("match", {})
+    ins = ", ".join(dtypes.display_name(d) for d in r.input_dtypes) or "-"
+    outs = ", ".join(dtypes.display_name(d) for d in r.output_dtypes) or "-"
+    nodes = ", ".join(r.nodes[:8]) + (f" +{len(r.nodes) - 8}" if len(r.nodes) > 8 else "")
+    text = (f"<b>{r.name}</b><br>{r.layer_type or 'layer'} · in {ins} · out {outs}"
+            f"<br>{r.latency_ms:.4g} ms ({(r.latency_ms or 0) / total_ms:.1%} of the engine)")
+    if r.node_dtypes:
+        ran = sorted({dtypes.display_name(d) for _, d in r.node_dtypes})
+        text += f"<br>computes in: {', '.join(ran)}"
+    text += f"<br>FX nodes: {nodes or '<i>none</i>'}"
+    if match:
+        text += f"<br>match: {match.get('confidence', '?')} ({match.get('why', '')[:90]})"
+    return text
+
+
+def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), selected_layer: int | str | None = None,
+                        title: str | None = None, height: int | None = None) -> go.Figure:
+    """One bar per timed engine layer in execution order, coloured by output dtype; selections outlined.
+
+    ``selected_nodes`` outlines the layers that ran those FX nodes; ``selected_layer`` (position or name) outlines
+    that layer. Each bar's ``customdata`` is its position, for click handlers. Raises ValueError when the profile
+    holds no timed layer.
+    """
+    rows = engine_layers(profile)
+    if not rows:
+        raise ValueError("this profile holds no timed engine layer; profile a compiled plan first (ex.profile)")
+    total_ms = sum(r.latency_ms or 0.0 for r in rows)
+    outlined = set(layers_for_nodes(profile, selected_nodes))
+    if selected_layer is not None:
+        names = [r.name for r in rows]
+        outlined.add(selected_layer if isinstance(selected_layer, int) else names.index(selected_layer))
+    labels = [f"{k:>3} {r.name if len(r.name) <= 48 else r.name[:22] + '…' + r.name[-24:]}" for k, r in enumerate(rows)]
+    fig = go.Figure(layout={
+        "template": "plotly_white",
+        "height": height or max(320, 80 + 16 * len(rows)),
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 40},
+        "barmode": "overlay",
+        "xaxis": {"title": {"text": "latency per run (ms)"}, "side": "top"},
+        "yaxis": {"categoryorder": "array", "categoryarray": labels, "autorange": "reversed", "automargin": True,
+                  "tickfont": {"family": "monospace", "size": 10}},
+        "legend": {"title": {"text": "output dtype"}, "orientation": "h", "y": -0.02, "yanchor": "top"},
+        "title": {"text": title or (f"Engine layers in execution order: {len(rows)} layers, {total_ms:.4g} ms, "
+                                    f"{sum(r.latency_ms or 0 for r in rows if r.nodes) / total_ms:.1%} on FX nodes"),
+                  "font": {"size": 13}},
+        "meta": {"mixprec": {"kind": "engine", "layers": [r.name for r in rows]}},
+    })
+    groups: dict[str, list[int]] = {}
+    for k, r in enumerate(rows):
+        key = dtypes.display_name(r.output_dtypes[0] if r.output_dtypes else None)
+        groups.setdefault(key if key in dtypes.PALETTE else "other", []).append(k)
+    for key in [k for k in dtypes.PALETTE if k in groups] + (["other"] if "other" in groups else []):
+        idx = groups[key]
+        fig.add_bar(
+            orientation="h", name=key, marker={
+                "color": dtypes.PALETTE.get(key, "#999999"),
+                "line": {"color": [_SELECTED if k in outlined else "rgba(0,0,0,0)" for k in idx],
+                         "width": [3 if k in outlined else 0 for k in idx]}},
+            x=[rows[k].latency_ms for k in idx], y=[labels[k] for k in idx], customdata=list(idx),
+            hovertext=[_hover(rows[k], total_ms) for k in idx], hoverinfo="text",
+        )
+    return fig

@@ -1,0 +1,53 @@
+"""The engine view: layers in execution order, linked both ways with the FX graph (on a recorded live engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mixprec_explorer import Explorer, examples
+from mixprec_explorer.viz.engine import build_engine_figure, engine_layers, layers_for_nodes, nodes_for_layer
+
+RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
+pytestmark = pytest.mark.skipif(not RTX.is_dir(), reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
+
+
+@pytest.fixture(scope="module")
+def ex() -> Explorer:
+    ex = Explorer(*examples.resnet50(batch=8))
+    ex.load_profile(RTX / "resnet50_b8_fp16_excl_layer4_fc" / "profile")
+    return ex
+
+
+def test_layers_in_execution_order_with_their_dtypes(ex: Explorer) -> None:
+    profile = ex.extensions["profile"]
+    rows = engine_layers(profile)
+    assert rows[0].name == "__myl_CastConc_myl0_0" and rows[-1].name == "__myl_FcAdd_myl0_74"
+    fig = ex.engine_figure()
+    assert {t.name for t in fig.data} == {"FP16", "FP32"}
+    assert sum(len(t.x) for t in fig.data) == len(rows)
+    assert sorted(k for t in fig.data for k in t.customdata) == list(range(len(rows)))
+
+
+def test_a_node_selects_its_layers_and_a_layer_its_nodes(ex: Explorer) -> None:
+    profile = ex.extensions["profile"]
+    stem = layers_for_nodes(profile, ["conv2d"])
+    names = [engine_layers(profile)[k].name for k in stem]
+    assert names == ["__myl_CastConc_myl0_0", "__myl_CorrMulAddRelu_myl0_1"]  # the input cast is charged there
+    assert nodes_for_layer(profile, "__myl_CorrMulAddRelu_myl0_1") == ("conv2d", "batch_norm", "relu_")
+    fig = build_engine_figure(profile, selected_nodes=["conv2d"])
+    outlined = [k for t in fig.data for k, w in zip(t.customdata, t.marker.line.width) if w]
+    assert sorted(outlined) == stem
+    with pytest.raises(KeyError, match="no engine layer named"):
+        nodes_for_layer(profile, "nope")
+
+
+def test_report_carries_the_linked_engine_view(ex: Explorer, tmp_path: Path) -> None:
+    html = ex.save_html(tmp_path / "r.html").read_text()
+    assert 'id="mixprec-engine"' in html and "plotly_click" in html and "layerPoints" in html
+
+
+def test_engine_figure_without_a_profile_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="load_profile"):
+        Explorer(*examples.reference_autocast_model()).engine_figure()
