@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import datetime as _dt
 import html
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
