@@ -58,14 +58,22 @@ def models(batch: int, only: set[str] | None) -> list[tuple[str, Any, dict[str, 
             "FP16, batch_norm op excluded": FP16.replace(
                 autocast_excluded_ops=frozenset({"torch.ops.aten.batch_norm.default"})),
             "FP16, threshold 1e2 (calibrated)": FP16.replace(autocast_max_output_threshold=100.0),
-            "FP16 + use_fp32_acc": FP16.replace(use_fp32_acc=True)}),
+            "FP16 + use_fp32_acc": FP16.replace(use_fp32_acc=True),
+            "torch eager FP32": Settings(), "torch eager FP16": FP16,
+            "torch compiled FP32": Settings(), "torch compiled FP16": FP16}),
         ("encoder", lambda: examples.transformer_encoder(batch=batch, seq=128), {
             "FP32": Settings(), "autocast FP16": FP16, "cast graph FP16": FP16,
             "cast graph FP16, head+norms excluded": FP16.replace(
                 autocast_excluded_nodes=frozenset({"^head$", r"^norm$"}),
-                autocast_excluded_ops=frozenset({"torch.ops.aten.layer_norm.default"}))}),
+                autocast_excluded_ops=frozenset({"torch.ops.aten.layer_norm.default"})),
+            "torch eager FP32": Settings(), "torch eager FP16": FP16}),
         ("bert-base", lambda: bert_base(batch, 128), {"FP32": Settings(), "autocast FP16": FP16,
-                                                      "cast graph FP16": FP16}),
+                                                      "cast graph FP16": FP16,
+                                                      "cast graph FP16, softmax+norms excluded": FP16.replace(
+                                                          autocast_excluded_ops=frozenset({
+                                                              "torch.ops.aten.layer_norm.default",
+                                                              "torch.ops.aten.softmax.int"})),
+                                                      "torch eager FP32": Settings(), "torch eager FP16": FP16}),
     ]
     return [m for m in out if only is None or m[0] in only]
 
@@ -93,13 +101,12 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
     row: dict[str, Any] = {"model": name, "plan": label}
     options: dict[str, Any] = {"min_block_size": 1} if name.startswith("reference") else {}
     if label.startswith("cast graph"):
-        # The plan's casts applied by the explorer (float tensors only), compiled with autocast off.
-        from mixprec_explorer.backends.cast_graph import cast_program, settings_for_cast_program
-
-        ex = Explorer(cast_program(ex, settings, device="cuda"))
-        settings = settings_for_cast_program(settings)
+        options["build"] = "cast_graph"  # the plan's casts applied by the explorer (floats only), autocast off
+    backend = "tensorrt"
+    if label.startswith("torch "):
+        backend, options = "torch", {"mode": label.split()[1]}
     start = time.perf_counter()
-    compiled = ex.compile(settings, backend="tensorrt", device="cuda", isolate=False, **options)
+    compiled = ex.compile(settings, backend=backend, device="cuda", isolate=False, **options)
     row["build_s"] = round(time.perf_counter() - start, 1)
     profile = ex.profile(compiled, inputs, runs=runs)
     row["e2e_ms"] = profile.end_to_end.median_ms
@@ -117,10 +124,14 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
         c = layer.extra.get("match", {}).get("confidence", "?")
         row["confidence"][c] = row["confidence"].get(c, 0) + 1
     row["unattributed_timed"] = [(r.name, r.latency_ms) for r in profile.unattributed if r.latency_ms]
-    got = compiled.handle.module(*[x.cuda() for x in inputs])
-    got = got[0] if isinstance(got, (tuple, list)) else got
-    row["rel_l2"] = float((got.float() - reference).norm() / reference.norm())
+    try:
+        row["rel_l2"] = ex.accuracy(compiled, inputs).rel_l2_error
+    except Exception as err:  # keep the row; say why the error is missing
+        row["rel_l2"] = float("nan")
+        row["accuracy_error"] = f"{type(err).__name__}: {err}"[:300]
     row["notes"] = list(compiled.notes) + list(profile.notes)
+    if backend != "tensorrt":
+        return row
     folder = out / "profiles" / f"{name}__{label}".replace(" ", "_").replace("/", "_").replace("^", "").replace(
         "$", "").replace(",", "").replace("+", "plus")
     folder.mkdir(parents=True, exist_ok=True)

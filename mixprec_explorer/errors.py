@@ -25,3 +25,18 @@ class BackendUnavailable(MixprecError, RuntimeError):
 
 class WorkerCrashed(MixprecError, RuntimeError):
     """A compile or measurement worker process died; the message carries its last output."""
+
+
+class CompileFailure(MixprecError, RuntimeError):
+    """A backend could not build the plan; names the FX node it failed at (where its message says) and the remedies.
+
+    ``node`` is the captured graph's node name or None, ``op`` its qualified target or "", ``remedies`` a tuple
+    of fixes in words (each with the call that applies it).
+    """
+
+    def __init__(self, message: str, node: str | None = None, op: str = "", remedies: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.node, self.op, self.remedies = node, op, tuple(remedies)
+
+    def __reduce__(self):  # keep the fields across the worker process boundary
+        return (type(self), (str(self), self.node, self.op, self.remedies))

@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import importlib
 import inspect
+import re
 import statistics
 import tempfile
 import time
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._optional import install_hint, require
-from ..errors import BackendUnavailable, ParseError, SettingsError
+from ..errors import BackendUnavailable, CompileFailure, ParseError, SettingsError
 from ..parsers.dataflow import FxView
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
@@ -567,6 +568,74 @@ def _node_modules(explorer: Explorer) -> dict[str, str]:
     return {name: info.module for name, info in explorer.nodes.items() if info.kind == "call_function"}
 
 
+# -- building through the cast graph, and failures ----------------------------------------------------------------
+BUILDS = ("autocast", "cast_graph")
+_EXECUTING = re.compile(r"While executing %(?P<node>\w+) : .*?call_function\[target=(?P<op>[\w.]+)\]")
+
+
+def _cast_build(explorer: Explorer, settings: Settings, device: str) -> tuple[Explorer, Settings, dict[str, str]]:
+    """The plan's casts applied by mixprec_explorer (floats only): (cast-program explorer, its settings, rename)."""
+    from ..explorer import Explorer as _Explorer
+    from .cast_graph import NODE_KEY, ROLE_KEY, cast_program, settings_for_cast_program
+
+    program = cast_program(explorer, settings, device=device)
+    rename = {}
+    for n in program.graph.nodes:
+        custom = n.meta.get("custom") or {}
+        if n.op == "call_function" and NODE_KEY in custom:
+            # a cast the plan inserted is written "<cast>" + its consumer: charged to it, its dtype not the node's
+            rename[n.name] = ("<cast>" if custom.get(ROLE_KEY) == "cast" else "") + custom[NODE_KEY]
+    return _Explorer(program), settings_for_cast_program(settings), rename
+
+
+def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
+    """``profile`` measured on a cast program, its layers' nodes renamed to the captured graph's (casts the plan
+    inserted are charged to the node they feed; only the model's own nodes keep a measured dtype)."""
+    layers = []
+    for layer in profile.layers:
+        weights = layer.node_weights or (1.0 / len(layer.nodes),) * len(layer.nodes)
+        merged: dict[str, float] = {}
+        for node, w in zip(layer.nodes, weights):
+            owner = rename.get(node, node).removeprefix("<cast>")
+            merged[owner] = merged.get(owner, 0.0) + w
+        own = {rename.get(n, n): d for n, d in layer.node_dtypes if not rename.get(n, n).startswith("<cast>")}
+        layers.append(dataclasses.replace(layer, nodes=tuple(merged), node_weights=tuple(merged.values()),
+                                          node_dtypes=tuple(own.items())))
+    return dataclasses.replace(profile, layers=tuple(layers),
+                               notes=(*profile.notes, "measured on the cast program; nodes named as captured"))
+
+
+def compile_failure(err: Exception, built: Explorer, explorer: Explorer, settings: Settings,
+                    rename: Mapping[str, str], build: str, log: Path) -> CompileFailure:
+    """Torch-TensorRT's exception as a :class:`CompileFailure` naming the FX node it stopped at and the remedies."""
+    text = str(err)
+    found = _EXECUTING.search(text)
+    node = op = None
+    if found:
+        name, op = found.group("node"), found.group("op")
+        name = rename.get(name, name).removeprefix("<cast>")
+        node = name if name in explorer.nodes else None
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    remedies: list[str] = []
+    plan = explorer.plan(settings)
+    failing = [c for c in getattr(plan, "integer_casts", ()) if getattr(c, "fails", False)]
+    if failing and build != "cast_graph":
+        remedies.append("autocast casts integer tensors here (" + ", ".join(sorted({c.node for c in failing})[:4])
+                        + "): build the plan's casts yourself with ex.compile(settings, backend='tensorrt', "
+                        "build='cast_graph')")
+    if node is not None:
+        module = explorer.nodes[node].module
+        remedies.append(f"run {explorer.nodes[node].op} in PyTorch: ex.compile(..., torch_executed_ops="
+                        f"{{'{explorer.nodes[node].op}'}})")
+        if module and settings.enable_autocast:
+            remedies.append(f"keep its module in FP32: ex.exclude({module!r})")
+    where = f" at FX node {node!r} ({op})" if node else (f" at {op}" if op else "")
+    message = (f"Torch-TensorRT could not build this plan{where}: {type(err).__name__}: {first}\n"
+               + "".join(f"  remedy: {r}\n" for r in remedies) + f"  Torch-TensorRT's log: {log}")
+    return CompileFailure(message, node=node, op=explorer.nodes[node].op if node else (op or ""),
+                          remedies=tuple(remedies))
+
+
 # -- the backend ------------------------------------------------------------------------------------------------------
 @dataclass
 class TensorRTHandle:
@@ -578,6 +647,8 @@ class TensorRTHandle:
     runtime: str  #: "cpp" or "python"
     logging_dir: str  #: the Debugger's folder (``torch_tensorrt_logging.log``, engine profiles)
     fallback: tuple[str, ...] = ()  #: ``_run_on_gpu_N`` submodules that run in PyTorch
+    graph: Any = None  #: for build="cast_graph": the Explorer of the cast program the engines were built from
+    rename: dict[str, str] = field(default_factory=dict)  #: cast-program node -> the captured node it belongs to
     post_to_pre: dict[str, str] = field(default_factory=dict)  #: post- -> pre-decomposition node names
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -675,6 +746,13 @@ class TensorRTBackend:
         mods = self._require()
         ttrt = mods.torch_tensorrt
         device = _cuda_device(device)
+        build = str(options.pop("build", "autocast"))
+        if build not in BUILDS:
+            raise SettingsError(f"build={build!r} is not one of {', '.join(map(repr, BUILDS))}")
+        user_explorer, user_settings = explorer, settings
+        rename: dict[str, str] = {}
+        if build == "cast_graph":
+            explorer, settings, rename = _cast_build(explorer, settings, device)
         use_python = bool(options.pop("use_python_runtime", False))
         log_level = str(options.pop("log_level", "info"))
         logging_dir = str(options.pop("logging_dir", None) or tempfile.mkdtemp(prefix="mixprec_trt_"))
@@ -687,6 +765,9 @@ class TensorRTBackend:
                                            "PythonTorchTensorRTModule"),
         )
         notes = list(runtime.notes) + list(settings.warnings())
+        if build == "cast_graph":
+            notes.append("build='cast_graph': mixprec_explorer applied the plan's casts to floating-point tensors "
+                         "only and compiled the result with autocast off (strong typing)")
         if getattr(mods, "plugin_blocked", False):
             from .tensorrt_rtx import PLUGIN_NOTE
 
@@ -718,9 +799,8 @@ class TensorRTBackend:
                 with ttrt.dynamo.Debugger(**debugger_kwargs(runtime.kind, logging_dir, log_level)):
                     module = ttrt.dynamo.compile(ep, **kwargs)
         except Exception as err:
-            if hasattr(err, "add_note"):  # Python 3.11+
-                err.add_note(f"Torch-TensorRT's log of this compile: {Path(logging_dir) / 'torch_tensorrt_logging.log'}")
-            raise
+            raise compile_failure(err, explorer, user_explorer, user_settings, rename, build,
+                                  Path(logging_dir) / "torch_tensorrt_logging.log") from err
         compile_s = time.perf_counter() - start
         children = [name for name, _ in module.named_children()]
         engines = tuple(n for n in children if ACC_PREFIX in n)  # compile_module's own test
@@ -738,7 +818,9 @@ class TensorRTBackend:
                      f"{len(fallback)} submodule(s) run in PyTorch" + (f" ({', '.join(fallback)})" if fallback else ""))
         handle = TensorRTHandle(module=module, engines=engines, layer_info=layer_info, runtime=runtime.kind,
                                 logging_dir=logging_dir, fallback=fallback,
-                                post_to_pre=self._post_to_pre(explorer, ttrt, notes), versions=_versions(mods))
+                                post_to_pre=self._post_to_pre(explorer, ttrt, notes), versions=_versions(mods),
+                                graph=explorer if build == "cast_graph" else None, rename=rename)
+        explorer, settings = user_explorer, user_settings
         from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
 
         shapes, input_dtypes = describe_inputs(explorer.example_inputs)
@@ -809,8 +891,10 @@ class TensorRTBackend:
                 timings = {name: p.records() for name, p in profilers.items()}
             time_runs(forward, max(1, warmup), sync)  # fresh execution contexts after disable_profiling
             end_to_end = summarize_ms(time_runs(forward, runs, sync))
-        return profile_from_records(
-            handle.layer_info, timings, node_modules=_node_modules(explorer), end_to_end=end_to_end,
+        graph = handle.graph if handle.graph is not None else explorer
+        profile = profile_from_records(
+            handle.layer_info, timings, node_modules=_node_modules(graph), end_to_end=end_to_end,
             device=torch.cuda.get_device_name(torch.device(device)), versions=handle.versions,
-            post_to_pre=handle.post_to_pre, notes=notes, view=FxView.of(explorer.captured),
+            post_to_pre=handle.post_to_pre, notes=notes, view=FxView.of(graph.captured),
         )
+        return rename_profile(profile, handle.rename) if handle.rename else profile
