@@ -334,6 +334,10 @@ def _assert_legible(fig: go.Figure) -> None:
     outside = [(i, kind) for i, kind, b in boxes
                if b[0] < plot[0] - 0.5 or b[2] > plot[2] + 0.5 or b[1] < plot[1] - 0.5 or b[3] > plot[3] + 0.5]
     assert outside == [], "the first view shows the whole model"
+    title = fig.layout.title
+    if title.pad.t < 26:  # its first line is on the row of plotly's toolbar (264 px at the right, on hover)
+        first = title.text.split("<br>")[0]
+        assert title.pad.l + 0.6 * title.font.size * len(first) <= fig.layout.width - 264
     legend = fig.layout.legend
     if legend.orientation == "v":  # beside the drawing, inside the plot area
         left = plot[0] + legend.x * (plot[2] - plot[0])

@@ -44,7 +44,6 @@ from .colors import (
     Coloring,
     changed_nodes,
     color_points,
-    precision_label,
 )
 from .hover import group_static_hover, node_static_hover, plan_hover, record_hover
 from .layout import GROUP_PREFIX, Box, auto_grouping, group_graph, layered_layout, text_width, without_gc
@@ -70,6 +69,7 @@ __all__ = [
     "highlight",
     "node_errors",
     "recolor",
+    "resolve_grouping",
     "reveal",
     "view_of",
 ]
@@ -176,7 +176,7 @@ def _node_label(name: str, module: str, depth: int | None, opened: frozenset[str
 
 
 @without_gc
-def build_view(explorer: Explorer, group_by_module: Grouping = None, expanded: Iterable[str] = ()) -> GraphView:
+def build_view(explorer: Explorer, group_by_module: Grouping = "auto", expanded: Iterable[str] = ()) -> GraphView:
     """The drawn items of ``explorer``'s graph, grouped by module down to ``group_by_module`` (cached).
 
     ``group_by_module="auto"`` groups a large graph as :func:`~mixprec_explorer.viz.layout.auto_grouping` says,
@@ -271,10 +271,23 @@ def view_of(fig: go.Figure, explorer: Explorer) -> GraphView:
 def _group_mix(view: GraphView, explorer: Explorer, plan: PrecisionPlan) -> dict[int, Counter[str]]:
     """Precision counts of each collapsed module's live nodes (removed nodes left out)."""
     out: dict[int, Counter[str]] = {}
+    nodes = explorer.nodes
+    name_of: dict[Any, str] = {}  # dtype -> palette name, as precision_label names it
     for i, names in enumerate(view.members):
-        if len(names) > 1:
-            out[i] = Counter(precision_label(explorer, plan, n) for n in names
-                             if (r := plan.get(n)) is None or r.rule != "removed")
+        if len(names) < 2:
+            continue
+        counts: Counter[str] = Counter()
+        for n in names:
+            rec = plan.get(n)
+            if rec is not None and rec.rule == "removed":
+                continue
+            dtype = rec.dtype if rec is not None else nodes[n].dtype
+            label = name_of.get(dtype)
+            if label is None:
+                shown = dtypes.display_name(dtype)
+                label = name_of[dtype] = shown if shown in dtypes.PALETTE else "other"
+            counts[label] += 1
+        out[i] = counts
     return out
 
 
@@ -358,7 +371,8 @@ _SEP = " \u00b7 "
 
 # -- the frame: figure size and margins around a plot area of fixed pixels -----------------------------------
 _TITLE_FONT, _LEGEND_FONT = 13, 11
-_MODEBAR = 250.0  #: px of the top-right corner plotly's toolbar covers: the title's first line stops short of it
+_MODEBAR = 280.0  #: px at the top right that plotly's toolbar covers on hover (9 buttons: 264 px)
+_TOOLBAR_ROW = 26.0  #: px: its height
 _COLORBAR = 110  #: px of right margin kept for a colour bar
 
 
@@ -402,8 +416,12 @@ def _frame(plot_w: float, plot_h: float, title: str, legend: list[str], colorbar
     """
     ml, mr, mb = 8, (_COLORBAR if colorbar else 8), 8
     fig_w = plot_w + ml + mr
-    lines = _wrap_px(title, fig_w - 16 - _MODEBAR, fig_w - 16, _TITLE_FONT)
-    mt = 6 + 17 * len(lines) + 8
+    # the title's first line stops short of the toolbar; where not even its first phrase fits, it starts below it
+    first = fig_w - 8 - _MODEBAR
+    below = text_width(title.split(_SEP)[0], _TITLE_FONT) > first
+    lines = _wrap_px(title, fig_w - 16 if below else first, fig_w - 16, _TITLE_FONT)
+    drop = _TOOLBAR_ROW if below else 0.0
+    mt = int(drop) + 6 + 17 * len(lines) + 8
     beside = bool(legend) and max(_legend_items(legend)) <= room
     if beside:
         place = {"orientation": "v", "x": 1.0 - room / plot_w, "xanchor": "left", "y": 1.0, "yanchor": "top"}
@@ -413,7 +431,7 @@ def _frame(plot_w: float, plot_h: float, title: str, legend: list[str], colorbar
     # plotly sets a title of several lines about half a line higher than one of a single line
     return {"width": int(round(fig_w)), "height": int(round(plot_h + mt + mb)),
             "margin": {"l": ml, "r": mr, "t": mt, "b": mb, "pad": 0}, "title_text": "<br>".join(lines),
-            "title_pad": {"l": 8, "t": 8 if len(lines) == 1 else 17}, "legend": place,
+            "title_pad": {"l": 8, "t": int(drop) + (8 if len(lines) == 1 else 17)}, "legend": place,
             "legend_height": 19.0 * len(legend) + 10.0 if beside else 0.0}
 
 
