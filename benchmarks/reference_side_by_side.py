@@ -23,7 +23,7 @@ CASES = [
     ("Autocast, `^linear2$` excluded", None, "ref_autocast_excl_linear2", examples.reference_autocast_model,
      Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
               autocast_excluded_nodes=frozenset({"^linear2$"}))),
-    ("`use_fp32_acc=True`", 3, "ref_fp32_acc", examples.reference_autocast_model,
+    ("`use_fp32_acc=True`", 2, "ref_fp32_acc", examples.reference_autocast_model,
      Settings(enable_autocast=True, autocast_low_precision_type=torch.float16, use_fp32_acc=True)),
 ]
 
