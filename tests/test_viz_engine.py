@@ -51,3 +51,16 @@ def test_report_carries_the_linked_engine_view(ex: Explorer, tmp_path: Path) -> 
 def test_engine_figure_without_a_profile_says_what_to_do() -> None:
     with pytest.raises(ValueError, match="load_profile"):
         Explorer(*examples.reference_autocast_model()).engine_figure()
+
+
+def test_a_mismatch_names_the_engine_layer_that_shows_it(ex: Explorer) -> None:
+    """The recorded engine excluded layer4 and fc; a plan that predicts them FP16 is contradicted, layer by layer."""
+    import torch
+
+    from mixprec_explorer import Settings
+
+    fig = ex.figure(settings=Settings(enable_autocast=True, autocast_low_precision_type=torch.float16),
+                    color_by="mismatch", group_by_module=None)
+    hover = dict(zip(fig.data[1].customdata, fig.data[1].hovertext))
+    assert "differs from predicted FP16" in hover["linear"] and "__myl_FcAdd_myl0_74 (exact)" in hover["linear"]
+    assert "differs" not in hover["conv2d"] and "__myl_CorrMulAddRelu_myl0_1 (exact)" in hover["conv2d"]

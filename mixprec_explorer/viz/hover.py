@@ -204,6 +204,10 @@ def record_hover(rec: NodePrecision) -> str:
     return f"<br>dtype: <b>{shown}</b> · accumulate: {acc}<br>rule: {rec.rule}: {_wrap(rec.reason)}"
 
 
+def _short_layer(text: str) -> str:
+    return text if len(text) <= 70 else text[:40] + "…" + text[-29:]
+
+
 def _node_dynamic_hover(explorer: Explorer, plan: PrecisionPlan, ov: Overlay, name: str) -> str:
     rec = plan.get(name)
     if rec is None:
@@ -219,6 +223,10 @@ def _node_dynamic_hover(explorer: Explorer, plan: PrecisionPlan, ov: Overlay, na
                 text += f" ({ms / ov.total_ms:.1%})"
             if rec.dtype is not None and got != shown:
                 text += f"  <b>differs from predicted {shown}</b>"
+            ran = (ov.layers or {}).get(name, ())
+            if ran:
+                text += "<br>engine: " + ", ".join(_short_layer(x) for x in ran[:3]) + (
+                    f" +{len(ran) - 3}" if len(ran) > 3 else "")
         else:
             text += "<br>measured: not attributed"
     if ov.errors is not None and name in ov.errors:

@@ -37,6 +37,7 @@ class Overlay:
     sensitivity: Sensitivity | None = None
     other: PrecisionPlan | None = None  #: the plan compared with ("A"; the drawn plan is "B")
     labels: tuple[str, str] = ("A", "B")
+    layers: dict[str, tuple[str, ...]] | None = None  #: per node, the engine layers (with match) that ran it
 
 
 def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity: Sensitivity | None = None,
@@ -46,19 +47,25 @@ def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity:
     profile = profile if profile is not None else explorer.extensions.get("profile")
     accuracy = accuracy if accuracy is not None else explorer.extensions.get("accuracy")
     sensitivity = sensitivity if sensitivity is not None else explorer.extensions.get("sensitivity")
-    latency = measured = errors = None
+    latency = measured = errors = layers = None
     total = 0.0
     if profile is not None:
         latency = dict(profile.node_latency_ms())
         measured = dict(profile.node_dtypes())
         total = sum(latency.values())
+        layers = {}
+        for layer in profile.layers:
+            confidence = layer.extra.get("match", {}).get("confidence")
+            for node in layer.nodes:
+                layers.setdefault(node, ())
+                layers[node] += (f"{layer.name} ({confidence})" if confidence else layer.name,)
     if accuracy is not None:
         try:
             errors = node_errors(accuracy)
         except OverlayUnavailable:
             errors = None
     other = as_plan(explorer, compare_to) if compare_to is not None else None
-    return Overlay(latency, measured, errors, total, sensitivity, other, compare_labels)
+    return Overlay(latency, measured, errors, total, sensitivity, other, compare_labels, layers)
 
 
 def node_errors(accuracy: Any) -> dict[str, float]:
