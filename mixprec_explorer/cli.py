@@ -275,6 +275,16 @@ def _columns(text: str) -> int:
     return value
 
 
+def _grouping(text: str) -> int | str | None:
+    """``--group-by-module``: a depth, "auto" or "none"."""
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a depth (1, 2, ...), 'auto' or 'none'; got {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixprec-explorer",
@@ -305,8 +315,8 @@ def _parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--color-by", default="precision", choices=("precision", "reason", "module"))
-    p.add_argument("--group-by-module", type=int, default=None, metavar="DEPTH",
-                   help="collapse modules to this depth of their path")
+    p.add_argument("--group-by-module", type=_grouping, default="auto", metavar="DEPTH|auto|none",
+                   help="collapse modules to this depth of their path (default auto: large graphs grouped)")
     p.set_defaults(run=_cmd_report)
     p = sub.add_parser("demo", help="capture the built-in example, print its plan, export its settings")
     common(p, model=False)

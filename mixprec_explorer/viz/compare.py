@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from .colors import LEGEND_SLOTS, changed_nodes
-from .graph import _FIRST_LEGEND, build_figure, highlight
+from .graph import _FIRST_LEGEND, Grouping, build_figure, highlight
 from .overlay import as_plan
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def _plans(explorer: Explorer, plan_a: Any, plan_b: Any) -> tuple[PrecisionPlan,
 
 def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | Comparison,
                          plan_b: PrecisionPlan | Settings | None = None, mode: str = "side_by_side", *,
-                         labels: tuple[str, str] = ("A", "B"), group_by_module: int | None = None,
+                         labels: tuple[str, str] = ("A", "B"), group_by_module: Grouping = "auto",
                          expanded: Iterable[str] = (), height: int | None = None) -> go.Figure:
     """Plan A against plan B on ``explorer``'s graph.
 
@@ -113,6 +113,8 @@ def _side_by_side(fa: go.Figure, fb: go.Figure, labels: tuple[str, str], changed
                          "font": {"size": 11}} for text, x in zip(titles, (0.25 - gap / 2, 0.75 + gap / 2))],
         "legend": {"orientation": "h", "yanchor": "top", "y": 0.0, "x": 0.0, "font": {"size": 11}},
         "margin": {"l": 10, "r": 10, "t": 80, "b": 40},
+        # two panels of the size one panel was laid out for, so the labels keep their room
+        "width": (fa.layout.width or 700) + (fb.layout.width or 700) if fa.layout.width else None,
         "uirevision": "mixprec-compare",
         "meta": {"mixprec": {"kind": "compare", "mode": "side_by_side", "changed": changed,
                              "labels": list(labels)}},
