@@ -1,5 +1,5 @@
 # The live TensorRT-RTX run on a GPU machine without network: install the carried wheels, run the figures script
-# and (LIVE_TESTS=1) the live-engine tests; results go to $DEST on the lent machine (the tool brings $OUT back),
+# and (LIVE_TESTS=1) the live-engine tests; results go to $OUT/live on the lent machine (the tool brings $OUT back),
 # else to docs/gpu/live. Prepare the wheels here first with `bash benchmarks/gpu_fetch_wheels.sh`.
 # The 86 MB libs wheel travels in two halves: a first call carries .whlA and copies it to /tmp/stage (outside the
 # repo, which is copied afresh each call); this call carries .whlB (the other half, its sha256, the small wheels).
