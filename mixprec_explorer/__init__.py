@@ -6,7 +6,20 @@ when a figure, widget or TensorRT compile is first asked for.
 
 from __future__ import annotations
 
-from .errors import BackendUnavailable, CaptureError, MixprecError, ParseError, SettingsError, WorkerCrashed
+from .errors import (
+    BackendUnavailable,
+    CaptureError,
+    CompileFailure,
+    InputError,
+    MissingResult,
+    MixprecError,
+    OptionError,
+    OptionTypeError,
+    ParseError,
+    SettingsError,
+    UnknownName,
+    WorkerCrashed,
+)
 from .explorer import Exclusion, Explorer, SettingsWarning
 from .policy import PrecisionPlan
 from .records import LayerRecord, NodeInfo, NodePrecision
@@ -17,17 +30,23 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendUnavailable",
     "CaptureError",
+    "CompileFailure",
     "Exclusion",
     "Explorer",
+    "InputError",
     "LayerRecord",
+    "MissingResult",
     "MixprecError",
     "NodeInfo",
     "NodePrecision",
+    "OptionError",
+    "OptionTypeError",
     "ParseError",
     "PrecisionPlan",
     "Settings",
     "SettingsError",
     "SettingsWarning",
+    "UnknownName",
     "WorkerCrashed",
     "parse_layer_info",
     "parse_profile",

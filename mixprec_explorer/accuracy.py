@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils import _pytree as pytree
 
+from .errors import OptionError
+
 if TYPE_CHECKING:
     from .backends.base import Compiled
     from .explorer import Explorer
@@ -80,12 +82,12 @@ def compare_outputs(reference: Any, outputs: Any, *, per_node: dict[str, float] 
     """
     refs, outs = _leaves(_fp32(reference)), _leaves(_fp32(outputs))
     if len(refs) != len(outs):
-        raise ValueError(f"the reference has {len(refs)} output tensors, the compiled plan {len(outs)}")
+        raise OptionError(f"the reference has {len(refs)} output tensors, the compiled plan {len(outs)}")
     for index, (r, o) in enumerate(zip(refs, outs)):
         if r.shape != o.shape:
-            raise ValueError(f"output {index}: shape {tuple(o.shape)} differs from the reference's {tuple(r.shape)}")
+            raise OptionError(f"output {index}: shape {tuple(o.shape)} differs from the reference's {tuple(r.shape)}")
     if not refs:
-        raise ValueError("no output tensors to compare")
+        raise OptionError("no output tensors to compare")
     ref = torch.cat([r.double().flatten() for r in refs])
     out = torch.cat([o.double().flatten() for o in outs])
     err = out - ref

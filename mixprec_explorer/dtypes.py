@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import OptionError
+
 #: Display names used in tables, legends and JSON.
 _DISPLAY = {
     torch.float32: "FP32",
@@ -86,7 +88,7 @@ def from_name(name: str | None) -> torch.dtype | None:
         return None
     value = getattr(torch, str(name).replace("torch.", ""), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"unknown dtype {name!r}; expected a torch dtype name such as 'float16' or 'bfloat16'")
+        raise OptionError(f"unknown dtype {name!r}; expected a torch dtype name such as 'float16' or 'bfloat16'")
     return value
 
 

@@ -1,6 +1,42 @@
-"""The package's own exception types: each names the problem and the fix."""
+"""The package's own exception types: each names the problem and the fix.
+
+Everything mixprec_explorer raises on purpose derives from :class:`MixprecError`, so ``except MixprecError``
+catches it all. Each type also keeps the standard base a caller would reach for (``SettingsError`` is a
+``ValueError``, ``UnknownName`` a ``KeyError``), so ``except ValueError`` keeps working.
+
+=====================  =====================  ==========================================================
+type                   standard base          raised when
+=====================  =====================  ==========================================================
+CaptureError           --                     torch.export cannot capture the model
+InputError             ValueError             inputs do not fit the captured program (names which input)
+SettingsError          ValueError             Torch-TensorRT settings (or a settings file) are invalid
+OptionError            ValueError             an argument's value is not one the function accepts
+OptionTypeError        TypeError              an argument is of a kind the function cannot use
+UnknownName            KeyError               a node, layer, module or stored object is not there
+MissingResult          ValueError             a call needs a result that has not been computed yet
+ParseError             ValueError             TensorRT text or JSON cannot be parsed
+BackendUnavailable     RuntimeError           a backend's library (or device) is missing here
+WorkerCrashed          RuntimeError           the worker process died or timed out
+CompileFailure         RuntimeError           a backend could not build the plan
+=====================  =====================  ==========================================================
+"""
 
 from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailable",
+    "CaptureError",
+    "CompileFailure",
+    "InputError",
+    "MissingResult",
+    "MixprecError",
+    "OptionError",
+    "OptionTypeError",
+    "ParseError",
+    "SettingsError",
+    "UnknownName",
+    "WorkerCrashed",
+]
 
 
 class MixprecError(Exception):
@@ -11,8 +47,44 @@ class CaptureError(MixprecError):
     """torch.export could not capture the model; the message carries its reason and a hint."""
 
 
+class InputError(MixprecError, ValueError):
+    """Inputs that do not fit the captured program: the message names the input, its shape and the one expected.
+
+    ``index`` is the position of the offending input among the flattened positional inputs (None when the
+    number of inputs is wrong), ``batch`` the batch it belongs to (0 for a single batch).
+    """
+
+    def __init__(self, message: str, index: int | None = None, batch: int = 0) -> None:
+        super().__init__(message)
+        self.index, self.batch = index, batch
+
+    def __reduce__(self):  # keep the fields across the worker process boundary
+        return (type(self), (str(self), self.index, self.batch))
+
+
 class SettingsError(MixprecError, ValueError):
     """Settings are invalid (wrong type, bad regex, unknown op, malformed JSON file)."""
+
+
+class OptionError(MixprecError, ValueError):
+    """An argument has a value the function does not accept (an unknown metric, mode, executor ...);
+    the message lists the accepted ones."""
+
+
+class OptionTypeError(MixprecError, TypeError):
+    """An argument is of a kind the function cannot use (or cannot send to the worker process)."""
+
+
+class UnknownName(MixprecError, KeyError):
+    """A node, engine layer, module or stored object that is not there; the message says where to look."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingResult(MixprecError, ValueError):
+    """A call needs a result that has not been computed yet (a profile, a frontier); the message names the call
+    that makes it."""
 
 
 class ParseError(MixprecError, ValueError):

@@ -20,7 +20,7 @@ import torch
 
 from . import calibration as _calibration
 from .capture import CapturedGraph, capture, is_autocast_skipped
-from .errors import SettingsError
+from .errors import MissingResult, SettingsError
 from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
 from .settings import Settings, qualified_op_name, suggest_ops, write_atomic
@@ -354,7 +354,7 @@ class Explorer:
 
         profile = profile if profile is not None else self.extensions.get("profile")
         if profile is None:
-            raise ValueError("no profile yet: run ex.profile(ex.compile(...)) or ex.load_profile(folder) first")
+            raise MissingResult("no profile yet: run ex.profile(ex.compile(...)) or ex.load_profile(folder) first")
         if isinstance(select, str) and select in self.nodes:
             return build_engine_figure(profile, selected_nodes=[select])
         return build_engine_figure(profile, selected_layer=select)

@@ -21,6 +21,7 @@ import torch
 
 from . import dtypes
 from .capture import CapturedGraph, is_autocast_skipped
+from .errors import UnknownName
 from .records import CalibrationStat, NodeInfo, NodePrecision
 from .settings import Settings
 
@@ -161,7 +162,7 @@ class PrecisionPlan:
         try:
             return self._records[name]
         except KeyError:
-            raise KeyError(f"no node {name!r} in this plan (plans cover call_function nodes)") from None
+            raise UnknownName(f"no node {name!r} in this plan (plans cover call_function nodes)") from None
 
     def get(self, name: str) -> NodePrecision | None:
         return self._records.get(name)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import dtypes
-from .errors import SettingsError
+from .errors import OptionError, SettingsError
 from .explorer import module_pattern
 from .sensitivity import METRICS, Sensitivity, _gain, _progress, _Runner, compute_sensitivity
 from .settings import Settings, write_atomic
@@ -256,11 +256,11 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
     Raises SettingsError for a negative budget, an unknown metric/objective, or another search's state file.
     """
     if metric not in METRICS:
-        raise SettingsError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        raise OptionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if objective not in ("latency", "nodes"):
-        raise SettingsError(f"objective must be 'latency' or 'nodes', got {objective!r}")
+        raise OptionError(f"objective must be 'latency' or 'nodes', got {objective!r}")
     if not (budget >= 0):
-        raise SettingsError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
+        raise OptionError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
     search = _Search(explorer, tuple(inputs) if inputs is not None else explorer.example_inputs, budget, metric,
                      objective, backend if confirm else None, backend, backend_options, use_ops, use_subtrees,
                      low_dtype, max_probes, Path(state_path) if state_path is not None else None, progress)

@@ -17,6 +17,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from .capture import is_autocast_skipped
+from .errors import OptionError
 
 if TYPE_CHECKING:
     from .explorer import Explorer
@@ -181,7 +182,7 @@ def compute_sensitivity(explorer: Explorer, inputs: Sequence[Any] | None = None,
     metrics for an unknown ``metric``.
     """
     if metric not in METRICS:
-        raise KeyError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        raise OptionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     measure = METRICS[metric]
     low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
     args = tuple(inputs) if inputs is not None else explorer.example_inputs

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .errors import OptionError
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence
         bar(0, close=True)
         return out
     if executor != "local":
-        raise ValueError(f"executor must be 'local', 'ray', 'serial' or None, got {executor!r}")
+        raise OptionError(f"executor must be 'local', 'ray', 'serial' or None, got {executor!r}")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mixprec_explorer import Explorer, Settings, SettingsError
+from mixprec_explorer import Explorer, OptionError, Settings, SettingsError
 from mixprec_explorer.search import _Evaluator, run_search
 
 from test_sensitivity import Fragile
@@ -68,9 +68,9 @@ def test_state_of_another_search_is_refused(tmp_path):
 
 
 def test_bad_arguments_are_named():
-    with pytest.raises(SettingsError, match="budget must be"):
+    with pytest.raises(OptionError, match="budget must be"):
         run_search(fragile(), None, budget=-1, backend=None)
-    with pytest.raises(SettingsError, match="unknown metric"):
+    with pytest.raises(OptionError, match="unknown metric"):
         run_search(fragile(), None, budget=1, metric="max", backend=None)
 
 

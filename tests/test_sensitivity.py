@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mixprec_explorer import Explorer
+from mixprec_explorer import Explorer, OptionError
 from mixprec_explorer.sensitivity import _Runner, compute_sensitivity, rel_l2
 
 from _models import Encoder, ResidualCNN
@@ -62,5 +62,5 @@ def test_finds_the_overflowing_module_and_costs_less_than_naive():
 
 def test_unknown_metric_is_named():
     ex = Explorer(Fragile().eval(), (torch.rand(3, 4),))
-    with pytest.raises(KeyError, match="unknown metric 'max'"):
+    with pytest.raises(OptionError, match="unknown metric 'max'"):
         compute_sensitivity(ex, metric="max", progress=False)

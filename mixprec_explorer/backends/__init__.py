@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._optional import install_hint
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, OptionError, OptionTypeError
 from ..settings import Settings
 from .base import Backend, CacheKey, Compiled, Profile
 from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
@@ -291,7 +291,7 @@ def _run_here(explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...]) -
     handle = compiled.handle
     module = getattr(handle, "module", handle)
     if not callable(module):
-        raise TypeError(f"backend {compiled.backend!r} has no run() and its handle is not callable")
+        raise OptionTypeError(f"backend {compiled.backend!r} has no run() and its handle is not callable")
     args = to_device(tuple(inputs), compiled.device)
     with torch.no_grad():
         return module(*args)
@@ -388,7 +388,7 @@ def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: 
         _CACHE.move_to_end(key)
         return _CACHE[key]
     if _fault is not None and not isolate:
-        raise ValueError("_fault injects a failure into the worker process: it needs isolate=True")
+        raise OptionError("_fault injects a failure into the worker process: it needs isolate=True")
     if choice:
         _announce(choice, progress)
     with progress_bar(progress, f"{name} compile"):
@@ -463,14 +463,14 @@ def time_plans(explorer: Explorer, compileds: Sequence[Compiled], inputs: Sequen
     args = _inputs(explorer, inputs)
     in_worker = {isinstance(c.handle, WorkerHandle) for c in compileds}
     if len(in_worker) > 1:
-        raise ValueError("time_plans needs plans compiled alike: all with isolate=True or all with isolate=False")
+        raise OptionError("time_plans needs plans compiled alike: all with isolate=True or all with isolate=False")
     with progress_bar(progress, "timing plans"):
         if not in_worker.pop():
             return _time_here(explorer, list(compileds), args, runs, warmup)
         lives = [_live(explorer, c, timeout_s)[0] for c in compileds]
         models = {c.handle.model for c in lives}
         if len(models) > 1:
-            raise ValueError("time_plans needs plans of one model")
+            raise OptionError("time_plans needs plans of one model")
         return get_worker().call("mixprec_explorer.backends:_time_here", Ref("model", models.pop()),
                                  tuple(Ref("compiled", c.handle.id) for c in lives), _cpu(args), runs, warmup,
                                  timeout_s=timeout_s, what="timing plans in the worker")

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._optional import install_hint, require
-from ..errors import BackendUnavailable, CompileFailure, ParseError, SettingsError
+from ..errors import BackendUnavailable, CompileFailure, OptionError, OptionTypeError, ParseError, SettingsError
 from ..parsers.dataflow import FxView
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
@@ -119,11 +119,11 @@ def signature_from_source(source: str, function: str = "compile") -> inspect.Sig
     for owner in owners:
         classes = [n for n in body if isinstance(n, ast.ClassDef) and n.name == owner]
         if not classes:
-            raise ValueError(f"no class {owner!r} in the source")
+            raise ParseError(f"no class {owner!r} in the source")
         body = classes[-1].body
     found = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
     if not found:
-        raise ValueError(f"no function {function!r} in the source")
+        raise ParseError(f"no function {function!r} in the source")
     args = found[-1].args
     P = inspect.Parameter
     params: list[inspect.Parameter] = []
@@ -273,7 +273,7 @@ def debugger_kwargs(runtime: str, logging_dir: str | Path, log_level: str = "inf
     "cudagraph" there (``compile_module`` raises ValueError otherwise).
     """
     if runtime not in ("cpp", "python"):
-        raise ValueError(f"runtime must be 'cpp' or 'python', got {runtime!r}")
+        raise OptionError(f"runtime must be 'cpp' or 'python', got {runtime!r}")
     return {
         "log_level": log_level,
         "save_engine_profile": True,
@@ -850,7 +850,7 @@ class TensorRTBackend:
         mods = self._require()
         handle = compiled.handle
         if not isinstance(handle, TensorRTHandle):
-            raise TypeError(f"not a TensorRT compile (handle is {type(handle).__name__})")
+            raise OptionTypeError(f"not a TensorRT compile (handle is {type(handle).__name__})")
         runs, warmup = max(1, int(runs)), max(0, int(warmup))
         device = compiled.device
         args = to_device(tuple(inputs) if inputs else tuple(explorer.example_inputs), device)

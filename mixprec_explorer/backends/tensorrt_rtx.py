@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+from ..errors import OptionError
+
 __all__ = ["PLUGIN_NOTE", "RELEASES", "block_broken_plugin", "plugin_is_broken", "requirement_for"]
 
 #: torch minor version -> the torch-tensorrt-rtx release built for it (from the package registry, 2026-11).
@@ -30,7 +32,7 @@ def requirement_for(torch_version: str) -> str:
     """
     minor = ".".join(torch_version.split("+")[0].split(".")[:2])
     if minor not in RELEASES:
-        raise ValueError(f"no torch-tensorrt-rtx release is known for torch {torch_version}; "
+        raise OptionError(f"no torch-tensorrt-rtx release is known for torch {torch_version}; "
                          f"releases exist for torch {', '.join(RELEASES)}")
     return f"torch-tensorrt-rtx=={RELEASES[minor]}"
 

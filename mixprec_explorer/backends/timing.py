@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..errors import OptionError
 from ..records import EndToEnd
 
 
@@ -68,7 +69,7 @@ def summarize_ms(times_ms: Sequence[float]) -> EndToEnd:
     EndToEnd(median_ms=5.0, p10_ms=1.0, p90_ms=9.0, runs=11)
     """
     if not times_ms:
-        raise ValueError("no timings to summarize")
+        raise OptionError("no timings to summarize")
     ordered = sorted(float(t) for t in times_ms)
     return EndToEnd(median_ms=statistics.median(ordered), p10_ms=_quantile(ordered, 0.1),
                     p90_ms=_quantile(ordered, 0.9), runs=len(ordered))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, OptionError
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import CacheKey, Compiled, Profile
@@ -92,7 +92,7 @@ class TorchBackend:
         Raises ValueError for an unknown mode; BackendUnavailable for a CUDA device where CUDA is absent.
         """
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise OptionError(f"mode must be one of {MODES}, got {mode!r}")
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"device {device!r} asked for, but torch.cuda.is_available() is False here")
         start = time.perf_counter()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MixprecError, WorkerCrashed
+from ..errors import MixprecError, OptionError, OptionTypeError, UnknownName, WorkerCrashed
 
 __all__ = ["Ref", "Worker", "get_worker", "progress_bar", "report_progress", "shutdown_worker"]
 
@@ -40,6 +40,10 @@ _FAULTS = ("exit", "segfault", "raise")
 
 _CONN: Any = None  # set inside the worker: the pipe to the parent
 _BAR: contextvars.ContextVar[Any] = contextvars.ContextVar("mixprec_progress_bar", default=None)
+
+
+class InjectedFailure(MixprecError, RuntimeError):
+    """The failure ``fault="raise"`` injects into the worker (a testing hook)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def progress_bar(enabled: bool, title: str) -> Iterator[Any]:
 def _resolve(value: Any, store: dict[str, Any]) -> Any:
     if isinstance(value, Ref):
         if value.id not in store:
-            raise KeyError(f"the worker holds no {value.kind} {value.id!r} (it may have been restarted)")
+            raise UnknownName(f"the worker holds no {value.kind} {value.id!r} (it may have been restarted)")
         return store[value.id]
     if isinstance(value, tuple):
         return tuple(_resolve(v, store) for v in value)
@@ -150,7 +154,7 @@ def _inject(fault: str) -> None:
         import ctypes
 
         ctypes.string_at(0)  # reads address 0: SIGSEGV
-    raise RuntimeError("mixprec worker: injected failure (testing hook)")
+    raise InjectedFailure("mixprec worker: injected failure (testing hook)")
 
 
 def _stripped(value: Any) -> Any:
@@ -334,7 +338,7 @@ class Worker:
         in the worker is re-raised here with the worker's traceback attached.
         """
         if fault is not None and fault not in _FAULTS:
-            raise ValueError(f"fault must be one of {_FAULTS}, got {fault!r}")
+            raise OptionError(f"fault must be one of {_FAULTS}, got {fault!r}")
         with self._lock:
             self.ensure_started()
             if self._drops:
@@ -345,7 +349,7 @@ class Worker:
                 blob = pickle.dumps(("call", path, args, kwargs, keep, fault, numerics_flags()),
                                     protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as err:
-                raise TypeError(f"{what}: the arguments cannot be sent to the worker ({err})") from err
+                raise OptionTypeError(f"{what}: the arguments cannot be sent to the worker ({err})") from err
             try:
                 self._conn.send_bytes(blob)
             except (BrokenPipeError, EOFError, OSError) as err:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from .. import dtypes
+from ..errors import OptionError
 from ..records import LayerRecord
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def build_sensitivity_chart(sensitivity: Sensitivity, by: str = "module", top: i
     ['act', 'fc']
     """
     if by not in ("module", "node"):
-        raise ValueError(f"by must be 'module' or 'node', got {by!r}")
+        raise OptionError(f"by must be 'module' or 'node', got {by!r}")
     ranking = sensitivity.ranking(by)
     low = sensitivity.module_low_error if by == "module" else sensitivity.node_low_error
     shown = ranking[: max(1, top)]

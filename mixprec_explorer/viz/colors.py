@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import dtypes
+from ..errors import OptionError
 from .overlay import Overlay, OverlayUnavailable
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ def color_points(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color
     Raises :class:`OverlayUnavailable` when the mode needs a result or plan that ``ov`` lacks.
     """
     if color_by not in COLOR_BY:
-        raise ValueError(f"color_by must be one of {', '.join(map(repr, COLOR_BY))}; got {color_by!r}")
+        raise OptionError(f"color_by must be one of {', '.join(map(repr, COLOR_BY))}; got {color_by!r}")
     if color_by in ("latency", "measured_dtype", "mismatch") and ov.latency_ms is None:
         raise OverlayUnavailable(
             f"color_by={color_by!r} needs a profile: run ex.profile(ex.compile()) first, or pass profile=")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
+from ..errors import OptionError, OptionTypeError
 from .colors import LEGEND_SLOTS, changed_nodes
 from .graph import _FIRST_LEGEND, Grouping, build_figure, highlight
 from .overlay import as_plan
@@ -33,10 +34,10 @@ def _plans(explorer: Explorer, plan_a: Any, plan_b: Any) -> tuple[PrecisionPlan,
 
     if isinstance(plan_a, Comparison):
         if plan_b is not None:
-            raise TypeError("pass either a Comparison or two plans, not both")
+            raise OptionTypeError("pass either a Comparison or two plans, not both")
         return plan_a.a, plan_a.b
     if plan_b is None:
-        raise TypeError("build_compare_figure needs plan_b (or a Comparison from ex.compare as plan_a)")
+        raise OptionTypeError("build_compare_figure needs plan_b (or a Comparison from ex.compare as plan_a)")
     return as_plan(explorer, plan_a), as_plan(explorer, plan_b)
 
 
@@ -67,7 +68,7 @@ def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | 
     ['linear_1']
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
+        raise OptionError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
     pa, pb = _plans(explorer, plan_a, plan_b)
     changed = changed_nodes(pa, pb)
     common: dict[str, Any] = {"group_by_module": group_by_module, "expanded": expanded, "height": height}

@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from .. import dtypes
+from ..errors import MissingResult, UnknownName
 from ..records import LayerRecord
 
 __all__ = ["build_engine_figure", "engine_layers", "layers_for_nodes", "nodes_for_layer"]
@@ -42,12 +43,12 @@ def nodes_for_layer(profile: Any, layer: int | str) -> tuple[str, ...]:
     rows = engine_layers(profile)
     if isinstance(layer, int):
         if not 0 <= layer < len(rows):
-            raise KeyError(f"no engine layer at position {layer}; the engine has {len(rows)} timed layers")
+            raise UnknownName(f"no engine layer at position {layer}; the engine has {len(rows)} timed layers")
         return rows[layer].nodes
     for r in rows:
         if r.name == layer:
             return r.nodes
-    raise KeyError(f"no engine layer named {layer!r}")
+    raise UnknownName(f"no engine layer named {layer!r}")
 
 
 def _hover(r: LayerRecord, total_ms: float) -> str:
@@ -76,7 +77,7 @@ def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), sel
     """
     rows = engine_layers(profile)
     if not rows:
-        raise ValueError("this profile holds no timed engine layer; profile a compiled plan first (ex.profile)")
+        raise MissingResult("this profile holds no timed engine layer; profile a compiled plan first (ex.profile)")
     total_ms = sum(r.latency_ms or 0.0 for r in rows)
     outlined = set(layers_for_nodes(profile, selected_nodes))
     if selected_layer is not None:

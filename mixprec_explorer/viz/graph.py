@@ -32,6 +32,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .. import dtypes
+from ..errors import OptionError
 from .colors import (
     CHANGED_COLORS,
     COLOR_BY,
@@ -150,7 +151,7 @@ def resolve_grouping(explorer: Explorer, group_by_module: Grouping, expanded: It
         return depth, (opened | frozenset(expanded)) if depth is not None else frozenset()
     if group_by_module is not None and (isinstance(group_by_module, bool) or not isinstance(group_by_module, int)
                                         or group_by_module < 1):
-        raise ValueError(f"group_by_module must be None, 'auto' or a module depth >= 1, got {group_by_module!r}")
+        raise OptionError(f"group_by_module must be None, 'auto' or a module depth >= 1, got {group_by_module!r}")
     return group_by_module, frozenset(expanded) if group_by_module is not None else frozenset()
 
 
@@ -260,10 +261,10 @@ def view_of(fig: go.Figure, explorer: Explorer) -> GraphView:
     """The view a figure made by :func:`build_figure` draws (from its ``layout.meta``)."""
     meta = (fig.layout.meta or {}).get("mixprec") if isinstance(fig.layout.meta, dict) else None
     if not meta:
-        raise ValueError("this figure was not made by mixprec_explorer.viz.graph.build_figure")
+        raise OptionError("this figure was not made by mixprec_explorer.viz.graph.build_figure")
     view = build_view(explorer, meta.get("group_by_module"), meta.get("expanded") or ())
     if len(fig.data) <= NODES or len(fig.data[NODES].x) != len(view):
-        raise ValueError("the figure does not match this explorer's graph (rebuild it with build_figure)")
+        raise OptionError("the figure does not match this explorer's graph (rebuild it with build_figure)")
     return view
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MixprecError
+from ..errors import MissingResult, OptionTypeError
 
 if TYPE_CHECKING:
     from ..explorer import Explorer
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Overlay", "OverlayUnavailable", "as_plan", "gather_overlay", "node_errors"]
 
 
-class OverlayUnavailable(MixprecError, ValueError):
+class OverlayUnavailable(MissingResult):
     """``color_by`` asks for measured data (a profile or accuracy result) that does not exist yet."""
 
 
@@ -92,4 +92,4 @@ def as_plan(explorer: Explorer, plan: PrecisionPlan | Settings) -> PrecisionPlan
         return plan
     if isinstance(plan, Settings):
         return explorer.plan(plan)
-    raise TypeError(f"expected a PrecisionPlan or Settings to compare with, got {type(plan).__name__}")
+    raise OptionTypeError(f"expected a PrecisionPlan or Settings to compare with, got {type(plan).__name__}")

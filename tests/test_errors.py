@@ -1,0 +1,72 @@
+"""One error family: everything the package raises on purpose derives from MixprecError, with a standard base kept."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import pickle
+from pathlib import Path
+
+import pytest
+
+import mixprec_explorer
+from mixprec_explorer import errors
+from mixprec_explorer.errors import MixprecError
+
+PACKAGE = Path(mixprec_explorer.__file__).parent
+#: Raises of Python's own types that are protocol, not errors of ours: a module ``__getattr__`` must raise
+#: AttributeError; rich's broken-pipe hook re-raises the stream's own error for main() to end quietly.
+PROTOCOL = {("__init__.py", "AttributeError"), ("cli.py", "BrokenPipeError")}
+#: widget/ is being rewritten by another change; its three builtin raises are listed in issue 11's closing note.
+PENDING = ("widget/",)
+
+
+def _builtin_raises() -> list[str]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith(PENDING):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue
+            target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            name = target.id if isinstance(target, ast.Name) else None
+            kind = getattr(builtins, name, None) if name else None
+            if isinstance(kind, type) and issubclass(kind, BaseException) and (rel, name) not in PROTOCOL:
+                found.append(f"{rel}:{node.lineno}: raise {name}")
+    return found
+
+
+def test_no_builtin_exception_is_raised_on_purpose() -> None:
+    assert _builtin_raises() == []
+
+
+@pytest.mark.parametrize("name", errors.__all__)
+def test_every_error_type_is_a_mixprec_error_with_a_standard_base(name: str) -> None:
+    kind = getattr(errors, name)
+    assert issubclass(kind, MixprecError)
+    if kind is not MixprecError and kind is not errors.CaptureError:
+        assert any(issubclass(kind, base) for base in (ValueError, TypeError, KeyError, RuntimeError)), name
+
+
+def test_errors_are_exported_and_survive_pickling() -> None:
+    for name in errors.__all__:
+        assert getattr(mixprec_explorer, name) is getattr(errors, name)
+    err = pickle.loads(pickle.dumps(errors.InputError("input 0 is (4, 10)", index=0, batch=2)))
+    assert (str(err), err.index, err.batch) == ("input 0 is (4, 10)", 0, 2)
+    assert str(errors.UnknownName("no node 'x'")) == "no node 'x'"  # not quoted as a KeyError would
+
+
+def test_one_type_for_one_mistake(autocast_ex) -> None:
+    with pytest.raises(errors.OptionError, match="unknown metric 'max'"):
+        autocast_ex.sensitivity(metric="max", progress=False)
+    with pytest.raises(errors.OptionError, match="unknown metric 'max'"):
+        autocast_ex.search(budget=1e-2, metric="max", backend=None, progress=False)
+    with pytest.raises(errors.UnknownName, match="no node 'nope'"):
+        autocast_ex.plan()["nope"]
+    with pytest.raises(errors.MissingResult, match="no profile yet"):
+        autocast_ex.engine_figure()
+    assert autocast_ex.plan().get("nope") is None
+    with pytest.raises(KeyError):  # the standard base still catches it
+        autocast_ex.plan()["nope"]
