@@ -11,6 +11,7 @@ import torch
 pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
 
 import ipywidgets as widgets  # noqa: E402
+import numpy as np  # noqa: E402
 from plotly.callbacks import InputDeviceState, Points  # noqa: E402
 
 from mixprec_explorer import Explorer, Settings  # noqa: E402
@@ -81,7 +82,6 @@ def _descendants(box: widgets.Widget) -> list[widgets.Widget]:
 def test_click_excludes_the_module_and_recolours_in_place(app: WidgetApp, deliver) -> None:
     fw = app.figure_widget
     traces_before = list(fw.data)
-    x_before = fw.data[vg.NODES].x
     i = app.point_index("linear_1")
     assert app.point_colors()[i] == PALETTE["FP16"]
 
@@ -92,14 +92,64 @@ def test_click_excludes_the_module_and_recolours_in_place(app: WidgetApp, delive
     assert app.explorer.plan()["linear_1"].dtype == torch.float32
     assert app.point_colors()[i] == PALETTE["FP32"]
     assert app.point_colors()[app.point_index("linear")] == PALETTE["FP16"]
-    assert list(fw.data) == traces_before and fw.data[vg.NODES].x is x_before  # no redraw of the figure
-    assert len(fw.data[vg.EXCLUDED].x) == 1
+    assert list(fw.data) == traces_before  # recoloured in place: same traces
+    sent = app.figure_sync.last
+    assert not any(p.split(": ")[1] in ("x", "y") for p in sent.trace_props), sent  # positions are not resent
+    assert len(app.drawn.data[vg.EXCLUDED].x) == 1
+    assert _mark_shapes(app) == {(app.node_trace.x[i], app.node_trace.y[i])}  # the excluded square, at the node
     assert "^linear2$" in app.summary.value and "^linear2$" in app.status.value
     assert "linear_1" in app.details.value and "excluded_node" in app.details.value
 
     deliver(app, "linear_1")  # a second click includes it again
     assert app.explorer.settings.autocast_excluded_nodes == frozenset()
     assert app.point_colors()[i] == PALETTE["FP16"]
+
+
+def _mark_shapes(app: WidgetApp) -> set[tuple[float, float]]:
+    """Anchors of the visible shapes that draw the marks in the browser."""
+    return {(sh["xanchor"], sh["yanchor"]) for sh in app.figure_widget._layout.get("shapes", [])
+            if sh.get("visible", True) and "xanchor" in sh}
+
+
+def _arrays_in(tree: object, path: str = "") -> list[str]:
+    if isinstance(tree, np.ndarray):
+        return [path]
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in _arrays_in(v, f"{path}.{k}")]
+    if isinstance(tree, (list, tuple)):
+        return [p for i, v in enumerate(tree) for p in _arrays_in(v, f"{path}[{i}]")]
+    return []
+
+
+def test_the_widget_holds_plain_lists_never_numpy_arrays() -> None:
+    """plotly's widget tests ``not value`` on what it holds when the browser echoes an update: on a NumPy array
+    that raised "truth value of an array ... is ambiguous" in the kernel on every click (issue 10)."""
+    ex = Explorer(*layer_stack(40))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex, group_by_module=None)
+    fw = app.figure_widget
+    assert _arrays_in(fw._data) == [] and _arrays_in(fw._layout) == []
+    click(app, "linear_2")
+    app.find("blocks.3")
+    app.group_choice.value = 1
+    assert app.errors == []
+    assert _arrays_in(fw._data) == [] and _arrays_in(fw._layout) == []
+
+
+def test_a_click_sends_only_the_changed_points() -> None:
+    ex = Explorer(*layer_stack(40))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex, group_by_module=None)
+    i = app.point_index("linear_2")
+    click(app, "linear_2")
+    sent = app.figure_sync.last
+    nodes = {p.split(": ", 1)[1] for p in sent.trace_props if p.startswith(f"{vg.NODES}: ")}
+    assert nodes == {f"marker.color[{i}]", f"hovertext[{i}]"}, sent  # one node changed: its colour and hover only
+    assert set(sent.layout_props) <= {"title.text", "shapes"}, sent  # the title, and the first mark's shapes
+    click(app, "linear_2")  # back again: the same two items, and the square's shape hidden in place
+    again = app.figure_sync.last
+    assert {p.split(": ", 1)[1] for p in again.trace_props if p.startswith(f"{vg.NODES}: ")} == nodes
+    assert again.arrays == 0 and app.errors == []
 
 
 def test_clicks_on_other_traces_or_no_point_do_nothing(app: WidgetApp) -> None:
@@ -193,12 +243,14 @@ def test_search_rings_matching_nodes(app: WidgetApp) -> None:
     assert find_nodes(app.explorer, "linear_2") == ["linear_2"]
     assert set(find_nodes(app.explorer, "LINEAR")) == {"linear", "linear_1", "linear_2"}
     app.search.value = "linear3"
-    ring = app.figure_widget.data[vg.HIGHLIGHT]
+    ring = app.drawn.data[vg.HIGHLIGHT]
     i = app.point_index("linear_2")
     assert list(ring.x) == [app.node_trace.x[i]] and list(ring.y) == [app.node_trace.y[i]]
+    assert _mark_shapes(app) == {(app.node_trace.x[i], app.node_trace.y[i])}  # the ring, drawn in the browser
     assert "linear_2" in app.details.value
     app.find("nothing-like-this")
-    assert "no node or module matches" in app.status.value and len(app.figure_widget.data[vg.HIGHLIGHT].x) == 0
+    assert "no node or module matches" in app.status.value and len(app.drawn.data[vg.HIGHLIGHT].x) == 0
+    assert _mark_shapes(app) == set()
 
 
 def test_export_writes_settings_and_shows_the_compile_call(app: WidgetApp, tmp_path: Path) -> None:

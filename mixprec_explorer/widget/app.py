@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..viz.graph import highlight, recolor
 from .controls import ControlsMixin
 from .figure import FigureMixin, find_nodes
 from .matter import MatterMixin, search_backends, search_text, sensitivity_text
@@ -33,6 +32,7 @@ from .status import StatusMixin
 if TYPE_CHECKING:
     from ..explorer import Exclusion, Explorer
     from ..settings import Settings
+    from ..viz.graph import Grouping
 
 __all__ = ["WidgetApp", "backend_status", "build_widget", "find_nodes", "search_backends", "search_text",
            "sensitivity_text"]
@@ -60,7 +60,7 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
     ['^linear2$']
     """
 
-    def __init__(self, explorer: Explorer, *, color_by: str = "precision", group_by_module: int | None = None,
+    def __init__(self, explorer: Explorer, *, color_by: str = "precision", group_by_module: Grouping = "auto",
                  height: int | None = None, search_options: dict[str, Any] | None = None,
                  frontier_options: dict[str, Any] | None = None) -> None:
         self.explorer = explorer
@@ -116,12 +116,11 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
     def refresh(self) -> None:
         """Re-plan and recolour the figure in place; update summary, details, snippet and controls."""
         plan = self.explorer.plan()
-        recolor(self.figure_widget, self.explorer, plan, self.color_by)
+        self._draw(plan)
         self._sync_controls()
         self.summary.value = self._summary_html(plan)
         self.details.value = self._details_html(plan)
         self.snippet.value = self.explorer.settings.to_python()
-        highlight(self.figure_widget, self.explorer, [self.selected] if self.selected else self.found)
 
 
 def build_widget(explorer: Explorer, **options: Any) -> widgets.VBox:

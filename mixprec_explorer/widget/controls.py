@@ -43,7 +43,7 @@ class ControlsMixin:
     if TYPE_CHECKING:  # from the rest of WidgetApp
         explorer: Explorer
         color_by: str
-        group_by_module: int | None
+        group_by_module: Any
         notes: list[str]
         _check_cache: dict[Settings, list[str]]
         _syncing: bool
@@ -83,10 +83,10 @@ class ControlsMixin:
             layout=W.Layout(width="98%"))
         self.color_by_choice = W.Dropdown(options=self._color_options(), value=self.color_by,
                                           description="colour by", style=short, layout=W.Layout(width="250px"))
-        self.group_choice = W.Dropdown(options=[("no grouping", 0)] + [(f"modules at depth {d}", d)
-                                                                      for d in (1, 2, 3, 4)],
+        self.group_choice = W.Dropdown(options=[("auto (large graphs grouped)", "auto"), ("no grouping", 0)]
+                                       + [(f"modules at depth {d}", d) for d in (1, 2, 3, 4)],
                                        value=self.group_by_module or 0, description="group", style=short,
-                                       layout=W.Layout(width="230px"))
+                                       layout=W.Layout(width="260px"))
         self.search = W.Text(placeholder="node name or module path", description="find", style=short,
                              continuous_update=False, layout=W.Layout(width="300px"))
         self.find_button = W.Button(description="Find", icon="search", layout=W.Layout(width="80px"))

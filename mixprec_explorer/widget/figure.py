@@ -4,6 +4,10 @@ clicking it, grouping, colouring and finding do.
 A click on a node toggles its module's exclusion (the click path: toggle, re-plan, recolour in place, panels);
 a click on a collapsed module expands it. Only a change of what is drawn (grouping, expand, collapse) redraws
 the traces; everything else recolours them in place.
+
+The app draws into a plain Figure (:attr:`FigureMixin.drawn`, recoloured by :func:`~mixprec_explorer.viz.graph.recolor`)
+and :class:`~._sync.FigureSync` sends the browser only what changed in it: after a click, the few nodes'
+colours and hover texts, the marks and the title.
 """
 
 from __future__ import annotations
@@ -12,9 +16,21 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from ..viz.graph import NODES, build_figure, build_view, highlight
+from ..viz.graph import (
+    ACCUMULATE,
+    EXCLUDED,
+    HIGHLIGHT,
+    MIXED,
+    NODES,
+    build_figure,
+    build_view,
+    highlight,
+    recolor,
+    reveal,
+)
 from ..viz.layout import GROUP_PREFIX, without_gc
 from ._format import esc
+from ._sync import FigureSync
 from .status import guarded
 
 if TYPE_CHECKING:
@@ -24,7 +40,7 @@ if TYPE_CHECKING:
 
     from ..explorer import Exclusion, Explorer
     from ..policy import PrecisionPlan
-    from ..viz.graph import GraphView
+    from ..viz.graph import GraphView, Grouping
 
 __all__ = ["FigureMixin", "find_nodes"]
 
@@ -50,7 +66,7 @@ class FigureMixin:
     if TYPE_CHECKING:  # from the rest of WidgetApp
         explorer: Explorer
         color_by: str
-        group_by_module: int | None
+        group_by_module: Grouping
         expanded: set[str]
         height: int | None
         selected: str | None
@@ -66,9 +82,22 @@ class FigureMixin:
 
     def _build_figure(self) -> None:
         """The FigureWidget of the explorer's graph, its clicks wired."""
-        self.figure_widget = go.FigureWidget(self._new_figure())
-        self.figure_widget._config = {"scrollZoom": True, "displaylogo": False}  # tall graphs: scroll to zoom
+        # the mouse wheel scrolls the notebook; zoom is the toolbar's (or a drag in zoom mode)
+        self.figure_sync = FigureSync(self._new_figure(), config={"scrollZoom": False, "displaylogo": False},
+                                      points=NODES, marks=(EXCLUDED, ACCUMULATE, MIXED, HIGHLIGHT))
+        self.figure_widget = self.figure_sync.widget
         self._wire_figure()
+
+    @property
+    def drawn(self) -> go.Figure:
+        """The plain Figure the app draws into; the browser's FigureWidget mirrors it."""
+        return self.figure_sync.figure
+
+    def _draw(self, plan: PrecisionPlan) -> None:
+        """Colour ``plan`` and ring the selected or found nodes, then send the browser what changed."""
+        recolor(self.drawn, self.explorer, plan, self.color_by)
+        highlight(self.drawn, self.explorer, [self.selected] if self.selected else self.found)
+        self.figure_sync.push()
 
     def _new_figure(self) -> go.Figure:
         return build_figure(self.explorer, color_by=self.color_by, group_by_module=self.group_by_module,
@@ -138,17 +167,7 @@ class FigureMixin:
 
     def _rebuild_figure(self) -> None:
         """Redraw after a change of what is drawn (grouping, expand/collapse): same traces, new positions."""
-        fig = self._new_figure()
-        fw = self.figure_widget
-        if [t.type for t in fw.data] == [t.type for t in fig.data]:
-            with fw.batch_update():
-                for old, new in zip(fw.data, fig.data):
-                    old.update(new.to_plotly_json(), overwrite=True)
-                fw.layout.update(fig.layout.to_plotly_json(), overwrite=True)
-        else:  # crossing the WebGL threshold changes trace types: replace them
-            fw.data = ()
-            fw.add_traces(list(fig.data))
-            fw.layout.update(fig.layout.to_plotly_json(), overwrite=True)
+        if self.figure_sync.replace(self._new_figure()):  # crossing the WebGL threshold replaced the traces
             self._wire_figure()
         self.refresh()
 
@@ -167,7 +186,7 @@ class FigureMixin:
     def _on_group(self, change: dict[str, Any]) -> None:
         if self._syncing:
             return
-        self.group_by_module = change["new"] or None
+        self.group_by_module = change["new"] or None  # 0: no grouping
         self.expanded.clear()
         self.selected = None
         self._rebuild_figure()
@@ -189,14 +208,14 @@ class FigureMixin:
         names = find_nodes(self.explorer, query)
         self.found = names
         self.selected = names[0] if len(names) == 1 else None
-        points = highlight(self.figure_widget, self.explorer, names)
+        points = highlight(self.drawn, self.explorer, names)
         if not names:
+            self.figure_sync.push()
             self._say(f"no node or module matches {esc(query)!s}" if query.strip() else "")
             return names
-        view = self.view
-        if view.layers > 36:  # tall graphs open scrolled to the top: bring the first match into view
-            y = float(view.y[points[0]])
-            self.figure_widget.layout.yaxis.range = [y - 17.5, y + 17.5]
+        self.figure_sync.adopt_view()  # pan from where the reader left the graph
+        reveal(self.drawn, self.explorer, names)
+        self.figure_sync.push()
         self.details.value = self._details_html(self.explorer.plan()) if self.selected else (
             f"{len(names)} nodes match <code>{esc(query)}</code>: " + esc(", ".join(names[:20]))
             + (" ..." if len(names) > 20 else ""))
