@@ -337,3 +337,117 @@ def test_find_button_finds_and_does_not_search(autocast_ex):
     assert app.found == ["linear_1"] and app.selected == "linear_1"
     assert autocast_ex.settings == before, "finding a node changes no setting"
     assert app.find_button is not app.search_button
+
+
+def test_undo_and_redo_say_what_they_did(app: WidgetApp) -> None:
+    click(app, "linear")
+    assert "^linear1$" in app.status.value and "excluded" in app.status.value
+    click(app, "linear")  # included again
+    app.undo_button.click()  # puts the exclusion back: the status must not still say "included again"
+    assert app.explorer.settings.autocast_excluded_nodes == {"^linear1$"}
+    assert app.status.value.startswith("Undo: ") and "^linear1$</code> excluded" in app.status.value
+    app.undo_button.click()
+    assert "^linear1$</code> included again" in app.status.value
+    app.redo_button.click()
+    assert app.status.value.startswith("Redo: ") and "^linear1$</code> excluded" in app.status.value
+    app.fp32_acc.value = True
+    assert "use_fp32_acc False \u2192 True" in app.status.value
+    app.undo_button.click()
+    assert "use_fp32_acc True \u2192 False" in app.status.value and app.errors == []
+
+
+def test_export_names_the_file_by_format_and_notebook(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mixprec_explorer.widget.panels import default_export_name
+
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "02_resnet50.ipynb"))
+    assert default_export_name() == "02_resnet50_precision.json"
+    assert default_export_name("python") == "02_resnet50_precision.py"
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert default_export_name() == "mixprec_settings.json"
+    monkeypatch.setenv("JPY_SESSION_NAME", "02_resnet50.ipynb")
+    app = WidgetApp(Explorer(*reference_autocast_model()))
+    assert app.export_path.value == "02_resnet50_precision.json"
+    app.export_format.value = "python"  # a Python snippet is never written to a .json file
+    assert app.export_path.value == "02_resnet50_precision.py"
+    app.export_path.value = str(tmp_path / "mine.json")
+    app.export_button.click()
+    assert (tmp_path / "mine.py").is_file() and not (tmp_path / "mine.json").exists()
+    assert "torch_tensorrt.dynamo.compile(" in (tmp_path / "mine.py").read_text()
+    assert app.export_path.value.endswith("mine.py") and app.errors == []
+
+
+def test_export_does_not_replace_a_file_it_did_not_write_without_a_second_click(app: WidgetApp, tmp_path: Path
+                                                                                ) -> None:
+    target = tmp_path / "settings.json"
+    target.write_text("someone else's file")
+    app.export_path.value = str(target)
+    app.export_button.click()
+    assert target.read_text() == "someone else's file"  # not replaced at the first click
+    assert app.export_button.description == "Overwrite" and "already exists" in app.status.value
+    app.export_path.value = str(tmp_path / "other.json")  # another name: nothing to confirm any more
+    assert app.export_button.description == "Export"
+    app.export_path.value = str(target)
+    app.export_button.click()
+    assert target.read_text() == "someone else's file"
+    app.export_button.click()  # the confirmation
+    assert Settings.load(target) == app.explorer.settings and app.export_button.description == "Export"
+    assert str(target) in app.status.value
+    click(app, "linear_1")
+    app.export_button.click()  # a file this widget wrote is brought up to date without asking again
+    assert Settings.load(target).autocast_excluded_nodes == {"^linear2$"} and app.errors == []
+
+
+def test_export_offers_the_file_as_a_browser_download(app: WidgetApp, tmp_path: Path) -> None:
+    import base64
+    import re
+
+    click(app, "linear_1")
+    app.export_path.value = str(tmp_path / "s.json")
+    app.export_button.click()
+    link = re.search(r"<a download='([^']+)' href='data:application/json;base64,([^']+)'", app.download.value)
+    assert link is not None and link.group(1) == "s.json"
+    assert base64.b64decode(link.group(2)).decode() == (tmp_path / "s.json").read_text()
+    assert app.download in _descendants(app.root)
+
+
+def test_the_compile_call_box_shows_every_line(app: WidgetApp) -> None:
+    click(app, "linear_1")
+    lines = app.snippet.value.splitlines()
+    assert any("autocast_excluded_nodes" in line for line in lines)
+    assert app.snippet.rows >= len(lines)
+
+
+def test_an_excluded_op_is_marked_in_the_op_list(app: WidgetApp) -> None:
+    op = "torch.ops.aten.linear.default"
+    app.excluded_ops.value = (op,)
+    label = dict((v, k) for k, v in app.excluded_ops.options)[op]
+    assert "excluded" in label and "FP32" in label
+    assert app.excluded_ops.value == (op,)
+    app.undo_button.click()
+    label = dict((v, k) for k, v in app.excluded_ops.options)[op]
+    assert "excluded" not in label and app.excluded_ops.value == () and app.errors == []
+
+
+def test_undo_and_redo_wrap_together() -> None:
+    """At a narrow width the view row wraps; Undo and Redo are one unit, so Redo never sits alone on a line."""
+    app = WidgetApp(Explorer(*reference_autocast_model()))
+    boxes = [b for b in _descendants(app.root) if isinstance(b, widgets.HBox)
+             and app.redo_button in b.children]
+    assert len(boxes) == 1 and app.undo_button in boxes[0].children
+    assert boxes[0].layout.flex_flow == "row nowrap"
+
+
+def test_sensitivity_text_lists_only_modules_that_remove_error() -> None:
+    from mixprec_explorer.sensitivity import Sensitivity
+    from mixprec_explorer.widget.matter import sensitivity_text
+
+    sens = Sensitivity(metric="rel_l2", low_dtype=FP16, all_low_error=0.01, node_low_error={}, node_fp32_gain={},
+                       module_low_error={"a": 0.008, "b": 0.0, "c": 0.001},
+                       module_fp32_gain={"a": 0.007, "b": 0.0, "c": 0.0005}, nodes_evaluated=3, naive_evaluations=9)
+    text = sensitivity_text(sens)
+    assert "1. a: removes 0.007" in text and "2. c:" in text and "b:" not in text
+    assert "top 2 modules" in text
+    none = Sensitivity(metric="rel_l2", low_dtype=FP16, all_low_error=0.0, node_low_error={}, node_fp32_gain={},
+                       module_low_error={"a": 0.0}, module_fp32_gain={"a": 0.0}, nodes_evaluated=1,
+                       naive_evaluations=1)
+    assert "no module removes any error" in sensitivity_text(none)

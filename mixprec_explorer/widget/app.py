@@ -100,13 +100,17 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
             row([self.explicit_typing, self.autocast, self.low_precision, self.fp32_acc]),
             row([self.output_threshold, self.depth_limit]),
         ])
-        view_box = row([self.color_by_choice, self.group_choice, self.collapse_button, self.search,
-                        self.find_button, self.undo_button, self.redo_button])
+        keep = functools.partial(W.HBox, layout=W.Layout(flex_flow="row nowrap", align_items="center",
+                                                         grid_gap="4px", flex="0 0 auto"))
+        # parts that wrap as wholes: Undo and Redo (and Find with its box) stay side by side
+        view_box = row([keep([self.color_by_choice, self.group_choice, self.collapse_button]),
+                        keep([self.search, self.find_button]), keep([self.undo_button, self.redo_button])])
         side = W.VBox([W.HTML("<b>Summary</b>"), self.summary, W.HTML("<b>Details</b>"), self.details,
                        self.excluded_ops], layout=W.Layout(width="34%", min_width="260px"))
         graph = W.Box([self.figure_widget], layout=W.Layout(width="66%"))
         main = W.HBox([graph, side], layout=W.Layout(width="100%"))
-        export_box = W.VBox([row([self.export_path, self.export_format, self.export_button]), self.snippet])
+        export_box = W.VBox([row([self.export_path, self.export_format, self.export_button, self.download]),
+                             self.snippet])
         compile_box = row([self.compile_button, self.progress, self.backend_note])
         errors_box = row([self.error_area, self.clear_errors_button])
         return W.VBox([settings_box, view_box, main, export_box, compile_box, self.chart_box, self.matter_panel,
@@ -120,7 +124,9 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         self._sync_controls()
         self.summary.value = self._summary_html(plan)
         self.details.value = self._details_html(plan)
-        self.snippet.value = self.explorer.settings.to_python()
+        snippet = self.explorer.settings.to_python()
+        self.snippet.value = snippet
+        self.snippet.rows = snippet.count("\n") + 1  # every line shows, autocast_excluded_nodes included
 
 
 def build_widget(explorer: Explorer, **options: Any) -> widgets.VBox:

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import SettingsError
 from ..viz.graph import COLOR_BY, OverlayUnavailable, node_errors
-from ._format import esc
+from ._format import describe_change, esc
 from .status import guarded
 
 if TYPE_CHECKING:
@@ -78,20 +78,20 @@ class ControlsMixin:
                                   continuous_update=False, layout=W.Layout(width="260px"))
         ops = self.explorer.ops()
         self.excluded_ops = W.SelectMultiple(
-            options=[(f"{op.replace('torch.ops.', '')} ({n})", op) for op, n in ops.items()],
-            value=(), rows=min(8, max(3, len(ops))), description="exclude ops", style=short,
-            layout=W.Layout(width="98%"))
+            options=self._op_options(s.autocast_excluded_ops), value=tuple(sorted(s.autocast_excluded_ops)),
+            rows=min(8, max(3, len(ops))), description="exclude ops", style=short,
+            tooltip="ctrl/shift-click to keep several ops in FP32", layout=W.Layout(width="98%"))
         self.color_by_choice = W.Dropdown(options=self._color_options(), value=self.color_by,
-                                          description="colour by", style=short, layout=W.Layout(width="250px"))
+                                          description="colour by", style=short, layout=W.Layout(width="230px"))
         self.group_choice = W.Dropdown(options=[("auto (large graphs grouped)", "auto"), ("no grouping", 0)]
                                        + [(f"modules at depth {d}", d) for d in (1, 2, 3, 4)],
                                        value=self.group_by_module or 0, description="group", style=short,
-                                       layout=W.Layout(width="260px"))
+                                       layout=W.Layout(width="240px"))
         self.search = W.Text(placeholder="node name or module path", description="find", style=short,
-                             continuous_update=False, layout=W.Layout(width="300px"))
+                             continuous_update=False, layout=W.Layout(width="260px"))
         self.find_button = W.Button(description="Find", icon="search", layout=W.Layout(width="80px"))
-        self.undo_button = W.Button(description="Undo", icon="undo", layout=W.Layout(width="90px"))
-        self.redo_button = W.Button(description="Redo", icon="repeat", layout=W.Layout(width="90px"))
+        self.undo_button = W.Button(description="Undo", icon="undo", layout=W.Layout(width="80px"))
+        self.redo_button = W.Button(description="Redo", icon="repeat", layout=W.Layout(width="80px"))
         self.collapse_button = W.Button(description="Collapse all", layout=W.Layout(width="110px"),
                                         tooltip="close every expanded module")
 
@@ -105,6 +105,14 @@ class ControlsMixin:
         self.undo_button.on_click(lambda _: self.undo())
         self.redo_button.on_click(lambda _: self.redo())
         self.collapse_button.on_click(lambda _: self.collapse_all())
+
+    def _op_options(self, excluded: frozenset[str]) -> list[tuple[str, str]]:
+        """The op list's (label, op) choices; an excluded op says so in its label, not only by its selection."""
+        ops = self.explorer.ops()
+        options = [(("\u2716 FP32 (excluded): " if op in excluded else "") + f"{op.replace('torch.ops.', '')} ({n})",
+                    op) for op, n in ops.items()]
+        return options + [(f"\u2716 FP32 (excluded): {op.replace('torch.ops.', '')} (not in this model)", op)
+                          for op in sorted(set(excluded) - set(ops))]
 
     def _color_options(self) -> list[tuple[str, str]]:
         """The colour-by dropdown's choices; those without their result yet say what they need."""
@@ -166,12 +174,12 @@ class ControlsMixin:
                 values["use_explicit_typing"] = True
                 implied.append("explicit typing switched on: Torch-TensorRT needs it for autocast and "
                                "FP32 accumulation")
-        new = self.explorer.settings.replace(**values)
+        before = self.explorer.settings
+        new = before.replace(**values)
         self._apply(lambda: setattr(self.explorer, "settings", new))
         self.notes = implied + self.notes
         self.refresh()
-        if implied:
-            self._say(esc(implied[0]))
+        self._say(esc(implied[0]) if implied else describe_change(before, self.explorer.settings))
 
     def _sync_controls(self) -> None:
         """Put every control in step with the explorer's settings without firing their callbacks."""
@@ -185,11 +193,9 @@ class ControlsMixin:
             self.output_threshold.value = s.autocast_max_output_threshold
             self.depth_limit.value = "" if s.autocast_max_depth_of_reduction is None \
                 else str(s.autocast_max_depth_of_reduction)
-            known = {v for _, v in self.excluded_ops.options}
-            extra = sorted(set(s.autocast_excluded_ops) - known)
-            if extra:
-                self.excluded_ops.options = list(self.excluded_ops.options) + [
-                    (f"{op.replace('torch.ops.', '')} (not in this model)", op) for op in extra]
+            options = self._op_options(s.autocast_excluded_ops)
+            if list(self.excluded_ops.options) != options:
+                self.excluded_ops.options = options
             self.excluded_ops.value = tuple(sorted(s.autocast_excluded_ops))
             self.color_by_choice.options = self._color_options()
             self.color_by_choice.value = self.color_by
@@ -202,14 +208,18 @@ class ControlsMixin:
     # -- history -----------------------------------------------------------------------------------------------
     @guarded("undo")
     def undo(self) -> None:
-        """Go back to the previous settings."""
+        """Go back to the previous settings; the status line says what that changed."""
+        before = self.explorer.settings
         self._apply(self.explorer.undo)
         self.refresh()
         self._sync_frontier()
+        self._say("Undo: " + (describe_change(before, self.explorer.settings) or "no change"))
 
     @guarded("redo")
     def redo(self) -> None:
-        """Re-apply undone settings."""
+        """Re-apply undone settings; the status line says what that changed."""
+        before = self.explorer.settings
         self._apply(self.explorer.redo)
         self.refresh()
         self._sync_frontier()
+        self._say("Redo: " + (describe_change(before, self.explorer.settings) or "no change"))

@@ -50,9 +50,11 @@ def search_backends() -> list[tuple[str, str]]:
 def sensitivity_text(sens: Any, top: int = _TOP_MODULES) -> str:
     """What the panel shows for a :class:`~mixprec_explorer.sensitivity.Sensitivity` (plain text)."""
     low = dtypes.display_name(sens.low_dtype)
+    helpful = [(module, gain) for module, gain in sens.ranking("module") if gain > 0][:top]
     lines = [f"{sens.metric} of the all-{low} plan: {num(sens.all_low_error)}",
-             f"top {top} modules by error removed when kept in FP32:"]
-    for i, (module, gain) in enumerate(sens.ranking("module")[:top], 1):
+             f"top {len(helpful)} modules by error removed when kept in FP32:" if helpful
+             else "no module removes any error when kept in FP32 alone"]
+    for i, (module, gain) in enumerate(helpful, 1):
         lines.append(f"{i}. {module or '(root)'}: removes {num(gain)} "
                      f"(alone in {low}: {num(sens.module_low_error.get(module, 0.0))})")
     lines.append(f"{sens.nodes_evaluated} node evaluations (one forward pass per change: {sens.naive_evaluations})")
@@ -172,7 +174,7 @@ class MatterMixin:
             self.color_by = previous
             raise
         self.matter_text.value = sensitivity_text(sens)
-        top = sens.ranking("module")[:1]
+        top = [(m, g) for m, g in sens.ranking("module")[:1] if g > 0]
         self._say("sensitivity computed: coloured by it" + (
             f"; keeping <code>{esc(top[0][0] or '(root)')}</code> in FP32 removes the most error" if top else ""))
         return sens

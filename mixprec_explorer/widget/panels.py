@@ -7,6 +7,9 @@ the reason beside it, where no compile backend is usable.
 
 from __future__ import annotations
 
+import base64
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -22,7 +25,29 @@ if TYPE_CHECKING:
     from ..policy import PrecisionPlan
     from ..settings import Settings
 
-__all__ = ["PanelsMixin", "backend_status"]
+__all__ = ["PanelsMixin", "backend_status", "default_export_name"]
+
+_SUFFIX = {"json": ".json", "python": ".py"}
+_MIME = {"json": "application/json", "python": "text/x-python"}
+
+
+def default_export_name(fmt: str = "json") -> str:
+    """``<notebook>_precision.json`` (or ``.py``) beside the notebook, so that two notebooks do not write one file.
+
+    The notebook's name is the one Jupyter gives its kernel (``JPY_SESSION_NAME``); outside Jupyter it is
+    ``mixprec_settings``.
+    """
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    stem = Path(session).stem if session.endswith(".ipynb") else ""
+    return (f"{stem}_precision" if stem else "mixprec_settings") + _SUFFIX[fmt]
+
+
+def _with_suffix(path: str, fmt: str) -> str:
+    """``path`` ending in the suffix of ``fmt`` (``.json`` / ``.py``): a name typed for the other format is switched."""
+    p = Path(path)
+    if p.suffix in _SUFFIX.values() and p.suffix != _SUFFIX[fmt]:
+        return str(p.with_suffix(_SUFFIX[fmt]))
+    return path if p.suffix == _SUFFIX[fmt] else path + _SUFFIX[fmt]
 
 
 def backend_status() -> tuple[bool, str]:
@@ -61,14 +86,19 @@ class PanelsMixin:
         self.summary = W.HTML()
         self.details = W.HTML(value="<i>Click a node: its module's exclusion toggles. Click a collapsed module "
                                     "to expand it.</i>")
-        self.export_path = W.Text(value="mixprec_settings.json", description="export to", style=short,
+        self.export_path = W.Text(value=default_export_name(), description="export to", style=short,
+                                  tooltip="a file on the kernel's machine, beside the notebook unless a folder is given",
                                   layout=W.Layout(width="360px"))
         self.export_format = W.Dropdown(options=[("JSON settings", "json"), ("Python snippet", "python")],
                                         value="json", layout=W.Layout(width="150px"))
-        self.export_button = W.Button(description="Export", icon="download", button_style="primary",
-                                      layout=W.Layout(width="100px"))
+        self.export_button = W.Button(description="Export", icon="save", button_style="primary",
+                                      tooltip="write the file on the server and offer it as a download here",
+                                      layout=W.Layout(width="110px"))
+        self.download = W.HTML()  #: a download link (data: URI) of the last export, for this browser
         self.snippet = W.Textarea(value="", disabled=True, rows=8, layout=W.Layout(width="98%"),
                                   description="compile call", style=short)
+        self._written: set[Path] = set()  #: files this app wrote (replaced without asking)
+        self._confirm: Path | None = None  #: an existing file the next Export click replaces
         self.compile_button = W.Button(description="Compile & profile", icon="play", layout=W.Layout(width="170px"))
         self.progress = W.IntProgress(value=0, min=0, max=3, description="", layout=W.Layout(visibility="hidden",
                                                                                            width="200px"))
@@ -77,6 +107,8 @@ class PanelsMixin:
         self.chart_box = W.VBox([], layout=W.Layout(display="none"))
 
         self.export_button.on_click(lambda _: self.export())
+        self.export_format.observe(self._on_export_format, names="value")
+        self.export_path.observe(lambda _: self._arm_export(None), names="value")
         self.compile_button.on_click(lambda _: self.compile_and_profile())
         ok, reason = backend
         self.compile_button.disabled = not ok
@@ -153,13 +185,46 @@ class PanelsMixin:
         return "<div style='font-size:12px'>" + "<br>".join(lines) + "</div>"
 
     # -- export, compile & profile ---------------------------------------------------------------------------
+    def _on_export_format(self, change: dict[str, Any]) -> None:
+        """The file name follows the format: ``.json`` for JSON settings, ``.py`` for the Python snippet."""
+        self.export_path.value = _with_suffix(self.export_path.value.strip() or default_export_name(change["new"]),
+                                              change["new"])
+        self._arm_export(None)
+
+    def _arm_export(self, existing: Path | None) -> None:
+        """Ask for a second click before replacing ``existing`` (None: back to a plain Export button)."""
+        self._confirm = existing
+        self.export_button.description = "Overwrite" if existing else "Export"
+        self.export_button.button_style = "warning" if existing else "primary"
+
     @guarded("exporting the settings")
-    def export(self) -> None:
-        """Write the settings (JSON or Python snippet) to the path in the text box."""
-        path = self.explorer.export_settings(self.export_path.value.strip() or "mixprec_settings.json",
-                                             format=self.export_format.value)
-        self.snippet.value = self.explorer.settings.to_python()
-        self._say(f"wrote <code>{esc(path.resolve())}</code>")
+    def export(self) -> Path | None:
+        """Write the settings (JSON or Python snippet) to the path in the text box, and offer them as a download.
+
+        A file this app did not write is not replaced at the first click: the button turns into "Overwrite" and
+        the status line says so; a second click (with the same name) replaces it. Returns the path written, or
+        None when it waits for that confirmation.
+        """
+        fmt = self.export_format.value
+        name = _with_suffix(self.export_path.value.strip() or default_export_name(fmt), fmt)
+        if name != self.export_path.value:
+            self.export_path.value = name  # resets a pending confirmation: the name changed
+        target = Path(name).expanduser().resolve()
+        if target.exists() and target not in self._written and self._confirm != target:
+            self._arm_export(target)
+            self._say(f"<code>{esc(target)}</code> already exists: click <b>Overwrite</b> to replace it, "
+                      "or change the name")
+            return None
+        path = self.explorer.export_settings(target, format=fmt).resolve()
+        self._written.add(path)
+        self._arm_export(None)
+        text = path.read_text(encoding="utf-8")
+        data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        self.download.value = (f"<a download='{esc(path.name)}' href='data:{_MIME[fmt]};base64,{data}' "
+                               f"style='font-size:12px'>&#11015; download {esc(path.name)}</a>")
+        self._say(f"wrote <code>{esc(path)}</code> on the kernel's machine; the link beside Export downloads it "
+                  "to this browser")
+        return path
 
     @guarded("compile & profile")
     def compile_and_profile(self) -> None:
