@@ -12,6 +12,9 @@ import pytest
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 300
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: every notebook ends with the interactive widget; these also walk through a session in code first
+SESSION_NOTEBOOKS = ("02_resnet50.ipynb", "03_transformer.ipynb")
 
 
 def _load(path: Path) -> dict:
@@ -60,4 +63,18 @@ def test_notebook_runs_clean(path: Path, tmp_path: Path) -> None:
             elif output.get("output_type") == "stream" and output.get("name") == "stderr":
                 problems.append(f"cell {index} wrote to stderr: {output.get('text', '')[:500]}")
     assert not problems, f"{path.name} did not run clean:\n" + "\n".join(problems)
+    code = [cell for cell in book.cells if cell.cell_type == "code"]
+    shown = [o for o in code[-1].get("outputs", []) if WIDGET_MIME in o.get("data", {})]
+    assert shown, f"{path.name} must end with the interactive widget, not a static figure"
     print(f"{path.name}: executed in {elapsed:.1f} s")
+
+
+@pytest.mark.parametrize("name", SESSION_NOTEBOOKS)
+def test_notebook_shows_a_session_find_a_block_and_a_comparison(name: str) -> None:
+    """02 and 03 tell a session: find a node (as the Find box does), keep a block in FP32, compare two plans."""
+    source = "\n".join("".join(c["source"]) for c in _load(NOTEBOOK_DIR / name)["cells"] if c["cell_type"] == "code")
+    assert "find_nodes(" in source and ".find(" in source
+    assert "(\\.|$)" in source  # a block: the module and everything under it, one regex
+    assert "ex.compare(" in source
+    last = [c for c in _load(NOTEBOOK_DIR / name)["cells"] if c["cell_type"] == "code"][-1]
+    assert "ex.figure(" not in "".join(last["source"])
