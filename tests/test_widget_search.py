@@ -90,7 +90,8 @@ def test_sensitivity_button_colours_by_it_and_lists_the_top_modules(app: WidgetA
     assert after != before and after[i] != after[j]  # exp overflows alone in FP16: the hottest colour
     lines = app.matter_text.value.splitlines()
     ranked = [line for line in lines if line[:2] in {f"{k}." for k in range(1, 6)}]
-    assert ranked[0].startswith("1. blowup: removes inf") and len(ranked) == 3  # fc, blowup, out
+    # only blowup removes error when kept in FP32 (fc and out remove none: the overflow stays): they are not listed
+    assert ranked[0].startswith("1. blowup: removes inf") and len(ranked) == 1
     assert "blowup" in app.status.value
 
 
