@@ -41,9 +41,12 @@ __all__ = ["WidgetApp", "backend_status", "build_widget", "find_nodes", "search_
 class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixin):
     """Graph, controls, summary, details, export and compile, bound to ``explorer``; show ``app.root``.
 
-    State for tests and scripts: ``figure_widget`` (the plotly FigureWidget), ``errors`` (messages shown in
-    ``error_area``), ``status``, ``summary``, ``details``, ``snippet``, ``selected`` (the clicked key),
-    ``last_exclusion``, and one attribute per control (``autocast``, ``low_precision``, ...).
+    State for tests and scripts: ``figure_widget`` (the FigureWidget the browser shows), ``drawn`` (the plain
+    Figure the app draws into; ``figure_sync.last`` is what the last update sent the browser), ``errors``
+    (messages shown in ``error_area``), ``status``, ``summary``, ``details``, ``snippet``, ``download`` (a link to
+    the last export), ``selected`` (the clicked key), ``last_exclusion``, and one attribute per control
+    (``autocast``, ``low_precision``, ...). ``group_by_module`` is "auto" (a large graph opens grouped by module),
+    None (every node drawn) or a module depth.
 
     The "Which nodes matter" panel (``matter_panel``, an Accordion, collapsed): ``sensitivity_button``,
     ``budget``, ``search_backend``, ``confirm``, ``search_button``, ``frontier_button``, ``matter_text`` (what
