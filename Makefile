@@ -32,6 +32,7 @@ demo: setup
 test:
 	bash scripts/setup_env.sh --browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m mypy
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 report: setup

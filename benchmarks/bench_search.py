@@ -16,16 +16,16 @@ from pathlib import Path
 import torch
 
 from mixprec_explorer import Explorer, Settings
+from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
 from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
 from mixprec_explorer.explorer import module_pattern
-from mixprec_explorer.search import _Evaluator
 
 
 def bisection_evaluations(ex: Explorer, inputs: tuple, budget: float, low: torch.dtype) -> tuple[int, int]:
     """Polygraphy-style: keep the first K modules (graph order) in FP32, bisect on K; (evaluations, K)."""
     order = list(dict.fromkeys(ex.nodes[n].module for n in ex.nodes if ex.nodes[n].kind == "call_function"))
     base = Settings(enable_autocast=True, autocast_low_precision_type=low)
-    ev = _Evaluator(ex, inputs, "rel_l2")
+    ev = PlanEvaluator(ex, PlanRunner(ex, [inputs]), "rel_l2")
 
     def error(k: int) -> float:
         return ev.error(base.replace(autocast_excluded_nodes=frozenset(module_pattern(m) for m in order[:k])))
@@ -54,7 +54,7 @@ def run(name: str, make, budgets: list[float], device: str, mode: str, low: torc
         sens_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            result = ex.search(inputs, budget=budget, backend="torch", device=device, mode=mode,
+            result = ex.search(inputs, budget=budget, backend="torch", device=device, compile_options={"mode": mode},
                                state_path=Path(tmp) / "state.json", progress=False)
             ex.export_settings(Path(tmp) / "plan.json")
         search_s = time.perf_counter() - t0

@@ -14,9 +14,9 @@ import contextlib
 import torch
 
 from mixprec_explorer import Explorer, Settings
+from mixprec_explorer.analysis import PlanRunner, rel_l2
 from mixprec_explorer.backends.torch_backend import load_module, to_device
 from mixprec_explorer.examples import resnet50, transformer_encoder
-from mixprec_explorer.sensitivity import _Runner, rel_l2
 
 
 @contextlib.contextmanager
@@ -74,9 +74,8 @@ def main() -> None:
                       f"{rel_l2(out, refs['true']):.3g} |")
         for flag_label, flag in (("default flags", None), ("TF32 off", False)):
             with tf32(flag):
-                runner = _Runner(ex, inputs)
-                env = runner.full(lambda n: low)
-                est = leaves(runner.outputs(env))
+                runner = PlanRunner(ex, [inputs])
+                est = leaves(runner.outputs(runner.run_plan(lambda n: low)))
             print(f"| {name} | all-low | search estimate ({flag_label}) | {rel_l2(est, refs['default']):.3g} | "
                   f"{rel_l2(est, refs['true']):.3g} |")
         del ex, model

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from mixprec_explorer import Explorer, Settings
+from mixprec_explorer.analysis import Build, all_fp32_settings, backend_error
 from mixprec_explorer.backends import time_plans
 from mixprec_explorer.examples import resnet50, transformer_encoder
-from mixprec_explorer.search import _all_fp32, _backend_error
 
 
 def main() -> None:
@@ -37,10 +37,10 @@ def main() -> None:
     model, inputs = model.to(device), tuple(x.to(device) for x in inputs)
     ex = Explorer(model, inputs)
     ex.settings = base = Settings(enable_autocast=True, autocast_low_precision_type=low)
-    opts = {"device": device, "mode": mode}
+    build = Build("torch", device, True, {"mode": mode}, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         result = ex.search(inputs, budget=args.budget, backend="torch", state_path=Path(tmp) / "s.json",
-                           progress=False, **opts)
+                           progress=False, device=device, compile_options={"mode": mode})
         state = json.loads((Path(tmp) / "s.json").read_text())
     print(f"model {args.model}, budget {args.budget:g}, latency source {state['latency_source']}")
     print("\n| candidate | nodes | gain | alone low | est cost ms |\n|---|---|---|---|---|")
@@ -53,14 +53,14 @@ def main() -> None:
     print("\nsteps: " + " / ".join(s.action for s in result.steps if not s.action.startswith("add")))
     print("confirmed:", {k: v for k, v in result.confirmed.items() if k != "backend"})
     # measured: the chosen plan and single exclusions, timed in turns with FP32 and all-low
-    plans = {"fp32": _all_fp32(base), "all-low": base, "chosen": result.settings}
+    plans = {"fp32": all_fp32_settings(base), "all-low": base, "chosen": result.settings}
     for c in cands[: args.measure]:
         key = "op" if c["kind"] == "op" else "module"
         plans[f"{key} {c['value']}"] = base.replace(**(
             {"autocast_excluded_ops": frozenset({c["value"]})} if key == "op"
             else {"autocast_excluded_nodes": frozenset({c["value"]})}))
-    compiled = {k: ex.compile(s, backend="torch", progress=False, **opts) for k, s in plans.items()}
-    errors = {k: _backend_error(ex, s, inputs, "rel_l2", "torch", opts, False) for k, s in plans.items()}
+    compiled = {k: build.compile(ex, s) for k, s in plans.items()}
+    errors = {k: backend_error(ex, s, inputs, "rel_l2", build) for k, s in plans.items()}
     times = dict(zip(compiled, time_plans(ex, list(compiled.values()), inputs, runs=30, progress=False)))
     fp32 = times["fp32"].median_ms
     print("\n| plan | measured error | median ms | p10-p90 ms | speedup over FP32 |\n|---|---|---|---|---|")

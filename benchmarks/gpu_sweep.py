@@ -38,11 +38,12 @@ def main() -> None:
     plans = [base] + [base.replace(autocast_excluded_nodes=frozenset({f"^{m.replace('.', chr(92) + '.')}$"
                                                                        for m in modules[:k]}))
                       for k in range(1, len(modules) + 1)]
-    options = {"mode": args.mode, "runs": 20}
+    options = {"mode": args.mode}
     timings = {}
     for executor in (args.executor, "serial"):
         start = time.perf_counter()
-        results = run_sweep(ex, plans, backend="torch", executor=executor, progress=False, **options)
+        results = run_sweep(ex, plans, backend="torch", executor=executor, runs=20, progress=False,
+                            compile_options=options)
         timings[executor] = time.perf_counter() - start
         print(f"executor={executor}: {timings[executor]:.1f} s for {len(plans)} plans")
         for i, r in enumerate(results):

@@ -1,8 +1,10 @@
-"""Accuracy: what a precision choice costs against the FP32 reference, i.e. the exported model run as given.
+"""Accuracy: what a compiled plan costs against the FP32 reference, i.e. the exported model run as given.
 
-Both outputs are cast to FP32 before they are compared. Metrics are then computed in float64. The per-node
+Both outputs are cast to FP32 before they are compared; metrics are then computed in float64, relative L2 by the
+analysis core's one :func:`~mixprec_explorer.analysis.rel_l2` (NaN or inf anywhere scores inf). The per-node
 errors (relative L2 of each FX node's output against the same node in the reference) come from the PyTorch
-backend's copy of the graph, whichever backend compiled the plan.
+backend's copy of the graph, whichever backend compiled the plan. Inputs follow the analysis core's rules (a
+tensor, a tuple, a list of batches): over several batches, every metric covers all of them together.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils import _pytree as pytree
 
+from .analysis import Batch, Inputs, normalize_inputs, rel_l2
 from .errors import OptionError
 
 if TYPE_CHECKING:
     from .backends.base import Compiled
     from .explorer import Explorer
 
-__all__ = ["AccuracyReport", "collect_outputs", "compare_outputs", "measure_accuracy", "node_errors", "rel_l2"]
+__all__ = ["AccuracyReport", "CollectOutputs", "compare_outputs", "measure_accuracy", "node_errors", "tf32_note"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class AccuracyReport:
 
     max_abs_error: float  #: max |out - ref|
     mean_abs_error: float  #: mean |out - ref|
-    rel_l2_error: float  #: ||out - ref||_2 / ||ref||_2 (0 when both are zero, inf when only ref is)
+    rel_l2_error: float  #: ||out - ref||_2 / ||ref||_2 (0 when both are zero, inf when only ref is or on NaN/inf)
     cosine_similarity: float  #: <out, ref> / (||out|| ||ref||), in [-1, 1] (1 when both are zero)
     sqnr_db: float  #: 10 log10(sum ref^2 / sum (out - ref)^2) in dB; inf when identical
     top1_agreement: float | None  #: share of rows whose argmax over the last dim agrees (first output, last dim > 1)
@@ -51,15 +54,6 @@ def _fp32(value: Any) -> Any:
     return pytree.tree_map(
         lambda x: (x.detach().float() if x.is_floating_point() else x.detach()).cpu()
         if isinstance(x, torch.Tensor) else x, value)
-
-
-def rel_l2(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """||out - ref||_2 / ||ref||_2 in float64 (0.0 when both are zero, inf when only ``ref`` is zero)."""
-    a, b = out.detach().double().flatten(), ref.detach().double().flatten()
-    num, den = torch.linalg.vector_norm(a - b).item(), torch.linalg.vector_norm(b).item()
-    if den == 0:
-        return 0.0 if num == 0 else math.inf
-    return num / den
 
 
 def _top1(out: torch.Tensor, ref: torch.Tensor) -> float | None:
@@ -159,45 +153,57 @@ def tf32_note(device: str, cudnn_tf32: bool, matmul_tf32: bool) -> str | None:
             "reference set torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False")
 
 
-def collect_outputs(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any], per_node: bool
-                    ) -> tuple[Any, Any, dict[str, float] | None, list[str]]:
-    """(reference outputs, compiled outputs, per-node errors or None, notes), run where ``compiled`` lives."""
-    from .backends import _run_here
-    from .backends.torch_backend import apply_plan, flatten_inputs, load_module, to_device
+@dataclass(frozen=True)
+class CollectOutputs:
+    """(reference outputs, compiled outputs, per-node errors or None, notes) for each batch, run where the
+    compiled plan lives (a :class:`~mixprec_explorer.backends.PlanTask`)."""
 
-    device = compiled.device
-    notes: list[str] = []
-    note = tf32_note(device, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    if note:
-        notes.append(note)
-    reference = load_module(explorer.exported_program, device)
-    args = to_device(tuple(inputs), device)
-    with torch.no_grad():
-        ref_out = _fp32(reference(*args))
-    out = _fp32(_run_here(explorer, compiled, tuple(inputs)))
-    errors = None
-    if per_node:
-        program = compiled.handle
-        planned = getattr(program, "planned", None)
-        if planned is None:
-            planned = apply_plan(explorer.exported_program, explorer.plan(compiled.settings), device=device)
-            notes.append("per-node errors are from the PyTorch backend's copy of the plan, not from the "
-                         f"{compiled.backend} build")
-        with planned.precision():
-            errors = node_errors(reference, planned.module, flatten_inputs(args))
-    return ref_out, out, errors, notes
+    batches: tuple[Batch, ...]
+    per_node: bool = False
+    what: str = "accuracy run"
+
+    def __call__(self, explorer: Explorer, compiled: Compiled) -> tuple[list[Any], list[Any], dict[str, float] | None,
+                                                                        list[str]]:
+        from .backends import run_here
+        from .backends.torch_backend import apply_plan, flatten_inputs, load_module, to_device
+
+        device = compiled.device
+        notes: list[str] = []
+        note = tf32_note(device, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        if note:
+            notes.append(note)
+        reference = load_module(explorer.exported_program, device)
+        refs, outs = [], []
+        for batch in self.batches:
+            with torch.no_grad():
+                refs.append(_fp32(reference(*to_device(tuple(batch), device))))
+            outs.append(_fp32(run_here(explorer, compiled, tuple(batch))))
+        errors = None
+        if self.per_node:
+            planned = getattr(compiled.handle, "planned", None)
+            if planned is None:
+                plan = compiled.plan if compiled.plan is not None else explorer.plan(compiled.settings)
+                planned = apply_plan(explorer.exported_program, plan, device=device)
+                notes.append("per-node errors are from the PyTorch backend's copy of the plan, not from the "
+                             f"{compiled.backend} build")
+            if len(self.batches) > 1:
+                notes.append(f"per-node errors are from the first of the {len(self.batches)} batches")
+            with planned.precision():
+                errors = node_errors(reference, planned.module, flatten_inputs(to_device(self.batches[0], device)))
+        return refs, outs, errors, notes
 
 
-def measure_accuracy(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any] | Any | None = None,
-                     per_node: bool = False, *, timeout_s: float | None = None) -> AccuracyReport:
+def measure_accuracy(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, *, per_node: bool = False,
+                     timeout_s: float | None = None) -> AccuracyReport:
     """Error of a compiled plan against the FP32 reference on ``inputs`` (default: the example inputs).
 
     Runs where the compiled plan lives (the worker process by default; WorkerCrashed if it dies). With
-    ``per_node`` it also fills ``per_node_rel_l2`` for the graph overlay.
+    ``per_node`` it also fills ``per_node_rel_l2`` for the graph overlay. Raises InputError for inputs that do
+    not fit the captured program.
     """
-    from .backends import COMPILED, EXPLORER, _inputs, dispatch
+    from .backends import run_task
 
-    ref, out, errors, notes = dispatch(explorer, compiled, "mixprec_explorer.accuracy:collect_outputs", EXPLORER,
-                                       COMPILED, _inputs(explorer, inputs), per_node, timeout_s=timeout_s,
-                                       what="accuracy run in the worker")
-    return compare_outputs(ref, out, per_node=errors, backend=compiled.backend, notes=notes)
+    batches = tuple(normalize_inputs(explorer.captured, inputs))
+    task = CollectOutputs(batches, per_node, what=f"{compiled.backend} accuracy run")
+    (ref, out, errors, notes), more = run_task(explorer, compiled, task, timeout_s=timeout_s)
+    return compare_outputs(ref, out, per_node=errors, backend=compiled.backend, notes=[*notes, *more])

@@ -92,12 +92,15 @@ def _tensors(val: Any) -> list[Any]:
 
 
 def _shape(t: Any) -> tuple[int, ...]:
+    """Concrete sizes; a symbolic (dynamic) size gives its hint. ``int()`` is never called on a SymInt: it would
+    specialise the program's dynamic dimension to the example's size."""
     out = []
     for d in t.shape:
-        try:
+        if isinstance(d, torch.SymInt):
+            hint = getattr(d.node, "hint", None)
+            out.append(int(hint) if hint is not None else 1)
+        else:
             out.append(int(d))
-        except (TypeError, ValueError):  # symbolic size: use its hint where there is one
-            out.append(int(getattr(getattr(d, "node", None), "hint", None) or 1))
     return tuple(out)
 
 
@@ -199,9 +202,10 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             kind, op = "output", "output"
         else:
             kind = node.op
-            op = op_names.get(node.target)
-            if op is None:
-                op = op_names[node.target] = _qualified(node.target)
+            known = op_names.get(node.target)
+            if known is None:
+                known = op_names[node.target] = _qualified(node.target)
+            op = known
         module, module_type = _module_of(node)
         is_call = kind == "call_function"
         outs = tensors[node.name]

@@ -126,7 +126,7 @@ def _plan_rows(plan: PrecisionPlan) -> list[tuple[str, ...]]:
     """One tuple of plain strings per node, in :data:`_COLUMNS` order."""
     from . import dtypes
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in plan:
         dtype = "removed" if r.rule == "removed" else dtypes.display_name(r.dtype) if r.dtype is not None \
             else "TensorRT decides"

@@ -66,8 +66,8 @@ def estimate_flops(op: str, in_shapes: Sequence[Shape], out_shapes: Sequence[Sha
         per_out = _numel(w[1:]) if "transpose" not in base else _numel(w[2:]) * (w[0] if w else 1)
         return 2 * out * per_out
     if base in _ATTENTION and len(in_shapes) >= 3:
-        q, k = in_shapes[0], in_shapes[1]
-        seq_k = k[-2] if len(k) >= 2 else 1
+        q, keys = in_shapes[0], in_shapes[1]
+        seq_k = keys[-2] if len(keys) >= 2 else 1
         return 4 * _numel(q) * seq_k
     if base in _NORM:
         return 5 * out

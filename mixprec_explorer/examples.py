@@ -97,7 +97,7 @@ class ResNet50(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # type: ignore[operator]  # set by setattr
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 

@@ -10,20 +10,33 @@ import os
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import torch
 
-from . import calibration as _calibration
+from .analysis.inputs import Batch, Inputs, as_batches, check_batch
+from .calibration import trace_reference_stats
 from .capture import CapturedGraph, capture, is_autocast_skipped
-from .errors import MissingResult, SettingsError
+from .errors import MissingResult, SettingsError, UnknownName
 from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
 from .settings import Settings, qualified_op_name, suggest_ops, write_atomic
+
+if TYPE_CHECKING:
+    import ipywidgets
+    import plotly.graph_objects as go
+
+    from .accuracy import AccuracyReport
+    from .backends.base import Compiled, Profile
+    from .compare import Comparison
+    from .frontier import Frontier
+    from .search import SearchResult
+    from .sensitivity import Sensitivity
+    from .viz.graph import Grouping
 
 
 class SettingsWarning(UserWarning):
@@ -38,6 +51,52 @@ class Exclusion:
     module: str  #: the module path it targets ("" is the root module)
     nodes: tuple[str, ...]  #: every call_function node the regex reaches
     note: str  #: plain-language remark, e.g. that other nodes are caught too ("" if none)
+
+
+class _ExtensionsView(MutableMapping[str, Any]):
+    """Deprecated ``explorer.extensions``: the typed result attributes seen as the old string-keyed dict."""
+
+    _ATTRIBUTES = {"profile": "last_profile", "accuracy": "last_accuracy", "sensitivity": "last_sensitivity",
+                   "search": "last_search", "frontier": "last_frontier"}
+
+    def __init__(self, explorer: Explorer) -> None:
+        self._explorer = explorer
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "calibration_batches" and self._explorer.calibration_batches:
+            return list(self._explorer.calibration_batches)
+        value = getattr(self._explorer, self._ATTRIBUTES[key]) if key in self._ATTRIBUTES else \
+            self._explorer._other_extensions.get(key)
+        if value is None:
+            raise UnknownName(f"explorer.extensions holds no {key!r}")
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self._ATTRIBUTES:
+            setattr(self._explorer, self._ATTRIBUTES[key], value)
+        else:
+            self._explorer._other_extensions[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # KeyError when absent
+        if key in self._ATTRIBUTES:
+            setattr(self._explorer, self._ATTRIBUTES[key], None)
+        else:
+            del self._explorer._other_extensions[key]
+
+    def __iter__(self) -> Iterator[str]:
+        keys = [*self._ATTRIBUTES, "calibration_batches", *self._explorer._other_extensions]
+        return iter([k for k in keys if k in self])
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[str(key)]
+        except KeyError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def module_pattern(module: str) -> str:
@@ -71,7 +130,23 @@ class Explorer:
         self._last_plan: PrecisionPlan | None = None
         self._ops: dict[str, int] | None = None
         self._pattern_hits: dict[str, bool] = {}
-        self.extensions: dict[str, Any] = {}  #: results later layers attach (profiles, accuracy); keyed by name
+        self._calibration_batches: tuple[Batch, ...] = ()
+        #: the last results asked for (what figures and the widget overlay by default); None until then
+        self.last_profile: Profile | None = None  #: from :meth:`profile` or :meth:`load_profile`
+        self.last_accuracy: AccuracyReport | None = None  #: from :meth:`accuracy`
+        self.last_sensitivity: Sensitivity | None = None  #: from :meth:`sensitivity`
+        self.last_search: SearchResult | None = None  #: from :meth:`search`
+        self.last_frontier: Frontier | None = None  #: from :meth:`frontier`
+        self._other_extensions: dict[str, Any] = {}  # keys older code put into ``extensions``
+
+    @property
+    def extensions(self) -> MutableMapping[str, Any]:
+        """Deprecated: the typed attributes (``last_profile``, ``last_accuracy``, ``last_sensitivity``,
+        ``last_search``, ``last_frontier``, ``calibration_batches``) as the old string-keyed dict."""
+        warnings.warn("Explorer.extensions is deprecated: read ex.last_profile, ex.last_accuracy, "
+                      "ex.last_sensitivity, ex.last_search, ex.last_frontier or ex.calibration_batches",
+                      DeprecationWarning, stacklevel=2)
+        return _ExtensionsView(self)
 
     # -- the captured model ---------------------------------------------------------------------------
     @property
@@ -96,10 +171,12 @@ class Explorer:
 
     @property
     def captured(self) -> CapturedGraph:
+        """Everything capture learned: program, node records, graph, producers/consumers, example inputs."""
         return self._captured
 
     @property
     def example_inputs(self) -> tuple[Any, ...]:
+        """The positional inputs the model was captured with (the default batch of every method)."""
         return self._captured.example_inputs
 
     @property
@@ -178,23 +255,33 @@ class Explorer:
         return self.settings
 
     # -- calibration and plan -------------------------------------------------------------------------
-    def calibrate(self, batches: Iterable[Any]) -> dict[str, CalibrationStat]:
+    def calibrate(self, batches: Inputs | Iterable[Any]) -> dict[str, CalibrationStat]:
         """Record reference outputs as Torch-TensorRT's calibration dataloader would; feeds range and depth rules.
 
-        ``batches`` is an iterable of input tuples (``[(x1,), (x2,)]`` or a DataLoader over a TensorDataset).
-        On failure the previous calibration stays in force.
+        ``batches`` follow the inputs rules (:mod:`mixprec_explorer.analysis.inputs`): a list of batches
+        (``[(x1,), (x2,)]``, ``[x1, x2]``, a DataLoader over a TensorDataset), or one tensor or tuple for a single
+        batch. Raises InputError (naming the batch, input and shape) for a batch that does not fit the captured
+        program; on any failure the previous calibration stays in force.
         """
-        kept = [tuple(b) if isinstance(b, (list, tuple)) else b for b in batches]
-        stats = _calibration.trace_reference_stats(self.exported_program, kept)
+        kept = as_batches(batches, self.example_inputs)
+        for index, batch in enumerate(kept):
+            check_batch(self._captured, batch, index if len(kept) > 1 else None)
+        stats = trace_reference_stats(self.exported_program, kept)
         self._policy = Policy(self._captured, stats)
-        self.extensions["calibration_batches"] = kept  # the TensorRT backend passes them as its dataloader
+        self._calibration_batches = tuple(kept)  # the TensorRT backend passes them as its dataloader
         self._plans.clear()
         self._last_plan = None
         return stats
 
     @property
     def calibration(self) -> dict[str, CalibrationStat]:
+        """Per node: the reference statistics the last :meth:`calibrate` recorded ({} before any)."""
         return self._policy.calibration
+
+    @property
+    def calibration_batches(self) -> tuple[Batch, ...]:
+        """The batches of the last :meth:`calibrate`, as positional-input tuples (() before any)."""
+        return self._calibration_batches
 
     def plan(self, settings: Settings | None = None) -> PrecisionPlan:
         """Predicted precision of every node under ``settings`` (None: the current settings)."""
@@ -331,110 +418,163 @@ class Explorer:
         return self.settings
 
     # -- layers above the core, imported on first use: the core loads no plotly, ipywidgets or torch_tensorrt --
-    def figure(self, settings: Settings | None = None, color_by: str = "precision", **options: Any):
+    def figure(self, settings: Settings | None = None, color_by: str = "precision", *,
+               group_by_module: Grouping = "auto", expanded: Iterable[str] = (), profile: Profile | None = None,
+               accuracy: AccuracyReport | None = None, plan: PrecisionPlan | None = None, height: int | None = None,
+               width: int | None = None, sensitivity: Sensitivity | None = None,
+               compare_to: PrecisionPlan | Settings | None = None,
+               compare_labels: tuple[str, str] = ("A", "B")) -> go.Figure:
         """A plotly Figure of the graph coloured by ``color_by`` (see :func:`mixprec_explorer.viz.graph.build_figure`)."""
         from .viz.graph import build_figure
 
-        return build_figure(self, settings=settings, color_by=color_by, **options)
+        return build_figure(self, settings, color_by, group_by_module, expanded, profile, accuracy, plan=plan,
+                            height=height, width=width, sensitivity=sensitivity, compare_to=compare_to,
+                            compare_labels=compare_labels)
 
-    def widget(self, **options: Any):
+    def widget(self, *, color_by: str = "precision", group_by_module: Grouping = "auto", height: int | None = None,
+               search_options: dict[str, Any] | None = None,
+               frontier_options: dict[str, Any] | None = None) -> ipywidgets.VBox:
         """The interactive ipywidgets view (click a node to toggle its module's exclusion)."""
         from .widget.app import build_widget
 
-        return build_widget(self, **options)
+        return build_widget(self, color_by=color_by, group_by_module=group_by_module, height=height,
+                            search_options=search_options, frontier_options=frontier_options)
 
-    def engine_figure(self, profile: Any = None, select: str | int | None = None):
+    def engine_figure(self, profile: Profile | None = None, select: str | int | None = None) -> go.Figure:
         """The engine's layers in execution order (kernel, dtype, latency, share), coloured by output dtype.
 
         ``profile`` defaults to the last one measured or loaded. ``select`` is an FX node name (its layers are
         outlined) or an engine layer's name or position (outlined; ``viz.engine.nodes_for_layer`` gives its FX
-        nodes, ``viz.highlight(ex.figure(), ex, nodes)`` rings them). Raises ValueError without a profile.
+        nodes, ``viz.highlight(ex.figure(), ex, nodes)`` rings them). Raises MissingResult without a profile.
         """
         from .viz.engine import build_engine_figure
 
-        profile = profile if profile is not None else self.extensions.get("profile")
+        profile = profile if profile is not None else self.last_profile
         if profile is None:
             raise MissingResult("no profile yet: run ex.profile(ex.compile(...)) or ex.load_profile(folder) first")
         if isinstance(select, str) and select in self.nodes:
             return build_engine_figure(profile, selected_nodes=[select])
         return build_engine_figure(profile, selected_layer=select)
 
-    def save_html(self, path: str | os.PathLike[str], **options: Any) -> Path:
+    def save_html(self, path: str | os.PathLike[str], *, settings: Settings | None = None,
+                  color_by: str = "precision", group_by_module: Grouping = "auto", profile: Profile | None = None,
+                  accuracy: AccuracyReport | None = None, title: str | None = None) -> Path:
         """A standalone HTML report (graph, plan table, summary) that opens offline."""
         from .viz.report import save_html
 
-        return save_html(self, path, **options)
+        return save_html(self, path, settings=settings, color_by=color_by, group_by_module=group_by_module,
+                         profile=profile, accuracy=accuracy, title=title)
 
-    def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None,
-                 **options: Any):
-        """Compile the plan for ``settings`` on a backend ("tensorrt", "torch" or "auto"); cached by plan and inputs."""
+    def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None, *,
+                isolate: bool = True, progress: bool = True, use_cache: bool = True, timeout_s: float | None = None,
+                **backend_options: Any) -> Compiled:
+        """Compile the plan for ``settings`` on a backend ("tensorrt", "torch" or "auto"); cached by plan and inputs.
+
+        Further keywords are the chosen backend's own options, checked against it before any work (a misspelled
+        one raises OptionTypeError, a TypeError): torch ``mode="compiled"``; tensorrt ``build="cast_graph"``,
+        ``min_block_size=1`` and other ``dynamo.compile`` options. See
+        :func:`mixprec_explorer.backends.compile_plan`.
+        """
         from .backends import compile_plan
 
-        return compile_plan(self, settings if settings is not None else self.settings, backend=backend,
-                            device=device, **options)
+        return compile_plan(self, settings if settings is not None else self.settings, backend, device,
+                            isolate=isolate, progress=progress, use_cache=use_cache, timeout_s=timeout_s,
+                            **backend_options)
 
-    def profile(self, compiled: Any, inputs: Sequence[Any] | None = None, runs: int = 20, **options: Any):
-        """Run a compiled plan and return per-layer dtypes and latency mapped onto FX nodes."""
+    def profile(self, compiled: Compiled, inputs: Inputs = None, *, runs: int = 20, warmup: int = 5,
+                progress: bool = True, timeout_s: float | None = None, **backend_options: Any) -> Profile:
+        """Run a compiled plan and return per-layer dtypes and latency mapped onto FX nodes (kept as ``last_profile``).
+
+        ``inputs``: a tensor, a tuple or a list of batches (the first is profiled); further keywords are the
+        backend's own (torch: ``profile_runs=10``), checked before any work.
+        """
         from .backends import profile_compiled
 
-        result = profile_compiled(self, compiled, inputs=inputs, runs=runs, **options)
-        self.extensions["profile"] = result
+        result = profile_compiled(self, compiled, inputs, runs, warmup, progress=progress, timeout_s=timeout_s,
+                                  **backend_options)
+        self.last_profile = result
         return result
 
-    def load_profile(self, path: str | os.PathLike[str]):
+    def load_profile(self, path: str | os.PathLike[str]) -> Profile:
         """A profile recorded elsewhere, from the folder Torch-TensorRT's runtime wrote, ready for the overlay.
 
         ``path`` is the ``profiling_results_dir`` of ``enable_profiling(..., profile_format="trex")`` (per engine:
         ``<engine>_engine_layer_information.json`` + ``<engine>_engine_engine_execution_profile.trace``). No GPU
         or TensorRT needed; the engine must have been built from this explorer's graph. Raises ParseError.
+        Kept as ``last_profile``.
         """
         from .backends.tensorrt import profile_from_dir
 
-        result = profile_from_dir(path, self)
-        self.extensions["profile"] = result
+        result = profile_from_dir(Path(path), self)
+        self.last_profile = result
         return result
 
-    def accuracy(self, compiled: Any, inputs: Sequence[Any] | None = None, **options: Any):
-        """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first)."""
+    def accuracy(self, compiled: Compiled, inputs: Inputs = None, *, per_node: bool = False,
+                 timeout_s: float | None = None) -> AccuracyReport:
+        """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first); kept as ``last_accuracy``.
+
+        ``inputs``: a tensor, a tuple or a list of batches (the metrics cover all of them).
+        """
         from .accuracy import measure_accuracy
 
-        result = measure_accuracy(self, compiled, inputs=inputs, **options)
-        self.extensions["accuracy"] = result
+        result = measure_accuracy(self, compiled, inputs, per_node=per_node, timeout_s=timeout_s)
+        self.last_accuracy = result
         return result
 
     show = widget
 
     # -- which nodes matter ------------------------------------------------------------------------------
-    def sensitivity(self, inputs: Sequence[Any] | None = None, metric: str = "rel_l2", **options: Any):
-        """Per node and module: error when only it runs low, and error removed when only it stays FP32."""
+    def sensitivity(self, inputs: Inputs = None, metric: str = "rel_l2", *, low_dtype: torch.dtype | None = None,
+                    nodes: Iterable[str] | None = None, progress: bool = True) -> Sensitivity:
+        """Per node and module: error when only it runs low, and error removed when only it stays FP32.
+
+        Kept as ``last_sensitivity``; see :func:`mixprec_explorer.sensitivity.compute_sensitivity`.
+        """
         from .sensitivity import compute_sensitivity
 
-        result = compute_sensitivity(self, inputs, metric, **options)
-        self.extensions["sensitivity"] = result
+        result = compute_sensitivity(self, inputs, metric, low_dtype=low_dtype, nodes=nodes, progress=progress)
+        self.last_sensitivity = result
         return result
 
-    def search(self, inputs: Sequence[Any] | None = None, budget: float = 1e-2, metric: str = "rel_l2",
-               objective: str = "latency", **options: Any):
-        """Fastest exclusions within ``budget``; loads them into ``settings`` (see :mod:`mixprec_explorer.search`)."""
+    def search(self, inputs: Inputs = None, budget: float = 1e-2, metric: str = "rel_l2", *,
+               objective: str = "latency", backend: str | None = "auto", device: str | None = None,
+               isolate: bool = True, compile_options: Mapping[str, Any] | None = None,
+               state_path: str | os.PathLike[str] | None = None, confirm: bool = True, use_ops: bool = True,
+               use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = 8,
+               progress: bool = True) -> SearchResult:
+        """Fastest exclusions within ``budget``; loads them into ``settings`` and keeps the result as ``last_search``
+        (see :func:`mixprec_explorer.search.run_search`)."""
         from .search import run_search
 
-        result = run_search(self, inputs, budget, metric, objective, **options)
-        self.extensions["search"] = result
+        result = run_search(self, inputs, budget, metric, objective=objective, backend=backend, device=device,
+                            isolate=isolate, compile_options=compile_options, state_path=state_path,
+                            confirm=confirm, use_ops=use_ops, use_subtrees=use_subtrees, low_dtype=low_dtype,
+                            max_probes=max_probes, progress=progress)
+        self.last_search = result
         return result
 
-    def frontier(self, inputs: Sequence[Any] | None = None, **options: Any):
-        """A sweep of plans from all-low to all-FP32 with latency and error; ``.figure()`` draws it."""
+    def frontier(self, inputs: Inputs = None, metric: str = "rel_l2", *, max_points: int = 12,
+                 backend: str | None = None, device: str | None = None, isolate: bool = True,
+                 compile_options: Mapping[str, Any] | None = None, measure: bool = False,
+                 executor: str | None = None, low_dtype: torch.dtype | None = None,
+                 progress: bool = True) -> Frontier:
+        """A sweep of plans from all-low to all-FP32 with latency and error; ``.figure()`` draws it. Kept as
+        ``last_frontier`` (see :func:`mixprec_explorer.frontier.compute_frontier`)."""
         from .frontier import compute_frontier
 
-        result = compute_frontier(self, inputs, **options)
-        self.extensions["frontier"] = result
+        result = compute_frontier(self, inputs, metric, max_points=max_points, backend=backend, device=device,
+                                  isolate=isolate, compile_options=compile_options, measure=measure,
+                                  executor=executor, low_dtype=low_dtype, progress=progress)
+        self.last_frontier = result
         return result
 
-    def compare(self, plan_a: Any, plan_b: Any, **options: Any):
+    def compare(self, plan_a: PrecisionPlan | Settings, plan_b: PrecisionPlan | Settings, *,
+                profiles: tuple[Profile | None, Profile | None] = (None, None),
+                node_errors: tuple[dict[str, float] | None, dict[str, float] | None] = (None, None)) -> Comparison:
         """Per-node changes between two plans or Settings (dtype, and latency/error where given)."""
-        from .frontier import compare_plans
+        from .compare import compare_plans
 
-        return compare_plans(self, plan_a, plan_b, **options)
+        return compare_plans(self, plan_a, plan_b, profiles=profiles, node_errors=node_errors)
 
     def __repr__(self) -> str:
         calls = sum(1 for i in self.nodes.values() if i.kind == "call_function")

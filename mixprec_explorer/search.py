@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,14 +22,33 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import dtypes
-from .errors import OptionError, SettingsError
+from .analysis import (
+    Build,
+    Inputs,
+    LatencyModel,
+    PlanEvaluator,
+    PlanRunner,
+    all_fp32_settings,
+    backend_error,
+    error_gain,
+    get_metric,
+    low_precision_settings,
+    normalize_inputs,
+    price_nodes,
+    progress_steps,
+    with_exclusions,
+)
+from .analysis.inputs import Batch
+from .errors import OptionError
 from .explorer import module_pattern
-from .sensitivity import METRICS, Sensitivity, _gain, _progress, _Runner, compute_sensitivity
+from .sensitivity import Sensitivity, compute_sensitivity
 from .settings import Settings, write_atomic
 
 if TYPE_CHECKING:
-    from .backends.base import Profile
     from .explorer import Explorer
+
+__all__ = ["STRATEGIES", "Candidate", "LatencyModel", "SearchResult", "SearchStep", "candidates", "run_search",
+           "subtree_pattern"]
 
 STATE_SCHEMA = "mixprec_explorer.search"
 STATE_VERSION = 2  #: 2: greedy rules, calibration and bisection on the backend
@@ -48,39 +67,6 @@ class Candidate:
     gain: float  #: error removed when only it stays FP32 from the all-low plan (metric units)
     low_error: float  #: error when only it runs low precision
     cost_ms: float  #: estimated latency added by keeping it in FP32 (ms; may be negative)
-
-
-@dataclass(frozen=True)
-class LatencyModel:
-    """Per-node latency in FP32 and in low precision (ms), from two profiles or a FLOPs/bytes estimate."""
-
-    fp32_ms: dict[str, float]
-    low_ms: dict[str, float]
-    source: str  #: "profile:<backend>" or "estimate:roofline"
-
-    def estimate_ms(self, low_nodes: set[str]) -> float:
-        """Estimated model latency (ms) when ``low_nodes`` run low precision and the rest FP32."""
-        return sum(self.low_ms.get(n, 0.0) if n in low_nodes else v for n, v in self.fp32_ms.items())
-
-    @classmethod
-    def from_profiles(cls, fp32: Profile, low: Profile) -> LatencyModel:
-        return cls(fp32.node_latency_ms(), low.node_latency_ms(), f"profile:{fp32.backend}")
-
-    @classmethod
-    def roofline(cls, explorer: Explorer, low: torch.dtype) -> LatencyModel:
-        """Crude model (H100-like ratios): matmul family twice as fast in low precision, bytes halve."""
-        from .costs import MATMUL_FAMILY, op_basename
-
-        fp32, lowd = {}, {}
-        for name, info in explorer.nodes.items():
-            if info.kind != "call_function":
-                continue
-            dense = op_basename(info.op) in MATMUL_FAMILY
-            flops_s = info.flops / (60e12 if dense else 30e12)
-            bytes_s = info.bytes_moved / 3e12
-            fp32[name] = 1e3 * max(flops_s, bytes_s)
-            lowd[name] = 1e3 * max(flops_s / (4.0 if dense else 1.0), bytes_s * low.itemsize / 4)
-        return cls(fp32, lowd, "estimate:roofline")
 
 
 @dataclass(frozen=True)
@@ -125,41 +111,13 @@ class SearchResult:
             for c in self.exclusions)
 
 
-class _Evaluator:
-    """Exact error of a settings' plan: one forward pass with the plan's dtypes (cached per plan)."""
-
-    def __init__(self, explorer: Explorer, inputs: tuple[Any, ...], metric: str, runner: _Runner | None = None) -> None:
-        self.explorer = explorer
-        self.run = runner or _Runner(explorer, inputs)
-        self.measure = METRICS[metric]
-        self.reference = self.run.reference()
-        self.count = 0
-        self._cache: dict[tuple, float] = {}
-
-    def low_nodes(self, settings: Settings) -> set[str]:
-        plan = self.explorer.plan(settings)
-        low = settings.autocast_low_precision_type
-        return {n for n in self.run.classified if n in plan and plan[n].dtype == low}
-
-    def error(self, settings: Settings) -> float:
-        low = self.low_nodes(settings)
-        key = tuple(sorted(low))
-        if key not in self._cache:
-            self.count += 1
-            dtype = settings.autocast_low_precision_type
-            env = self.run.full(lambda n: dtype if n in low else torch.float32)
-            self._cache[key] = self.measure(self.run.outputs(env), self.reference)
-        return self._cache[key]
-
-
 def subtree_pattern(prefix: str) -> str:
     """The regex for a module and everything under it (``^layer1(\\.|$)``), as ``re.match`` applies it."""
     return f"^{re.escape(prefix)}(\\.|$)"
 
 
-def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops: bool = True,
-               inputs: tuple[Any, ...] | None = None, subtrees: bool = True,
-               runner: _Runner | None = None) -> list[Candidate]:
+def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, ops: bool = True,
+               inputs: Inputs = None, subtrees: bool = True, runner: PlanRunner | None = None) -> list[Candidate]:
     """Candidates with their gain and latency cost: each module, each module subtree, each op type.
 
     A subtree (``^layer4(\\.|$)``) keeps a whole block in FP32 with one regex and one pair of casts at
@@ -176,15 +134,14 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, ops
                              cost_of(members)))
     if not (ops or subtrees):
         return out
-    run = runner or _Runner(explorer, inputs or explorer.example_inputs)
-    measure = METRICS[sens.metric]
+    run = runner or PlanRunner(explorer, normalize_inputs(explorer.captured, inputs))
+    measure = get_metric(sens.metric)
     reference = run.reference()
-    low_env, fp32_env = run.base(sens.low_dtype), run.base(torch.float32)
 
     def measured(kind: str, value: str, members: tuple[str, ...]) -> Candidate:
-        kept = measure(run.perturbed(low_env, dict.fromkeys(members, torch.float32), sens.low_dtype), reference)
-        alone = measure(run.perturbed(fp32_env, dict.fromkeys(members, sens.low_dtype), torch.float32), reference)
-        return Candidate(kind, value, members, _gain(sens.all_low_error, kept), alone, cost_of(members))
+        kept = measure(run.perturbed(sens.low_dtype, dict.fromkeys(members, torch.float32)), reference)
+        alone = measure(run.perturbed(torch.float32, dict.fromkeys(members, sens.low_dtype)), reference)
+        return Candidate(kind, value, members, error_gain(sens.all_low_error, kept), alone, cost_of(members))
 
     if subtrees:
         prefixes = {".".join(m.split(".")[:k]) for m in explorer.modules if m for k in range(1, m.count(".") + 1)}
@@ -219,9 +176,8 @@ def _pick(pool: Sequence[Candidate], remaining: float, objective: str) -> Candid
 
 
 def _apply(base: Settings, chosen: Sequence[Candidate]) -> Settings:
-    return base.replace(
-        autocast_excluded_nodes=frozenset(c.value for c in chosen if c.kind == "module"),
-        autocast_excluded_ops=frozenset(c.value for c in chosen if c.kind == "op"))
+    return with_exclusions(base, (c.value for c in chosen if c.kind == "module"),
+                           (c.value for c in chosen if c.kind == "op"))
 
 
 def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -230,40 +186,44 @@ def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise SettingsError(f"search state {path} is unreadable ({err}); delete it to start over") from None
+        raise OptionError(f"search state {path} is unreadable ({err}); delete it to start over") from None
     if isinstance(state, dict) and state.get("schema") == STATE_SCHEMA and state.get("version") != STATE_VERSION:
-        raise SettingsError(f"search state {path} was written by another version of mixprec_explorer "
+        raise OptionError(f"search state {path} was written by another version of mixprec_explorer "
                             f"(state version {state.get('version')}, this one reads {STATE_VERSION}); delete it "
                             "to start over")
     if not isinstance(state, dict) or state.get("schema") != STATE_SCHEMA or state.get("key") != key:
-        raise SettingsError(
+        raise OptionError(
             f"search state {path} belongs to another model, budget or metric; pass another state_path or delete it")
     return state
 
 
-def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, metric: str = "rel_l2",
-               objective: str = "latency", backend: str | None = "auto", state_path: str | os.PathLike[str] | None = None,
-               confirm: bool = True, use_ops: bool = True, low_dtype: torch.dtype | None = None,
-               progress: bool = True, max_probes: int = 8, use_subtrees: bool = True,
-               **backend_options: Any) -> SearchResult:
+def run_search(explorer: Explorer, inputs: Inputs = None, budget: float = 1e-2, metric: str = "rel_l2", *,
+               objective: str = "latency", backend: str | None = "auto", device: str | None = None,
+               isolate: bool = True, compile_options: Mapping[str, Any] | None = None,
+               state_path: str | os.PathLike[str] | None = None, confirm: bool = True, use_ops: bool = True,
+               use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = 8,
+               progress: bool = True) -> SearchResult:
     """Find exclusions meeting ``budget`` (metric units) with the best estimated latency; see module docs.
 
+    ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs` (a tensor, a tuple, a list of batches).
     ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` to price each node
     (a FLOPs/bytes estimate when ``backend`` is None); ``objective="nodes"`` minimises FP32 nodes.
-    With ``confirm``, all-low is measured on ``backend`` first to calibrate the aim, and the plan's pick order
-    is bisected on the backend's own error with at most ``max_probes`` more compiles; ``within_budget`` then
-    reports the backend's measurement. The result is loaded into ``explorer.settings``.
-    Raises SettingsError for a negative budget, an unknown metric/objective, or another search's state file.
+    ``device``, ``isolate`` and ``compile_options`` (the backend's own, e.g. ``{"mode": "compiled"}``) say how
+    plans are compiled. With ``confirm``, all-low is measured on ``backend`` first to calibrate the aim, and the
+    plan's pick order is bisected on the backend's own error with at most ``max_probes`` more compiles;
+    ``within_budget`` then reports the backend's measurement. The result is loaded into ``explorer.settings``.
+    Raises OptionError for a negative budget, an unknown metric/objective, or another search's state file;
+    InputError for inputs that do not fit the captured program.
     """
-    if metric not in METRICS:
-        raise OptionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    get_metric(metric)
     if objective not in ("latency", "nodes"):
         raise OptionError(f"objective must be 'latency' or 'nodes', got {objective!r}")
     if not (budget >= 0):
         raise OptionError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
-    search = _Search(explorer, tuple(inputs) if inputs is not None else explorer.example_inputs, budget, metric,
-                     objective, backend if confirm else None, backend, backend_options, use_ops, use_subtrees,
-                     low_dtype, max_probes, Path(state_path) if state_path is not None else None, progress)
+    build = Build(backend, device, isolate, dict(compile_options or {}), progress)
+    search = _Search(explorer, normalize_inputs(explorer.captured, inputs), budget, metric, objective, build,
+                     confirm and backend is not None, use_ops, use_subtrees, low_dtype, max_probes,
+                     Path(state_path) if state_path is not None else None)
     result = search.run()
     explorer.settings = result.settings
     return result
@@ -272,27 +232,25 @@ def run_search(explorer: Explorer, inputs: Sequence[Any] | None, budget: float, 
 class _Search:
     """One search, phase by phase (rank, greedy, confirm, bisect, done), its state saved as JSON after each step."""
 
-    def __init__(self, explorer: Explorer, args: tuple[Any, ...], budget: float, metric: str, objective: str,
-                 checker: str | None, backend: str | None, options: dict[str, Any], use_ops: bool,
-                 use_subtrees: bool, low_dtype: torch.dtype | None, max_probes: int, path: Path | None,
-                 progress: bool) -> None:
+    def __init__(self, explorer: Explorer, batches: list[Batch], budget: float, metric: str, objective: str,
+                 build: Build, checked: bool, use_ops: bool, use_subtrees: bool, low_dtype: torch.dtype | None,
+                 max_probes: int, path: Path | None) -> None:
         from .backends.fingerprint import fingerprint_program
 
-        self.explorer, self.args, self.budget, self.metric, self.objective = explorer, args, budget, metric, objective
-        self.checker = checker  #: the backend that measures errors (None: the forward pass's word is final)
-        self.backend, self.options, self.progress, self.max_probes = backend, options, progress, max_probes
+        self.explorer, self.batches, self.budget, self.metric = explorer, batches, budget, metric
+        self.objective, self.build, self.progress, self.max_probes = objective, build, build.progress, max_probes
+        #: the backend that measures errors (None: the forward pass's word is final)
+        self.checker = build.backend if checked else None
         self.use_ops, self.use_subtrees, self.path = use_ops, use_subtrees, path
-        low = low_dtype or explorer.settings.autocast_low_precision_type or torch.float16
-        self.base = explorer.settings.replace(enable_autocast=True, use_explicit_typing=True,
-                                              autocast_low_precision_type=low, autocast_excluded_nodes=frozenset(),
-                                              autocast_excluded_ops=frozenset())
+        self.base = low_precision_settings(explorer.settings, low_dtype)
+        low = self.base.autocast_low_precision_type
         key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
                "low": dtypes.to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
         self.state = _load_state(path, key) or {"schema": STATE_SCHEMA, "version": STATE_VERSION, "key": key,
                                                 "phase": "rank"}
-        self.runner = _Runner(explorer, args)  # one set of cached activations for sensitivity, candidates, steps
-        self.evaluator = _Evaluator(explorer, args, metric, self.runner)
-        self.bar = _progress(None, progress, desc="search")
+        self.runner = PlanRunner(explorer, batches)  # one set of cached activations for sensitivity, candidates, steps
+        self.evaluator = PlanEvaluator(explorer, self.runner, metric)
+        self.bar = progress_steps(None, self.progress, desc="search")
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -322,8 +280,7 @@ class _Search:
         return err
 
     def backend_error(self, settings: Settings) -> float:
-        return _backend_error(self.explorer, settings, self.args, self.metric, self.checker, self.options,
-                              self.progress)
+        return backend_error(self.explorer, settings, self.batches, self.metric, self.build, self.checker)
 
     def price(self, c: Candidate) -> float:
         return float(len(c.nodes)) if self.objective == "nodes" else c.cost_ms
@@ -348,10 +305,10 @@ class _Search:
     def rank(self) -> None:
         """Price nodes, measure sensitivity and each candidate's gain and cost."""
         explorer, low = self.explorer, self.base.autocast_low_precision_type
-        latency = _latency_model(explorer, self.base, low, self.objective, self.backend, self.options, self.progress)
-        sens = compute_sensitivity(explorer, self.args, self.metric, low, progress=self.progress, runner=self.runner)
-        cands = candidates(explorer, sens, latency, ops=self.use_ops, inputs=self.args, subtrees=self.use_subtrees,
-                           runner=self.runner)
+        latency = price_nodes(explorer, self.base, self.build, self.objective)
+        sens = compute_sensitivity(explorer, self.batches, self.metric, low_dtype=low, progress=self.progress,
+                                   runner=self.runner)
+        cands = candidates(explorer, sens, latency, ops=self.use_ops, subtrees=self.use_subtrees, runner=self.runner)
         self.state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
                           "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
         self.save()
@@ -493,70 +450,32 @@ class _Search:
             return result
         probes = self.state.get("probes", {})
         known = {"all_low": self.state.get("measured_all_low"), "chosen": probes.get(str(len(self.chosen)))}
-        result = _confirm(self.explorer, result, self.base, self.args, self.checker, self.options, self.progress,
-                          known)
+        result = _confirm(self.explorer, result, self.base, self.batches, self.build, known)
         measured = (result.confirmed.get("chosen") or {}).get("error")
         return SearchResult(**{**vars(result), "within_budget": measured <= self.budget}) \
             if measured is not None else result
 
 
-def _all_fp32(base: Settings) -> Settings:
-    return base.replace(autocast_excluded_nodes=frozenset({".*"}))  # every module path matches
-
-
-def _latency_model(explorer: Explorer, base: Settings, low: torch.dtype, objective: str, backend: str | None,
-                   options: dict[str, Any], progress: bool = True) -> LatencyModel:
-    if objective != "latency" or backend is None:
-        return LatencyModel.roofline(explorer, low)
-    profiles = []
-    for s in (_all_fp32(base), base):
-        compiled = explorer.compile(s, backend=backend, progress=progress, **options)
-        profiles.append(explorer.profile(compiled, progress=progress))
-    model = LatencyModel.from_profiles(*profiles)
-    if model.fp32_ms and model.low_ms:
-        return model
-    # fused builds (torch.compile, TensorRT without layer names) time no single node: price nodes from an eager
-    # PyTorch run on the same device, which keeps their relative costs
-    eager = {**options, "mode": "eager"}
-    profiles = [explorer.profile(explorer.compile(s, backend="torch", progress=progress, **eager), progress=progress)
-                for s in (_all_fp32(base), base)]
-    model = LatencyModel.from_profiles(*profiles)
-    if not (model.fp32_ms and model.low_ms):
-        return LatencyModel.roofline(explorer, low)
-    return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {backend})")
-
-
-def _backend_error(explorer: Explorer, settings: Settings, inputs: tuple[Any, ...], metric: str, backend: str,
-                   options: dict[str, Any], progress: bool = True) -> float:
-    """The plan's error (metric units) as ``backend`` builds and runs it; inf for NaN or inf outputs."""
-    compiled = explorer.compile(settings, backend=backend, progress=progress, **options)
-    error = getattr(explorer.accuracy(compiled, inputs=inputs), f"{metric}_error", None)
-    if error is None:
-        raise SettingsError(f"the accuracy report has no {metric} error; use one of {', '.join(METRICS)}")
-    return math.inf if math.isnan(error) else float(error)
-
-
-def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: tuple[Any, ...], backend: str,
-             options: dict[str, Any], progress: bool = True, known: dict[str, float | None] | None = None
-             ) -> SearchResult:
+def _confirm(explorer: Explorer, result: SearchResult, base: Settings, batches: list[Batch], build: Build,
+             known: dict[str, float | None] | None = None) -> SearchResult:
     """Compile the chosen plan (and the FP32 and all-low ones, cached): measured error, and latency timed in turns.
 
-    ``known`` errors ("all_low", "chosen") already measured on ``backend`` are not measured again. The chosen
-    plan is also profiled, so ``explorer.extensions["profile"]`` overlays its per-node figures.
+    ``known`` errors ("all_low", "chosen") already measured on the backend are not measured again. The chosen
+    plan is also profiled, so ``explorer.last_profile`` overlays its per-node figures.
     """
     from .backends import time_plans
 
-    plans = {"fp32": _all_fp32(base), "all_low": base, "chosen": result.settings}
+    plans = {"fp32": all_fp32_settings(base), "all_low": base, "chosen": result.settings}
     measured: dict[str, Any] = {}
     compiled = {}
     for label, s in plans.items():
-        compiled[label] = explorer.compile(s, backend=backend, progress=progress, **options)
+        compiled[label] = build.compile(explorer, s)
         error = (known or {}).get(label)
         if error is None:
-            error = _backend_error(explorer, s, inputs, result.metric, backend, options, progress)
+            error = backend_error(explorer, s, batches, result.metric, build)
         measured[label] = {"error": error}
-    timings = time_plans(explorer, list(compiled.values()), inputs, progress=progress)
-    explorer.profile(compiled["chosen"], inputs=inputs, progress=progress)  # per-node overlay of the chosen plan
+    timings = time_plans(explorer, list(compiled.values()), batches, progress=build.progress)
+    build.profile(explorer, compiled["chosen"], batches)  # per-node overlay of the chosen plan
     for label, timing in zip(compiled, timings):
         measured[label].update(latency_ms=timing.median_ms, p10_ms=timing.p10_ms, p90_ms=timing.p90_ms)
     measured["backend"] = compiled["chosen"].backend
@@ -565,4 +484,4 @@ def _confirm(explorer: Explorer, result: SearchResult, base: Settings, inputs: t
     measured["all_low_speedup"] = fp32 / all_low if all_low else None
     if all_low and mine:
         measured["share_of_all_low_speedup"] = all_low / mine  # (fp32/mine) / (fp32/all_low)
-    return SearchResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "confirmed": measured})
+    return replace(result, confirmed=measured)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .analysis import Inputs, normalize_inputs, progress_steps
 from .errors import OptionError
 from .settings import Settings
 
@@ -43,8 +44,8 @@ def measure_plan(program: bytes, inputs: tuple[Any, ...], settings_json: str, ba
     ex = Explorer(ep, inputs)
     settings = Settings.from_json(settings_json)
     compiled = ex.compile(settings, backend=backend, device=device, isolate=False, progress=False, **options)
-    profile = ex.profile(compiled, inputs=inputs, runs=runs, progress=False)
-    acc = ex.accuracy(compiled, inputs=inputs)
+    profile = ex.profile(compiled, inputs, runs=runs, progress=False)
+    acc = ex.accuracy(compiled, inputs)
     return {"latency_ms": profile.end_to_end.median_ms, "rel_l2_error": acc.rel_l2_error,
             "backend": compiled.backend, "device": profile.device, "pid": os.getpid(),
             "gpu": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
@@ -56,25 +57,26 @@ def _init_worker(queue: Any) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
-def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Sequence[Any] | None = None,
-              backend: str = "auto", executor: str | None = "local", runs: int = 20, progress: bool = True,
-              **options: Any) -> list[dict[str, Any]]:
-    """Measure every settings' plan; results in input order.
+def run_sweep(explorer: Explorer, settings: Sequence[Settings], inputs: Inputs = None, *, backend: str = "auto",
+              executor: str | None = "local", runs: int = 20, progress: bool = True,
+              compile_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Measure every settings' plan on one batch of ``inputs`` (the first, where several are given); results in
+    input order. ``compile_options`` are the backend's own (torch: ``{"mode": "compiled"}``).
 
     ``executor``: "local" (one process per local GPU, or one on CPU), "ray" (``ray.init()`` is
     called if no cluster is connected; needs ``pip install "mixprec-explorer[ray]"``), or "serial"/None
     (in this process's worker path, one after another).
     """
-    args = tuple(inputs) if inputs is not None else explorer.example_inputs
+    args = normalize_inputs(explorer.captured, inputs)[0]
+    options = dict(compile_options or {})
     program = _pack(explorer, args)
     docs = [s.to_json() for s in settings]
     cpu_args = tuple(a.cpu() if isinstance(a, torch.Tensor) else a for a in args)
     from .backends.worker import numerics_flags
-    from .sensitivity import _progress
 
     flags = numerics_flags()  # each process measures under this one's TF32 switches
 
-    bar = _progress(len(docs), progress)
+    bar = progress_steps(len(docs), progress, desc="sweep")
     if executor in (None, "serial"):
         out = []
         for doc in docs:

@@ -12,8 +12,9 @@ import torch
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer import backends as B
-from mixprec_explorer.accuracy import AccuracyReport, compare_outputs, measure_accuracy, rel_l2
-from mixprec_explorer.backends.base import CacheKey, Compiled
+from mixprec_explorer.accuracy import AccuracyReport, compare_outputs, measure_accuracy
+from mixprec_explorer.analysis import rel_l2
+from mixprec_explorer.backends.base import Compiled
 from mixprec_explorer.backends.torch_backend import apply_plan
 
 from _models import MLP, ResidualCNN
@@ -79,7 +80,7 @@ def test_measure_accuracy_with_per_node_errors(isolate):
     ex = Explorer(ResidualCNN().eval(), (torch.randn(2, 3, 8, 8),))
     exact = ex.compile(Settings(), device="cpu", backend="torch", isolate=isolate, progress=False)
     report = ex.accuracy(exact, per_node=True)
-    assert isinstance(report, AccuracyReport) and ex.extensions["accuracy"] is report
+    assert isinstance(report, AccuracyReport) and ex.last_accuracy is report
     assert report.max_abs_error == 0 and report.sqnr_db == math.inf and report.top1_agreement == 1.0
     assert set(report.per_node_rel_l2.values()) == {0.0}
     low = ex.compile(FP16.replace(autocast_excluded_nodes={"^head$"}), device="cpu", backend="torch", isolate=isolate,
@@ -111,10 +112,9 @@ class _PlainBackend:
     def availability(self):
         return True, ""
 
-    def compile(self, explorer, settings, device, **options):
-        planned = apply_plan(explorer.exported_program, explorer.plan(settings), device=device)
-        key = CacheKey("", settings, (), self.name, device)
-        return Compiled(key=key, backend=self.name, device=device, settings=settings, compile_s=0.0,
+    def compile(self, explorer, plan, device, **options):
+        planned = apply_plan(explorer.exported_program, plan, device=device)
+        return Compiled(backend=self.name, device=device, settings=plan.settings, compile_s=0.0,
                         handle=_ModuleHandle(planned.module))
 
     def profile(self, explorer, compiled, inputs, runs, warmup):
@@ -132,9 +132,7 @@ def test_accuracy_is_generic_over_backends():
         assert set(report.per_node_rel_l2) == {"linear", "relu", "linear_1"}
         assert any("PyTorch backend's copy" in note for note in report.notes)
     finally:
-        B._REGISTRY.pop("plain", None)
-        B._INSTANCES.pop("plain", None)
-        B._AVAILABILITY.pop("plain", None)
+        B.unregister_backend("plain")
 
 
 def test_a_reference_that_may_use_tf32_says_so():

@@ -1,7 +1,8 @@
 """The TensorRT backend's pure parts, on CPU, against real Torch-TensorRT sources and the runtime's real file formats.
 
-No TensorRT runs here. Compile signatures are read from Torch-TensorRT's own source at release tags (a git mirror,
-``MIXPREC_TRT_MIRROR`` or ``/work/.mirror/pytorch+TensorRT/repo``); the trace files are written the way
+No TensorRT runs here. Compile signatures are read from Torch-TensorRT's own sources in the releases' published
+wheels (downloaded once into pytest's cache folder, ``tests/_wheels.py``; those tests are marked ``network``); the
+trace files are written the way
 ``core/runtime/TRTEngineProfiler.cpp`` ``dump_trace`` writes them (its stream formatting reproduced below), and
 the layer information follows TensorRT 10's DETAILED inspector JSON with Torch-TensorRT layer names. Those two
 are constructed inputs, not captured outputs: they test our reading and arithmetic, not TensorRT.
@@ -13,18 +14,18 @@ import copy
 import importlib.util
 import inspect
 import json
-import os
 import pickle
 import re
-import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from mixprec_explorer import BackendUnavailable, Explorer, Settings, SettingsError
 from mixprec_explorer.backends import tensorrt as trt_backend
+from mixprec_explorer.backends import timing
 from mixprec_explorer.backends.base import Profile
 from mixprec_explorer.backends.tensorrt import (
     LayerTimeCollector,
@@ -46,23 +47,15 @@ from mixprec_explorer.backends.tensorrt import (
 from mixprec_explorer.records import EndToEnd
 
 from _models import MLP
+from _wheels import Release, release_loader
 
-MIRROR = Path(os.environ.get("MIXPREC_TRT_MIRROR", "/work/.mirror/pytorch+TensorRT/repo"))
-COMPILER = "py/torch_tensorrt/dynamo/_compiler.py"
-
-
-def release_source(tag: str, path: str) -> str:
-    """A file of Torch-TensorRT at a release tag, from the git mirror; skip when the mirror or tag is absent."""
-    if not MIRROR.exists():
-        pytest.skip(f"no Torch-TensorRT git mirror at {MIRROR} (set MIXPREC_TRT_MIRROR): release sources unavailable")
-    proc = subprocess.run(["git", "-C", str(MIRROR), "show", f"{tag}:{path}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"{tag}:{path} not in the mirror: {proc.stderr.strip()[:200]}")
-    return proc.stdout
+COMPILER = "dynamo/_compiler.py"
 
 
-def compile_signature(tag: str) -> inspect.Signature:
-    return signature_from_source(release_source(tag, COMPILER), "compile")
+@pytest.fixture(scope="session")
+def release(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Release]:
+    """version -> the published wheel's sources (downloaded once, cached between runs)."""
+    return release_loader(pytestconfig, tmp_path_factory)
 
 
 AUTOCAST = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
@@ -93,9 +86,10 @@ def test_signature_from_source_reads_methods_and_rejects_missing() -> None:
         signature_from_source(source, "Nope.__init__")
 
 
-@pytest.mark.parametrize("tag", ["v2.10.0", "v2.11.0"])
-def test_gating_keeps_everything_before_2_13(tag: str) -> None:
-    signature = compile_signature(tag)
+@pytest.mark.network
+@pytest.mark.parametrize("tag", ["2.10.0", "2.11.0"])
+def test_gating_keeps_everything_before_2_13(tag: str, release) -> None:
+    signature = release(tag).compile_signature()
     kwargs, notes = gate_compile_kwargs(AUTOCAST.to_compile_kwargs(), signature, version=tag)
     assert kwargs == AUTOCAST.to_compile_kwargs()
     assert notes == ()
@@ -104,8 +98,9 @@ def test_gating_keeps_everything_before_2_13(tag: str) -> None:
     assert kept["use_explicit_typing"] is False
 
 
-def test_gating_drops_explicit_typing_on_2_13() -> None:
-    signature = compile_signature("v2.13.0")
+@pytest.mark.network
+def test_gating_drops_explicit_typing_on_2_13(release) -> None:
+    signature = release("2.13.0").compile_signature()
     assert "use_explicit_typing" not in signature.parameters and "enabled_precisions" not in signature.parameters
     kwargs, notes = gate_compile_kwargs(AUTOCAST.to_compile_kwargs(), signature, version="2.13.0")
     assert "use_explicit_typing" not in kwargs
@@ -115,15 +110,17 @@ def test_gating_drops_explicit_typing_on_2_13() -> None:
     assert kwargs == {}
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("request_kwargs", [{"use_explicit_typing": False}, {"enabled_precisions": {torch.float16}}])
-def test_weak_typing_on_2_13_is_an_error(request_kwargs: dict) -> None:
-    signature = compile_signature("v2.13.0")
+def test_weak_typing_on_2_13_is_an_error(request_kwargs: dict, release) -> None:
+    signature = release("2.13.0").compile_signature()
     with pytest.raises(SettingsError, match="removed weak typing"):
         gate_compile_kwargs(request_kwargs, signature, version="2.13.0")
 
 
-def test_autocast_before_2_10_is_an_error_but_defaults_are_dropped() -> None:
-    signature = compile_signature("v2.9.0")
+@pytest.mark.network
+def test_autocast_before_2_10_is_an_error_but_defaults_are_dropped(release) -> None:
+    signature = release("2.9.0").compile_signature()
     assert "enable_autocast" not in signature.parameters
     with pytest.raises(SettingsError, match=r"autocast arrived in Torch-TensorRT 2\.10.*mixprec-explorer\[tensorrt\]"):
         gate_compile_kwargs(AUTOCAST.to_compile_kwargs(), signature, version="2.9.0")
@@ -132,10 +129,11 @@ def test_autocast_before_2_10_is_an_error_but_defaults_are_dropped() -> None:
     assert len(notes) == 6  # the six autocast keywords, each at its neutral value
 
 
-@pytest.mark.parametrize("tag", ["v2.10.0", "v2.11.0", "v2.12.1", "v2.13.0"])
+@pytest.mark.network
+@pytest.mark.parametrize("tag", ["2.10.0", "2.11.0", "2.12.1", "2.13.0"])
 @pytest.mark.parametrize("python_runtime", [False, True])
-def test_built_call_names_only_real_parameters(tag: str, python_runtime: bool) -> None:
-    signature = compile_signature(tag)
+def test_built_call_names_only_real_parameters(tag: str, python_runtime: bool, release) -> None:
+    signature = release(tag).compile_signature()
     named = {n for n, p in signature.parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
     loader = build_calibration_dataloader([(torch.ones(2, 8),)])
     kwargs, _ = build_compile_kwargs(AUTOCAST, signature, version=tag, inputs=(torch.ones(2, 8),),
@@ -149,8 +147,9 @@ def test_built_call_names_only_real_parameters(tag: str, python_runtime: bool) -
     assert ("use_python_runtime" in kwargs) is python_runtime
 
 
-def test_options_that_would_be_lost_or_belong_to_settings_are_refused() -> None:
-    signature = compile_signature("v2.11.0")
+@pytest.mark.network
+def test_options_that_would_be_lost_or_belong_to_settings_are_refused(release) -> None:
+    signature = release("2.11.0").compile_signature()
     with pytest.raises(SettingsError, match="no parameter 'min_blok_size'"):
         build_compile_kwargs(Settings(), signature, options={"min_blok_size": 1})
     with pytest.raises(SettingsError, match="through Settings"):
@@ -159,20 +158,21 @@ def test_options_that_would_be_lost_or_belong_to_settings_are_refused() -> None:
         build_compile_kwargs(Settings(), signature, options={"arg_inputs": []})
 
 
-@pytest.mark.parametrize("tag", ["v2.10.0", "v2.11.0", "v2.13.0"])
+@pytest.mark.network
+@pytest.mark.parametrize("tag", ["2.10.0", "2.11.0", "2.13.0"])
 @pytest.mark.parametrize("runtime", ["cpp", "python"])
-def test_debugger_arguments_exist_and_pick_the_format_compile_module_accepts(tag: str, runtime: str) -> None:
-    source = release_source(tag, "py/torch_tensorrt/dynamo/debug/_Debugger.py")
+def test_debugger_arguments_exist_and_pick_the_format_compile_module_accepts(tag: str, runtime: str, release) -> None:
+    source = release(tag).source("dynamo/debug/_Debugger.py")
     accepted = signature_from_source(source, "Debugger.__init__").parameters
     kwargs = debugger_kwargs(runtime, "/tmp/x")
     assert set(kwargs) <= set(accepted)
     assert kwargs["save_engine_profile"] is True
-    compiler = release_source(tag, COMPILER)
+    compiler = release(tag).source(COMPILER)
     # compile_module: Python runtime + anything but "cudagraph" raises; C++ runtime + "cudagraph" raises
     assert "Profiling with TREX can only be enabled when using the C++ runtime" in compiler
     assert kwargs["profile_format"] == ("trex" if runtime == "cpp" else "cudagraph")
     # the interpreter builds DETAILED engines under the Debugger: with save_engine_profile (2.10-2.12), any (2.13)
-    interpreter = release_source(tag, "py/torch_tensorrt/dynamo/conversion/_TRTInterpreter.py")
+    interpreter = release(tag).source("dynamo/conversion/_TRTInterpreter.py")
     condition = re.search(r"trt\.ProfilingVerbosity\.DETAILED\s+if (.+?)\s+else trt\.ProfilingVerbosity", interpreter)
     assert condition is not None
     assert condition.group(1) in ("self._debugger_config and self._debugger_config.save_engine_profile",
@@ -194,15 +194,16 @@ def test_choose_runtime_follows_torch_tensorrt_rules() -> None:
         debugger_kwargs("jit", "/tmp")
 
 
-def test_runtime_file_names_match_the_cpp_source() -> None:
-    engine_cpp = release_source("v2.11.0", "core/runtime/TRTEngine.cpp")
-    assert f'name + "{trt_backend.TRACE_SUFFIX}"' in engine_cpp
-    assert "std::replace(s.begin(), s.end(), '.', '_');" in engine_cpp  # slugify
-    module = release_source("v2.11.0", "py/torch_tensorrt/dynamo/runtime/_TorchTensorRTModule.py")
+@pytest.mark.network
+def test_runtime_file_names_match_the_shipped_runtime(release) -> None:
+    """The engine name the Python module gives, and the trace suffix the C++ runtime library appends to it."""
+    wheel = release("2.11.0")
+    library = wheel.binary("lib/libtorchtrt_runtime.so")
+    assert trt_backend.TRACE_SUFFIX.encode() in library  # core/runtime/TRTEngine.cpp's string literal, compiled in
+    module = wheel.source("dynamo/runtime/_TorchTensorRTModule.py")
     assert 'self.name + "_engine" if self.name != "" else "tensorrt_engine"' in module
     assert engine_name("_run_on_acc_0") == "_run_on_acc_0_engine"
-    tool = release_source("v2.11.0", "tools/debug/engine_visualization/draw_engine_graph.py")
-    assert f"{engine_name('_run_on_acc_0')}{trt_backend.TRACE_SUFFIX}" in tool
+    assert engine_name("block.0") == "block_0_engine"  # the runtime slugs dots in file names
 
 
 # -- calibration -----------------------------------------------------------------------------------------------------
@@ -428,11 +429,13 @@ def test_iprofiler_collector_gives_medians(mlp_explorer: Explorer) -> None:
 
 
 # -- timing and FX bookkeeping ---------------------------------------------------------------------------------------
-def test_time_runs_counts_each_synchronized_call() -> None:
+def test_time_runs_counts_each_synchronized_call(monkeypatch) -> None:
     calls: list[str] = []
-    times = time_runs(lambda: (calls.append("run"), time.sleep(0.002)), 3, lambda: calls.append("sync"))
+    clock = iter([10.0, 10.002, 20.0, 20.004, 30.0, 30.001])  # a fake clock: seconds, as perf_counter gives them
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    times = time_runs(lambda: calls.append("run"), 3, lambda: calls.append("sync"))
     assert calls == ["sync", "run", "sync"] * 3
-    assert len(times) == 3 and all(t >= 2.0 for t in times)
+    assert times == pytest.approx([2.0, 4.0, 1.0])  # milliseconds
     summary = summarize_ms([4.0, 1.0, 3.0, 2.0])
     assert (summary.median_ms, summary.runs) == (2.5, 4)
     assert summary.p10_ms == pytest.approx(1.3) and summary.p90_ms == pytest.approx(3.7)

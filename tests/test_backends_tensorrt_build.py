@@ -12,16 +12,17 @@ from mixprec_explorer import Explorer, Settings, examples
 from mixprec_explorer.backends.tensorrt import compile_failure, rename_profile
 from mixprec_explorer.errors import CompileFailure, MixprecError
 
+from _shared import RTX, needs_shared
+
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 #: The first lines of the error Torch-TensorRT 2.11 raised on the live engine for the encoder under autocast.
 ENCODER_ERROR = ("__len__() should return >= 0\n\nWhile executing %add : [num_users=1] = call_function["
                  "target=torch.ops.aten.add.Tensor](args = (%embedding, %_frozen_param0), kwargs = {})")
-RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
 
 
 def test_a_failed_build_names_its_fx_node_and_the_remedies() -> None:
     ex = Explorer(*examples.transformer_encoder(layers=1, seq=16))
-    failure = compile_failure(ValueError(ENCODER_ERROR), ex, ex, FP16, {}, "autocast", Path("log.txt"))
+    failure = compile_failure(ValueError(ENCODER_ERROR), ex, ex, ex.plan(FP16), {}, "autocast", Path("log.txt"))
     assert isinstance(failure, CompileFailure) and isinstance(failure, MixprecError)
     assert failure.node == "add" and failure.op == "torch.ops.aten.add.Tensor"
     assert any("build='cast_graph'" in r for r in failure.remedies)  # autocast casts the embedding indices
@@ -33,12 +34,12 @@ def test_a_failed_build_names_its_fx_node_and_the_remedies() -> None:
 
 def test_a_message_without_a_node_still_reads_clearly() -> None:
     ex = Explorer(*examples.reference_autocast_model())
-    failure = compile_failure(RuntimeError("Unable to create TensorRT execution context"), ex, ex, FP16, {},
+    failure = compile_failure(RuntimeError("Unable to create TensorRT execution context"), ex, ex, ex.plan(FP16), {},
                               "cast_graph", Path("log.txt"))
     assert failure.node is None and "Unable to create TensorRT execution context" in str(failure)
 
 
-@pytest.mark.skipif(not RTX.is_dir(), reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
+@needs_shared(RTX)
 def test_a_cast_program_profile_comes_back_under_the_captured_names() -> None:
     ex = Explorer(*examples.resnet50(batch=8))
     profile = ex.load_profile(RTX / "resnet50_b8_fp16" / "profile")

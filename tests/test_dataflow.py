@@ -17,12 +17,13 @@ from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
 from mixprec_explorer.records import LayerRecord
 
-RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
-CASES = sorted(p.name for p in RTX.iterdir() if p.is_dir()) if RTX.is_dir() else []
+from _shared import RTX, needs_shared
+
+CASES = sorted(p.name for p in RTX.iterdir() if p.is_dir()) if RTX.is_dir() else ["(../shared absent)"]
 #: Ops whose nodes must get a measured dtype and latency wherever they ran in an engine.
 MEASURED_OPS = {"conv2d", "linear", "matmul", "batch_norm", "layer_norm", "relu_", "relu", "gelu", "softmax"}
 
-pytestmark = pytest.mark.skipif(not CASES, reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
+pytestmark = needs_shared(RTX)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixprec_explorer import Explorer, Settings, SettingsError, SettingsWarning
+from mixprec_explorer import Explorer, InputError, Settings, SettingsError, SettingsWarning
 from mixprec_explorer.examples import layer_stack, reference_autocast_model
 from mixprec_explorer.policy import Policy
 
@@ -106,9 +106,9 @@ def test_calibration_failure_keeps_previous_calibration(autocast_ex):
     autocast_ex.calibrate([(torch.randn(1, 10),), (torch.randn(1, 10) * 10,)])
     before = autocast_ex.calibration
     assert before["linear"].shape == (2, 10), "batches concatenate on dim 0 as in Torch-TensorRT"
-    with pytest.raises(SettingsError, match="bare tensor"):
-        autocast_ex.calibrate([torch.randn(1, 10)])
-    with pytest.raises(SettingsError, match="example inputs' shapes"):
+    with pytest.raises(InputError, match=r"batch 1: input 0 \('x'\) has shape \(2, 10\).*fixed at 1"):
+        autocast_ex.calibrate([torch.randn(1, 10), torch.randn(2, 10)])  # a list of bare tensors is a list of batches
+    with pytest.raises(InputError, match=r"input 0 \('x'\) has shape \(2, 10\)"):
         autocast_ex.calibrate([(torch.randn(2, 10),)])
     assert autocast_ex.calibration == before
 

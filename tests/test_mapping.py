@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixprec_explorer.parsers import attribute_layers, parse_layer_info, parse_layer_log, parse_profile
 from mixprec_explorer.records import LayerRecord
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REFERENCE = SHARED / "reference" / "torch-tensorrt-mixed-precision.txt"
-SAMPLES = SHARED / "trt-samples"
+from _shared import REFERENCE, SAMPLES, needs_shared
 
 #: The reference's MyModule: three Linear layers, exported node names, and the decomposed addmm names
 #: Torch-TensorRT's layer and tensor names carry.
@@ -31,7 +27,7 @@ def _explicit_log() -> str:
     return "\n".join(line for line in block[: next(i for i, x in enumerate(block) if not x.startswith("#"))])
 
 
-@pytest.mark.skipif(not REFERENCE.is_file(), reason=f"../shared is absent ({SHARED})")
+@needs_shared(REFERENCE)
 def test_reference_myelin_layers_map_to_their_linears() -> None:
     layers = parse_layer_log(_explicit_log())
     done, left = attribute_layers(layers, REFERENCE_NODES, REFERENCE_POST_TO_PRE)
@@ -119,7 +115,7 @@ def test_records_that_already_name_nodes_or_modules() -> None:
     assert [r.name for r in left] == ["nothing"]
 
 
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"../shared is absent ({SHARED})")
+@needs_shared(SAMPLES)
 def test_onnx_engine_layers_stay_unattributed() -> None:
     path = next(SAMPLES.glob("resnet_A100_fp16_*graph.json"))
     layers = parse_layer_info(path.read_text())

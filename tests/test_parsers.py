@@ -17,14 +17,11 @@ from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers import decode_layer_name, parse_layer_info, parse_layer_log, parse_profile
 from mixprec_explorer.records import LayerRecord
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLES = SHARED / "trt-samples"
-REFERENCE = SHARED / "reference" / "torch-tensorrt-mixed-precision.txt"
-NO_SHARED = f"../shared is absent ({SHARED}): the recorded TensorRT samples and reference live there"
+from _shared import REFERENCE, SAMPLES, needs_shared
 
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json")) if SAMPLES.is_dir() else []
-needs_samples = pytest.mark.skipif(not SAMPLE_FILES, reason=NO_SHARED)
-needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason=NO_SHARED)
+needs_samples = needs_shared(SAMPLES)
+needs_reference = needs_shared(REFERENCE)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from mixprec_explorer import Explorer, OptionError, Settings, SettingsError
-from mixprec_explorer.search import _Evaluator, run_search
+from mixprec_explorer import Explorer, OptionError, Settings
+from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
+from mixprec_explorer.search import run_search
 
 from test_sensitivity import Fragile
 
@@ -40,7 +41,7 @@ def test_a_generous_budget_needs_no_exclusion():
 def test_search_resumes_after_an_interruption(tmp_path, monkeypatch):
     state = tmp_path / "state.json"
     ex = fragile()
-    real = _Evaluator.error
+    real = PlanEvaluator.error
     calls = {"n": 0}
 
     def interrupted(self, settings):
@@ -49,12 +50,12 @@ def test_search_resumes_after_an_interruption(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the user stops the kernel mid-search
         return real(self, settings)
 
-    monkeypatch.setattr(_Evaluator, "error", interrupted)
+    monkeypatch.setattr(PlanEvaluator, "error", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_search(ex, None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
     saved = json.loads(state.read_text())
     assert saved["phase"] == "greedy" and len(saved["steps"]) == 1 and saved["candidates"]
-    monkeypatch.setattr(_Evaluator, "error", real)
+    monkeypatch.setattr(PlanEvaluator, "error", real)
     result = run_search(ex, None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
     assert result.steps[0].action == "start" and result.within_budget
     assert [c.value for c in result.exclusions] == ["^blowup$"]
@@ -63,7 +64,7 @@ def test_search_resumes_after_an_interruption(tmp_path, monkeypatch):
 def test_state_of_another_search_is_refused(tmp_path):
     state = tmp_path / "state.json"
     run_search(fragile(), None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
-    with pytest.raises(SettingsError, match="another model, budget or metric"):
+    with pytest.raises(OptionError, match="another model, budget or metric"):
         run_search(fragile(), None, budget=5e-2, backend=None, state_path=state, progress=False)
 
 
@@ -89,7 +90,7 @@ def _pessimistic_backend(monkeypatch, factor: float, floor: float = 0.0) -> list
     """A backend whose kernels lose more precision than the search's forward pass (Inductor, TensorRT)."""
     import mixprec_explorer.search as search
 
-    real, seen = search._backend_error, []
+    real, seen = search.backend_error, []
 
     def pessimistic(explorer, settings, *args, **kwargs):
         error = real(explorer, settings, *args, **kwargs)
@@ -97,7 +98,7 @@ def _pessimistic_backend(monkeypatch, factor: float, floor: float = 0.0) -> list
         seen.append(measured)
         return measured
 
-    monkeypatch.setattr(search, "_backend_error", pessimistic)
+    monkeypatch.setattr(search, "backend_error", pessimistic)
     return seen
 
 
@@ -109,10 +110,15 @@ def stack_explorer():
     return ex
 
 
+def all_low_error(ex: Explorer) -> float:
+    """The forward pass's error of the explorer's settings (all low) on its example inputs."""
+    return PlanEvaluator(ex, PlanRunner(ex, [ex.example_inputs])).error(ex.settings)
+
+
 def test_search_aims_by_the_backends_error_and_bisects_on_it(monkeypatch, tmp_path):
     seen = _pessimistic_backend(monkeypatch, factor=3.0)
     ex = stack_explorer()
-    all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
+    all_low = all_low_error(ex)
     budget = all_low * 1.5  # the forward pass says all-low is fine; the backend measures 3x that
     result = run_search(ex, None, budget=budget, backend="torch", isolate=False, progress=False, use_ops=False,
                         use_subtrees=False, state_path=tmp_path / "s.json")
@@ -129,7 +135,7 @@ def test_search_aims_by_the_backends_error_and_bisects_on_it(monkeypatch, tmp_pa
 def test_a_backend_with_less_error_needs_fewer_exclusions(monkeypatch):
     _pessimistic_backend(monkeypatch, factor=0.5)
     ex = stack_explorer()
-    all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
+    all_low = all_low_error(ex)
     result = run_search(ex, None, budget=all_low * 0.8, backend="torch", isolate=False, progress=False,
                         use_ops=False, use_subtrees=False)
     assert result.exclusions == (), "the backend measures all-low within budget: nothing to keep in FP32"
@@ -160,8 +166,8 @@ def test_capped_gain_prefers_the_cheap_module_that_is_enough():
 def test_fused_builds_are_priced_from_an_eager_run():
     """torch.compile fuses nodes and times none alone: the search prices nodes from eager PyTorch instead."""
     ex = fragile()
-    result = run_search(ex, None, budget=1e-2, backend="torch", mode="compiled", isolate=False, progress=False,
-                        use_ops=False)
+    result = run_search(ex, None, budget=1e-2, backend="torch", compile_options={"mode": "compiled"}, isolate=False,
+                        progress=False, use_ops=False)
     assert "torch eager" in result.latency_source
     assert result.within_budget
     # Inductor fuses exp with the division after it in FP32, so its build may not overflow where eager does:
@@ -212,7 +218,7 @@ def test_a_whole_block_is_one_regex_when_its_parts_only_help_together():
 
 def test_each_greedy_rule_makes_a_plan_and_the_cheapest_within_budget_is_kept(tmp_path):
     ex = stack_explorer()
-    all_low = _Evaluator(ex, ex.example_inputs, "rel_l2").error(ex.settings)
+    all_low = all_low_error(ex)
     result = run_search(ex, None, budget=all_low * 0.5, backend=None, state_path=tmp_path / "s.json", progress=False)
     plans = json.loads((tmp_path / "s.json").read_text())["plans"]
     assert set(plans) == {"single", "capped", "ratio"}
@@ -230,6 +236,6 @@ def test_a_state_file_of_an_older_search_is_refused_not_misread(tmp_path):
     old = json.loads(state.read_text())
     old["version"] = 1
     state.write_text(json.dumps(old))
-    with pytest.raises(SettingsError, match="another version of mixprec_explorer.*delete it"):
+    with pytest.raises(OptionError, match="another version of mixprec_explorer.*delete it"):
         run_search(fragile(), None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
     assert json.loads(state.read_text())["version"] == 1, "the user's file is left as it was"

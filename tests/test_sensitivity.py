@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mixprec_explorer import Explorer, OptionError
-from mixprec_explorer.sensitivity import _Runner, compute_sensitivity, rel_l2
+from mixprec_explorer.analysis import PlanRunner, rel_l2
+from mixprec_explorer.sensitivity import compute_sensitivity
 
 from _models import Encoder, ResidualCNN
 
@@ -40,14 +41,13 @@ class Fragile(torch.nn.Module):
 ], ids=["cnn", "encoder"])
 def test_incremental_rerun_equals_a_full_run(model, inputs):
     ex = Explorer(model, inputs)
-    run = _Runner(ex, inputs)
-    low_env = run.full(lambda _: torch.bfloat16)
+    run = PlanRunner(ex, [inputs])
     for module, members in list(ex.modules.items())[:6]:
         keep = set(members) & run.classified
         if not keep:
             continue
-        fast = run.perturbed(low_env, dict.fromkeys(keep, torch.float32), torch.bfloat16)
-        slow = run.outputs(run.full(lambda n, keep=keep: torch.float32 if n in keep else torch.bfloat16))
+        fast = run.perturbed(torch.bfloat16, dict.fromkeys(keep, torch.float32))
+        slow = run.outputs(run.run_plan(lambda n, keep=keep: torch.float32 if n in keep else torch.bfloat16))
         assert rel_l2(fast, slow) == 0.0, module
 
 

@@ -1,9 +1,8 @@
 """Contract: every keyword and method the TensorRT backend uses exists in each supported torch-tensorrt release.
 
 For each release in :data:`mixprec_explorer.backends.tensorrt.TESTED_RELEASES` the wheel is downloaded from the
-package index at test time (``pip download --no-deps``; the wheels are 3.7-4.3 MB each, measured for 2.10.0 to
-2.14.0, so the whole wheel is fetched, once, into pytest's cache folder) and its Python sources are read from the
-zip and parsed with ``ast``: tensorrt is never imported. The keywords come from the backend's own
+package index at test time, once, into pytest's cache folder (``tests/_wheels.py``) and its Python sources are read
+from the zip and parsed with ``ast``: tensorrt is never imported. The keywords come from the backend's own
 ``build_compile_kwargs`` / ``debugger_kwargs``, so a change there is checked here too.
 Skips, with the reason, when the index cannot be reached.
 """
@@ -12,10 +11,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -28,13 +23,12 @@ from mixprec_explorer.backends.tensorrt import (
     build_compile_kwargs,
     choose_runtime,
     debugger_kwargs,
-    signature_from_source,
 )
+
+from _wheels import Release, download, wheel_folder
 
 pytestmark = pytest.mark.network
 
-PYTHONS = ("3.12", "3.11", "3.13", "3.10")
-PLATFORM = "manylinux_2_28_x86_64"
 SETTINGS = {
     "default": Settings(),
     "autocast_fp16": Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
@@ -46,55 +40,9 @@ SETTINGS = {
 }
 
 
-def _download(version: str, folder: Path) -> Path:
-    """The release's wheel, from the cache folder or the index; skip with the reason when it cannot be had."""
-    cached = sorted(folder.glob(f"torch_tensorrt-{version}-*.whl"))
-    if cached:
-        return cached[0]
-    errors = []
-    for python in PYTHONS:
-        command = [sys.executable, "-m", "pip", "download", f"torch-tensorrt=={version}", "--no-deps",
-                   "--only-binary=:all:", "--platform", PLATFORM, "--python-version", python, "-d", str(folder),
-                   "--disable-pip-version-check", "--quiet"]
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            errors.append(f"python {python}: timed out")
-            continue
-        found = sorted(folder.glob(f"torch_tensorrt-{version}-*.whl"))
-        if proc.returncode == 0 and found:
-            return found[0]
-        errors.append(f"python {python}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1])
-    pytest.skip(f"cannot download the torch-tensorrt {version} wheel (offline, or no {PLATFORM} wheel): "
-                + "; ".join(errors)[:500])
-
-
-class Release:
-    """The Python sources of one downloaded wheel."""
-
-    def __init__(self, version: str, wheel: Path) -> None:
-        self.version = version
-        self.zip = zipfile.ZipFile(wheel)
-        self.names = set(self.zip.namelist())
-
-    def has(self, path: str) -> bool:
-        return f"torch_tensorrt/{path}" in self.names
-
-    def source(self, path: str) -> str:
-        return self.zip.read(f"torch_tensorrt/{path}").decode("utf-8")
-
-    def signature(self, path: str, function: str) -> inspect.Signature:
-        return signature_from_source(self.source(path), function)
-
-    def compile_signature(self) -> inspect.Signature:
-        return self.signature("dynamo/_compiler.py", "compile")
-
-
 @pytest.fixture(scope="module", params=TESTED_RELEASES)
 def release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Release:
-    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    folder = Path(cache.mkdir("torch-tensorrt-wheels")) if cache is not None else tmp_path_factory.mktemp("wheels")
-    return Release(request.param, _download(request.param, folder))
+    return Release(request.param, download(request.param, wheel_folder(request.config, tmp_path_factory)))
 
 
 def _named(signature: inspect.Signature) -> set[str]:

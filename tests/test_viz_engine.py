@@ -9,8 +9,9 @@ import pytest
 from mixprec_explorer import Explorer, examples
 from mixprec_explorer.viz.engine import build_engine_figure, engine_layers, layers_for_nodes, nodes_for_layer
 
-RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
-pytestmark = pytest.mark.skipif(not RTX.is_dir(), reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
+from _shared import RTX, needs_shared
+
+pytestmark = needs_shared(RTX)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def ex() -> Explorer:
 
 
 def test_layers_in_execution_order_with_their_dtypes(ex: Explorer) -> None:
-    profile = ex.extensions["profile"]
+    profile = ex.last_profile
     rows = engine_layers(profile)
     assert rows[0].name == "__myl_CastConc_myl0_0" and rows[-1].name == "__myl_FcAdd_myl0_74"
     fig = ex.engine_figure()
@@ -31,7 +32,7 @@ def test_layers_in_execution_order_with_their_dtypes(ex: Explorer) -> None:
 
 
 def test_a_node_selects_its_layers_and_a_layer_its_nodes(ex: Explorer) -> None:
-    profile = ex.extensions["profile"]
+    profile = ex.last_profile
     stem = layers_for_nodes(profile, ["conv2d"])
     names = [engine_layers(profile)[k].name for k in stem]
     assert names == ["__myl_CastConc_myl0_0", "__myl_CorrMulAddRelu_myl0_1"]  # the input cast is charged there

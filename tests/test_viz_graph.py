@@ -164,11 +164,11 @@ def test_profile_overlays_latency_measured_dtype_and_mismatch(ex: Explorer) -> N
     assert _colour_of(fig, _point(fig, "linear_2")) == PALETTE["FP32"]
     assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP16"]
 
-    ex.extensions["profile"] = profile  # where ex.profile(...) leaves it
+    ex.last_profile = profile  # where ex.profile(...) leaves it
     try:
         build_figure(ex, color_by="latency")
     finally:
-        del ex.extensions["profile"]
+        ex.last_profile = None
 
 
 @pytest.mark.parametrize("accuracy", [

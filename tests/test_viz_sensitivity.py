@@ -63,7 +63,7 @@ def test_without_a_result_the_error_names_the_call_to_make(ex: Explorer) -> None
 def test_colours_by_the_error_with_only_that_node_low(ex: Explorer) -> None:
     s = ex.sensitivity(progress=False)
     assert math.isinf(s.node_low_error["exp"]) and s.node_low_error["linear"] > s.node_low_error["linear_1"] > 0
-    fig = build_figure(ex, color_by="sensitivity")  # from ex.extensions["sensitivity"]
+    fig = build_figure(ex, color_by="sensitivity")  # from ex.last_sensitivity
     go.Figure(fig.to_dict())
     marker = fig.data[vg.NODES].marker
     assert marker.showscale is True and "only this node FP16" in marker.colorbar.title.text

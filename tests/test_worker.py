@@ -3,12 +3,15 @@ explorer keeps working afterwards."""
 
 from __future__ import annotations
 
+import math
+import time
+
 import pytest
 import torch
 
-from mixprec_explorer import Explorer, Settings, WorkerCrashed
+from mixprec_explorer import Explorer, OptionError, Settings, UnknownName, WorkerCrashed
 from mixprec_explorer import backends as B
-from mixprec_explorer.backends.worker import Ref, get_worker
+from mixprec_explorer.backends.worker import FunctionCall, Ref, get_worker, numerics_flags
 from mixprec_explorer.examples import reference_autocast_model
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
@@ -22,7 +25,7 @@ def ex() -> Explorer:
 
 
 def _state(explorer: Explorer):
-    return (explorer.settings, explorer.can_undo, explorer.can_redo, dict(explorer.extensions),
+    return (explorer.settings, explorer.can_undo, explorer.can_redo, explorer.last_profile, explorer.last_accuracy,
             explorer.plan().counts())
 
 
@@ -63,17 +66,17 @@ def test_a_python_error_in_the_worker_is_reraised_and_the_worker_survives(ex):
 def test_a_timeout_kills_the_worker():
     worker = get_worker()
     with pytest.raises(WorkerCrashed, match="ran past timeout_s=0.5"):
-        worker.call("time:sleep", 30, timeout_s=0.5, what="sleeping")
+        worker.call(FunctionCall(time.sleep, (30,), what="sleeping"), timeout_s=0.5)
     assert not worker.is_alive
-    assert worker.call("math:hypot", 3, 4) == 5.0
+    assert worker.call(FunctionCall(math.hypot, (3, 4))) == 5.0
 
 
 def test_missing_reference_and_bad_fault():
     worker = get_worker()
-    with pytest.raises(KeyError, match="no compiled 'nothing'"):
-        worker.call("builtins:len", Ref("compiled", "nothing"))
-    with pytest.raises(ValueError, match="fault must be one of"):
-        worker.call("builtins:len", [], fault="melt")
+    with pytest.raises(UnknownName, match="no compiled 'nothing'"):
+        worker.call(FunctionCall(len, (Ref("compiled", "nothing"),)))
+    with pytest.raises(OptionError, match="fault must be one of"):
+        worker.call(FunctionCall(len, ([],)), fault="melt")
     with pytest.raises(ValueError, match="needs isolate=True"):
         B.compile_plan(Explorer(*reference_autocast_model()), FP16, device="cpu", backend="torch", isolate=False, _fault="exit")
 
@@ -88,6 +91,6 @@ def strict_fp32():
 
 
 def test_the_worker_runs_under_the_parents_tf32_switches(strict_fp32):
-    seen = get_worker().call("mixprec_explorer.backends.worker:numerics_flags")
+    seen = get_worker().call(FunctionCall(numerics_flags))
     assert seen["cudnn.allow_tf32"] is False and seen["matmul.allow_tf32"] is True
-    assert seen == __import__("mixprec_explorer.backends.worker", fromlist=["x"]).numerics_flags()
+    assert seen == numerics_flags()

@@ -10,54 +10,62 @@ is missing is listed as unavailable, with the reason and what to install; it nev
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import logging
 import os
 import sys
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .._optional import install_hint
+from ..analysis.inputs import Batch, Inputs, normalize_inputs
 from ..errors import BackendUnavailable, OptionError, OptionTypeError
+from ..records import EndToEnd
 from ..settings import Settings
 from .base import Backend, CacheKey, Compiled, Profile
 from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
+from .requests import CompileRequest, LoadModel, PlanTask, ProfilePlan, RunPlan, TaskRequest, TimeRequest, to_cpu
 from .timing import device_synchronizer, summarize_ms, time_interleaved
 from .torch_plan import to_device
-from .worker import Ref, get_worker, progress_bar, report_progress, shutdown_worker
+from .worker import get_worker, progress_bar, report_progress, shutdown_worker
 
 if TYPE_CHECKING:
     from ..explorer import Explorer
 
 __all__ = [
     "AUTO_ORDER",
-    "COMPILED",
-    "EXPLORER",
     "Backend",
     "CacheKey",
     "Compiled",
+    "PlanTask",
     "Profile",
     "WorkerHandle",
     "available_backends",
     "cache_key",
+    "check_options",
     "choose_backend",
     "clear_cache",
     "compile_plan",
-    "dispatch",
     "get_backend",
     "profile_compiled",
     "register_backend",
     "run_compiled",
+    "run_here",
+    "run_task",
     "shutdown_worker",
+    "time_here",
     "time_plans",
+    "unregister_backend",
 ]
 
 logger = logging.getLogger("mixprec_explorer.backends")
@@ -66,8 +74,6 @@ logger = logging.getLogger("mixprec_explorer.backends")
 AUTO_ORDER = ("tensorrt", "torch")
 #: Compiled results kept by the cache (least recently used dropped first).
 CACHE_SIZE = 8
-EXPLORER = "<explorer>"  #: stands for the explorer in :func:`dispatch` arguments
-COMPILED = "<compiled>"  #: stands for the compiled result in :func:`dispatch` arguments
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,13 @@ def register_backend(name: str, target: str | Callable[[], Any], *, requires: Se
                      extra: str | None = None) -> None:
     """Register a backend by name: ``target`` is ``"package.module:Class"`` (imported lazily) or a factory."""
     _REGISTRY[name] = _Entry(target, tuple(requires), extra)
+    _INSTANCES.pop(name, None)
+    _AVAILABILITY.pop(name, None)
+
+
+def unregister_backend(name: str) -> None:
+    """Forget a registered backend (and its instance and availability); nothing happens for an unknown name."""
+    _REGISTRY.pop(name, None)
     _INSTANCES.pop(name, None)
     _AVAILABILITY.pop(name, None)
 
@@ -192,19 +205,33 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _inputs(explorer: Explorer, inputs: Any) -> tuple[Any, ...]:
-    if inputs is None:
-        return tuple(explorer.example_inputs)
-    return tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+def check_options(backend: str, method: str, options: Mapping[str, Any]) -> None:
+    """Raise OptionTypeError naming the accepted ones when ``options`` holds a keyword the backend's ``method``
+    ("compile" or "profile") does not take; a method that takes ``**options`` checks them itself."""
+    if not options:
+        return
+    signature = inspect.signature(getattr(get_backend(backend), method))
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise OptionTypeError(f"the {backend} backend's {method} got unexpected option(s) "
+                              f"{', '.join(map(repr, unknown))}; it takes {', '.join(map(repr, known)) or 'none'}")
 
 
-def _cpu(value: Any) -> Any:
-    return torch.utils._pytree.tree_map(lambda x: x.detach().cpu() if isinstance(x, torch.Tensor) else x, value)
+def _one_batch(explorer: Explorer, inputs: Inputs) -> tuple[Batch, tuple[str, ...]]:
+    """The first batch of ``inputs`` (every door's rules), and a note when more were given."""
+    batches = normalize_inputs(explorer.captured, inputs)
+    note = (f"measured on the first of the {len(batches)} batches given",) if len(batches) > 1 else ()
+    return batches[0], note
 
 
 def cache_key(explorer: Explorer, settings: Settings, backend: str, device: str,
-              options: dict[str, Any] | None = None) -> CacheKey:
-    """The compile cache's key: model fingerprint, settings, plan digest, example inputs, backend, device, options."""
+              options: Mapping[str, Any] | None = None) -> CacheKey:
+    """The compile cache's one key: model fingerprint, settings, plan digest, example inputs, backend, device,
+    options. :func:`compile_plan` sets it on every Compiled; backends never build one."""
     shapes, dtype_names = describe_inputs(explorer.example_inputs)
     return CacheKey(model_fingerprint=fingerprint_program(explorer.exported_program), settings=settings,
                     input_shapes=shapes, backend=backend, device=device,
@@ -241,50 +268,8 @@ class WorkerHandle:
     options: dict[str, Any] = field(default_factory=dict)  #: backend options, to redo the compile
 
 
-def _pin_plan(explorer: Explorer, settings: Settings, records: Sequence[Any], calibrated: bool) -> None:
-    """Make a worker-side explorer return the parent's plan for ``settings`` (the parent decided it)."""
-    from ..policy import PrecisionPlan
-
-    pinned = explorer.__dict__.setdefault("_mixprec_pinned_plans", {})
-    pinned[settings] = PrecisionPlan(settings, {r.name: r for r in records}, calibrated)
-    if "plan" not in explorer.__dict__:
-        original = explorer.plan
-
-        def plan(settings: Settings | None = None) -> Any:
-            s = explorer.settings if settings is None else settings
-            return pinned[s] if s in pinned else original(settings)
-
-        explorer.plan = plan  # type: ignore[method-assign]
-
-
-def _load_model(path: str, example_inputs: tuple[Any, ...], batches: list[Any] | None) -> Explorer:
-    """(worker) An Explorer over the saved program, calibrated with the same batches as the parent's."""
-    from ..explorer import Explorer
-
-    explorer = Explorer(torch.export.load(path), example_inputs)
-    if batches:
-        explorer.calibrate(batches)
-    return explorer
-
-
-def _compile_here(explorer: Explorer, name: str, settings: Settings, device: str, options: dict[str, Any],
-                  plan_records: Sequence[Any] | None = None, calibrated: bool = False) -> Compiled:
-    if plan_records is not None:
-        _pin_plan(explorer, settings, plan_records, calibrated)
-    backend = get_backend(name)
-    report_progress(f"compiling on {device}")
-    return backend.compile(explorer, settings, device, **options)
-
-
-def _profile_here(explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...], runs: int, warmup: int,
-                  options: dict[str, Any]) -> Profile:
-    backend = get_backend(compiled.backend)
-    if options:
-        return backend.profile(explorer, compiled, inputs, runs, warmup, **options)
-    return backend.profile(explorer, compiled, inputs, runs, warmup)
-
-
-def _run_here(explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...]) -> Any:
+def run_here(explorer: Explorer, compiled: Compiled, inputs: Batch) -> Any:
+    """The compiled plan's outputs for one batch, in this process (where the compiled plan must live)."""
     backend = get_backend(compiled.backend)
     if hasattr(backend, "run"):
         return backend.run(explorer, compiled, inputs)
@@ -297,8 +282,9 @@ def _run_here(explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...]) -
         return module(*args)
 
 
-def _time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: tuple[Any, ...], runs: int,
-               warmup: int) -> list[Any]:
+def time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: Batch, runs: int,
+              warmup: int) -> list[EndToEnd]:
+    """End-to-end latency of plans compiled in this process, timed in turns on one batch."""
     devices = list(dict.fromkeys(c.device for c in compileds))
     if len(devices) == 1:  # move the inputs once, not on every timed run
         inputs = to_device(tuple(inputs), devices[0])
@@ -309,20 +295,14 @@ def _time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: tuple[
             wait()
 
     report_progress(f"timing {len(compileds)} plans in turns, {runs} runs each after {warmup} warm-up")
+    runners: list[Callable[[], Any]] = [functools.partial(run_here, explorer, c, inputs) for c in compileds]
     with torch.no_grad():
-        times = time_interleaved([lambda c=c: _run_here(explorer, c, inputs) for c in compileds], runs, warmup,
-                                 sync)
+        times = time_interleaved(runners, runs, warmup, sync)
     return [summarize_ms(t) for t in times]
 
 
-def _on_cpu(path: str, *args: Any, **kwargs: Any) -> Any:
-    """(worker) Call ``module:function`` and bring every tensor of the result to the CPU for the trip back."""
-    module, _, name = path.partition(":")
-    return _cpu(getattr(importlib.import_module(module), name)(*args, **kwargs))
-
-
 def _model_id(explorer: Explorer) -> str:
-    batches = explorer.extensions.get("calibration_batches")
+    batches = explorer.calibration_batches
     shapes, names = describe_inputs(explorer.example_inputs)
     tag = hashlib.sha256(repr((shapes, names, id(batches) if batches else 0)).encode()).hexdigest()[:12]
     return f"{fingerprint_program(explorer.exported_program)[:24]}-{tag}"
@@ -339,10 +319,8 @@ def _ship_model(explorer: Explorer, timeout_s: float | None) -> str:
     os.close(fd)
     try:
         torch.export.save(explorer.exported_program, path)
-        batches = explorer.extensions.get("calibration_batches")
-        worker.call("mixprec_explorer.backends:_load_model", path, _cpu(tuple(explorer.example_inputs)),
-                    _cpu(list(batches)) if batches else None, keep=model, timeout_s=timeout_s,
-                    what="loading the model in the worker")
+        request = LoadModel(path, to_cpu(tuple(explorer.example_inputs)), to_cpu(tuple(explorer.calibration_batches)))
+        worker.call(request, keep=model, timeout_s=timeout_s)
     finally:
         os.unlink(path)
     worker.models.add(model)
@@ -353,10 +331,8 @@ def _compile_in_worker(explorer: Explorer, name: str, settings: Settings, device
                        fault: str | None, timeout_s: float | None) -> Compiled:
     worker = get_worker()
     model = _ship_model(explorer, timeout_s)
-    plan = explorer.plan(settings)
-    key, public = worker.call("mixprec_explorer.backends:_compile_here", Ref("model", model), name, settings,
-                              device, options, plan_records=tuple(plan), calibrated=plan.calibrated, keep="",
-                              fault=fault, timeout_s=timeout_s, what=f"{name} compile in the worker")
+    request = CompileRequest(model, name, explorer.plan(settings), device, options, what=f"{name} compile in the worker")
+    key, public = worker.call(request, keep="", fault=fault, timeout_s=timeout_s)
     return dataclasses.replace(public, handle=WorkerHandle(worker.generation, key, model, dict(options)))
 
 
@@ -376,12 +352,15 @@ def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: 
 
     ``backend`` is "auto" (TensorRT where usable, else PyTorch; ``Compiled.notes`` says which), "tensorrt" or
     "torch"; ``device`` defaults to "cuda:0" where CUDA is available, else "cpu". ``isolate=False`` runs in
-    this process (faster, no crash protection). Other keyword ``options`` go to the backend (torch:
-    ``mode="eager"|"compiled"``). ``_fault`` ("exit", "segfault", "raise") makes the worker fail (testing hook).
+    this process (faster, no crash protection). Other keywords are the backend's own options (torch:
+    ``mode="eager"|"compiled"``; tensorrt: ``build="cast_graph"`` and ``dynamo.compile`` options), checked against
+    the backend before any work: an unknown one raises OptionTypeError (a TypeError). The plan is decided here and passed to the backend (in the
+    worker too). ``_fault`` ("exit", "segfault", "raise") makes the worker fail (testing hook).
     Raises BackendUnavailable when the backend cannot run here; WorkerCrashed when the worker dies or times out.
     """
     settings = explorer.settings if settings is None else settings
     name, choice = choose_backend(backend)
+    check_options(name, "compile", options)
     device = _device(device)
     key = cache_key(explorer, settings, name, device, {**options, "isolate": bool(isolate)})
     if use_cache and _fault is None and key in _CACHE:
@@ -395,9 +374,10 @@ def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: 
         if isolate:
             compiled = _compile_in_worker(explorer, name, settings, device, options, _fault, timeout_s)
         else:
-            compiled = _compile_here(explorer, name, settings, device, options)
+            report_progress(f"compiling on {device}")
+            compiled = get_backend(name).compile(explorer, explorer.plan(settings), device, **options)
     notes = ((choice,) if choice else ()) + tuple(compiled.notes)
-    compiled = _finalize(dataclasses.replace(compiled, key=key, notes=notes))
+    compiled = _finalize(dataclasses.replace(compiled, key=key, notes=notes, plan=explorer.plan(settings)))
     if use_cache:
         _remember(key, compiled)
     return compiled
@@ -416,68 +396,65 @@ def _live(explorer: Explorer, compiled: Compiled, timeout_s: float | None) -> tu
     return compiled, ("compiled again: the worker process that held this compile had stopped",)
 
 
-def dispatch(explorer: Explorer, compiled: Compiled, path: str, *args: Any, timeout_s: float | None = None,
-             what: str = "worker call", **kwargs: Any) -> Any:
-    """Call ``module:function`` where ``compiled`` lives (this process or the worker), with EXPLORER and COMPILED
-    in ``args`` standing for the explorer and the compiled result there; tensors come back on the CPU from a worker."""
+def run_task(explorer: Explorer, compiled: Compiled, task: PlanTask, *, timeout_s: float | None = None
+             ) -> tuple[Any, tuple[str, ...]]:
+    """``(task(explorer, compiled), notes)`` run where ``compiled`` lives: here, or in the worker (tensors then come
+    back on the CPU; notes say when the worker had to compile it again)."""
     if not isinstance(compiled.handle, WorkerHandle):
-        swap = {EXPLORER: explorer, COMPILED: compiled}
-        module, _, name = path.partition(":")
-        function = getattr(importlib.import_module(module), name)
-        return function(*(swap.get(a, a) if isinstance(a, str) else a for a in args), **kwargs)
-    live, _ = _live(explorer, compiled, timeout_s)
-    refs = {EXPLORER: Ref("model", live.handle.model), COMPILED: Ref("compiled", live.handle.id)}
-    shipped = tuple(refs.get(a, a) if isinstance(a, str) else _cpu(a) for a in args)
-    return get_worker().call("mixprec_explorer.backends:_on_cpu", path, *shipped, timeout_s=timeout_s, what=what,
-                             **kwargs)
+        return task(explorer, compiled), ()
+    live, notes = _live(explorer, compiled, timeout_s)
+    request = TaskRequest(live.handle.model, live.handle.id, task)
+    return get_worker().call(request, timeout_s=timeout_s), notes
 
 
-def profile_compiled(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any] | Any | None = None,
-                     runs: int = 20, warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None,
+def profile_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, runs: int = 20,
+                     warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None,
                      **options: Any) -> Profile:
     """Run a compiled plan: per-layer dtypes and latency mapped onto FX nodes, and end-to-end latency.
 
-    ``inputs`` default to the explorer's example inputs; ``runs`` timed runs follow ``warmup`` untimed ones.
-    Backend ``options`` pass through (torch: ``profile_runs``). Raises WorkerCrashed if the worker dies.
+    ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs` (default: the example inputs; of several batches the
+    first is profiled); ``runs`` timed runs follow ``warmup`` untimed ones. Other keywords are the backend's own
+    (torch: ``profile_runs=10``), checked before any work (OptionTypeError). Raises WorkerCrashed if the worker dies, InputError for inputs that do
+    not fit the captured program.
     """
-    args = _inputs(explorer, inputs)
+    batch, notes = _one_batch(explorer, inputs)
+    check_options(compiled.backend, "profile", options)
+    task = ProfilePlan(batch, runs, warmup, options, what=f"{compiled.backend} profile")
     with progress_bar(progress, f"{compiled.backend} profile"):
-        if not isinstance(compiled.handle, WorkerHandle):
-            return _profile_here(explorer, compiled, args, runs, warmup, options)
-        live, notes = _live(explorer, compiled, timeout_s)
-        result = get_worker().call("mixprec_explorer.backends:_profile_here",
-                                   Ref("model", live.handle.model), Ref("compiled", live.handle.id), _cpu(args),
-                                   runs, warmup, options, timeout_s=timeout_s,
-                                   what=f"{compiled.backend} profile in the worker")
+        result, more = run_task(explorer, compiled, task, timeout_s=timeout_s)
+    notes += more
     return dataclasses.replace(result, notes=tuple(result.notes) + notes) if notes else result
 
 
-def time_plans(explorer: Explorer, compileds: Sequence[Compiled], inputs: Sequence[Any] | Any | None = None,
-               runs: int = 30, warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None) -> list[Any]:
+def time_plans(explorer: Explorer, compileds: Sequence[Compiled], inputs: Inputs = None, runs: int = 30,
+               warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None) -> list[EndToEnd]:
     """End-to-end latency (an EndToEnd each, ms) of several compiled plans timed in turns, for a fair comparison.
 
-    Plans compiled in one place (all in this process or all in the worker) only; ValueError otherwise.
+    Plans compiled in one place (all in this process or all in the worker) only; OptionError otherwise. Of
+    several batches, the first is timed.
     """
     if not compileds:
         return []
-    args = _inputs(explorer, inputs)
+    batch, _ = _one_batch(explorer, inputs)
     in_worker = {isinstance(c.handle, WorkerHandle) for c in compileds}
     if len(in_worker) > 1:
         raise OptionError("time_plans needs plans compiled alike: all with isolate=True or all with isolate=False")
     with progress_bar(progress, "timing plans"):
         if not in_worker.pop():
-            return _time_here(explorer, list(compileds), args, runs, warmup)
+            return time_here(explorer, list(compileds), batch, runs, warmup)
         lives = [_live(explorer, c, timeout_s)[0] for c in compileds]
         models = {c.handle.model for c in lives}
         if len(models) > 1:
             raise OptionError("time_plans needs plans of one model")
-        return get_worker().call("mixprec_explorer.backends:_time_here", Ref("model", models.pop()),
-                                 tuple(Ref("compiled", c.handle.id) for c in lives), _cpu(args), runs, warmup,
-                                 timeout_s=timeout_s, what="timing plans in the worker")
+        request = TimeRequest(models.pop(), tuple(c.handle.id for c in lives), to_cpu(batch), runs, warmup)
+        return get_worker().call(request, timeout_s=timeout_s)
 
 
-def run_compiled(explorer: Explorer, compiled: Compiled, inputs: Sequence[Any] | Any | None = None, *,
+def run_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, *,
                  timeout_s: float | None = None) -> Any:
-    """The compiled plan's outputs for ``inputs`` (default: the example inputs); CPU tensors when from a worker."""
-    return dispatch(explorer, compiled, "mixprec_explorer.backends:_run_here", EXPLORER, COMPILED,
-                    _inputs(explorer, inputs), timeout_s=timeout_s, what=f"{compiled.backend} run in the worker")
+    """The compiled plan's outputs for ``inputs`` (default: the example inputs): one batch's outputs, or a list
+    of them for a list of batches; CPU tensors when from a worker."""
+    batches = normalize_inputs(explorer.captured, inputs)
+    outs = [run_task(explorer, compiled, RunPlan(b, what=f"{compiled.backend} run"), timeout_s=timeout_s)[0]
+            for b in batches]
+    return outs if isinstance(inputs, list) else outs[0]

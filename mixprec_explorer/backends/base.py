@@ -1,6 +1,7 @@
 """The backend protocol: compile a plan, profile it, return records mapped onto FX nodes.
 
-A backend is a small class with ``name``, ``availability()``, ``compile()`` and ``profile()``;
+A backend is a small class with ``name``, ``availability()``, ``compile(explorer, plan, device, **options)`` and
+``profile()`` (it never derives the plan itself: the caller passes the one it decided);
 the public template (validation, caching, progress, worker process) lives in
 :mod:`mixprec_explorer.backends` so that backends only write the part that differs.
 """
@@ -17,6 +18,7 @@ from ..settings import Settings
 
 if TYPE_CHECKING:
     from ..explorer import Explorer
+    from ..policy import PrecisionPlan
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,20 @@ class CacheKey:
 
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled plan, ready to profile. ``handle`` is backend-private (a module, or a worker-side id)."""
+    """A compiled plan, ready to profile. ``handle`` is backend-private (a module, or a worker-side id).
 
-    key: CacheKey
+    A backend returns it with ``key`` and ``plan`` unset; :func:`~mixprec_explorer.backends.compile_plan` sets
+    both (the one cache key, and the plan it passed to the backend).
+    """
+
     backend: str  #: registered name ("torch", "tensorrt")
     device: str  #: "cpu", "cuda:0", ...
     settings: Settings
     compile_s: float  #: wall-clock seconds the compile took
     handle: Any = field(default=None, compare=False, hash=False, repr=False)
     notes: tuple[str, ...] = ()  #: what the backend chose or could not honour, in plain words
+    key: CacheKey | None = None  #: what makes two compiles the same (set by compile_plan)
+    plan: PrecisionPlan | None = field(default=None, compare=False, hash=False, repr=False)  #: the plan compiled
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,8 @@ class Backend(Protocol):
         """(usable here, reason in words when not)."""
         ...
 
-    def compile(self, explorer: Explorer, settings: Settings, device: str, **options: Any) -> Compiled:
+    def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, **options: Any) -> Compiled:
+        """Build ``plan`` (its ``settings`` included) for ``device``; reject unknown ``options`` with TypeError."""
         ...
 
     def profile(self, explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...], runs: int,

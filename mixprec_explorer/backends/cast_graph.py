@@ -164,7 +164,7 @@ def _dynamic_shapes(ep: torch.export.ExportedProgram, args: tuple[Any, ...], *, 
             f"flatten to {len(leaves)}: pass the program's own example inputs to the Explorer")
     dims: dict[Any, Any] = {}
 
-    def dim_for(size: torch.SymInt) -> Any:
+    def dim_for(size: Any) -> Any:
         symbol = None if auto else _symbol(size)
         bounds = ep.range_constraints.get(symbol) if symbol is not None else None
         if bounds is None:
@@ -174,7 +174,7 @@ def _dynamic_shapes(ep: torch.export.ExportedProgram, args: tuple[Any, ...], *, 
             dims[symbol] = torch.export.Dim(f"mixprec_{symbol}", min=int(bounds.lower), max=high)
         return dims[symbol]
 
-    specs = []
+    specs: list[Any] = []
     for val in vals:
         if not isinstance(val, torch.Tensor):
             specs.append(None)
@@ -183,9 +183,11 @@ def _dynamic_shapes(ep: torch.export.ExportedProgram, args: tuple[Any, ...], *, 
     return pytree.tree_unflatten(specs, spec)
 
 
-def cast_program(explorer: Explorer, settings: Settings | None = None, *,
-                 device: str | None = None) -> torch.export.ExportedProgram:
+def cast_program(explorer: Explorer, settings: Settings | None = None, *, device: str | None = None,
+                 plan: PrecisionPlan | None = None) -> torch.export.ExportedProgram:
     """The plan for ``settings`` (None: the explorer's current ones) as an ExportedProgram with the casts in it.
+
+    ``plan`` is that plan where the caller already has it (a compile passes the one it decided).
 
     Floating-point tensors are cast to each classified node's planned dtype; integer and bool tensors never are.
     Compile it with :func:`compile_kwargs_for_cast_program` (autocast off, strong typing). ``device`` is where the
@@ -197,7 +199,7 @@ def cast_program(explorer: Explorer, settings: Settings | None = None, *,
     settings_for_cast_program(s)  # refuses weak typing
     ep = explorer.exported_program
     dev = device or _program_device(ep)
-    plan = _without_accumulation(explorer.plan(s))
+    plan = _without_accumulation(plan if plan is not None else explorer.plan(s))
     try:
         planned = apply_plan(ep, plan, device=dev, cast_non_float=False, fold_weight_casts=False)
     except Exception as err:

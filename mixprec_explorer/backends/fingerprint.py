@@ -30,7 +30,8 @@ def _hash_tensor(digest: Any, name: str, tensor: torch.Tensor) -> None:
 
 
 def fingerprint_program(ep: torch.export.ExportedProgram) -> str:
-    """Hex SHA-256 of the graph text, its signature and every weight, buffer and constant (cached per object)."""
+    """Hex SHA-256 of the graph text, its signature, its inputs' shapes and dynamic ranges, and every weight, buffer
+    and constant (cached per object)."""
     try:
         cached = _PROGRAMS.get(ep)
     except TypeError:  # not weak-referenceable
@@ -40,6 +41,9 @@ def fingerprint_program(ep: torch.export.ExportedProgram) -> str:
     digest = hashlib.sha256()
     digest.update(str(ep.graph_module.graph).encode())
     digest.update(str(ep.graph_signature).encode())
+    # the inputs it takes: a program exported with a dynamic batch has the same graph text as a static one
+    shapes = [str(getattr(n.meta.get("val"), "shape", "")) for n in ep.graph.nodes if n.op == "placeholder"]
+    digest.update(f"{shapes}|{sorted((str(k), str(v)) for k, v in ep.range_constraints.items())}".encode())
     tensors = {**dict(ep.state_dict), **{f"const:{k}": v for k, v in dict(ep.constants).items()}}
     for name in sorted(tensors):
         value = tensors[name]

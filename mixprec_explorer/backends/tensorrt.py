@@ -43,7 +43,7 @@ from ..errors import BackendUnavailable, CompileFailure, OptionError, OptionType
 from ..parsers.dataflow import FxView
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
-from .base import CacheKey, Compiled, Profile
+from .base import Compiled, Profile
 from .timing import device_synchronizer, summarize_ms, time_runs
 from .torch_plan import to_device
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
     from ..explorer import Explorer
+    from ..policy import PrecisionPlan
 
 __all__ = [
     "ACC_PREFIX",
@@ -448,7 +449,7 @@ class LayerTimeCollector:
 def _profiler_class(trt: Any) -> type:
     """``LayerTimeCollector`` as a real ``tensorrt.IProfiler`` subclass (needs TensorRT)."""
 
-    class _LayerTimes(LayerTimeCollector, trt.IProfiler):  # type: ignore[misc, name-defined]
+    class _LayerTimes(LayerTimeCollector, trt.IProfiler):
         def __init__(self) -> None:
             trt.IProfiler.__init__(self)
             LayerTimeCollector.__init__(self)
@@ -573,19 +574,20 @@ BUILDS = ("autocast", "cast_graph")
 _EXECUTING = re.compile(r"While executing %(?P<node>\w+) : .*?call_function\[target=(?P<op>[\w.]+)\]")
 
 
-def _cast_build(explorer: Explorer, settings: Settings, device: str) -> tuple[Explorer, Settings, dict[str, str]]:
+def _cast_build(explorer: Explorer, plan: PrecisionPlan, device: str) -> tuple[Explorer, Settings, dict[str, str]]:
     """The plan's casts applied by mixprec_explorer (floats only): (cast-program explorer, its settings, rename)."""
-    from ..explorer import Explorer as _Explorer
+    from ..explorer import Explorer as CastExplorer
     from .cast_graph import NODE_KEY, ROLE_KEY, cast_program, settings_for_cast_program
 
-    program = cast_program(explorer, settings, device=device)
+    settings = plan.settings
+    program = cast_program(explorer, settings, device=device, plan=plan)
     rename = {}
     for n in program.graph.nodes:
         custom = n.meta.get("custom") or {}
         if n.op == "call_function" and NODE_KEY in custom:
             # a cast the plan inserted is written "<cast>" + its consumer: charged to it, its dtype not the node's
             rename[n.name] = ("<cast>" if custom.get(ROLE_KEY) == "cast" else "") + custom[NODE_KEY]
-    return _Explorer(program), settings_for_cast_program(settings), rename
+    return CastExplorer(program), settings_for_cast_program(settings), rename
 
 
 def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
@@ -605,7 +607,7 @@ def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
                                notes=(*profile.notes, "measured on the cast program; nodes named as captured"))
 
 
-def compile_failure(err: Exception, built: Explorer, explorer: Explorer, settings: Settings,
+def compile_failure(err: Exception, built: Explorer, explorer: Explorer, plan: PrecisionPlan,
                     rename: Mapping[str, str], build: str, log: Path) -> CompileFailure:
     """Torch-TensorRT's exception as a :class:`CompileFailure` naming the FX node it stopped at and the remedies."""
     text = str(err)
@@ -617,7 +619,7 @@ def compile_failure(err: Exception, built: Explorer, explorer: Explorer, setting
         node = name if name in explorer.nodes else None
     first = (text.strip().splitlines() or [type(err).__name__])[0]
     remedies: list[str] = []
-    plan = explorer.plan(settings)
+    settings = plan.settings
     failing = [c for c in getattr(plan, "integer_casts", ()) if getattr(c, "fails", False)]
     if failing and build != "cast_graph":
         remedies.append("autocast casts integer tensors here (" + ", ".join(sorted({c.node for c in failing})[:4])
@@ -737,14 +739,18 @@ class TensorRTBackend:
             raise BackendUnavailable(self.availability()[1])
         return mods
 
-    def compile(self, explorer: Explorer, settings: Settings, device: str, **options: Any) -> Compiled:
-        """Build the engines for ``settings``; raises BackendUnavailable where TensorRT or CUDA is missing.
+    def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, **options: Any) -> Compiled:
+        """Build the engines for ``plan.settings``; raises BackendUnavailable where TensorRT or CUDA is missing.
+
+        ``plan`` is the caller's: Torch-TensorRT decides the precisions itself from the settings and calibration,
+        and a build through the cast graph (``build="cast_graph"``) applies ``plan``'s casts.
 
         Options: ``use_python_runtime`` (bool), ``log_level`` (the Debugger's, default "info"),
         ``logging_dir`` (default: a new temporary folder), and any ``dynamo.compile`` option by name.
         """
         mods = self._require()
         ttrt = mods.torch_tensorrt
+        settings = plan.settings
         device = _cuda_device(device)
         build = str(options.pop("build", "autocast"))
         if build not in BUILDS:
@@ -752,7 +758,7 @@ class TensorRTBackend:
         user_explorer, user_settings = explorer, settings
         rename: dict[str, str] = {}
         if build == "cast_graph":
-            explorer, settings, rename = _cast_build(explorer, settings, device)
+            explorer, settings, rename = _cast_build(explorer, plan, device)
         use_python = bool(options.pop("use_python_runtime", False))
         log_level = str(options.pop("log_level", "info"))
         logging_dir = str(options.pop("logging_dir", None) or tempfile.mkdtemp(prefix="mixprec_trt_"))
@@ -775,7 +781,7 @@ class TensorRTBackend:
         if is_rtx(mods) and settings.autocast_low_precision_type == torch.bfloat16:
             raise SettingsError("TensorRT-RTX refuses BF16; use autocast_low_precision_type=torch.float16 "
                                 "(or datacenter TensorRT for BF16)")
-        batches = explorer.extensions.get("calibration_batches")
+        batches = explorer.calibration_batches
         loader = None
         if settings.enable_autocast and batches:
             loader = build_calibration_dataloader(batches, device)
@@ -799,7 +805,7 @@ class TensorRTBackend:
                 with ttrt.dynamo.Debugger(**debugger_kwargs(runtime.kind, logging_dir, log_level)):
                     module = ttrt.dynamo.compile(ep, **kwargs)
         except Exception as err:
-            raise compile_failure(err, explorer, user_explorer, user_settings, rename, build,
+            raise compile_failure(err, explorer, user_explorer, plan, rename, build,
                                   Path(logging_dir) / "torch_tensorrt_logging.log") from err
         compile_s = time.perf_counter() - start
         children = [name for name, _ in module.named_children()]
@@ -820,16 +826,7 @@ class TensorRTBackend:
                                 logging_dir=logging_dir, fallback=fallback,
                                 post_to_pre=self._post_to_pre(explorer, ttrt, notes), versions=_versions(mods),
                                 graph=explorer if build == "cast_graph" else None, rename=rename)
-        explorer, settings = user_explorer, user_settings
-        from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
-
-        shapes, input_dtypes = describe_inputs(explorer.example_inputs)
-        key = CacheKey(model_fingerprint=fingerprint_program(explorer.exported_program), settings=settings,
-                       input_shapes=shapes, backend=NAME, device=device,
-                       options=tuple(sorted((k, repr(v)) for k, v in
-                                            {**options, "use_python_runtime": use_python}.items())),
-                       plan_digest=fingerprint_plan(explorer.plan(settings)), input_dtypes=input_dtypes)
-        return Compiled(key=key, backend=NAME, device=device, settings=settings, compile_s=compile_s,
+        return Compiled(backend=NAME, device=device, settings=user_settings, compile_s=compile_s,
                         handle=handle, notes=tuple(notes))
 
     @staticmethod

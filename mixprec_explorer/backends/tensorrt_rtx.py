@@ -58,5 +58,5 @@ def block_broken_plugin() -> bool:
     if not plugin_is_broken():
         return False
     for name in ("tensorrt_rtx.plugin", "tensorrt.plugin"):
-        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     return True

@@ -18,8 +18,7 @@ import torch
 
 from ..errors import BackendUnavailable, OptionError
 from ..records import EndToEnd, LayerRecord
-from ..settings import Settings
-from .base import CacheKey, Compiled, Profile
+from .base import Compiled, Profile
 from .timing import device_synchronizer, summarize_ms, time_runs
 from .torch_plan import OWNER, PlannedGraph, apply_plan, flatten_inputs, load_module, to_device
 from .torch_plan import RESULT as RESULT  # re-exported
@@ -38,6 +37,7 @@ from .worker import report_progress
 
 if TYPE_CHECKING:
     from ..explorer import Explorer
+    from ..policy import PrecisionPlan
 
 __all__ = ["MODES", "PlannedGraph", "TorchBackend", "TorchProgram", "apply_plan", "attribute_events", "flatten_inputs",
            "iter_node_values", "observe_dtypes", "run_ranged", "time_runs", "to_device",
@@ -83,10 +83,10 @@ class TorchBackend:
         """Always usable where torch imports (CPU at least)."""
         return True, ""
 
-    def compile(self, explorer: Explorer, settings: Settings, device: str, *, mode: str = "eager",
+    def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, *, mode: str = "eager",
                 cast_non_float: bool = False, fold_weight_casts: bool = True,
                 compile_options: dict[str, Any] | None = None) -> Compiled:
-        """Apply the plan for ``settings`` to a copy of the graph on ``device``; ``mode="compiled"`` also runs
+        """Apply ``plan`` to a copy of the graph on ``device``; ``mode="compiled"`` also runs
         ``torch.compile`` (with ``compile_options``) and one warm-up call, so ``compile_s`` includes Inductor.
 
         Raises ValueError for an unknown mode; BackendUnavailable for a CUDA device where CUDA is absent.
@@ -96,7 +96,7 @@ class TorchBackend:
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(f"device {device!r} asked for, but torch.cuda.is_available() is False here")
         start = time.perf_counter()
-        plan = explorer.plan(settings)
+        settings = plan.settings
         report_progress("applying the plan to a copy of the graph")
         planned = apply_plan(explorer.exported_program, plan, device=device, cast_non_float=cast_non_float,
                              fold_weight_casts=fold_weight_casts)
@@ -116,8 +116,7 @@ class TorchBackend:
                 runner(*to_device(tuple(explorer.example_inputs), device))
             device_synchronizer(device)()
         program = TorchProgram(planned=planned, mode=mode, runner=runner)
-        key = CacheKey(model_fingerprint="", settings=settings, input_shapes=(), backend=NAME, device=str(device))
-        return Compiled(key=key, backend=NAME, device=str(device), settings=settings,
+        return Compiled(backend=NAME, device=str(device), settings=settings,
                         compile_s=time.perf_counter() - start, handle=program, notes=tuple(notes))
 
     def run(self, explorer: Explorer, compiled: Compiled, inputs: Sequence[Any]) -> Any:
@@ -167,7 +166,7 @@ class TorchBackend:
                   kernels: dict, orphan_us: float, n_prof: int, end_to_end: EndToEnd) -> Profile:
         program: TorchProgram = compiled.handle
         planned = program.planned
-        plan = explorer.plan(compiled.settings)
+        plan = compiled.plan if compiled.plan is not None else explorer.plan(compiled.settings)
         eager = program.mode == "eager"
         per_node: dict[str, dict[str, list[float]]] = {}
         for label, per_run in ranged.items():

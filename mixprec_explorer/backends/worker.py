@@ -1,8 +1,9 @@
 """Worker process: compiles and measurements run here, so a crash (segfault, CUDA error, ``os._exit``) spares the caller.
 
-The worker is started with the ``spawn`` method and kept for later calls. Programs go to it through
-``torch.export.save`` to a temporary file, and plans and settings as plain data; compiled results stay in the
-worker under an id. A death raises :class:`~mixprec_explorer.errors.WorkerCrashed` carrying the tail of the worker's
+The worker is started with the ``spawn`` method and kept for later calls. Each call is a request object with an
+``execute(store)`` method (:mod:`mixprec_explorer.backends.requests`; :class:`FunctionCall` for a plain
+function); programs go to it through ``torch.export.save`` to a temporary file, plans and settings as plain data;
+results asked to be kept stay in the worker's store under an id. A death raises :class:`~mixprec_explorer.errors.WorkerCrashed` carrying the tail of the worker's
 stdout and stderr, which are redirected at the file-descriptor level so native messages are kept too. The next call
 starts a fresh worker.
 """
@@ -14,7 +15,6 @@ import contextlib
 import contextvars
 import dataclasses
 import faulthandler
-import importlib
 import itertools
 import multiprocessing as mp
 import os
@@ -26,14 +26,15 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import MixprecError, OptionError, OptionTypeError, UnknownName, WorkerCrashed
 
-__all__ = ["Ref", "Worker", "get_worker", "progress_bar", "report_progress", "shutdown_worker"]
+__all__ = ["FunctionCall", "InjectedFailure", "Ref", "Request", "Worker", "get_worker", "progress_bar",
+           "report_progress", "shutdown_worker", "stored"]
 
 _TAIL_BYTES = 6000
 _FAULTS = ("exit", "segfault", "raise")
@@ -52,6 +53,36 @@ class Ref:
 
     kind: str
     id: str
+
+
+class Request(Protocol):
+    """What the worker runs: ``execute`` gets the worker's store (id -> kept object); ``what`` names the call."""
+
+    @property
+    def what(self) -> str: ...
+
+    def execute(self, store: Mapping[str, Any]) -> Any: ...
+
+
+def stored(store: Mapping[str, Any], kind: str, key: str) -> Any:
+    """The object the worker keeps as ``key``; UnknownName when it is not there (a restarted worker)."""
+    if key not in store:
+        raise UnknownName(f"the worker holds no {kind} {key!r} (it may have been restarted)")
+    return store[key]
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """Call ``function(*args, **kwargs)`` in the worker (the function pickled by reference); :class:`Ref`
+    arguments stand for objects the worker keeps."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    what: str = "worker call"
+
+    def execute(self, store: Mapping[str, Any]) -> Any:
+        return self.function(*_resolve(self.args, store), **_resolve(dict(self.kwargs), store))
 
 
 # -- progress -------------------------------------------------------------------------------------------------
@@ -104,11 +135,9 @@ def progress_bar(enabled: bool, title: str) -> Iterator[Any]:
 
 
 # -- the worker side ------------------------------------------------------------------------------------------
-def _resolve(value: Any, store: dict[str, Any]) -> Any:
+def _resolve(value: Any, store: Mapping[str, Any]) -> Any:
     if isinstance(value, Ref):
-        if value.id not in store:
-            raise UnknownName(f"the worker holds no {value.kind} {value.id!r} (it may have been restarted)")
-        return store[value.id]
+        return stored(store, value.kind, value.id)
     if isinstance(value, tuple):
         return tuple(_resolve(v, store) for v in value)
     if isinstance(value, list):
@@ -139,11 +168,6 @@ def apply_numerics_flags(flags: dict[str, Any] | None) -> None:
     for name, value in (flags or {}).items():
         owner, _, attr = name.partition(".")
         setattr(torch.backends.cuda.matmul if owner == "matmul" else torch.backends.cudnn, attr, value)
-
-
-def _function(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _inject(fault: str) -> None:
@@ -199,12 +223,12 @@ def _serve(conn: Any, log_path: str) -> None:
             for key in message[1]:
                 store.pop(key, None)
             continue
-        _, path, args, kwargs, keep, fault, flags = message
+        _, request, keep, fault, flags = message
         try:
             apply_numerics_flags(flags)
             if fault:
                 _inject(fault)
-            result = _function(path)(*_resolve(args, store), **_resolve(kwargs, store))
+            result = request.execute(store)
             if keep is not None:
                 key = keep or f"obj{next(counter)}"
                 store[key] = result
@@ -329,9 +353,9 @@ class Worker:
         if generation == self.generation:
             self._drops.append(key)
 
-    def call(self, path: str, *args: Any, keep: str | None = None, fault: str | None = None,
-             timeout_s: float | None = None, what: str = "worker call", **kwargs: Any) -> Any:
-        """Run ``module:function`` in the worker with ``args``; ``Ref``s are resolved there.
+    def call(self, request: Request, *, keep: str | None = None, fault: str | None = None,
+             timeout_s: float | None = None) -> Any:
+        """Execute ``request`` in the worker (against its store of kept objects).
 
         With ``keep`` (an id, or "" for a fresh one) the result stays in the worker and ``(id, summary)`` comes
         back, the summary being a Compiled without its handle (None for other objects). Raises WorkerCrashed if the worker dies or exceeds ``timeout_s``; a Python exception
@@ -339,6 +363,7 @@ class Worker:
         """
         if fault is not None and fault not in _FAULTS:
             raise OptionError(f"fault must be one of {_FAULTS}, got {fault!r}")
+        what = request.what
         with self._lock:
             self.ensure_started()
             if self._drops:
@@ -346,10 +371,10 @@ class Worker:
                 with contextlib.suppress(Exception):
                     self._conn.send_bytes(pickle.dumps(("drop", drops)))
             try:
-                blob = pickle.dumps(("call", path, args, kwargs, keep, fault, numerics_flags()),
+                blob = pickle.dumps(("call", request, keep, fault, numerics_flags()),
                                     protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as err:
-                raise OptionTypeError(f"{what}: the arguments cannot be sent to the worker ({err})") from err
+                raise OptionTypeError(f"{what}: the request cannot be sent to the worker ({err})") from err
             try:
                 self._conn.send_bytes(blob)
             except (BrokenPipeError, EOFError, OSError) as err:

@@ -337,6 +337,7 @@ def _node_dtypes(graph: _Graph, region: list[int], record: LayerRecord, words: S
         floats = [first]
     outs = [d for d in record.output_dtypes if d is not None and d.is_floating_point]
     casts = sum(1 for w in words if w == "Cast")
+    start: torch.dtype | None
     if floats:
         start = floats[0]
     elif outs:
@@ -531,7 +532,7 @@ def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]
             regions[k] = sorted({i for name in outs for r in readers.get(name, ()) if r > k for i in regions[r]})
             if not regions[k]:
                 anchor = next((tensors[n].anchor for n in outs if tensors[n].anchor is not None
-                               and (graph.calls >> tensors[n].anchor) & 1), None)
+                               and (graph.calls >> (tensors[n].anchor or 0)) & 1), None)
                 regions[k] = [anchor] if anchor is not None else []
     out = []
     for (record, _, confidence, why), region in zip(results, regions):

@@ -18,8 +18,8 @@ from .graph import _FIRST_LEGEND, Grouping, build_figure, highlight
 from .overlay import as_plan
 
 if TYPE_CHECKING:
+    from ..compare import Comparison
     from ..explorer import Explorer
-    from ..frontier import Comparison
     from ..policy import PrecisionPlan
     from ..settings import Settings
 
@@ -30,7 +30,7 @@ MODES = ("side_by_side", "difference")
 
 
 def _plans(explorer: Explorer, plan_a: Any, plan_b: Any) -> tuple[PrecisionPlan, PrecisionPlan]:
-    from ..frontier import Comparison
+    from ..compare import Comparison
 
     if isinstance(plan_a, Comparison):
         if plan_b is not None:
@@ -49,7 +49,7 @@ def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | 
 
     Parameters
     ----------
-    plan_a, plan_b: PrecisionPlans or Settings; or a :class:`~mixprec_explorer.frontier.Comparison`
+    plan_a, plan_b: PrecisionPlans or Settings; or a :class:`~mixprec_explorer.compare.Comparison`
         (``ex.compare(a, b)``) as ``plan_a`` alone.
     mode: "side_by_side": two panels sharing the vertical axis, each coloured by its plan's precision;
         "difference": one graph of plan B, coloured by what changed (grey: unchanged).

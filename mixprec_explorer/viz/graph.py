@@ -490,9 +490,9 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
         collapsed by module (ResNet-50: ``layer1``..``layer4``; an encoder: its layers); an int collapses modules
         to that depth of their path (``1``: ``layer1``); None draws every node.
     expanded: module paths to open one level (a click on a group in the widget adds its path here).
-    profile, accuracy: measured results for the overlays; default ``explorer.extensions["profile"/"accuracy"]``.
+    profile, accuracy: measured results for the overlays; default ``explorer.last_profile`` / ``last_accuracy``.
     sensitivity: a :class:`~mixprec_explorer.sensitivity.Sensitivity` for ``color_by="sensitivity"`` and the
-        hover; default ``explorer.extensions["sensitivity"]`` (where ``ex.sensitivity(inputs)`` leaves it).
+        hover; default ``explorer.last_sensitivity`` (where ``ex.sensitivity(inputs)`` leaves it).
     compare_to: plan A (a PrecisionPlan or Settings) to compare the drawn plan B with: ``color_by="changed"``
         colours the nodes whose dtype differs by their new dtype, and the hover says ``A -> B``;
         ``compare_labels`` names the two plans in the hover.

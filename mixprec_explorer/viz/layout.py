@@ -386,7 +386,7 @@ def auto_grouping(graph: nx.DiGraph, *, limit: int = AUTO_GROUP_NODES) -> tuple[
         if not counts:
             break
         path, size = counts.most_common(1)[0]
-        if 2 * size <= len(modules):
+        if path is None or 2 * size <= len(modules):
             break
         inside = [m for m in modules if m == path or m.startswith(path + ".")]
         children = {group_key(m, 1, expanded | {path}) for m in inside}

@@ -1,7 +1,7 @@
 """What the graph figure draws over the predicted plan: measured results (a profile, per-node errors), a sensitivity
 result and a plan to compare with, gathered once per draw.
 
-Each defaults to what the explorer keeps in ``explorer.extensions`` (where ``ex.profile``, ``ex.accuracy`` and
+Each defaults to what the explorer keeps in ``explorer.last_profile``, ``last_accuracy`` and ``last_sensitivity`` (where ``ex.profile``, ``ex.accuracy`` and
 ``ex.sensitivity`` leave their results).
 """
 
@@ -44,10 +44,11 @@ def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity:
                    compare_to: PrecisionPlan | Settings | None = None, compare_labels: tuple[str, str] = ("A", "B")
                    ) -> Overlay:
     """The overlay of one draw: the arguments given, else the explorer's last results."""
-    profile = profile if profile is not None else explorer.extensions.get("profile")
-    accuracy = accuracy if accuracy is not None else explorer.extensions.get("accuracy")
-    sensitivity = sensitivity if sensitivity is not None else explorer.extensions.get("sensitivity")
-    latency = measured = errors = layers = None
+    profile = profile if profile is not None else explorer.last_profile
+    accuracy = accuracy if accuracy is not None else explorer.last_accuracy
+    sensitivity = sensitivity if sensitivity is not None else explorer.last_sensitivity
+    latency = measured = errors = None
+    layers: dict[str, tuple[str, ...]] | None = None
     total = 0.0
     if profile is not None:
         latency = dict(profile.node_latency_ms())
@@ -57,8 +58,7 @@ def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity:
         for layer in profile.layers:
             confidence = layer.extra.get("match", {}).get("confidence")
             for node in layer.nodes:
-                layers.setdefault(node, ())
-                layers[node] += (f"{layer.name} ({confidence})" if confidence else layer.name,)
+                layers[node] = (*layers.get(node, ()), f"{layer.name} ({confidence})" if confidence else layer.name)
     if accuracy is not None:
         try:
             errors = node_errors(accuracy)

@@ -107,7 +107,7 @@ def render_html(explorer: Explorer, *, settings: Settings | None = None, color_b
 
     s = settings if settings is not None else explorer.settings
     plan = explorer.plan(s)
-    profile = profile if profile is not None else explorer.extensions.get("profile")
+    profile = profile if profile is not None else explorer.last_profile
     fig = build_figure(explorer, settings=s, color_by=color_by, group_by_module=group_by_module,
                        profile=profile, accuracy=accuracy, plan=plan)
     graph = pio.to_html(fig, full_html=False, include_plotlyjs=True, config=_CONFIG, div_id="mixprec-graph")

@@ -1,0 +1,56 @@
+"""The analysis core: where inputs are normalised, plans evaluated and errors measured.
+
+=================  ================================================================================
+module             owns
+=================  ================================================================================
+``inputs``         one set of rules for inputs (tensor, tuple, list of batches), checked against the
+                   captured program: :func:`normalize_inputs`, :class:`~mixprec_explorer.errors.InputError`
+``runner``         :class:`PlanRunner`, a ``torch.fx.Interpreter`` that evaluates a plan over cached FP32 /
+                   low activations, and :class:`PlanEvaluator` (a Settings' exact error)
+``metrics``        one function per metric (:func:`rel_l2`), NaN and inf handled one way
+``plans``          the settings an analysis evaluates: "this plan at the low dtype", all-FP32, exclusions
+``backend``        what an analysis measures on a backend: :class:`Build`, :class:`LatencyModel`,
+                   :func:`backend_error`
+``progress``       the counted progress bar analyses show
+=================  ================================================================================
+
+Sensitivity (:mod:`mixprec_explorer.sensitivity`), search, the frontier and accuracy are thin users of it.
+"""
+
+from __future__ import annotations
+
+from .backend import Build, LatencyModel, backend_error, price_nodes
+from .inputs import Batch, Inputs, as_batches, check_batch, flatten_batch, normalize_inputs
+from .metrics import METRICS, Metric, error_gain, floating_leaves, get_metric, rel_l2
+from .plans import ALL_MODULES, all_fp32_settings, low_dtype_of, low_precision_settings, with_exclusions
+from .progress import Steps, progress_steps
+from .runner import PlanEvaluator, PlanRunner, cast_floats
+
+__all__ = [
+    "ALL_MODULES",
+    "METRICS",
+    "Batch",
+    "Build",
+    "Inputs",
+    "LatencyModel",
+    "Metric",
+    "PlanEvaluator",
+    "PlanRunner",
+    "Steps",
+    "all_fp32_settings",
+    "as_batches",
+    "backend_error",
+    "cast_floats",
+    "check_batch",
+    "error_gain",
+    "flatten_batch",
+    "floating_leaves",
+    "get_metric",
+    "low_dtype_of",
+    "low_precision_settings",
+    "normalize_inputs",
+    "price_nodes",
+    "progress_steps",
+    "rel_l2",
+    "with_exclusions",
+]

@@ -1,0 +1,126 @@
+"""What an analysis measures on a backend: per-node prices (a latency model) and a plan's error as built.
+
+:class:`Build` says how an analysis compiles (backend, device, in the worker or not, backend options), so search
+and the frontier pass one object rather than forwarding ``**options`` through three layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import OptionError
+from .inputs import Inputs
+from .metrics import METRICS
+from .plans import all_fp32_settings
+
+if TYPE_CHECKING:
+    from ..backends.base import Compiled, Profile
+    from ..explorer import Explorer
+    from ..settings import Settings
+
+__all__ = ["Build", "LatencyModel", "backend_error", "price_nodes"]
+
+
+@dataclass(frozen=True)
+class Build:
+    """How an analysis compiles its plans.
+
+    ``backend`` is a registered name ("auto", "torch", "tensorrt") or None (nothing is compiled: latency comes
+    from a FLOPs/bytes estimate and errors from the forward pass alone); ``device`` defaults as in
+    :meth:`Explorer.compile`; ``isolate`` compiles in the worker process; ``options`` are the backend's own
+    (torch: ``{"mode": "compiled"}``; tensorrt: ``{"build": "cast_graph", "min_block_size": 1}``).
+    """
+
+    backend: str | None = "auto"
+    device: str | None = None
+    isolate: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+    def compile(self, explorer: Explorer, settings: Settings, backend: str | None = None,
+                options: Mapping[str, Any] | None = None) -> Compiled:
+        """The compiled plan for ``settings`` (cached by the backends), on this build's backend unless given."""
+        name = backend or self.backend
+        if name is None:
+            raise OptionError("this analysis has backend=None: nothing is compiled")
+        return explorer.compile(settings, backend=name, device=self.device, isolate=self.isolate,
+                                progress=self.progress, **dict(self.options if options is None else options))
+
+    def profile(self, explorer: Explorer, compiled: Compiled, inputs: Inputs = None) -> Profile:
+        return explorer.profile(compiled, inputs, progress=self.progress)
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """Per-node latency in FP32 and in low precision (ms), from two profiles or a FLOPs/bytes estimate."""
+
+    fp32_ms: dict[str, float]
+    low_ms: dict[str, float]
+    source: str  #: "profile:<backend>" or "estimate:roofline"
+
+    def estimate_ms(self, low_nodes: set[str]) -> float:
+        """Estimated model latency (ms) when ``low_nodes`` run low precision and the rest FP32."""
+        return sum(self.low_ms.get(n, 0.0) if n in low_nodes else v for n, v in self.fp32_ms.items())
+
+    @classmethod
+    def from_profiles(cls, fp32: Profile, low: Profile) -> LatencyModel:
+        return cls(fp32.node_latency_ms(), low.node_latency_ms(), f"profile:{fp32.backend}")
+
+    @classmethod
+    def roofline(cls, explorer: Explorer, low: torch.dtype) -> LatencyModel:
+        """Crude model (H100-like ratios): matmul family twice as fast in low precision, bytes halve."""
+        from ..costs import MATMUL_FAMILY, op_basename
+
+        fp32, lowd = {}, {}
+        for name, info in explorer.nodes.items():
+            if info.kind != "call_function":
+                continue
+            dense = op_basename(info.op) in MATMUL_FAMILY
+            flops_s = info.flops / (60e12 if dense else 30e12)
+            bytes_s = info.bytes_moved / 3e12
+            fp32[name] = 1e3 * max(flops_s, bytes_s)
+            lowd[name] = 1e3 * max(flops_s / (4.0 if dense else 1.0), bytes_s * low.itemsize / 4)
+        return cls(fp32, lowd, "estimate:roofline")
+
+
+def price_nodes(explorer: Explorer, base: Settings, build: Build, objective: str = "latency") -> LatencyModel:
+    """Per-node prices for ``base`` (all low) and all-FP32: two profiles on ``build``'s backend.
+
+    The roofline estimate where ``build.backend`` is None or the objective is not latency. Fused builds
+    (torch.compile, TensorRT without layer names) time no single node: nodes are then priced from an eager
+    PyTorch run on the same device, which keeps their relative costs.
+    """
+    low = base.autocast_low_precision_type or torch.float16
+    if objective != "latency" or build.backend is None:
+        return LatencyModel.roofline(explorer, low)
+    settings = (all_fp32_settings(base), base)
+    profiles = [build.profile(explorer, build.compile(explorer, s)) for s in settings]
+    model = LatencyModel.from_profiles(*profiles)
+    if model.fp32_ms and model.low_ms:
+        return model
+    eager = {**build.options, "mode": "eager"}
+    profiles = [build.profile(explorer, build.compile(explorer, s, backend="torch", options=eager)) for s in settings]
+    model = LatencyModel.from_profiles(*profiles)
+    if not (model.fp32_ms and model.low_ms):
+        return LatencyModel.roofline(explorer, low)
+    return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {build.backend})")
+
+
+def backend_error(explorer: Explorer, settings: Settings, inputs: Inputs, metric: str, build: Build,
+                  backend: str | None = None) -> float:
+    """The plan's error (metric units) as ``build``'s backend (or ``backend``) compiles and runs it.
+
+    Raises OptionError for a metric the accuracy report does not carry. Non-finite outputs score inf.
+    """
+    if metric not in METRICS:
+        raise OptionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    compiled = build.compile(explorer, settings, backend=backend)
+    error = getattr(explorer.accuracy(compiled, inputs), f"{metric}_error", None)
+    if error is None:
+        raise OptionError(f"the accuracy report has no {metric} error; use one of {', '.join(METRICS)}")
+    return math.inf if math.isnan(error) else float(error)
