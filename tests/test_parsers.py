@@ -612,3 +612,19 @@ def test_fuzz_mangled_reference_log_names_the_line(data: st.DataObject) -> None:
         parse_layer_log("\n".join(lines))
     except ParseError as exc:
         assert str(exc).startswith(f"line {lineno}: ")
+
+
+def test_a_profiling_folder_is_read_by_the_trace_parsers(tmp_path) -> None:
+    from mixprec_explorer.parsers import engine_name, read_layer_info_dir, read_trace_dir, trace_records
+
+    with pytest.raises(ParseError, match="not a folder"):
+        read_layer_info_dir(tmp_path / "missing")
+    with pytest.raises(ParseError, match="no \\*_layer_information.json"):
+        read_layer_info_dir(tmp_path)
+    (tmp_path / f"{engine_name('_run_on_acc_0')}_layer_information.json").write_text('{"Layers": []}')
+    (tmp_path / f"{engine_name('_run_on_acc_0')}_engine_execution_profile.trace").write_text("not json")
+    assert list(read_layer_info_dir(tmp_path)) == ["_run_on_acc_0"]
+    traces = read_trace_dir(tmp_path, ["_run_on_acc_0", "_run_on_acc_1"])
+    assert list(traces) == ["_run_on_acc_0"]
+    records, notes = trace_records(traces["_run_on_acc_0"], 3, "_run_on_acc_0")
+    assert records == () and "could not be read" in notes[0]

@@ -76,7 +76,7 @@ def test_nodes_are_coloured_by_predicted_dtype_with_the_fixed_palette(ex: Explor
     assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP16"]
     assert _colour_of(fig, _point(fig, "linear_1")) == PALETTE["FP32"]
     assert _colour_of(fig, _point(fig, "linear_2")) == PALETTE["FP16"]
-    legend = {t.name: t.marker.color for t in fig.data[vg._FIRST_LEGEND:] if t.visible}
+    legend = {t.name: t.marker.color for t in fig.data[vg.FIRST_LEGEND_TRACE:] if t.visible}
     assert {"FP32", "FP16", "BF16", "other"} <= set(legend)
     assert legend["BF16"] != legend["FP32"]
     assert fig.data[vg.NODES].marker.showscale is False
@@ -121,7 +121,7 @@ def test_settings_argument_plans_without_changing_the_explorer(ex: Explorer) -> 
 def test_other_discrete_colourings(ex: Explorer, color_by: str) -> None:
     fig = build_figure(ex, color_by=color_by)
     go.Figure(fig.to_dict())
-    legend = [t.name for t in fig.data[vg._FIRST_LEGEND:] if t.visible]
+    legend = [t.name for t in fig.data[vg.FIRST_LEGEND_TRACE:] if t.visible]
     if color_by == "reason":
         assert {"low_precision", "excluded_node", "input/output"} <= set(legend)
         assert _colour_of(fig, _point(fig, "linear")) != _colour_of(fig, _point(fig, "linear_1"))

@@ -41,6 +41,14 @@ import torch
 from .._optional import install_hint, require
 from ..errors import BackendUnavailable, CompileFailure, OptionError, OptionTypeError, ParseError, SettingsError
 from ..parsers.dataflow import FxView
+from ..parsers.trace import (
+    LAYER_INFO_SUFFIX,
+    TRACE_SUFFIX,
+    engine_name,
+    read_layer_info_dir,
+    read_trace_dir,
+    trace_records,
+)
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 from .base import Compiled, Profile
@@ -55,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACC_PREFIX",
+    "LAYER_INFO_SUFFIX",
     "TESTED_RELEASES",
     "TRACE_SUFFIX",
     "LayerTimeCollector",
@@ -84,8 +93,6 @@ EXTRA = "tensorrt"
 TESTED_RELEASES = ("2.10.0", "2.11.0", "2.12.1", "2.13.0", "2.14.0")
 #: Submodules holding TensorRT engines (``partitioning/_adjacency_partitioner.py``); ``_run_on_gpu_N`` run in PyTorch.
 ACC_PREFIX = "_run_on_acc"
-#: File the C++ runtime writes per engine (``core/runtime/TRTEngine.cpp`` ``set_profiling_paths``).
-TRACE_SUFFIX = "_engine_execution_profile.trace"
 #: Warning every 2.10-2.12 ``dynamo.compile`` call emits (its check reads ``kwargs``, which never hold the
 #: named parameter), whatever ``use_explicit_typing`` is; silenced around our call only.
 _EXPLICIT_TYPING_WARNING = r"`use_explicit_typing` is deprecated"
@@ -340,30 +347,7 @@ def build_calibration_dataloader(batches: Iterable[Any], device: str | torch.dev
     return DataLoader(TensorDataset(*columns), batch_sampler=sampler)
 
 
-# -- reading what the runtime wrote --------------------------------------------------------------------------------
-def engine_name(submodule: str) -> str:
-    """The engine name the runtime uses in file names: ``f"{name}_engine"`` (``_pack_engine_info``), dots slugged."""
-    return f"{submodule}_engine".replace(".", "_")
-
-
-def read_trace_dir(directory: str | Path, submodules: Iterable[str]) -> dict[str, str]:
-    """Each engine's execution-profile trace text in ``directory``, keyed by submodule name.
-
-    Only ``<engine>_engine_execution_profile.trace`` files are read; the runtime's other traces (input/output
-    packing, enqueue) and layer-information dumps in the same folder are ignored. Engines without a file are absent.
-    """
-    folder = Path(directory)
-    out: dict[str, str] = {}
-    for sub in submodules:
-        path = folder / f"{engine_name(sub)}{TRACE_SUFFIX}"
-        if path.is_file():
-            out[sub] = path.read_text(encoding="utf-8", errors="replace")
-    return out
-
-
-LAYER_INFO_SUFFIX = "_layer_information.json"
-
-
+# -- reading what the runtime wrote (the files are parsed in parsers/trace.py) ------------------------------------
 def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
     """The :class:`Profile` of a folder the C++ runtime wrote with ``enable_profiling(..., profile_format="trex")``.
 
@@ -374,54 +358,27 @@ def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
     no layer information.
     """
     folder = Path(directory)
-    if not folder.is_dir():
-        raise ParseError(f"{folder}: not a folder; pass the profiling_results_dir given to enable_profiling()")
-    infos = sorted(folder.glob(f"*{LAYER_INFO_SUFFIX}"))
-    if not infos:
-        raise ParseError(
-            f"{folder}: no *{LAYER_INFO_SUFFIX} file; expected the folder Torch-TensorRT's runtime writes with "
-            "module.enable_profiling(profiling_results_dir=..., profile_format='trex')")
-    layer_infos: dict[str, str] = {}
-    for path in infos:
-        engine = path.name[: -len(LAYER_INFO_SUFFIX)]
-        sub = engine[: -len("_engine")] if engine.endswith("_engine") else engine
-        layer_infos[sub] = path.read_text(encoding="utf-8", errors="replace")
+    layer_infos = read_layer_info_dir(folder)
     notes = [f"loaded from {folder} (recorded elsewhere); end-to-end latency was not recorded there"]
-    traces = read_trace_dir(folder, layer_infos)
     timings: dict[str, tuple[LayerRecord, ...]] = {}
-    from ..parsers import parse_profile
-
-    for sub, text in traces.items():
-        try:
-            timings[sub] = parse_profile(text)
-        except ParseError as err:
-            notes.append(f"{sub}: its execution-profile trace could not be read ({err}); no layer latencies")
+    for sub, text in read_trace_dir(folder, layer_infos).items():
+        records, more = trace_records(text, None, sub)
+        notes.extend(more)
+        if records or not more:  # an unreadable trace gives no timings (profile_from_records says so)
+            timings[sub] = records
     nan = float("nan")
     return profile_from_records(
         layer_infos, timings, node_modules=_node_modules(explorer), end_to_end=EndToEnd(nan, nan, nan, 0),
         device="recorded elsewhere", versions={}, notes=notes, view=FxView.of(explorer.captured))
 
 
-def _trace_records(text: str, runs: int, submodule: str, notes: list[str]) -> tuple[LayerRecord, ...]:
-    """Per-run layer timings from one trace; the runtime accumulates since ``enable_profiling``, so per run."""
-    from ..parsers import parse_profile
-
-    try:
-        records = parse_profile(text, runs=runs)
-    except ParseError as err:
-        notes.append(f"{submodule}: its execution-profile trace could not be read ({err}); no layer latencies")
-        return ()
-    odd = []
-    for r in records:
-        total, average = r.extra.get("timeMs"), r.extra.get("averageMs")
-        if isinstance(total, (int, float)) and isinstance(average, (int, float)) and average > 0:
-            seen = round(total / average)
-            if seen != runs:
-                odd.append(f"{r.name} ({seen})")
-    if odd:
-        notes.append(f"{submodule}: {len(odd)} layers ran a different number of times than the {runs} profiled "
-                     f"runs: {', '.join(odd[:3])}")
-    return records
+def _timings(traces: Mapping[str, str], runs: int, notes: list[str]) -> dict[str, tuple[LayerRecord, ...]]:
+    """Per-run layer timings of each engine's trace; what could not be read goes to ``notes``."""
+    out = {}
+    for sub, text in traces.items():
+        out[sub], more = trace_records(text, runs, sub)
+        notes.extend(more)
+    return out
 
 
 class LayerTimeCollector:
@@ -536,7 +493,7 @@ def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str]
     ``runs`` is the number of forward calls since profiling was (re)enabled: the traces hold totals over them.
     """
     notes = list(notes)
-    timings = {sub: _trace_records(text, runs, sub, notes) for sub, text in traces.items()}
+    timings = _timings(traces, runs, notes)
     return profile_from_records(layer_infos, timings, node_modules=node_modules, end_to_end=end_to_end,
                                 device=device, versions=versions, post_to_pre=post_to_pre, notes=notes, view=view)
 
@@ -874,7 +831,7 @@ class TensorRTBackend:
                 for _, sub in engines:
                     sub.disable_profiling()
                 traces = read_trace_dir(trace_dir, handle.engines)
-                timings = {sub: _trace_records(text, runs, sub, notes) for sub, text in traces.items()}
+                timings = _timings(traces, runs, notes)
             else:
                 profiler_cls = _profiler_class(mods.tensorrt)
                 profilers = {}

@@ -35,7 +35,8 @@ from torch.utils import _pytree as pytree
 if TYPE_CHECKING:
     from ..policy import PrecisionPlan
 
-__all__ = ["OWNER", "RESULT", "ROLE", "PlannedGraph", "apply_plan", "flatten_inputs", "load_module", "to_device"]
+__all__ = ["OWNER", "RESULT", "ROLE", "PlannedGraph", "apply_plan", "fetch_attr", "flatten_inputs", "load_module",
+           "to_device"]
 
 OWNER = "mixprec_node"  #: node meta key: the original FX node a rewritten node belongs to
 ROLE = "mixprec_role"  #: node meta key: "op" (the model's node), "cast" (autocast cast) or "acc" (FP32 accumulation)
@@ -229,7 +230,7 @@ class _Rewriter:
             if node.op in ("placeholder", "get_attr"):
                 val = node.meta.get("val")
                 if node.op == "get_attr" and not isinstance(val, torch.Tensor):
-                    val = _fetch_attr(self.gm, node.target)
+                    val = fetch_attr(self.gm, node.target)
                 self.value[node] = val
                 self.believed[node] = getattr(val, "dtype", None)
                 continue
@@ -275,7 +276,8 @@ class _Rewriter:
         return out
 
 
-def _fetch_attr(gm: torch.nn.Module, target: Any) -> Any:
+def fetch_attr(gm: torch.nn.Module, target: Any) -> Any:
+    """The attribute a ``get_attr`` node names (``"layer1.0.conv1.weight"``), followed through submodules."""
     obj: Any = gm
     for part in str(target).split("."):
         obj = getattr(obj, part)
@@ -310,7 +312,7 @@ def _fold_weight_casts(gm: torch.fx.GraphModule) -> int:
             src, dtype = node.args[0], node.args[1]
             if not (isinstance(src, Node) and src.op == "get_attr"):
                 continue
-            value = _fetch_attr(gm, src.target)
+            value = fetch_attr(gm, src.target)
             if not isinstance(value, torch.Tensor):
                 continue
             key = (src.target, dtype)
@@ -333,7 +335,7 @@ def _drop_unread_weights(gm: torch.fx.GraphModule) -> None:
         if node.op != "get_attr" or node.users:
             continue
         gm.graph.erase_node(node)
-        if node.target in read or not isinstance(_fetch_attr(gm, node.target), torch.Tensor):
+        if node.target in read or not isinstance(fetch_attr(gm, node.target), torch.Tensor):
             continue
         owner, _, attr = str(node.target).rpartition(".")
         delattr(gm.get_submodule(owner) if owner else gm, attr)

@@ -16,7 +16,7 @@ import torch
 from torch.fx import Node
 from torch.utils import _pytree as pytree
 
-from .torch_plan import OWNER, RESULT, ROLE, _fetch_attr
+from .torch_plan import OWNER, RESULT, ROLE, fetch_attr
 
 __all__ = ["NODE_RANGE", "RUN_RANGE", "RUN_WALL", "attribute_events", "iter_node_values", "middle_runs",
            "observe_dtypes", "run_ranged"]
@@ -50,7 +50,7 @@ def iter_node_values(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, ra
         if node.op == "placeholder":
             value = next(supplied)
         elif node.op == "get_attr":
-            value = _fetch_attr(gm, node.target)
+            value = fetch_attr(gm, node.target)
         elif node.op == "call_function" and owner is not None:
             with torch.profiler.record_function(f"{NODE_RANGE}{owner}/{node.meta.get(ROLE, 'op')}"):
                 value = node.target(*args, **kwargs)

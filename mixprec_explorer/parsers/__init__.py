@@ -1,4 +1,5 @@
-"""TensorRT layer-info, profile and log text -> :class:`~mixprec_explorer.records.LayerRecord` tuples (pure functions).
+"""TensorRT layer-info, profile and log text -> :class:`~mixprec_explorer.records.LayerRecord` tuples (pure functions),
+and the files of a profiling folder (:mod:`~mixprec_explorer.parsers.trace`).
 
 Every parser raises :class:`~mixprec_explorer.errors.ParseError` naming the place ("layer 3: ...", "record 2: ...",
 "line 5: ...") and nothing else on malformed input.
@@ -11,13 +12,18 @@ from mixprec_explorer.parsers.log import parse_layer_log
 from mixprec_explorer.parsers.mapping import attribute_layers
 from mixprec_explorer.parsers.names import DecodedName, NodeRef, decode_layer_name
 from mixprec_explorer.parsers.profile import parse_profile
+from mixprec_explorer.parsers.trace import engine_name, read_layer_info_dir, read_trace_dir, trace_records
 
 __all__ = [
     "DecodedName",
     "NodeRef",
     "attribute_layers",
     "decode_layer_name",
+    "engine_name",
     "parse_layer_info",
     "parse_layer_log",
     "parse_profile",
+    "read_layer_info_dir",
+    "read_trace_dir",
+    "trace_records",
 ]

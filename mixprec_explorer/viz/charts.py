@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from .. import dtypes
 from ..errors import OptionError
+from ..numbers import format_number
 from ..records import LayerRecord
 
 if TYPE_CHECKING:
@@ -91,10 +92,6 @@ def build_latency_chart(profile: Any | Iterable[LayerRecord], *, top: int = 40, 
     return fig
 
 
-def _fmt(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.3g}"
-
-
 def _log_lengths(values: list[float]) -> list[float]:
     """Bar lengths on a log axis: +inf one decade past the largest finite value, 0 or less one decade below the
     smallest positive one, NaN kept (no bar). The bars' text gives the true values."""
@@ -137,7 +134,7 @@ def build_sensitivity_chart(sensitivity: Sensitivity, by: str = "module", top: i
     lengths = _log_lengths(gains + lows)
     gain_len, low_len = lengths[: len(gains)], lengths[len(gains):]
     metric = sensitivity.metric
-    kept = f"only it kept in FP32: error removed (all-{low_name} error {_fmt(sensitivity.all_low_error)})"
+    kept = f"only it kept in FP32: error removed (all-{low_name} error {format_number(sensitivity.all_low_error)})"
     alone = f"only it in {low_name}: error"
     fig = go.Figure(layout={
         "template": "plotly_white",
@@ -152,12 +149,12 @@ def build_sensitivity_chart(sensitivity: Sensitivity, by: str = "module", top: i
         "meta": {"mixprec": {"kind": "sensitivity_chart", "by": by}},
     })
     fig.add_bar(orientation="h", name=kept, y=names, x=gain_len, marker_color=dtypes.PALETTE["FP32"],
-                text=[_fmt(v) for v in gains], textposition="outside",
-                hovertext=[f"<b>{n}</b><br>kept in FP32 alone: removes {_fmt(g)} of {_fmt(sensitivity.all_low_error)}"
+                text=[format_number(v) for v in gains], textposition="outside",
+                hovertext=[f"<b>{n}</b><br>kept in FP32 alone: removes {format_number(g)} of {format_number(sensitivity.all_low_error)}"
                            for n, g in zip(names, gains)], hoverinfo="text")
     fig.add_bar(orientation="h", name=alone, y=names, x=low_len,
                 marker_color=dtypes.PALETTE.get(low_name, dtypes.PALETTE["other"]),
-                text=["" if math.isnan(v) else _fmt(v) for v in lows], textposition="outside",
-                hovertext=[f"<b>{n}</b><br>alone in {low_name}: {metric} {'n/a' if math.isnan(v) else _fmt(v)}"
+                text=["" if math.isnan(v) else format_number(v) for v in lows], textposition="outside",
+                hovertext=[f"<b>{n}</b><br>alone in {low_name}: {metric} {'n/a' if math.isnan(v) else format_number(v)}"
                            for n, v in zip(names, lows)], hoverinfo="text")
     return fig

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from ..errors import OptionError, OptionTypeError
 from .colors import LEGEND_SLOTS, changed_nodes
-from .graph import _FIRST_LEGEND, Grouping, build_figure, highlight
+from .graph import FIRST_LEGEND_TRACE, Grouping, build_figure, highlight
 from .overlay import as_plan
 
 if TYPE_CHECKING:
@@ -86,13 +86,13 @@ def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | 
 
 def _side_by_side(fa: go.Figure, fb: go.Figure, labels: tuple[str, str], changed: list[str]) -> go.Figure:
     """Panel A's traces on axes x/y, panel B's on x2/y2 (vertical axis shared); one legend for both."""
-    shown = {t.name for t in fa.data[_FIRST_LEGEND:_FIRST_LEGEND + LEGEND_SLOTS] if t.visible}
+    shown = {t.name for t in fa.data[FIRST_LEGEND_TRACE:FIRST_LEGEND_TRACE + LEGEND_SLOTS] if t.visible}
     traces: list[dict[str, Any]] = []
     for panel, (xa, ya) in ((fa, ("x", "y")), (fb, ("x2", "y2"))):
         for i, trace in enumerate(panel.data):
             item = trace.to_plotly_json()
-            if i >= _FIRST_LEGEND:  # legend entries: panel A's, plus any category only panel B has
-                if panel is fb and (i >= _FIRST_LEGEND + LEGEND_SLOTS or item.get("name") in shown):
+            if i >= FIRST_LEGEND_TRACE:  # legend entries: panel A's, plus any category only panel B has
+                if panel is fb and (i >= FIRST_LEGEND_TRACE + LEGEND_SLOTS or item.get("name") in shown):
                     item["visible"] = False
                 traces.append(item)  # legend-only traces have no points: no axes needed
                 continue

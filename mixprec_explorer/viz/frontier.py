@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 from ..dtypes import PALETTE
+from ..numbers import format_number
 
 if TYPE_CHECKING:
     from ..frontier import Frontier
@@ -20,7 +21,7 @@ def frontier_figure(frontier: Frontier) -> go.Figure:
     """
     pts = frontier.points
     ys = _drawable([p.error for p in pts])
-    hover = [f"{p.label}<br>{frontier.metric}: {p.error:.3g}<br>latency: {p.latency_ms:.3g} ms"
+    hover = [f"{p.label}<br>{frontier.metric}: {format_number(p.error)}<br>latency: {format_number(p.latency_ms)} ms"
              f"<br>FP32 modules: {', '.join(p.fp32_modules[:6]) or 'none'}"
              + (" ..." if len(p.fp32_modules) > 6 else "") for p in pts]
     fig = go.Figure()

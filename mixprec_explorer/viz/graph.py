@@ -80,7 +80,8 @@ GL_THRESHOLD = 3000
 #: Drawn points up to which every point is labelled (past it, WebGL draws markers only).
 LABEL_LIMIT = 3000
 EDGES, NODES, EXCLUDED, ACCUMULATE, MIXED, HIGHLIGHT, LABELS, MIX = range(8)
-_FIRST_LEGEND = 8
+#: Index of the first legend-only trace (the figure's fixed traces come first: EDGES ... MIX).
+FIRST_LEGEND_TRACE = 8
 
 #: What ``group_by_module`` accepts: a module depth, None (never group) or "auto" (group a large graph).
 Grouping = int | None | Literal["auto"]
@@ -620,7 +621,7 @@ def _apply(fig: go.Figure, view: GraphView, explorer: Explorer, plan: PrecisionP
         bars.x, bars.y, bars.base = bar_len, bar_y, bar_base
         bars.marker.color = bar_colours
         for slot in range(LEGEND_SLOTS):
-            trace = fig.data[_FIRST_LEGEND + slot]
+            trace = fig.data[FIRST_LEGEND_TRACE + slot]
             if slot < len(coloring.legend):
                 label, colour = coloring.legend[slot]
                 trace.name, trace.marker.color, trace.visible = label, colour, True

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import html
-import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .. import dtypes
+from ..numbers import format_number, format_si
 from .colors import UNCHANGED, change_label, precision_label
 from .layout import GROUP_PREFIX
 
@@ -30,14 +30,6 @@ __all__ = ["group_static_hover", "node_static_hover", "plan_hover", "record_hove
 
 
 # -- the static part ----------------------------------------------------------------------------------------
-def _si(value: float) -> str:
-    """1234567 -> '1.23 M'."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:g}"
-
-
 def _tensors(shapes: tuple[tuple[int, ...], ...], types: tuple[Any, ...]) -> str:
     parts = [f"{tuple(s)} {dtypes.display_name(d)}" for s, d in zip(shapes[:4], types[:4])]
     if len(shapes) > 4:
@@ -95,7 +87,7 @@ def node_static_hover(info: NodeInfo) -> str:
     return (f"<b>{info.name}</b>  {info.op}<br>module: {module}" + (f"  [{info.module_type}]" if info.module_type else "")
             + f"<br>in: {_tensors(info.input_shapes, info.input_dtypes)}"
             + f"<br>out: {_tensors(info.output_shapes, info.output_dtypes)}"
-            + f"<br>FLOPs: {_si(info.flops)} · bytes: {_si(info.bytes_moved)} · params: {_si(info.param_count)}"
+            + f"<br>FLOPs: {format_si(info.flops)} · bytes: {format_si(info.bytes_moved)} · params: {format_si(info.param_count)}"
             + _source_hover(info))
 
 
@@ -109,14 +101,10 @@ def group_static_hover(path: str, infos: list[NodeInfo]) -> str:
     types = {i.module_type for i in infos if i.module == path and i.module_type}
     flops = sum(i.flops for i in infos)
     return (f"<b>module {path}</b>" + (f"  [{types.pop()}]" if len(types) == 1 else "")
-            + f"<br>collapsed: {len(infos)} nodes (click to expand)<br>FLOPs: {_si(flops)}")
+            + f"<br>collapsed: {len(infos)} nodes (click to expand)<br>FLOPs: {format_si(flops)}")
 
 
 # -- the per-plan part -------------------------------------------------------------------------------------
-def _fmt(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.3g}"
-
-
 _SENSITIVITY_TEXT: list[tuple[Any, dict[str, str]]] = []  # a few recent results and their hover lines
 
 
@@ -130,14 +118,14 @@ def _sensitivity_text(sens: Sensitivity) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, err in sens.node_low_error.items():
         gain = sens.node_fp32_gain.get(name)
-        out[name] = (f"<br>sensitivity ({sens.metric}): alone in {low}: <b>{_fmt(err)}</b>"
-                     + (f" · alone kept FP32: removes {_fmt(gain)} of all-{low} {_fmt(sens.all_low_error)}"
+        out[name] = (f"<br>sensitivity ({sens.metric}): alone in {low}: <b>{format_number(err)}</b>"
+                     + (f" · alone kept FP32: removes {format_number(gain)} of all-{low} {format_number(sens.all_low_error)}"
                         f" (#{rank[name]} of {len(rank)})" if gain is not None else ""))
     for module, err in sens.module_low_error.items():
         gain = sens.module_fp32_gain.get(module)
         out[GROUP_PREFIX + module] = (
-            f"<br>module {module or '(root)'}: alone in {low}: {_fmt(err)}"
-            + (f" · alone kept FP32: removes {_fmt(gain)}" if gain is not None else ""))
+            f"<br>module {module or '(root)'}: alone in {low}: {format_number(err)}"
+            + (f" · alone kept FP32: removes {format_number(gain)}" if gain is not None else ""))
     _SENSITIVITY_TEXT.insert(0, (sens, out))
     del _SENSITIVITY_TEXT[4:]
     return out
@@ -178,12 +166,12 @@ def plan_hover(view: GraphView, explorer: Explorer, plan: PrecisionPlan, ov: Ove
         if ov.errors is not None:
             worst = max((ov.errors[n] for n in names if n in ov.errors), default=None)
             if worst is not None:
-                text += f"<br>max relative error: {worst:.3g}"
+                text += f"<br>max relative error: {format_number(worst)}"
         if sens_text is not None and ov.sensitivity is not None:
             low = ov.sensitivity.node_low_error
             worst = max((low[n] for n in names if n in low), default=None)
             if worst is not None:
-                text += f"<br>most sensitive node, alone in low precision: {_fmt(worst)}"
+                text += f"<br>most sensitive node, alone in low precision: {format_number(worst)}"
             text += sens_text.get(key, "")
         if ov.other is not None:
             moved = Counter(change_label(r, ov.other.get(r.name)) for r in live)
@@ -230,7 +218,7 @@ def _node_dynamic_hover(explorer: Explorer, plan: PrecisionPlan, ov: Overlay, na
         else:
             text += "<br>measured: not attributed"
     if ov.errors is not None and name in ov.errors:
-        text += f"<br>relative error: {ov.errors[name]:.3g}"
+        text += f"<br>relative error: {format_number(ov.errors[name])}"
     if ov.other is not None:
         other = ov.other.get(name)
         a, b = ov.labels
