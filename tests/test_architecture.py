@@ -56,3 +56,15 @@ def test_the_readme_says_where_plans_are_evaluated_errors_measured_and_inputs_no
         line = next(line for line in layout.splitlines() if path in line)
         assert role in line, line
         assert (PACKAGE / "analysis" / path).is_file()
+
+
+def test_make_test_runs_mypy_from_the_test_extra() -> None:
+    import tomllib
+
+    root = PACKAGE.parent
+    target = root.joinpath("Makefile").read_text(encoding="utf-8").split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "-m mypy" in target and target.index("mypy") < target.index("pytest")
+    project = tomllib.loads(root.joinpath("pyproject.toml").read_text(encoding="utf-8"))
+    assert any(req.startswith("mypy") for req in project["project"]["optional-dependencies"]["test"])
+    assert "test" in root.joinpath("scripts", "setup_env.sh").read_text(encoding="utf-8").split('EXTRAS="${EXTRAS:-')[1]
+    assert project["tool"]["mypy"]["files"] == ["mixprec_explorer"]

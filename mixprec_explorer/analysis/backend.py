@@ -103,7 +103,7 @@ def price_nodes(explorer: Explorer, base: Settings, build: Build, objective: str
     model = LatencyModel.from_profiles(*profiles)
     if model.fp32_ms and model.low_ms:
         return model
-    eager = {**build.options, "mode": "eager"}
+    eager = {"mode": "eager"}  # the torch backend's own option; the build's are for its own backend
     profiles = [build.profile(explorer, build.compile(explorer, s, backend="torch", options=eager)) for s in settings]
     model = LatencyModel.from_profiles(*profiles)
     if not (model.fp32_ms and model.low_ms):
