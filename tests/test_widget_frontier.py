@@ -36,7 +36,7 @@ def ex(captured: tuple[Explorer, Frontier]) -> Explorer:
     """A fresh explorer (own history) on the captured model, with the frontier where ex.frontier leaves it."""
     base, frontier = captured
     fresh = Explorer(base.exported_program, base.example_inputs, settings=ALL_LOW)
-    fresh.extensions["frontier"] = frontier
+    fresh.last_frontier = frontier
     return fresh
 
 
@@ -62,7 +62,7 @@ def click_from_browser(widget: FrontierWidget, index: int) -> None:
 
 
 def test_returns_the_root_box_and_finds_the_loaded_plan(ex: Explorer) -> None:
-    root = build_frontier_widget(ex)  # the frontier from ex.extensions
+    root = build_frontier_widget(ex)  # the frontier from ex.last_frontier
     assert isinstance(root, widgets.VBox) and isinstance(root.app, FrontierWidget)
     w = root.app
     assert w.figure_widget in root.children
@@ -110,7 +110,7 @@ def test_the_plan_list_loads_plans_off_the_log_axis(ex: Explorer) -> None:
 
 
 def test_errors_are_shown_in_the_widget_and_it_keeps_working(ex: Explorer) -> None:
-    frontier = ex.extensions["frontier"]
+    frontier = ex.last_frontier
     broken = dataclasses.replace(frontier.points[1], settings="not settings")  # type: ignore[arg-type]
     w = FrontierWidget(ex, Frontier((frontier.points[0], broken, *frontier.points[2:]), frontier.metric,
                                     frontier.latency_source))

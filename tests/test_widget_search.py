@@ -30,7 +30,7 @@ def captured() -> Explorer:
 
 @pytest.fixture
 def ex(captured: Explorer) -> Explorer:
-    """A fresh explorer (own history and extensions) on the captured model."""
+    """A fresh explorer (own history and results) on the captured model."""
     return Explorer(captured.exported_program, captured.example_inputs, settings=ALL_LOW)
 
 
@@ -70,7 +70,7 @@ def test_estimate_is_the_only_choice_without_a_usable_backend(monkeypatch: pytes
     assert app.search_backend.value == "estimate"
     app.search_button.click()  # backend None: the FLOPs/bytes estimate, nothing compiled or confirmed
     assert app.errors == [] and ex.settings.autocast_excluded_nodes == {"^blowup$"}
-    assert ex.extensions["search"].latency_source == "estimate:roofline" and ex.extensions["search"].confirmed == {}
+    assert ex.last_search.latency_source == "estimate:roofline" and ex.last_search.confirmed == {}
     assert "not confirmed" in app.matter_text.value
 
 
@@ -83,7 +83,7 @@ def test_sensitivity_button_colours_by_it_and_lists_the_top_modules(app: WidgetA
     app.sensitivity_button.click()
 
     assert app.errors == [] and _idle(app)
-    assert app.explorer.extensions["sensitivity"] is not None
+    assert app.explorer.last_sensitivity is not None
     assert app.color_by == "sensitivity" and app.color_by_choice.value == "sensitivity"
     assert ("sensitivity", "sensitivity") in app.color_by_choice.options
     after = app.point_colors()
@@ -108,7 +108,7 @@ def test_search_loads_the_exclusion_recolours_explains_and_undo_goes_back(app: W
     colors = app.point_colors()
     assert colors[i] == PALETTE["FP32"] and colors[j] == PALETTE["FP16"]
     assert "^blowup$" in app.summary.value and "&#9888;" not in app.summary.value  # compile warnings aren't notes
-    result = ex.extensions["search"]
+    result = ex.last_search
     assert result.within_budget and result.confirmed["backend"] == "torch"
     text = app.matter_text.value
     for part in ("within budget", "module ^blowup$: removes inf", "confirmed on torch", "speedup over FP32",
@@ -116,7 +116,7 @@ def test_search_loads_the_exclusion_recolours_explains_and_undo_goes_back(app: W
                  "share of the all-low speedup", f"{result.confirmed['chosen']['error']:.3g}"):
         assert part in text, part
     assert app.chart_widget is not None  # the confirming profile of the chosen plan
-    assert ex.extensions["profile"].node_dtypes()["exp"] == torch.float32, "the chosen plan was profiled last"
+    assert ex.last_profile.node_dtypes()["exp"] == torch.float32, "the chosen plan was profiled last"
 
     app.undo_button.click()  # the explorer's history: one step back to before the search
     assert ex.settings == ALL_LOW and app.point_colors()[i] == PALETTE["FP16"]
@@ -128,7 +128,7 @@ def test_the_confirm_box_and_budget_reach_the_search(app: WidgetApp) -> None:
     app.confirm.value = False
     app.budget.value = 1e30  # a huge budget: all low precision is still inf (exp overflows), blowup stays FP32
     app.search_button.click()
-    result = app.explorer.extensions["search"]
+    result = app.explorer.last_search
     assert app.errors == [] and result.budget == 1e30 and result.confirmed == {}  # confirm=False: no compile
     assert app.explorer.settings.autocast_excluded_nodes == {"^blowup$"}
     assert "not confirmed" in app.matter_text.value
@@ -176,7 +176,7 @@ def test_frontier_button_shows_the_frontier_whose_clicks_load_plans(app: WidgetA
     assert app.errors == [] and _idle(app)
     assert isinstance(app.frontier_app, FrontierWidget) and app.frontier_box.layout.display is None
     assert app.frontier_box.children == (app.frontier_app.root,)
-    frontier = ex.extensions["frontier"]
+    frontier = ex.last_frontier
     assert frontier.latency_source == "profile:torch"  # the panel's latency choice
     text = app.matter_text.value
     assert f"{len(frontier.points)} plans" in text and all(f"  {p.label}: " in text for p in frontier.points)
@@ -195,4 +195,4 @@ def test_the_default_search_compiles_in_the_worker(ex: Explorer) -> None:
     app = WidgetApp(ex)  # no options: isolate=True, the crash-safe default
     app.search_button.click()
     assert app.errors == [] and ex.settings.autocast_excluded_nodes == {"^blowup$"}
-    assert ex.extensions["search"].confirmed["backend"] == "torch" and "confirmed on torch" in app.matter_text.value
+    assert ex.last_search.confirmed["backend"] == "torch" and "confirmed on torch" in app.matter_text.value

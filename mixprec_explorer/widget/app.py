@@ -87,8 +87,8 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         self._build_panels(backend_status())
         self._build_matter_panel()
         self._build_figure()
-        if explorer.extensions.get("profile") is not None:  # profiled before the widget was made
-            self._show_chart(explorer.extensions["profile"])
+        if explorer.last_profile is not None:  # profiled before the widget was made
+            self._show_chart(explorer.last_profile)
         self.root = self._assemble()
         self.root.app = self  # type: ignore[attr-defined]  # reach the app from the displayed box
         self.refresh()

@@ -116,13 +116,13 @@ class ControlsMixin:
 
     def _color_options(self) -> list[tuple[str, str]]:
         """The colour-by dropdown's choices; those without their result yet say what they need."""
-        accuracy = self.explorer.extensions.get("accuracy")
+        accuracy = self.explorer.last_accuracy
         try:
             per_node = accuracy is not None and bool(node_errors(accuracy))
         except OverlayUnavailable:
             per_node = False
-        have = {"profile": self.explorer.extensions.get("profile") is not None, "accuracy": per_node,
-                "sensitivity": self.explorer.extensions.get("sensitivity") is not None}
+        have = {"profile": self.explorer.last_profile is not None, "accuracy": per_node,
+                "sensitivity": self.explorer.last_sensitivity is not None}
         return [(c if c not in _NEEDS or have[_NEEDS[c]] else f"{c} (needs {_NEEDS[c]})", c) for c in COLOR_BY
                 if c not in _NOT_IN_DROPDOWN]
 

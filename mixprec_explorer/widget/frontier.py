@@ -45,7 +45,7 @@ class FrontierWidget:
 
     def __init__(self, explorer: Explorer, frontier: Frontier | None = None, *,
                  on_load: Callable[[FrontierPoint | None], Any] | None = None, height: int | None = None) -> None:
-        frontier = frontier if frontier is not None else explorer.extensions.get("frontier")
+        frontier = frontier if frontier is not None else explorer.last_frontier
         if frontier is None:
             raise ValueError("no frontier to show: run ex.frontier(inputs) first, or pass frontier=")
         self.explorer = explorer
@@ -179,7 +179,7 @@ class FrontierWidget:
 def build_frontier_widget(explorer: Explorer, frontier: Frontier | None = None, **options: Any) -> widgets.VBox:
     """The frontier scatter as a widget (returned, not displayed); ``.app`` on it is the :class:`FrontierWidget`.
 
-    ``frontier`` defaults to ``explorer.extensions["frontier"]`` (where ``ex.frontier(inputs)`` leaves it).
+    ``frontier`` defaults to ``explorer.last_frontier`` (where ``ex.frontier(inputs)`` leaves it).
     Options: ``on_load`` (called with the loaded FrontierPoint, or None after an undo to no frontier plan),
     ``height`` (px).
     """

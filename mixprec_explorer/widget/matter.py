@@ -185,7 +185,7 @@ class MatterMixin:
         options = {"backend": self._panel_backend(), "confirm": bool(self.confirm.value),
                    "progress": False, **self.search_options}
         budget = float(self.budget.value)
-        profile = self.explorer.extensions.get("profile")
+        profile = self.explorer.last_profile
         from ..explorer import SettingsWarning
 
         with self._busy("search"), warnings.catch_warnings(record=True) as caught:
@@ -196,7 +196,7 @@ class MatterMixin:
         for w in caught:
             if not issubclass(w.category, SettingsWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        measured = self.explorer.extensions.get("profile")
+        measured = self.explorer.last_profile
         if measured is not None and measured is not profile:  # the search profiled its plans: show the last
             self._show_chart(measured)
         if self.color_by == "sensitivity":  # does not change with the settings: show the new precisions

@@ -165,7 +165,7 @@ class PanelsMixin:
             lines.append(f"exclusion <code>{esc(ex.pattern)}</code> {state}")
             if ex.note:
                 lines.append(f"<span style='color:#8a4b00'>&#9888; {esc(ex.note)}</span>")
-        sens = self.explorer.extensions.get("sensitivity")
+        sens = self.explorer.last_sensitivity
         if sens is not None and key in sens.node_low_error:
             low = dtypes.display_name(sens.low_dtype)
             gain = sens.node_fp32_gain.get(key)
@@ -175,7 +175,7 @@ class PanelsMixin:
                 lines.append(f"module <code>{esc(info.module or '(root)')}</code>: alone in {low} "
                              f"{num(sens.module_low_error[info.module])} · alone kept FP32 removes "
                              f"{num(sens.module_fp32_gain.get(info.module, 0.0))}")
-        profile = self.explorer.extensions.get("profile")
+        profile = self.explorer.last_profile
         if profile is not None:
             measured = profile.node_dtypes()
             latency = profile.node_latency_ms()
