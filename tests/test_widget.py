@@ -451,3 +451,17 @@ def test_sensitivity_text_lists_only_modules_that_remove_error() -> None:
                        module_low_error={"a": 0.0}, module_fp32_gain={"a": 0.0}, nodes_evaluated=1,
                        naive_evaluations=1)
     assert "no module removes any error" in sensitivity_text(none)
+
+
+def test_find_pans_only_to_a_node_out_of_view() -> None:
+    ex = Explorer(*layer_stack(400))
+    app = WidgetApp(ex, group_by_module=None)  # a tall drawing: it opens at its top
+    layout = app.figure_widget.layout
+    first = (tuple(layout.xaxis.range), tuple(layout.yaxis.range))
+    app.find("linear")  # the first node, in view: nothing moves
+    assert (tuple(layout.xaxis.range), tuple(layout.yaxis.range)) == first
+    last = max((n for n in ex.nodes if n.startswith("linear_")), key=lambda n: int(n.split("_")[1]))
+    app.find(last)  # far down: the graph pans to it
+    y = app.node_trace.y[app.point_index(last)]
+    lo, hi = sorted(layout.yaxis.range)
+    assert lo <= y <= hi and tuple(layout.yaxis.range) != first[1] and app.errors == []

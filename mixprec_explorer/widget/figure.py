@@ -198,6 +198,16 @@ class FigureMixin:
         self.selected = None
         self._rebuild_figure()
 
+    def _in_view(self, point: int) -> bool:
+        """True if point ``point`` lies within the axis ranges the graph shows."""
+        view, layout = self.view, self.drawn.layout
+        for axis, at in ((layout.xaxis, view.x[point]), (layout.yaxis, view.y[point])):
+            if axis.range is not None:
+                lo, hi = sorted(float(v) for v in axis.range)
+                if not lo <= float(at) <= hi:
+                    return False
+        return True
+
     def _on_search_submit(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self.find(change["new"])
@@ -214,7 +224,8 @@ class FigureMixin:
             self._say(f"no node or module matches {esc(query)!s}" if query.strip() else "")
             return names
         self.figure_sync.adopt_view()  # pan from where the reader left the graph
-        reveal(self.drawn, self.explorer, names)
+        if not self._in_view(points[0]):  # a graph that shows it already is not moved
+            reveal(self.drawn, self.explorer, names)
         self.figure_sync.push()
         self.details.value = self._details_html(self.explorer.plan()) if self.selected else (
             f"{len(names)} nodes match <code>{esc(query)}</code>: " + esc(", ".join(names[:20]))
