@@ -597,3 +597,32 @@ class Explorer:
         from .backends.cast_graph import export_cast_program
 
         return export_cast_program(self, path, settings, device=device)
+
+    # -- prediction: a plan's latency and error before any compile (mixprec_explorer.predict) ------------------------
+    @property
+    def predictor(self):
+        """The latency and error model calibrated from this explorer's recorded measurements (made on first use)."""
+        from .predict import Predictor
+
+        found = self.__dict__.get("_predictor")
+        if found is None:
+            found = self.__dict__["_predictor"] = Predictor(self)
+        return found
+
+    def record_measurement(self, plan: Any = None, *, profile: Any = None, latency_ms: float | None = None,
+                           accuracy: Any = None, sensitivity: Any = None):
+        """Register what was measured for a plan (``ex.compile``'s result or its Settings) so :meth:`predict` uses it.
+
+        ``ex.record_measurement(compiled, profile=ex.profile(compiled), accuracy=ex.accuracy(compiled))``: all-FP32
+        and all-low plans calibrate the prediction, any other plan refines it. See :meth:`Predictor.record`.
+        """
+        return self.predictor.record(plan, profile=profile, latency_ms=latency_ms, accuracy=accuracy,
+                                     sensitivity=sensitivity)
+
+    def predict(self, settings: Settings | None = None, *, backend: str | None = None, estimate: bool = False):
+        """Predicted latency and error of a plan (None: the current settings) without compiling: a ``Prediction``.
+
+        Calibrated from recorded all-FP32 and all-low profiles and sensitivity (``ex.sensitivity()`` is taken up
+        by itself); says so in ``statement`` when it has nothing to go on. See :mod:`mixprec_explorer.predict`.
+        """
+        return self.predictor.predict(settings, backend=backend, estimate=estimate)
