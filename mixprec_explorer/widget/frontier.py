@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from ..errors import MissingResult
 from ..viz.frontier import frontier_figure
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class FrontierWidget:
                  on_load: Callable[[FrontierPoint | None], Any] | None = None, height: int | None = None) -> None:
         frontier = frontier if frontier is not None else explorer.last_frontier
         if frontier is None:
-            raise ValueError("no frontier to show: run ex.frontier(inputs) first, or pass frontier=")
+            raise MissingResult("no frontier to show: run ex.frontier(inputs) first, or pass frontier=")
         self.explorer = explorer
         self.frontier = frontier
         self.on_load = on_load

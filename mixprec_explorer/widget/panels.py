@@ -16,6 +16,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import dtypes
+from ..errors import BackendUnavailable
 from ..viz.layout import GROUP_PREFIX
 from ._format import esc, num
 from .status import guarded
@@ -233,7 +234,7 @@ class PanelsMixin:
         if not ok:
             self.compile_button.disabled = True
             self.backend_note.value = f"<small>{esc(reason)}</small>"
-            raise RuntimeError(reason)
+            raise BackendUnavailable(reason)
         self.compile_button.disabled = True
         self.progress.layout.visibility = "visible"
         try:
