@@ -43,6 +43,22 @@ def cast_floats(value: Any, dtype: torch.dtype) -> Any:
     return value
 
 
+def _writes_in_place(n: torch.fx.Node) -> bool:
+    """True for ops that write into an argument (``aten.add_``, ``aten.relu_``; a CUDA capture has more of them)."""
+    schema = getattr(n.target, "_schema", None)
+    return schema is not None and any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
+
+
+def _cloned(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_cloned(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _cloned(v) for k, v in value.items()}
+    return value
+
+
 class PlanRunner(torch.fx.Interpreter):
     """Runs the captured program with a dtype per classified node over one or more batches, caching activations.
 
@@ -92,6 +108,8 @@ class PlanRunner(torch.fx.Interpreter):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if dtype is not None:
                 args, kwargs = cast_floats(args, dtype), cast_floats(kwargs, dtype)
+            if _writes_in_place(n):  # add_, relu_: never let them write into an activation another run reuses
+                args, kwargs = _cloned(args), _cloned(kwargs)
             self.evaluations += 1
             return getattr(self, n.op)(n.target, args, kwargs)
 
