@@ -17,16 +17,12 @@ PACKAGE = Path(mixprec_explorer.__file__).parent
 #: Raises of Python's own types that are protocol, not errors of ours: a module ``__getattr__`` must raise
 #: AttributeError; rich's broken-pipe hook re-raises the stream's own error for main() to end quietly.
 PROTOCOL = {("__init__.py", "AttributeError"), ("cli.py", "BrokenPipeError")}
-#: widget/ is being rewritten by another change; its three builtin raises are listed in issue 11's closing note.
-PENDING = ("widget/",)
 
 
 def _builtin_raises() -> list[str]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith(PENDING):
-            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Raise) or node.exc is None:
                 continue
