@@ -209,9 +209,9 @@ class PrecisionPlan:
         return [
             f"Torch-TensorRT {_RELEASES} autocast turns integer tensors into floats at {len(nodes)} node(s): "
             f"{shown}. Why: {why}. {outcome} Remedy: build the cast graph instead, which "
-            "applies this plan's casts to floating-point tensors only: ex.cast_program() or "
-            "ex.export_cast_program(path), compiled with autocast off and strong typing "
-            "(mixprec_explorer.backends.cast_graph.compile_kwargs_for_cast_program)."
+            "applies this plan's casts to floating-point tensors only and compiles with autocast off and strong "
+            "typing: ex.compile(settings, backend='tensorrt', build='cast_graph'), or ex.export_cast_program(path) "
+            "for your own compile call."
         ]
 
     def to_rows(self) -> list[dict[str, str]]:

@@ -78,6 +78,7 @@ class FigureMixin:
         def refresh(self) -> None: ...
         def _apply(self, change: Callable[[], Any]) -> Any: ...
         def _details_html(self, plan: PrecisionPlan) -> str: ...
+        def outline_layers_of(self, node: str | None) -> None: ...
         def _say(self, text: str) -> None: ...
 
     def _build_figure(self) -> None:
@@ -160,6 +161,7 @@ class FigureMixin:
             return
         self.last_exclusion = self._apply(lambda: self.explorer.toggle(key))
         self.refresh()
+        self.outline_layers_of(key)
         ex = self.last_exclusion
         verb = "excluded" if ex.pattern in self.explorer.settings.autocast_excluded_nodes else "included again"
         self._say(f"<code>{esc(ex.pattern)}</code> {verb}: {len(ex.nodes)} node(s)"
@@ -211,6 +213,16 @@ class FigureMixin:
     def _on_search_submit(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self.find(change["new"])
+
+    def ring(self, names: list[str]) -> None:
+        """Ring the points drawing ``names`` (pan to the first if it is out of view) and send the browser that."""
+        self.found, self.selected = list(names), None
+        points = highlight(self.drawn, self.explorer, names)
+        if points:
+            self.figure_sync.adopt_view()
+            if not self._in_view(points[0]):
+                reveal(self.drawn, self.explorer, names)
+        self.figure_sync.push()
 
     @guarded("searching")
     def find(self, query: str) -> list[str]:

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import dtypes
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, CompileFailure
 from ..viz.layout import GROUP_PREFIX
 from ._format import esc, num
 from .status import guarded
@@ -79,6 +79,8 @@ class PanelsMixin:
 
         def refresh(self) -> None: ...
         def _say(self, text: str) -> None: ...
+        def find(self, query: str) -> list[str]: ...
+        def ring(self, names: list[str]) -> None: ...
 
     def _build_panels(self, backend: tuple[bool, str]) -> None:
         """The panels' widgets; ``backend`` is :func:`backend_status` (the compile button is off without one)."""
@@ -105,6 +107,7 @@ class PanelsMixin:
                                                                                            width="200px"))
         self.backend_note = W.HTML()
         self.chart_widget: go.FigureWidget | None = None  #: the latency chart, once a profile exists
+        self.engine_widget: go.FigureWidget | None = None  #: the engine's layers in order, once a profile exists
         self.chart_box = W.VBox([], layout=W.Layout(display="none"))
 
         self.export_button.on_click(lambda _: self.export())
@@ -239,7 +242,12 @@ class PanelsMixin:
         self.progress.layout.visibility = "visible"
         try:
             self.progress.value, self.progress.description = 0, "compiling"
-            compiled = self.explorer.compile()
+            try:
+                compiled = self.explorer.compile()
+            except CompileFailure as err:
+                if err.node is not None:
+                    self.find(err.node)  # ring the node the build stopped at; the error area gives the remedies
+                raise
             self.progress.value, self.progress.description = 1, "profiling"
             profile = self.explorer.profile(compiled)
             self.progress.value, self.progress.description = 2, "accuracy"
@@ -258,10 +266,58 @@ class PanelsMixin:
             self.progress.layout.visibility = "hidden"
 
     def _show_chart(self, profile: Any) -> None:
-        """Show the latency chart of ``profile`` below the compile row."""
+        """Show the latency chart and the engine's layers of ``profile`` below the compile row."""
         from ..viz.charts import build_latency_chart
+        from ..viz.engine import build_engine_figure
 
         chart = go.FigureWidget(build_latency_chart(profile, top=25))
         self.chart_widget = chart
-        self.chart_box.children = (chart,)
+        children: list[Any] = [chart]
+        try:
+            engine = go.FigureWidget(build_engine_figure(profile, height=420))
+        except ValueError:  # no timed layer: nothing to show
+            engine = None
+        self.engine_widget = engine
+        if engine is not None:
+            for trace in engine.data:
+                trace.on_click(self._on_engine_click)
+            children.append(engine)
+        self.chart_box.children = tuple(children)
         self.chart_box.layout.display = None
+
+    def _on_engine_click(self, trace: Any, points: Any, state: Any) -> None:
+        if points is not None and points.point_inds:
+            self.select_layer(int(trace.customdata[points.point_inds[0]]))
+
+    @guarded("selecting an engine layer")
+    def select_layer(self, position: int) -> tuple[str, ...]:
+        """Ring the FX nodes the engine layer at ``position`` ran, outline it; returns those nodes."""
+        from ..viz.engine import engine_layers, nodes_for_layer
+
+        profile = self.explorer.last_profile
+        nodes = nodes_for_layer(profile, position)
+        self.ring(list(nodes))
+        self.outline_layers([position])
+        name = engine_layers(profile)[position].name
+        self._say(f"engine layer <code>{esc(name)}</code> ran {len(nodes)} node(s): "
+                  + esc(", ".join(nodes[:8])) + (" ..." if len(nodes) > 8 else ""))
+        return nodes
+
+    def outline_layers(self, positions: list[int]) -> None:
+        """Outline the engine layers at ``positions`` in the engine view (the others plain)."""
+        if self.engine_widget is None:
+            return
+        chosen = set(positions)
+        with self.engine_widget.batch_update():
+            for trace in self.engine_widget.data:
+                keys = list(trace.customdata)
+                trace.marker.line.color = ["#111111" if k in chosen else "rgba(0,0,0,0)" for k in keys]
+                trace.marker.line.width = [3 if k in chosen else 0 for k in keys]
+
+    def outline_layers_of(self, node: str | None) -> None:
+        """Outline the engine layers that ran FX node ``node`` (none for None)."""
+        if self.engine_widget is None or self.explorer.last_profile is None:
+            return
+        from ..viz.engine import layers_for_nodes
+
+        self.outline_layers(layers_for_nodes(self.explorer.last_profile, [node]) if node else [])

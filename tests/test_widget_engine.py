@@ -1,0 +1,75 @@
+"""The widget's engine view and compile failures, through the real ipywidgets and plotly FigureWidget objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
+
+from plotly.callbacks import InputDeviceState, Points  # noqa: E402
+
+from mixprec_explorer import Explorer, Settings, examples  # noqa: E402
+from mixprec_explorer.viz import graph as vg  # noqa: E402
+from mixprec_explorer.viz.engine import engine_layers  # noqa: E402
+from mixprec_explorer.widget.app import WidgetApp  # noqa: E402
+
+RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
+
+
+def _state() -> InputDeviceState:
+    return InputDeviceState(ctrl=False, alt=False, shift=False, meta=False, button=0, buttons=1)
+
+
+@pytest.mark.skipif(not RTX.is_dir(), reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
+def test_engine_view_links_layers_and_nodes_both_ways() -> None:
+    ex = Explorer(*examples.resnet50(batch=8))
+    profile = ex.load_profile(RTX / "resnet50_b8_fp16" / "profile")
+    app = WidgetApp(ex)
+    app._show_chart(profile)
+    engine = app.engine_widget
+    assert engine is not None and engine in app.chart_box.children
+    rows = engine_layers(profile)
+    stem = next(k for k, r in enumerate(rows) if r.name == "__myl_CorrMulAddRelu_myl0_1")
+    # A click on the stem kernel's bar, as plotly delivers it, rings conv2d, batch_norm and relu_ in the graph.
+    trace = next(t for t in engine.data if stem in list(t.customdata))
+    i = list(trace.customdata).index(stem)
+    trace._dispatch_on_click(Points(point_inds=[i], xs=[trace.x[i]], ys=[trace.y[i]], trace_name=trace.name,
+                                    trace_index=list(engine.data).index(trace)), _state())
+    assert app.found == ["conv2d", "batch_norm", "relu_"]
+    ringed = app.drawn.data[vg.HIGHLIGHT]
+    assert len(ringed.x) == len({app.point_index(n) for n in app.found})
+    assert "ran 3 node(s)" in app.status.value
+    # A click on a graph node outlines the engine layers that ran it (the stem kernel and the input cast).
+    app.click_point(app.point_index("conv2d"))
+    outlined = sorted(k for t in engine.data for k, w in zip(t.customdata, t.marker.line.width) if w)
+    assert [rows[k].name for k in outlined] == ["__myl_CastConc_myl0_0", "__myl_CorrMulAddRelu_myl0_1"]
+
+
+def test_a_compile_failure_rings_its_node_and_the_widget_keeps_working(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend's own failure report (built from Torch-TensorRT's real message) reaches the user intact."""
+    from mixprec_explorer.backends.tensorrt import compile_failure
+    from mixprec_explorer.explorer import SettingsWarning
+
+    ex = Explorer(*examples.transformer_encoder(layers=1, seq=16))
+    with pytest.warns(SettingsWarning, match="build='cast_graph'"):  # predicted before any compile
+        ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    message = ("__len__() should return >= 0\n\nWhile executing %add : [num_users=1] = call_function["
+               "target=torch.ops.aten.add.Tensor](args = (%embedding, %_frozen_param0), kwargs = {})")
+    failure = compile_failure(ValueError(message), ex, ex, ex.plan(), {}, "autocast", Path("log.txt"))
+
+    def fail(*args: object, **kwargs: object) -> None:  # TensorRT cannot run here: raise what it raised live
+        raise failure
+
+    app = WidgetApp(ex)
+    monkeypatch.setattr(ex, "compile", fail)
+    monkeypatch.setattr("mixprec_explorer.widget.panels.backend_status", lambda: (True, "tensorrt"))
+    app.compile_and_profile()
+    assert "add" in app.found
+    assert any("cast_graph" in e for e in app.errors) and any("FX node 'add'" in e for e in app.errors)
+    assert not app.compile_button.disabled
+    errors, status = len(app.errors), app.status.value
+    app.click_point(app.point_index("linear"))  # still answers clicks (here: expands linear's module group)
+    assert len(app.errors) == errors and app.status.value != status
