@@ -73,3 +73,19 @@ def test_a_compile_failure_rings_its_node_and_the_widget_keeps_working(monkeypat
     errors, status = len(app.errors), app.status.value
     app.click_point(app.point_index("linear"))  # still answers clicks (here: expands linear's module group)
     assert len(app.errors) == errors and app.status.value != status
+
+
+def test_every_click_shows_its_predicted_cost_without_a_compile() -> None:
+    """Calibrated for real on the PyTorch backend (CPU), then a click prices itself in ms and error."""
+    from mixprec_explorer.examples import reference_autocast_model
+
+    ex = Explorer(*reference_autocast_model())
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    app = WidgetApp(ex)
+    assert "predicted" not in app.what_if.value  # nothing measured yet: it says what to measure instead
+    app.calibrate_what_if()
+    assert app.errors == [] and "predicted" in app.what_if.value
+    recorded = ex.predictor.version
+    app.click_point(app.point_index("linear_1"))
+    assert "this change:" in app.what_if.value and " ms, " in app.what_if.value
+    assert ex.predictor.version == recorded  # the click measured (and compiled) nothing

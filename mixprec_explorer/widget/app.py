@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ._format import esc
 from .controls import ControlsMixin
 from .figure import FigureMixin, find_nodes
 from .matter import MatterMixin, search_backends, search_text, sensitivity_text
@@ -82,6 +83,8 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         self._check_cache: dict[Settings, list[str]] = {}
         self.notes: list[str] = []  #: warnings from the last settings change
         self._syncing = False
+        self.what_if = widgets.HTML()  #: predicted latency and error of the current plan, and the last click's change
+        self._prediction: Any = None  #: the prediction shown, to price the next change against
         self._build_status()
         self._build_controls()
         self._build_panels(backend_status())
@@ -108,13 +111,14 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         # parts that wrap as wholes: Undo and Redo (and Find with its box) stay side by side
         view_box = row([keep([self.color_by_choice, self.group_choice, self.collapse_button]),
                         keep([self.search, self.find_button]), keep([self.undo_button, self.redo_button])])
-        side = W.VBox([W.HTML("<b>Summary</b>"), self.summary, W.HTML("<b>Details</b>"), self.details,
+        side = W.VBox([W.HTML("<b>What if</b>"), self.what_if, W.HTML("<b>Summary</b>"), self.summary,
+                       W.HTML("<b>Details</b>"), self.details,
                        self.excluded_ops], layout=W.Layout(width="34%", min_width="260px"))
         graph = W.Box([self.figure_widget], layout=W.Layout(width="66%"))
         main = W.HBox([graph, side], layout=W.Layout(width="100%"))
         export_box = W.VBox([row([self.export_path, self.export_format, self.export_button, self.download]),
                              self.snippet])
-        compile_box = row([self.compile_button, self.progress, self.backend_note])
+        compile_box = row([self.compile_button, self.calibrate_button, self.progress, self.backend_note])
         errors_box = row([self.error_area, self.clear_errors_button])
         return W.VBox([settings_box, view_box, main, export_box, compile_box, self.chart_box, self.matter_panel,
                        self.status, errors_box], layout=W.Layout(width="100%"))
@@ -127,9 +131,30 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         self._sync_controls()
         self.summary.value = self._summary_html(plan)
         self.details.value = self._details_html(plan)
+        self.what_if.value = self._what_if_html()
         snippet = self.explorer.settings.to_python()
         self.snippet.value = snippet
         self.snippet.rows = snippet.count("\n") + 1  # every line shows, autocast_excluded_nodes included
+
+
+    def _what_if_html(self) -> str:
+        """The current plan's predicted latency and error (no compile), the change since the last refresh, and the
+        last measured figures of this very plan where there are any."""
+        try:
+            now = self.explorer.predict()
+        except Exception as err:  # the what-if is an aid: never lose the click over it
+            return f"<small>no prediction ({esc(type(err).__name__)}: {esc(err)})</small>"
+        before, self._prediction = self._prediction, now
+        if now.latency_ms is None and now.error is None:
+            return f"<small>{esc(now.statement)}</small>"
+        text = f"predicted <b>{esc(now.summary())}</b>"
+        if before is not None and before.settings != now.settings:
+            text += f"<br>this change: <b>{esc(now.minus(before).text())}</b>"
+        if now.measured_latency_ms is not None or now.measured_error is not None:
+            ms = f"{now.measured_latency_ms:.4g} ms" if now.measured_latency_ms is not None else "? ms"
+            err = f"{now.measured_error:.3g}" if now.measured_error is not None else "?"
+            text += f"<br>measured for this plan: {ms}, rel L2 {err}"
+        return f"<div style='font-size:12px'>{text}</div>"
 
 
 def build_widget(explorer: Explorer, **options: Any) -> widgets.VBox:

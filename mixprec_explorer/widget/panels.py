@@ -103,6 +103,10 @@ class PanelsMixin:
         self._written: set[Path] = set()  #: files this app wrote (replaced without asking)
         self._confirm: Path | None = None  #: an existing file the next Export click replaces
         self.compile_button = W.Button(description="Compile & profile", icon="play", layout=W.Layout(width="170px"))
+        self.calibrate_button = W.Button(description="Calibrate what-if", icon="sliders",
+                                         tooltip="compile and profile all-FP32 and all-low, run sensitivity: then every "
+                                                 "click is priced in ms and error without a compile",
+                                         layout=W.Layout(width="170px"))
         self.progress = W.IntProgress(value=0, min=0, max=3, description="", layout=W.Layout(visibility="hidden",
                                                                                            width="200px"))
         self.backend_note = W.HTML()
@@ -114,8 +118,9 @@ class PanelsMixin:
         self.export_format.observe(self._on_export_format, names="value")
         self.export_path.observe(lambda _: self._arm_export(None), names="value")
         self.compile_button.on_click(lambda _: self.compile_and_profile())
+        self.calibrate_button.on_click(lambda _: self.calibrate_what_if())
         ok, reason = backend
-        self.compile_button.disabled = not ok
+        self.compile_button.disabled = self.calibrate_button.disabled = not ok
         self.backend_note.value = f"<small>{esc(reason)}</small>"
 
     # -- summary and details ---------------------------------------------------------------------------------
@@ -256,6 +261,10 @@ class PanelsMixin:
             except ImportError as err:  # the accuracy layer is optional
                 self.notes.append(f"accuracy not measured: {err}")
             self.progress.value, self.progress.description = 3, "done"
+            try:  # each measured plan is a calibration point of the what-if
+                self.explorer.record_measurement(compiled, profile=profile, accuracy=self.explorer.last_accuracy)
+            except Exception as err:  # an aid: the measurement itself stands
+                self.notes.append(f"not recorded for the what-if: {err}")
             self._show_chart(profile)
             self.refresh()
             e2e = getattr(getattr(profile, "end_to_end", None), "median_ms", None)
@@ -264,6 +273,23 @@ class PanelsMixin:
         finally:
             self.compile_button.disabled = False
             self.progress.layout.visibility = "hidden"
+
+    @guarded("calibrating the what-if")
+    def calibrate_what_if(self) -> None:
+        """Measure the all-FP32 and all-low plans and sensitivity on the default backend, for :meth:`ex.predict`."""
+        from ..predict import measure_calibration
+
+        ok, reason = backend_status()
+        if not ok:
+            raise BackendUnavailable(reason)
+        self.calibrate_button.disabled = True
+        self._say("calibrating the what-if: compiling and profiling all-FP32 and all-low, then sensitivity ...")
+        try:
+            measure_calibration(self.explorer)
+        finally:
+            self.calibrate_button.disabled = False
+        self.refresh()
+        self._say("what-if calibrated: each click now shows its predicted milliseconds and error")
 
     def _show_chart(self, profile: Any) -> None:
         """Show the latency chart and the engine's layers of ``profile`` below the compile row."""
