@@ -8,12 +8,13 @@ tools start from the same ExportedProgram.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from _common import machine as this_machine  # noqa: E402  (benchmarks/ is the script folder)
+from _common import markdown_table  # noqa: E402
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.capture import capture
@@ -83,12 +84,8 @@ def main() -> None:
                   ("encoder 12 layers", *transformer_encoder())]
     rows = [bench(name, model, inputs, args.runs) for name, model, inputs in cases]
     header = ["graph", "nodes", "export_s", "capture_ms", "peer_ms", "ratio", "plan_ms", "toggle_ms"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [f"{row[h]:.3g}" if isinstance(row[h], float) else str(row[h]) for h in header]
-        lines.append("| " + " | ".join(cells) + " |")
-    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-               f"Python {platform.python_version()}, torch {torch.__version__}")
+    lines = markdown_table(rows, header)
+    machine = this_machine()
     try:
         from importlib.metadata import version
 

@@ -13,7 +13,6 @@ table build after a calibration. The issue's target: ``click_ms`` <= 20 ms on a 
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import time
@@ -27,6 +26,10 @@ from mixprec_explorer.explorer import module_pattern
 from mixprec_explorer.predict import measure_calibration
 
 TARGET_MS = 20.0
+
+
+from _common import machine as this_machine  # noqa: E402  (benchmarks/ is the script folder)
+from _common import markdown_table  # noqa: E402
 
 
 def bench(name: str, model: torch.nn.Module, inputs: tuple, clicks: int, sample: int | None) -> dict[str, object]:
@@ -79,12 +82,8 @@ def main() -> None:
         rows = [bench(name, model, inputs, args.clicks, sample) for name, model, inputs, sample in cases]
     header = ["graph", "nodes", "calibrate_s", "tables_ms", "click_ms", "p90_click_ms", "toggle_ms", "predict_ms",
               "within_target"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [f"{row[h]:.3g}" if isinstance(row[h], float) else str(row[h]) for h in header]
-        lines.append("| " + " | ".join(cells) + " |")
-    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-               f"Python {platform.python_version()}, torch {torch.__version__}")
+    lines = markdown_table(rows, header)
+    machine = this_machine()
     text = (f"Machine: {machine}; click = toggle one node's module + ex.predict(), median of {args.clicks} "
             f"(target <= {TARGET_MS:g} ms on the 2,000-node graph).\n\n" + "\n".join(lines) + "\n")
     print(text)
