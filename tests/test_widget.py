@@ -242,7 +242,7 @@ def test_search_rings_matching_nodes(app: WidgetApp) -> None:
     assert find_nodes(app.explorer, "linear2") == ["linear_1"]
     assert find_nodes(app.explorer, "linear_2") == ["linear_2"]
     assert set(find_nodes(app.explorer, "LINEAR")) == {"linear", "linear_1", "linear_2"}
-    app.search.value = "linear3"
+    app.find_box.value = "linear3"
     ring = app.drawn.data[vg.HIGHLIGHT]
     i = app.point_index("linear_2")
     assert list(ring.x) == [app.node_trace.x[i]] and list(ring.y) == [app.node_trace.y[i]]
@@ -332,7 +332,7 @@ def test_find_button_finds_and_does_not_search(autocast_ex):
 
     app = WidgetApp(autocast_ex)
     before = autocast_ex.settings
-    app.search.value = "linear2"
+    app.find_box.value = "linear2"
     app.find_button.click()
     assert app.found == ["linear_1"] and app.selected == "linear_1"
     assert autocast_ex.settings == before, "finding a node changes no setting"
@@ -439,7 +439,7 @@ def test_undo_and_redo_wrap_together() -> None:
 
 def test_sensitivity_text_lists_only_modules_that_remove_error() -> None:
     from mixprec_explorer.sensitivity import Sensitivity
-    from mixprec_explorer.widget.matter import sensitivity_text
+    from mixprec_explorer.widget.analysis_panel import sensitivity_text
 
     sens = Sensitivity(metric="rel_l2", low_dtype=FP16, all_low_error=0.01, node_low_error={}, node_fp32_gain={},
                        module_low_error={"a": 0.008, "b": 0.0, "c": 0.001},

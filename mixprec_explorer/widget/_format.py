@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from ..numbers import format_number
+
 __all__ = ["describe_change", "esc", "num", "opt"]
 
 
@@ -14,13 +16,13 @@ def esc(value: Any) -> str:
 
 
 def num(value: float) -> str:
-    """Three significant digits, or "inf"."""
-    return "inf" if value == float("inf") else f"{value:.3g}"
+    """Three significant digits, infinities and NaN as words (the package's one formatter)."""
+    return format_number(value)
 
 
 def opt(value: Any, spec: str = ".3g") -> str:
     """An optional number: "-" for None, else :func:`num` (or ``format(value, spec)`` for another spec)."""
-    return "-" if value is None else num(value) if spec == ".3g" else format(value, spec)
+    return format_number(value) if value is None or spec == ".3g" else format(value, spec)
 
 
 def describe_change(before: Any, after: Any) -> str:

@@ -61,7 +61,7 @@ def _mended_bundle() -> str | None:
     """plotly's widget front end with its updates counted rather than marked, or None if it cannot be mended."""
     esm = getattr(go.FigureWidget, "_esm", None)  # a path, or anywidget's FileContents (str() is the text)
     try:
-        source = esm.read_text(encoding="utf-8") if isinstance(esm, pathlib.PurePath) else str(esm or "")
+        source = esm.read_text(encoding="utf-8") if isinstance(esm, pathlib.Path) else str(esm or "")
     except OSError:
         return None
     source, marked = _MARKED_UPDATE.subn(
@@ -178,16 +178,16 @@ class _ShapeSlots:
                 self.shapes[s] = {**self.shapes[s], "visible": False}
         free = [s for s, key in enumerate(self.owner) if key is None]
         for key, shape in marks.items():
-            s = slot_of.get(key)
-            if s is None:
+            slot = slot_of.get(key)
+            if slot is None:
                 if free:
-                    s = free.pop(0)
+                    slot = free.pop(0)
                 else:
-                    s = len(self.owner)
+                    slot = len(self.owner)
                     self.owner.append(None)
                     self.shapes.append({})
-                self.owner[s] = key
-            self.shapes[s] = shape
+                self.owner[slot] = key
+            self.shapes[slot] = shape
         return list(self.shapes)
 
 

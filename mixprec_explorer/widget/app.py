@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ._format import esc
+from .analysis_panel import MatterMixin, search_backends, search_text, sensitivity_text
 from .controls import ControlsMixin
 from .figure import FigureMixin, find_nodes
-from .matter import MatterMixin, search_backends, search_text, sensitivity_text
 from .panels import PanelsMixin, backend_status
 from .status import StatusMixin
 
@@ -93,7 +93,7 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         if explorer.last_profile is not None:  # profiled before the widget was made
             self._show_chart(explorer.last_profile)
         self.root = self._assemble()
-        self.root.app = self  # type: ignore[attr-defined]  # reach the app from the displayed box
+        self.root.app = self  # reach the app from the displayed box
         self.refresh()
 
     def _assemble(self) -> widgets.VBox:
@@ -110,7 +110,7 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
                                                          grid_gap="4px", flex="0 0 auto"))
         # parts that wrap as wholes: Undo and Redo (and Find with its box) stay side by side
         view_box = row([keep([self.color_by_choice, self.group_choice, self.collapse_button]),
-                        keep([self.search, self.find_button]), keep([self.undo_button, self.redo_button])])
+                        keep([self.find_box, self.find_button]), keep([self.undo_button, self.redo_button])])
         side = W.VBox([W.HTML("<b>What if</b>"), self.what_if, W.HTML("<b>Summary</b>"), self.summary,
                        W.HTML("<b>Details</b>"), self.details,
                        self.excluded_ops], layout=W.Layout(width="34%", min_width="260px"))
@@ -152,8 +152,8 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
             text += f"<br>this change: <b>{esc(now.minus(before).text())}</b>"
         if now.measured_latency_ms is not None or now.measured_error is not None:
             ms = f"{now.measured_latency_ms:.4g} ms" if now.measured_latency_ms is not None else "? ms"
-            err = f"{now.measured_error:.3g}" if now.measured_error is not None else "?"
-            text += f"<br>measured for this plan: {ms}, rel L2 {err}"
+            rel = f"{now.measured_error:.3g}" if now.measured_error is not None else "?"
+            text += f"<br>measured for this plan: {ms}, rel L2 {rel}"
         return f"<div style='font-size:12px'>{text}</div>"
 
 

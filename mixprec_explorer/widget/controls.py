@@ -53,7 +53,7 @@ class ControlsMixin:
         def collapse_all(self) -> None: ...
         def _on_color_by(self, change: dict[str, Any]) -> None: ...
         def _on_group(self, change: dict[str, Any]) -> None: ...
-        def _on_search_submit(self, change: dict[str, Any]) -> None: ...
+        def _on_find_submit(self, change: dict[str, Any]) -> None: ...
         def _say(self, text: str) -> None: ...
         def _sync_frontier(self) -> None: ...
 
@@ -87,7 +87,7 @@ class ControlsMixin:
                                        + [(f"modules at depth {d}", d) for d in (1, 2, 3, 4)],
                                        value=self.group_by_module or 0, description="group", style=short,
                                        layout=W.Layout(width="240px"))
-        self.search = W.Text(placeholder="node name or module path", description="find", style=short,
+        self.find_box = W.Text(placeholder="node name or module path", description="find", style=short,
                              continuous_update=False, layout=W.Layout(width="260px"))
         self.find_button = W.Button(description="Find", icon="search", layout=W.Layout(width="80px"))
         self.undo_button = W.Button(description="Undo", icon="undo", layout=W.Layout(width="80px"))
@@ -100,8 +100,8 @@ class ControlsMixin:
             control.observe(self._on_setting_change, names="value")
         self.color_by_choice.observe(self._on_color_by, names="value")
         self.group_choice.observe(self._on_group, names="value")
-        self.search.observe(self._on_search_submit, names="value")
-        self.find_button.on_click(lambda _: self.find(self.search.value))
+        self.find_box.observe(self._on_find_submit, names="value")
+        self.find_button.on_click(lambda _: self.find(self.find_box.value))
         self.undo_button.on_click(lambda _: self.undo())
         self.redo_button.on_click(lambda _: self.redo())
         self.collapse_button.on_click(lambda _: self.collapse_all())

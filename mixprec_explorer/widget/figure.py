@@ -210,7 +210,7 @@ class FigureMixin:
                     return False
         return True
 
-    def _on_search_submit(self, change: dict[str, Any]) -> None:
+    def _on_find_submit(self, change: dict[str, Any]) -> None:
         if not self._syncing:
             self.find(change["new"])
 

@@ -7,7 +7,6 @@ only swaps settings and moves one marker: nothing is planned, compiled or measur
 
 from __future__ import annotations
 
-import html
 import traceback
 import warnings
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import plotly.graph_objects as go
 
 from ..errors import MissingResult
 from ..viz.frontier import frontier_figure
+from ._format import esc, num
 
 if TYPE_CHECKING:
     from ..explorer import Explorer
@@ -29,12 +29,6 @@ PLANS, FRONT, LOADED = range(3)  #: trace order: every plan (takes clicks), the 
 _NONE = -1  #: plan_choice value when no plan of the frontier is loaded
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3g}"
 
 
 class FrontierWidget:
@@ -77,14 +71,14 @@ class FrontierWidget:
                       "Plans with an error of 0 or inf are off the log axis: pick them from the list.</small>")
         self.root = W.VBox([self.figure_widget, hint, W.HBox([self.plan_choice, self.undo_button]), self.status,
                             self.details, self.error_area], layout=W.Layout(width="100%"))
-        self.root.app = self  # type: ignore[attr-defined]  # reach the widget from the displayed box
+        self.root.app = self  # reach the widget from the displayed box
         self._sync()
 
     # -- state ------------------------------------------------------------------------------------------------
     def _choices(self) -> list[tuple[str, int]]:
         unit = "ms" if self.frontier.latency_source == "measured" else "ms est."
         return [("(none of these plans loaded)", _NONE)] + [
-            (f"{p.label}: {self.frontier.metric} {_fmt(p.error)}, {_fmt(p.latency_ms)} {unit}"
+            (f"{p.label}: {self.frontier.metric} {num(p.error)}, {num(p.latency_ms)} {unit}"
              + (" · front" if p.on_front else ""), i) for i, p in enumerate(self.frontier.points)]
 
     def index_of_current(self) -> int | None:
@@ -113,14 +107,14 @@ class FrontierWidget:
             return "<div style='font-size:12px'>The explorer's settings are none of these plans.</div>"
         p = self.frontier.points[self.loaded]
         source = "measured" if p.measured else f"estimated ({self.frontier.latency_source})"
-        kept = ", ".join(f"<code>{_e(m or '(root)')}</code>" for m in p.fp32_modules[:12]) or "none"
+        kept = ", ".join(f"<code>{esc(m or '(root)')}</code>" for m in p.fp32_modules[:12]) or "none"
         if len(p.fp32_modules) > 12:
             kept += f" and {len(p.fp32_modules) - 12} more"
-        lines = [f"loaded: <b>{_e(p.label)}</b>" + (" (on the Pareto front)" if p.on_front else ""),
-                 f"{_e(self.frontier.metric)}: <b>{_fmt(p.error)}</b> · latency: <b>{_fmt(p.latency_ms)} ms</b> "
-                 f"{_e(source)}",
+        lines = [f"loaded: <b>{esc(p.label)}</b>" + (" (on the Pareto front)" if p.on_front else ""),
+                 f"{esc(self.frontier.metric)}: <b>{num(p.error)}</b> · latency: <b>{num(p.latency_ms)} ms</b> "
+                 f"{esc(source)}",
                  f"modules kept in FP32: {kept}"]
-        lines += [f"<span style='color:#8a4b00'>&#9888; {_e(n)}</span>" for n in self.notes]
+        lines += [f"<span style='color:#8a4b00'>&#9888; {esc(n)}</span>" for n in self.notes]
         return "<div style='font-size:12px'>" + "<br>".join(lines) + "</div>"
 
     # -- actions ----------------------------------------------------------------------------------------------
@@ -143,8 +137,8 @@ class FrontierWidget:
                 self.explorer.settings = point.settings
             self.notes = [str(w.message) for w in caught]
             self._sync()
-            self.status.value = (f"loaded <b>{_e(point.label)}</b> into the explorer's settings: "
-                                 f"{_e(self.frontier.metric)} {_fmt(point.error)}, {_fmt(point.latency_ms)} ms")
+            self.status.value = (f"loaded <b>{esc(point.label)}</b> into the explorer's settings: "
+                                 f"{esc(self.frontier.metric)} {num(point.error)}, {num(point.latency_ms)} ms")
             if self.on_load is not None:
                 self.on_load(point)
         except Exception as err:  # shown to the user, never lost
@@ -156,7 +150,7 @@ class FrontierWidget:
             self.explorer.undo()
             self.notes = []
             self._sync()
-            self.status.value = ("undone: " + (f"<b>{_e(self.frontier.points[self.loaded].label)}</b> is loaded"
+            self.status.value = ("undone: " + (f"<b>{esc(self.frontier.points[self.loaded].label)}</b> is loaded"
                                                if self.loaded is not None else "settings are none of these plans"))
             if self.on_load is not None:
                 self.on_load(self.frontier.points[self.loaded] if self.loaded is not None else None)
@@ -168,9 +162,9 @@ class FrontierWidget:
         message = f"{where}: {type(err).__name__}: {err}"
         self.errors.append(message)
         tb = "".join(traceback.format_exception(type(err), err, err.__traceback__)[-6:])
-        self.error_area.value += (f"<details><summary style='color:#b00020'>{_e(message)}</summary>"
-                                  f"<pre style='font-size:11px'>{_e(tb)}</pre></details>")
-        self.status.value = f"<span style='color:#b00020'>{_e(message)}</span>"
+        self.error_area.value += (f"<details><summary style='color:#b00020'>{esc(message)}</summary>"
+                                  f"<pre style='font-size:11px'>{esc(tb)}</pre></details>")
+        self.status.value = f"<span style='color:#b00020'>{esc(message)}</span>"
         try:
             self._sync()
         except Exception as inner:  # pragma: no cover - the sync itself failing: keep the message, no loop

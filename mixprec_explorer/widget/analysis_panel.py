@@ -219,7 +219,7 @@ class MatterMixin:
             frontier = self.explorer.frontier(**{"backend": self._panel_backend(), "progress": False,
                                                   **self.frontier_options})
         box = self.frontier_widget(frontier)
-        self.frontier_app = box.app  # type: ignore[attr-defined]
+        self.frontier_app = box.app
         self.frontier_box.children = (box,)
         self.frontier_box.layout.display = None
         front = frontier.front()
