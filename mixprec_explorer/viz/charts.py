@@ -16,7 +16,7 @@ from ..records import LayerRecord
 if TYPE_CHECKING:
     from ..sensitivity import Sensitivity
 
-__all__ = ["build_latency_chart", "build_sensitivity_chart"]
+__all__ = ["build_latency_chart", "build_sensitivity_chart", "layer_hover"]
 
 
 def _layers(profile: Any) -> list[tuple[LayerRecord, bool]]:
@@ -31,7 +31,8 @@ def _label(rank: int, layer: LayerRecord, attributed: bool) -> str:
     return f"#{rank} {name}" + ("" if attributed else " (unattributed)")
 
 
-def _hover(layer: LayerRecord, attributed: bool, total_ms: float) -> str:
+def layer_hover(layer: LayerRecord, attributed: bool, total_ms: float) -> str:
+    """One engine layer's hover: kernel, type, dtypes in and out, latency and share, FX nodes, match (HTML)."""
     names = ", ".join(dtypes.display_name(d) for d in layer.output_dtypes) or "-"
     ins = ", ".join(dtypes.display_name(d) for d in layer.input_dtypes) or "-"
     text = (f"<b>{layer.name}</b><br>type: {layer.layer_type or '-'}<br>in: {ins} · out: {names}"
@@ -45,8 +46,13 @@ def _hover(layer: LayerRecord, attributed: bool, total_ms: float) -> str:
     if layer.nodes:
         shown = ", ".join(layer.nodes[:6]) + (f" +{len(layer.nodes) - 6}" if len(layer.nodes) > 6 else "")
         text += f"<br>FX nodes: {shown}"
+    if layer.node_dtypes:
+        text += f"<br>computes in: {', '.join(sorted({dtypes.display_name(d) for _, d in layer.node_dtypes}))}"
     if layer.modules:
         text += f"<br>modules: {', '.join(layer.modules[:4])}"
+    match = layer.extra.get("match", {})
+    if match:
+        text += f"<br>match: {match.get('confidence', '?')} ({str(match.get('why', ''))[:90]})"
     if not attributed:
         text += "<br><i>not mapped to any FX node</i>"
     return text
@@ -87,7 +93,7 @@ def build_latency_chart(profile: Any | Iterable[LayerRecord], *, top: int = 40, 
         fig.add_bar(
             orientation="h", name=key, marker_color=dtypes.PALETTE[key],
             x=[shown[i][0].latency_ms for i in idx], y=[labels[i] for i in idx],
-            hovertext=[_hover(shown[i][0], shown[i][1], total_ms) for i in idx], hoverinfo="text",
+            hovertext=[layer_hover(shown[i][0], shown[i][1], total_ms) for i in idx], hoverinfo="text",
         )
     return fig
 

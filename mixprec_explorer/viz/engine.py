@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from .. import dtypes
 from ..errors import MissingResult, UnknownName
 from ..records import LayerRecord
+from .charts import layer_hover
 
 __all__ = ["build_engine_figure", "engine_layers", "layers_for_nodes", "nodes_for_layer"]
 
@@ -49,22 +50,6 @@ def nodes_for_layer(profile: Any, layer: int | str) -> tuple[str, ...]:
         if r.name == layer:
             return r.nodes
     raise UnknownName(f"no engine layer named {layer!r}")
-
-
-def _hover(r: LayerRecord, total_ms: float) -> str:
-    match = r.extra.get("match", {})
-    ins = ", ".join(dtypes.display_name(d) for d in r.input_dtypes) or "-"
-    outs = ", ".join(dtypes.display_name(d) for d in r.output_dtypes) or "-"
-    nodes = ", ".join(r.nodes[:8]) + (f" +{len(r.nodes) - 8}" if len(r.nodes) > 8 else "")
-    text = (f"<b>{r.name}</b><br>{r.layer_type or 'layer'} · in {ins} · out {outs}"
-            f"<br>{r.latency_ms:.4g} ms ({(r.latency_ms or 0) / total_ms:.1%} of the engine)")
-    if r.node_dtypes:
-        ran = sorted({dtypes.display_name(d) for _, d in r.node_dtypes})
-        text += f"<br>computes in: {', '.join(ran)}"
-    text += f"<br>FX nodes: {nodes or '<i>none</i>'}"
-    if match:
-        text += f"<br>match: {match.get('confidence', '?')} ({match.get('why', '')[:90]})"
-    return text
 
 
 def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), selected_layer: int | str | None = None,
@@ -110,6 +95,6 @@ def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), sel
                 "line": {"color": [_SELECTED if k in outlined else "rgba(0,0,0,0)" for k in idx],
                          "width": [3 if k in outlined else 0 for k in idx]}},
             x=[rows[k].latency_ms for k in idx], y=[labels[k] for k in idx], customdata=list(idx),
-            hovertext=[_hover(rows[k], total_ms) for k in idx], hoverinfo="text",
+            hovertext=[layer_hover(rows[k], bool(rows[k].nodes), total_ms) for k in idx], hoverinfo="text",
         )
     return fig
