@@ -89,3 +89,70 @@ def test_every_click_shows_its_predicted_cost_without_a_compile() -> None:
     app.click_point(app.point_index("linear_1"))
     assert "this change:" in app.what_if.value and " ms, " in app.what_if.value
     assert ex.predictor.version == recorded  # the click measured (and compiled) nothing
+
+
+def test_cost_of_staying_fp32_is_a_colouring_once_the_what_if_is_calibrated() -> None:
+    """The colour dropdown's "cost of staying FP32": said to need calibrating before, then each node coloured by
+    ``ex.predictor.fp32_cost_ms()`` with a colour bar in ms and the figure in its hover (real PyTorch backend)."""
+    from mixprec_explorer.examples import reference_autocast_model
+    from mixprec_explorer.numbers import format_number
+
+    ex = Explorer(*reference_autocast_model())
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    app = WidgetApp(ex)
+    label = dict((v, k) for k, v in app.color_by_choice.options)["fp32_cost"]
+    assert label == "cost of staying FP32 (ms) (needs Calibrate what-if)"
+    app.color_by_choice.value = "fp32_cost"  # nothing to go on yet: said, and the dropdown goes back
+    assert len(app.errors) == 1 and "Calibrate what-if" in app.errors[0] and "measure_calibration" in app.errors[0]
+    assert app.color_by == "precision" and app.color_by_choice.value == "precision"
+
+    app.calibrate_what_if()
+    assert len(app.errors) == 1
+    assert dict((v, k) for k, v in app.color_by_choice.options)["fp32_cost"] == "cost of staying FP32 (ms)"
+    costs = ex.predictor.fp32_cost_ms()
+    assert set(costs) == {"linear", "linear_1", "linear_2"}
+    app.color_by_choice.value = "fp32_cost"
+    assert len(app.errors) == 1 and app.color_by == "fp32_cost"
+    marker = app.node_trace.marker
+    assert marker.showscale and "ms" in marker.colorbar.title.text
+    for name, ms in costs.items():
+        i = app.point_index(name)
+        assert marker.color[i] == pytest.approx(ms)
+        assert f"cost of staying FP32: <b>{format_number(ms)} ms</b>" in app.node_trace.hovertext[i]
+    assert marker.color[app.point_index("x")] < min(costs.values())  # a graph input has no cost: the grey band
+    assert "cost of staying FP32" not in app.node_trace.hovertext[app.point_index("x")]
+    app.click_point(app.point_index("linear_1"))  # a click still toggles, and the colouring stays
+    assert ex.settings.autocast_excluded_nodes == {"^linear2$"} and app.color_by == "fp32_cost"
+    assert len(app.errors) == 1 and marker.color[app.point_index("linear_1")] == pytest.approx(costs["linear_1"])
+
+
+def test_cost_of_staying_fp32_in_a_figure_sums_a_collapsed_module() -> None:
+    """After measure_calibration on the PyTorch backend, ex.figure(color_by="fp32_cost") colours and hovers each
+    node by its predicted cost, and a collapsed module by the sum over its nodes."""
+    from mixprec_explorer.examples import layer_stack
+    from mixprec_explorer.predict import measure_calibration
+    from mixprec_explorer.viz.graph import OverlayUnavailable
+
+    ex = Explorer(*layer_stack(40))
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    with pytest.raises(OverlayUnavailable, match="needs the what-if's calibration"):
+        ex.figure(color_by="fp32_cost")
+    measure_calibration(ex, backend="torch", sensitivity=False, isolate=False)
+    costs = ex.predictor.fp32_cost_ms()
+    assert costs
+    flat = ex.figure(color_by="fp32_cost", group_by_module=None)
+    nodes = flat.data[vg.NODES]
+    keys = list(nodes.customdata)
+    name = next(iter(costs))
+    assert nodes.marker.color[keys.index(name)] == pytest.approx(costs[name])
+    assert "cost of staying FP32" in nodes.hovertext[keys.index(name)] and " ms</b>" in nodes.hovertext[keys.index(name)]
+    assert "cost of staying FP32" in flat.layout.title.text
+    grouped = ex.figure(color_by="fp32_cost", group_by_module=1)
+    gnodes = grouped.data[vg.NODES]
+    gkeys = list(gnodes.customdata)
+    group = next(k for k in gkeys if k.startswith("module:"))
+    module = group[len("module:"):]
+    members = [n for n in costs if ex.nodes[n].module == module or ex.nodes[n].module.startswith(module + ".")]
+    assert members
+    assert gnodes.marker.color[gkeys.index(group)] == pytest.approx(sum(costs[n] for n in members))
+    assert f"summed over {len(members)} nodes" in gnodes.hovertext[gkeys.index(group)]

@@ -3,11 +3,13 @@
 A point's colour is one number through a colourscale, so a recolour sends one float array. Discrete modes
 (precision, reason, module, measured_dtype, mismatch, changed) give each point a category (the dominant member's
 for a collapsed module) and each category a step of the scale and a legend entry; continuous modes (latency,
-error, sensitivity) map values through viridis, with a grey band below it for points without a value.
+error, sensitivity, fp32_cost) map values through viridis, with a grey band below it for points without a value.
+A colouring may add a line to each point's hover text (:attr:`Coloring.hover`; fp32_cost: the predicted ms).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import OptionError
+from ..numbers import format_number
 from .overlay import Overlay, OverlayUnavailable
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ __all__ = [
     "COLOR_BY",
     "GREY",
     "LEGEND_SLOTS",
+    "FP32_COST",
     "LIGHT",
     "MISMATCH_COLORS",
     "MODULE_COLORS",
@@ -41,13 +45,18 @@ __all__ = [
     "change_label",
     "changed_nodes",
     "color_points",
+    "fp32_costs",
     "precision_label",
+    "with_hover",
 ]
 
 #: Values ``color_by`` accepts. "latency", "measured_dtype" and "mismatch" need a profile, "error" an accuracy
-#: result, "sensitivity" a sensitivity result, "changed" a plan to compare with (``compare_to=``).
+#: result, "sensitivity" a sensitivity result, "fp32_cost" the what-if's calibration (all-FP32 and all-low
+#: profiles on one backend, see :func:`fp32_costs`), "changed" a plan to compare with (``compare_to=``).
 COLOR_BY = ("precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch", "sensitivity",
-            "changed")
+            "fp32_cost", "changed")
+#: The "cost of staying FP32" colouring: each node's predicted ms saved by running it in low precision.
+FP32_COST = "fp32_cost"
 #: Legend slots for colour categories (module colouring folds the rest into "other modules").
 LEGEND_SLOTS = 12
 GREY, LIGHT = "#999999", "#DDDDDD"
@@ -84,6 +93,46 @@ class Coloring:
     cmax: float
     legend: tuple[tuple[str, str], ...]  #: (label, colour) for discrete colourings
     colorbar: dict[str, Any] | None  #: for continuous colourings
+    hover: tuple[str, ...] | None = None  #: per point, text this colouring adds to the hover (None: nothing)
+
+
+def with_hover(texts: list[str], coloring: Coloring) -> list[str]:
+    """Each point's hover text with what ``coloring`` adds to it (``texts`` itself where it adds nothing)."""
+    if coloring.hover is None:
+        return texts
+    return [text + extra for text, extra in zip(texts, coloring.hover)]
+
+
+def fp32_costs(explorer: Explorer) -> dict[str, float]:
+    """Per node, the predicted ms that keeping it in FP32 costs over running it in low precision
+    (``explorer.predictor.fp32_cost_ms()``). Raises :class:`OverlayUnavailable`, saying what to measure, while the
+    predictor has nothing to go on (no all-FP32 and all-low profiles on one backend yet)."""
+    costs = explorer.predictor.fp32_cost_ms()
+    if not costs:
+        raise OverlayUnavailable(
+            f"color_by={FP32_COST!r} needs the what-if's calibration (an all-FP32 and an all-low profile on one "
+            "backend): click 'Calibrate what-if' in the widget, or run "
+            "mixprec_explorer.predict.measure_calibration(ex, backend=...)")
+    return costs
+
+
+def _cost_coloring(view: GraphView, costs: dict[str, float]) -> Coloring:
+    """fp32_cost: each point's predicted ms (a collapsed module: the sum over its nodes), and the ms in its hover."""
+    raw: list[float | None] = []
+    hover: list[str] = []
+    for names in view.members:
+        known = [costs[n] for n in names if n in costs]
+        if not known:
+            raw.append(None)
+            hover.append("")
+            continue
+        ms = sum(known)
+        raw.append(ms)
+        how = "over running it in low precision" if len(names) == 1 else f"summed over {len(known)} nodes"
+        slower = " (low precision is the slower here)" if ms < 0 else ""
+        hover.append(f"<br>cost of staying FP32: <b>{format_number(ms)} ms</b> predicted {how}{slower}")
+    coloring = _continuous(raw, "cost of staying FP32 (ms)", log=False)
+    return dataclasses.replace(coloring, hover=tuple(hover))
 
 
 def change_label(rec: NodePrecision | None, other: NodePrecision | None) -> str:
@@ -269,6 +318,8 @@ def color_points(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color
         raise OverlayUnavailable(
             "color_by='sensitivity' needs a sensitivity result: run ex.sensitivity(inputs) first, "
             "or pass sensitivity=")
+    if color_by == FP32_COST:
+        return _cost_coloring(view, fp32_costs(explorer))
     if color_by == "changed" and ov.other is None:
         raise OverlayUnavailable(
             "color_by='changed' needs a plan to compare with: pass compare_to= (a PrecisionPlan or Settings)")

@@ -36,6 +36,7 @@ from ..errors import OptionError
 from .colors import (
     CHANGED_COLORS,
     COLOR_BY,
+    FP32_COST,
     GREY,
     LEGEND_SLOTS,
     LIGHT,
@@ -45,6 +46,7 @@ from .colors import (
     Coloring,
     changed_nodes,
     color_points,
+    with_hover,
 )
 from .hover import group_static_hover, node_static_hover, plan_hover, record_hover
 from .layout import GROUP_PREFIX, Box, auto_grouping, group_graph, layered_layout, text_width, without_gc
@@ -362,6 +364,8 @@ def _title(explorer: Explorer, plan: PrecisionPlan, view: GraphView, color_by: s
     elif color_by == "sensitivity" and ov.sensitivity is not None:
         how = (f"sensitivity ({ov.sensitivity.metric} with only the node in "
                f"{dtypes.display_name(ov.sensitivity.low_dtype)})")
+    elif color_by == FP32_COST:
+        how = "predicted cost of staying FP32 (ms saved in low precision)"
     phrases = [f"{len(plan)} nodes ({counts})", f"coloured by {how}"]
     if groups:
         phrases.append(f"{groups} modules collapsed (bar: their precisions)")
@@ -516,7 +520,7 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
              line={"color": "#B8B8B8", "width": 1}),
         kind(x=view.x, y=view.y, mode="markers", name="nodes",
              customdata=np.array(view.keys, dtype=object),
-             hovertext=plan_hover(view, explorer, plan, ov), hoverinfo="text", showlegend=False,
+             hovertext=with_hover(plan_hover(view, explorer, plan, ov), coloring), hoverinfo="text", showlegend=False,
              marker={"size": view.sizes, "symbol": list(view.symbols), "line": {"width": 1, "color": "#FFFFFF"},
                      "color": coloring.values, "colorscale": coloring.colorscale, "cmin": coloring.cmin,
                      "cmax": coloring.cmax, "showscale": coloring.colorbar is not None,
@@ -590,7 +594,7 @@ def _apply(fig: go.Figure, view: GraphView, explorer: Explorer, plan: PrecisionP
            coloring: Coloring, *, hover: bool) -> None:
     mix = _group_mix(view, explorer, plan)
     marks = _marks(view, plan, mix)
-    hovertext = plan_hover(view, explorer, plan, ov) if hover else None
+    hovertext = with_hover(plan_hover(view, explorer, plan, ov), coloring) if hover else None
     bar_base, bar_len, bar_y, bar_colours = _bars(view, mix)
     meta = fig.layout.meta["mixprec"]
     plot_w, plot_h, room = meta["plot"]

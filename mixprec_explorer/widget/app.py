@@ -83,6 +83,7 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         self._check_cache: dict[Settings, list[str]] = {}
         self.notes: list[str] = []  #: warnings from the last settings change
         self._syncing = False
+        self._costs_checked: tuple[tuple[int, int], bool] | None = None
         self.what_if = widgets.HTML()  #: predicted latency and error of the current plan, and the last click's change
         self._prediction: Any = None  #: the prediction shown, to price the next change against
         self._build_status()

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 import torch
 
 from ..errors import SettingsError
+from ..viz.colors import FP32_COST
 from ..viz.graph import COLOR_BY, OverlayUnavailable, node_errors
 from ._format import describe_change, esc
 from .status import guarded
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["ControlsMixin"]
 
 _NEEDS = {"latency": "profile", "measured_dtype": "profile", "mismatch": "profile", "error": "accuracy",
-          "sensitivity": "sensitivity"}
+          "sensitivity": "sensitivity", FP32_COST: "Calibrate what-if"}
+#: Dropdown labels of the colourings whose value says too little.
+_LABELS = {FP32_COST: "cost of staying FP32 (ms)"}
 #: Colourings the dropdown leaves out: "changed" compares two plans (see mixprec_explorer.viz.compare).
 _NOT_IN_DROPDOWN = ("changed",)
 #: The low precision dropdown's values and the dtypes they stand for.
@@ -47,6 +50,7 @@ class ControlsMixin:
         notes: list[str]
         _check_cache: dict[Settings, list[str]]
         _syncing: bool
+        _costs_checked: tuple[tuple[int, int], bool] | None
 
         def refresh(self) -> None: ...
         def find(self, query: str) -> list[str]: ...
@@ -122,9 +126,21 @@ class ControlsMixin:
         except OverlayUnavailable:
             per_node = False
         have = {"profile": self.explorer.last_profile is not None, "accuracy": per_node,
-                "sensitivity": self.explorer.last_sensitivity is not None}
-        return [(c if c not in _NEEDS or have[_NEEDS[c]] else f"{c} (needs {_NEEDS[c]})", c) for c in COLOR_BY
-                if c not in _NOT_IN_DROPDOWN]
+                "sensitivity": self.explorer.last_sensitivity is not None, "Calibrate what-if": self._costs_known()}
+        return [(_LABELS.get(c, c) + ("" if c not in _NEEDS or have[_NEEDS[c]] else f" (needs {_NEEDS[c]})"), c)
+                for c in COLOR_BY if c not in _NOT_IN_DROPDOWN]
+
+    def _costs_known(self) -> bool:
+        """True if the what-if predicts each node's cost of staying FP32 (asked once per recorded measurement)."""
+        predictor = self.explorer.predictor
+        key = (predictor.version, id(self.explorer.calibration))
+        if self._costs_checked is None or self._costs_checked[0] != key:
+            try:
+                known = bool(predictor.fp32_cost_ms())
+            except Exception:  # the option says it needs calibrating; choosing it shows the error
+                known = False
+            self._costs_checked = ((predictor.version, id(self.explorer.calibration)), known)
+        return self._costs_checked[1]
 
     # -- settings -------------------------------------------------------------------------------------------
     def _control_values(self) -> dict[str, Any]:
