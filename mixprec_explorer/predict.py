@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .backends.base import Compiled, Profile
     from .explorer import Explorer
 
-__all__ = ["CastCost", "Delta", "Prediction", "Predictor", "Source", "delta", "measure_calibration"]
+__all__ = ["CastCost", "Delta", "Prediction", "Predictor", "Source", "delta", "measure_calibration", "target_label"]
 
 _LOW = (torch.float16, torch.bfloat16)
 _EXCLUDING_RULES = frozenset({"excluded_node", "excluded_op"})
@@ -263,6 +263,7 @@ class _Measurement:
     profile_device: str
     recorded_at: float
     sources: tuple[Source, ...]
+    forward_error: float | None = None  #: the plan's exact forward-pass error, where the recorder measured it
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,12 @@ def _target_of(compiled: Compiled) -> _Target:
     else:
         variant = str(options.get("mode", ""))
     return _Target(compiled.backend, variant, str(compiled.device))
+
+
+def target_label(compiled: Compiled) -> str:
+    """The label a compiled plan's measurements are recorded under ("torch eager on cpu", "tensorrt cast_graph on
+    cuda:0"): what ``predict(settings, backend=...)`` takes to predict for that very target."""
+    return _target_of(compiled).label
 
 
 def _end_to_end(profile: Profile) -> float | None:
@@ -490,6 +497,9 @@ class _ErrorTables:
         self.floor = 0.0  #: the backend's all-FP32 error
         self.correction = 1.0  #: fitted on mixed plans, applied in full at all-FP32 and not at all at all-low
         self.points = 0
+        #: the same correction for predictions anchored on a plan's exact forward-pass error (:meth:`anchored`)
+        self.anchored_correction = 1.0
+        self.anchored_points = 0
 
     def core(self, view: _PlanView) -> tuple[float, float, dict[int, float], bool]:
         """(sum of weights, lam, per-node weights, overflow) for the low nodes of a plan, before scaling."""
@@ -508,9 +518,23 @@ class _ErrorTables:
         grown = self.scale * self.correction ** (1.0 - lam)
         return math.sqrt(self.floor ** 2 + grown * grown * total)
 
+    def _lam(self, forward: float) -> float:
+        """The share of the (squared) all-low forward-pass error a plan with this forward error keeps."""
+        A = self.all_low
+        return min(1.0, (forward / A) ** 2) if math.isfinite(A) and A > 0 else 0.0
+
+    def anchored(self, forward: float) -> float:
+        """A plan's error on the backend from its exact forward-pass error: scaled like all-low, the floor added in
+        quadrature, the anchored correction applied in full towards all-FP32 and not at all at all-low (exact)."""
+        if math.isnan(forward) or math.isinf(forward):
+            return math.inf
+        grown = self.scale * self.anchored_correction ** (1.0 - self._lam(forward))
+        return math.sqrt(self.floor ** 2 + (grown * forward) ** 2)
+
     def fit(self, fp32_error: float | None, all_low_error: float | None,
-            points: Sequence[tuple[_PlanView, float]]) -> None:
-        """Floor from the backend's FP32 error, scale from its all-low error, correction from mixed ``points``."""
+            points: Sequence[tuple[_PlanView, float]], anchored: Sequence[tuple[float, float]] = ()) -> None:
+        """Floor from the backend's FP32 error, scale from its all-low error, correction from mixed ``points``
+        ((plan, measured error)); the anchored correction from ``anchored`` ((forward-pass error, measured error))."""
         self.floor = fp32_error if fp32_error is not None and math.isfinite(fp32_error) else 0.0
         A = self.all_low
         self.scale = 1.0
@@ -531,6 +555,19 @@ class _ErrorTables:
             self.correction = math.exp(max(-math.log(10), min(math.log(10), log_g)))
         else:
             self.correction = 1.0
+        xs, ys = [], []
+        for forward, measured in anchored:
+            above = math.sqrt(max(measured ** 2 - self.floor ** 2, 0.0)) if math.isfinite(measured) else math.inf
+            if not (0 < forward < math.inf and 0 < above < math.inf):
+                continue
+            xs.append(1.0 - self._lam(forward))
+            ys.append(math.log(above / (self.scale * forward)))
+        self.anchored_points = len(xs)
+        if xs:  # a ridge towards 1, worth a quarter of a plan measured far from all-low
+            log_g = sum(x * y for x, y in zip(xs, ys)) / (sum(x * x for x in xs) + 0.25)
+            self.anchored_correction = math.exp(max(-math.log(10), min(math.log(10), log_g)))
+        else:
+            self.anchored_correction = 1.0
 
 
 # -- the predictor -------------------------------------------------------------------------------------------------
@@ -555,8 +592,8 @@ class Predictor:
 
     # -- recording -----------------------------------------------------------------------------------------------
     def record(self, plan: Compiled | Settings | None = None, *, profile: Profile | None = None,
-               latency_ms: float | None = None, accuracy: Any = None, sensitivity: Any = None
-               ) -> tuple[Source, ...]:
+               latency_ms: float | None = None, accuracy: Any = None, sensitivity: Any = None,
+               forward_error: float | None = None) -> tuple[Source, ...]:
         """Register measurements; returns the sources added.
 
         ``plan`` is the ``Compiled`` that was profiled or checked (its settings, backend, mode/build and device name
@@ -564,9 +601,10 @@ class Predictor:
         ``profile`` is what ``ex.profile`` / ``ex.load_profile`` returned; ``latency_ms`` an end-to-end time
         measured otherwise (``time_plans``, plans timed in turns), which replaces the profile's own where both are
         given; ``accuracy`` an ``AccuracyReport`` or a relative L2 error; ``sensitivity`` what ``ex.sensitivity``
-        returned (``ex.last_sensitivity`` is also taken up on its own). All-FP32 and all-low plans calibrate
-        (their profiles give per-node times); any other plan is a calibration point that fits the cast cost
-        (latency) and the error correction. Raises OptionTypeError for a plan that is neither a Compiled nor
+        returned (``ex.last_sensitivity`` is also taken up on its own); ``forward_error`` the plan's exact
+        forward-pass error (what ``predict(..., forward_error=)`` is anchored on; the search passes it). All-FP32
+        and all-low plans calibrate (their profiles give per-node times); any other plan is a calibration point that
+        fits the cast cost (latency) and the error correction. Raises OptionTypeError for a plan that is neither a Compiled nor
         Settings, OptionError for a measurement without its plan.
         """
         now = time.time()
@@ -622,8 +660,9 @@ class Predictor:
             if math.isnan(error):
                 error = math.inf
             sources.append(Source("accuracy", label, target.label, f"rel_l2 {format_number(error)}", now))
+        forward = float(forward_error) if forward_error is not None else None
         self._measurements.append(_Measurement(settings, target, kind, label, end_to_end, node_ms, error, device,
-                                               now, tuple(sources)))
+                                               now, tuple(sources), forward))
         self._changed()
         return tuple(added + sources)
 
@@ -789,13 +828,16 @@ class Predictor:
         sources = [sens.source]
         fp32 = low = None
         points = []
+        anchored = []
         if target is not None:
             fp32, low = self._latest(target, "fp32", False), self._latest(target, "all_low", False)
             for m in self._measurements:
                 if m.target.covers(target) and m.kind == "mixed" and m.error is not None:
                     points.append((structure.view(self.explorer.plan(m.settings)), m.error))
                     sources.extend(s for s in m.sources if s.kind == "accuracy")
-        tables.fit(fp32.error if fp32 else None, low.error if low else None, points)
+                    if m.forward_error is not None:
+                        anchored.append((m.forward_error, m.error))
+        tables.fit(fp32.error if fp32 else None, low.error if low else None, points, anchored)
         sources = [s for m in (fp32, low) if m is not None for s in m.sources if s.kind == "accuracy"] + sources
         if low is not None and target is not None:
             basis = "backend"
@@ -819,17 +861,20 @@ class Predictor:
 
     # -- prediction ------------------------------------------------------------------------------------------------
     def predict(self, settings: Settings | None = None, *, backend: str | None = None,
-                estimate: bool = False) -> Prediction:
+                estimate: bool = False, forward_error: float | None = None) -> Prediction:
         """Predicted latency and error of the plan for ``settings`` (None: the explorer's current settings).
 
         ``backend`` picks the target by label prefix ("tensorrt", "torch compiled"); by default the newest one with
         all-FP32 and all-low profiles. With no profile, ``latency_ms`` is None and ``statement`` says what to
         measure, unless ``estimate`` asks for a FLOPs/bytes estimate (said so in ``latency_basis``).
+        ``forward_error``, where the caller measured the plan's exact forward-pass error (relative L2, the
+        sensitivity run's inputs), replaces the sensitivity sum: the error is that figure scaled to the backend
+        like all-low, with the FP32 floor, and corrected from measured plans recorded with theirs (the search).
         """
         s = self.explorer.settings if settings is None else settings
         self._sync()
         structure = self._structure_now()
-        key = (s, backend, estimate, self.version)
+        key = (s, backend, estimate, self.version, forward_error)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -887,6 +932,13 @@ class Predictor:
                 total, lam, weights, overflow = error_tables.core(view)
                 error = error_tables.value(total, lam, overflow)
                 floor = error_tables.floor
+                if forward_error is not None:
+                    error = error_tables.anchored(float(forward_error))
+                    statements.append(
+                        f"error anchored on the plan's forward-pass error ({format_number(forward_error, 2)})"
+                        + (f", corrected by {format_number(error_tables.anchored_correction, 2)}x from "
+                           f"{error_tables.anchored_points} measured plan(s) anchored alike"
+                           if error_tables.anchored_points else ""))
                 if total > 0 and not overflow:
                     share = {names[i]: w / total for i, w in weights.items() if w > 0}
         measured_ms, measured_error = self._measured(s, target)

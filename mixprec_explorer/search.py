@@ -1,11 +1,15 @@
-"""Search: the fastest plan within an error budget, explained, confirmed by one compile, resumable.
+"""Search: the fastest plan within an error budget, explained, confirmed on the backend with few compiles, resumable.
 
 Greedy over exclusions a user would write (anchored regexes for a module or a whole block, and op types), ranked by error
-removed (from :mod:`sensitivity`, capped at what is still needed) per millisecond of estimated latency added, then
-pruned. Every step's error is measured exactly with one forward pass of the mixed plan. A compile on the backend
-confirms the plan; where the backend measures more error than the forward pass did, the greedy order is extended and
-its length bisected on the backend's own error. The state is saved as JSON after each step, so a rerun with the same
-``state_path`` continues where it stopped.
+removed (from :mod:`sensitivity`, capped at what is still needed) per millisecond the plan's latency model adds, then
+pruned. Every step's error is measured exactly with one forward pass of the mixed plan. The latency model is the
+explorer's :class:`~mixprec_explorer.predict.Predictor`, fed with the all-FP32 and all-low profiles the search
+measures (so a plan's latency includes the casts at its precision boundaries). On the backend, only a few plans are
+compiled: the all-FP32 and all-low ones (calibration: their profiles, their errors), then the prefixes of the pick
+order that the predictor, calibrated on those errors and anchored on each prefix's exact forward-pass error, says just
+meet the budget; each measured plan is recorded as a calibration point before the next one is chosen. Where even
+all-FP32 misses the budget, the result says so and shows the floor. The state is saved as JSON after each step, so a
+rerun with the same ``state_path`` continues where it stopped.
 """
 
 from __future__ import annotations
@@ -23,38 +27,47 @@ import torch
 
 from . import dtypes
 from .analysis import (
+    ALL_MODULES,
     Build,
+    CompileLog,
     Inputs,
     LatencyModel,
     PlanEvaluator,
     PlanRunner,
     all_fp32_settings,
     backend_error,
+    calibration_profiles,
     error_gain,
     get_metric,
     low_precision_settings,
     normalize_inputs,
-    price_nodes,
     progress_steps,
     with_exclusions,
 )
 from .analysis.inputs import Batch
-from .errors import OptionError
+from .errors import CompileFailure, OptionError
 from .explorer import module_pattern
 from .sensitivity import Sensitivity, compute_sensitivity
 from .settings import Settings, write_atomic
 
 if TYPE_CHECKING:
+    from .backends.base import Compiled, Profile
     from .explorer import Explorer
 
-__all__ = ["STRATEGIES", "Candidate", "LatencyModel", "SearchResult", "SearchStep", "candidates", "run_search",
-           "subtree_pattern"]
+__all__ = ["DEFAULT_MAX_PROBES", "STRATEGIES", "BackendPlan", "Candidate", "LatencyModel", "SearchResult",
+           "SearchStep", "candidates", "run_search", "subtree_pattern"]
 
 STATE_SCHEMA = "mixprec_explorer.search"
-STATE_VERSION = 2  #: 2: greedy rules, calibration and bisection on the backend
+#: 3: the predictor picks the prefixes compiled on the backend; all-FP32 measured first (floor, reachability)
+STATE_VERSION = 3
 #: How the greedy picks: the cheapest single exclusion that suffices, error per ms capped at what is still
 #: needed, and plain error per ms. Each makes a plan; the cheapest within budget is kept.
 STRATEGIES = ("single", "capped", "ratio")
+#: Compiles beyond all-FP32 and all-low a search spends on prefixes of its pick order (the chosen plan included).
+DEFAULT_MAX_PROBES = 4
+#: A shorter prefix is probed after one met the budget only where the model predicts it faster by at least this
+#: share of the gap between all-FP32 and all-low (less is within timing noise, and not worth a compile).
+MIN_GAIN_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -66,14 +79,14 @@ class Candidate:
     nodes: tuple[str, ...]  #: nodes it keeps in FP32
     gain: float  #: error removed when only it stays FP32 from the all-low plan (metric units)
     low_error: float  #: error when only it runs low precision
-    cost_ms: float  #: estimated latency added by keeping it in FP32 (ms; may be negative)
+    cost_ms: float  #: predicted latency added by keeping it in FP32, casts included (ms; may be negative)
 
 
 @dataclass(frozen=True)
 class SearchStep:
-    """One measured step: the exclusions in force, their exact error and estimated latency."""
+    """One measured step: the exclusions in force, their exact error and predicted latency."""
 
-    action: str  #: "start", "add <value>", "drop <value>"
+    action: str  #: "start", "add <value>", "drop <value>", "calibrate: ...", "bisect on <backend>: ..."
     modules: tuple[str, ...]
     ops: tuple[str, ...]
     error: float
@@ -81,34 +94,93 @@ class SearchStep:
 
 
 @dataclass(frozen=True)
+class BackendPlan:
+    """One plan the search compiled and measured on the backend: what the model predicted before, what was measured.
+
+    Calibration plans (all-FP32, all-low) have no prediction of their own: they are what the model is built from.
+    """
+
+    label: str  #: "all-FP32", "all-low", "prefix 3 of 7" (the first 3 exclusions of the pick order)
+    role: str  #: "calibration" or "probe"
+    settings: Settings
+    exclusions: int  #: module regexes and ops kept in FP32
+    forward_error: float | None  #: the search's forward pass's exact error of the plan
+    predicted_error: float | None  #: the backend's error predicted before it was compiled
+    measured_error: float | None
+    predicted_latency_ms: float | None  #: predicted before it was compiled (casts included)
+    measured_latency_ms: float | None = None  #: median when timed in turns with the others (None: not confirmed)
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    """The chosen settings with the reason for each exclusion, and what the confirming compile measured."""
+    """The chosen settings with the reason for each exclusion, and what the confirming compile measured.
+
+    Where the budget is not reachable (``reachable`` False: even the plan with the least error measured, usually
+    all-FP32, misses it), the settings are that floor plan and ``floor_error`` / ``floor_plan`` say what it reached;
+    ``within_budget`` is then False. ``compiles`` counts the distinct plans compiled on the backend for this search
+    (each once: the all-FP32 and all-low calibration plans and the prefixes probed); ``compiles_beyond_calibration``
+    those beyond all-FP32 and all-low; ``compiles_reused`` those the compile cache held from an earlier analysis of
+    this process (not built again).
+    """
 
     settings: Settings
     budget: float
     metric: str
     within_budget: bool
     error: float  #: error measured by the search's forward pass (metric units)
-    estimated_latency_ms: float
+    estimated_latency_ms: float  #: predicted (the explorer's predictor where calibrated, casts included)
     exclusions: tuple[Candidate, ...]  #: each with its sensitivity (the explanation)
     steps: tuple[SearchStep, ...]
     forward_evaluations: int  #: full forward passes spent on error (sensitivity's partial runs not counted)
     latency_source: str
     confirmed: dict[str, Any] = field(default_factory=dict)  #: backend, measured error, latency, speedups
-    backend_probes: int = 0  #: compiles spent bisecting on the backend's error, beyond all-low and the plan
+    backend_probes: int = 0  #: prefixes of the pick order compiled and measured, beyond all-FP32 and all-low
+    reachable: bool = True  #: False: no plan reaches the budget, not even the floor plan
+    floor_error: float | None = None  #: the least error any measured plan reached (backend where checked)
+    floor_plan: str = ""  #: the plan that reached it ("all-FP32", "prefix 3 of 7", ...)
+    compiles: int = 0  #: distinct plans compiled on the backend for this search
+    compiles_beyond_calibration: int = 0  #: of those, beyond all-FP32 and all-low
+    compiles_reused: int = 0  #: of those, handed back by the compile cache (built earlier in this process)
+    backend_plans: tuple[BackendPlan, ...] = ()  #: every plan measured on the backend, predicted against measured
+
+    def _with_counts(self, compiles: int, beyond: int, reused: int) -> SearchResult:
+        """This result with its compile counts."""
+        return replace(self, compiles=compiles, compiles_beyond_calibration=beyond, compiles_reused=reused)
 
     def decisions(self) -> list[str]:
-        """How the plan was reached: the backend calibration, the greedy rule kept, the bisection on the backend."""
-        return [s.action for s in self.steps if s.action.startswith(("calibrate", "keep the", "bisect"))]
+        """How the plan was reached: the backend calibration, the greedy rule kept, the probes on the backend."""
+        return [s.action for s in self.steps if s.action.startswith(("calibrate", "keep the", "bisect",
+                                                                     "unreachable"))]
+
+    def floor_text(self) -> str:
+        """The floor in words: ``"floor: 4.2e-04 rel_l2 (all-FP32), over the budget 3e-04"``; "" when unknown."""
+        if self.floor_error is None:
+            return ""
+        where = f" ({self.floor_plan})" if self.floor_plan else ""
+        side = "within" if self.floor_error <= self.budget else "over"
+        return f"floor: {self.floor_error:.3g} {self.metric}{where}, {side} the budget {self.budget:.3g}"
 
     def explain(self) -> str:
-        """One line per exclusion: what it is and why it was kept in FP32."""
+        """Why the plan is what it is: one line per exclusion (what it is, why it stays FP32); first, where the
+        budget is missed, that it is missed and the floor (the least error any measured plan reached)."""
+        lines = []
+        measured = (self.confirmed.get("chosen") or {}).get("error") if self.confirmed else None
+        if not self.reachable:
+            lines.append(f"budget {self.budget:.3g} {self.metric} is NOT reachable: no plan meets it. The least "
+                         f"error any measured plan reached is {self.floor_error:.3g} ({self.floor_plan}); that floor "
+                         "plan is loaded. Raise the budget to at least the floor, or lower the floor (for example "
+                         "strict FP32 without TF32).")
+        elif not self.within_budget:
+            error = measured if measured is not None else self.error
+            lines.append(f"NOT within budget: this plan's error is {error:.3g} {self.metric}, over {self.budget:.3g}; "
+                         "no plan the search measured met it"
+                         + (f" ({self.floor_text()})" if self.floor_error is not None else ""))
         if not self.exclusions:
-            return "no exclusions needed: the all-low-precision plan is within budget"
-        return "\n".join(
-            f"{c.kind} {c.value}: removes {c.gain:.3g} {self.metric} when kept in FP32 "
-            f"(alone in low precision: {c.low_error:.3g}); costs ~{c.cost_ms:.3g} ms"
-            for c in self.exclusions)
+            lines.append("no exclusions: the all-low-precision plan" + (" is within budget" if self.within_budget
+                                                                        else ""))
+        lines += [f"{c.kind} {c.value}: removes {c.gain:.3g} {self.metric} when kept in FP32 "
+                  f"(alone in low precision: {c.low_error:.3g}); costs ~{c.cost_ms:.3g} ms" for c in self.exclusions]
+        return "\n".join(lines)
 
 
 def subtree_pattern(prefix: str) -> str:
@@ -197,30 +269,42 @@ def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None
     return state
 
 
+
 def run_search(explorer: Explorer, inputs: Inputs = None, budget: float = 1e-2, metric: str = "rel_l2", *,
                objective: str = "latency", backend: str | None = "auto", device: str | None = None,
                isolate: bool = True, compile_options: Mapping[str, Any] | None = None,
                state_path: str | os.PathLike[str] | None = None, confirm: bool = True, use_ops: bool = True,
-               use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = 8,
+               use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = DEFAULT_MAX_PROBES,
                progress: bool = True) -> SearchResult:
-    """Find exclusions meeting ``budget`` (metric units) with the best estimated latency; see module docs.
+    """Find exclusions meeting ``budget`` (metric units) with the best predicted latency; see module docs.
 
     ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs` (a tensor, a tuple, a list of batches).
-    ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` to price each node
-    (a FLOPs/bytes estimate when ``backend`` is None); ``objective="nodes"`` minimises FP32 nodes.
-    ``device``, ``isolate`` and ``compile_options`` (the backend's own, e.g. ``{"mode": "compiled"}``) say how
-    plans are compiled. With ``confirm``, all-low is measured on ``backend`` first to calibrate the aim, and the
-    plan's pick order is bisected on the backend's own error with at most ``max_probes`` more compiles;
-    ``within_budget`` then reports the backend's measurement. The result is loaded into ``explorer.settings``.
-    Raises OptionError for a negative budget, an unknown metric/objective, or another search's state file;
-    InputError for inputs that do not fit the captured program.
+    ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` and records them in
+    ``explorer.predictor``, which prices each plan (casts included; a FLOPs/bytes estimate when ``backend`` is None);
+    ``objective="nodes"`` minimises FP32 nodes. ``device``, ``isolate`` and ``compile_options`` (the backend's own:
+    ``{"mode": "compiled"}`` for torch, ``{"build": "cast_graph"}`` for TensorRT where autocast cannot build the
+    model) say how plans are compiled; each plan is compiled once per search (``result.compiles`` counts them).
+
+    With ``confirm``, the all-FP32 and all-low errors are measured on ``backend`` first: all-low within budget needs
+    no exclusion; all-FP32 over budget means no plan reaches it (``reachable=False``). Otherwise the greedy aims the
+    forward pass at what the backend's errors imply, and at most ``max_probes`` prefixes of its pick order are
+    compiled, each the one the predictor says just meets the budget given what was measured so far (the chosen plan
+    among them); ``within_budget`` then reports the backend's measurement, and all measured plans are timed in turns.
+
+    The result is loaded into ``explorer.settings``: the chosen plan, or, where the budget is not reachable, the floor
+    plan (the measured plan with the least error, usually all-FP32), which is as close as the backend gets; where the
+    probes found no plan within a reachable budget, the measured prefix with the least error (``within_budget``
+    False; all-FP32 meets the budget). Raises OptionError for a negative budget, an unknown metric/objective, or
+    another search's state file; InputError for inputs that do not fit the captured program.
     """
     get_metric(metric)
     if objective not in ("latency", "nodes"):
         raise OptionError(f"objective must be 'latency' or 'nodes', got {objective!r}")
     if not (budget >= 0):
         raise OptionError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
-    build = Build(backend, device, isolate, dict(compile_options or {}), progress)
+    if max_probes < 0:
+        raise OptionError(f"max_probes must be a non-negative number of compiles, got {max_probes!r}")
+    build = Build(backend, device, isolate, dict(compile_options or {}), progress, log=CompileLog())
     search = _Search(explorer, normalize_inputs(explorer.captured, inputs), budget, metric, objective, build,
                      confirm and backend is not None, use_ops, use_subtrees, low_dtype, max_probes,
                      Path(state_path) if state_path is not None else None)
@@ -229,8 +313,12 @@ def run_search(explorer: Explorer, inputs: Inputs = None, budget: float = 1e-2, 
     return result
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 class _Search:
-    """One search, phase by phase (rank, greedy, confirm, bisect, done), its state saved as JSON after each step."""
+    """One search, phase by phase (rank, greedy, probe, done), its state saved as JSON after each step."""
 
     def __init__(self, explorer: Explorer, batches: list[Batch], budget: float, metric: str, objective: str,
                  build: Build, checked: bool, use_ops: bool, use_subtrees: bool, low_dtype: torch.dtype | None,
@@ -243,6 +331,7 @@ class _Search:
         self.checker = build.backend if checked else None
         self.use_ops, self.use_subtrees, self.path = use_ops, use_subtrees, path
         self.base = low_precision_settings(explorer.settings, low_dtype)
+        self.fp32 = all_fp32_settings(self.base)
         low = self.base.autocast_low_precision_type
         key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
                "low": dtypes.to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
@@ -251,6 +340,8 @@ class _Search:
         self.runner = PlanRunner(explorer, batches)  # one set of cached activations for sensitivity, candidates, steps
         self.evaluator = PlanEvaluator(explorer, self.runner, metric)
         self.bar = progress_steps(None, self.progress, desc="search")
+        #: the calibration profiles measured by this process (re-recorded with their times in turns at confirm)
+        self.profiles: dict[Settings, Profile] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -272,8 +363,7 @@ class _Search:
         s = _apply(self.base, self.chosen)
         err = self.evaluator.error(s)
         self.steps.append(SearchStep(action, tuple(sorted(s.autocast_excluded_nodes)),
-                                     tuple(sorted(s.autocast_excluded_ops)), err,
-                                     self.latency.estimate_ms(self.evaluator.low_nodes(s))))
+                                     tuple(sorted(s.autocast_excluded_ops)), err, self.plan_ms(s)))
         self.state["chosen"] = [c.value for c in self.chosen]
         self.state["steps"] = [asdict(x) for x in self.steps]
         self.save()
@@ -285,6 +375,50 @@ class _Search:
     def price(self, c: Candidate) -> float:
         return float(len(c.nodes)) if self.objective == "nodes" else c.cost_ms
 
+    # -- the model: the explorer's predictor where this search calibrated it, else the state's own figures ------
+    @property
+    def target(self) -> str | None:
+        """The predictor's label of the search's backend, where this process recorded its calibration there."""
+        target = self.state.get("target")
+        return target if target is not None and target in self.explorer.predictor.targets() else None
+
+    def plan_ms(self, settings: Settings) -> float:
+        """Predicted latency of a plan: the predictor's (casts included), else the per-node sum."""
+        if self.target is not None and self.objective == "latency":
+            predicted = self.explorer.predictor.predict(settings, backend=self.target).latency_ms
+            if predicted is not None:
+                return predicted
+        return self.latency.estimate_ms(self.evaluator.low_nodes(settings))
+
+    def _scale(self) -> tuple[float, float]:
+        """(backend's FP32 floor, backend/forward scale of the error above it), from the calibration's measurements."""
+        state = self.state
+        floor = float(state.get("measured_fp32") or 0.0)
+        floor = floor if math.isfinite(floor) else 0.0
+        measured, estimate = float(state.get("measured_all_low", math.nan)), self.steps[0].error
+        if not (math.isfinite(measured) and 0 < estimate < math.inf):
+            return floor, 1.0
+        above = math.sqrt(max(measured ** 2 - floor ** 2, 0.0))
+        return floor, (above / estimate if above > 0 else measured / estimate if measured > 0 else 1.0)
+
+    def predicted_error(self, settings: Settings, forward: float) -> float:
+        """The backend's error of a plan, predicted from its exact forward-pass error: the predictor's calibrated
+        model (scaled like all-low, FP32 floor, corrected by the plans measured so far), else the same without the
+        correction from the state's figures (a resumed search in a new process)."""
+        if self.target is not None:
+            p = self.explorer.predictor.predict(settings, backend=self.target, forward_error=forward)
+            if p.error is not None and p.error_basis == "backend":
+                return p.error
+        if not math.isfinite(forward):
+            return math.inf
+        floor, scale = self._scale()
+        return math.sqrt(floor ** 2 + (scale * forward) ** 2)
+
+    def record(self, compiled: Compiled, **measured: Any) -> None:
+        """A measurement of the backend's in the explorer's predictor (a calibration point for every later plan)."""
+        if self.metric == "rel_l2":
+            self.explorer.predictor.record(compiled, **measured)
+
     # -- phases ---------------------------------------------------------------------------------------------
     def run(self) -> SearchResult:
         if self.state["phase"] == "rank":
@@ -292,10 +426,8 @@ class _Search:
         self._load()
         if self.state["phase"] == "greedy":
             self.greedy()
-        if self.state["phase"] == "confirm":
-            self.extend()
-        if self.state["phase"] == "bisect":
-            self.bisect()
+        if self.state["phase"] == "probe":
+            self.probe()
         result = self.result()
         self.bar(0, close=True)
         self.state["phase"] = "done"
@@ -303,30 +435,61 @@ class _Search:
         return result
 
     def rank(self) -> None:
-        """Price nodes, measure sensitivity and each candidate's gain and cost."""
+        """Price nodes (profiles recorded in the predictor), measure sensitivity and each candidate's gain and cost."""
         explorer, low = self.explorer, self.base.autocast_low_precision_type
-        latency = price_nodes(explorer, self.base, self.build, self.objective)
+        latency, pairs = calibration_profiles(explorer, self.base, self.build, self.objective)
+        for compiled, profile in pairs:
+            self.record(compiled, profile=profile)
+            self.profiles[compiled.settings] = profile
+        target = None
+        if pairs:
+            from .predict import target_label
+
+            target = target_label(pairs[-1][0])
         sens = compute_sensitivity(explorer, self.batches, self.metric, low_dtype=low, progress=self.progress,
                                    runner=self.runner)
+        if self.metric == "rel_l2":
+            explorer.predictor.record(sensitivity=sens)
         cands = candidates(explorer, sens, latency, ops=self.use_ops, subtrees=self.use_subtrees, runner=self.runner)
-        self.state.update(phase="greedy", latency_source=latency.source, latency={"fp32": latency.fp32_ms,
-                          "low": latency.low_ms}, candidates=[asdict(c) for c in cands], chosen=[], steps=[])
+        self.state.update(target=target, latency_source=latency.source)
+        if target is not None and self.objective == "latency" and self.target is not None:
+            # each candidate priced as the predictor prices it alone: its nodes at FP32 and the casts at its edges
+            all_low = explorer.predictor.predict(self.base, backend=target).latency_ms
+            if all_low is not None:
+                priced = []
+                for c in cands:
+                    ms = explorer.predictor.predict(_apply(self.base, [c]), backend=target).latency_ms
+                    priced.append(replace(c, cost_ms=ms - all_low) if ms is not None else c)
+                cands = priced
+        self.state.update(phase="greedy", latency={"fp32": latency.fp32_ms, "low": latency.low_ms},
+                          candidates=[asdict(c) for c in cands], chosen=[], steps=[])
         self.save()
 
     def calibrate(self) -> None:
-        """Measure all-low on the backend once and aim the forward pass's error in proportion.
+        """Measure all-FP32 and all-low on the backend (their compiles are the profiled ones) and aim the forward pass.
 
-        The backend's kernels (Inductor, TensorRT) may lose more or less than the forward pass that prices steps.
+        The backend's kernels (Inductor, TensorRT) may lose more or less than the forward pass that prices steps; its
+        all-FP32 error (TF32, kernel order) is a floor no plan goes below. Both go into the predictor.
         """
         state, estimate = self.state, self.steps[0].error
-        state["measured_all_low"] = measured = self.backend_error(self.base)
-        ratio = measured / estimate if math.isfinite(measured) and 0 < estimate < math.inf else 1.0
-        state["aim"] = self.budget / ratio if ratio > 0 else self.budget
-        self.steps.append(SearchStep(f"calibrate: {self.checker} measures all-low at {measured:.3g}, the forward "
-                                     f"pass at {estimate:.3g}; aim at {state['aim']:.3g}", (), (), estimate,
-                                     self.steps[0].latency_ms))
+        for settings, name in ((self.fp32, "measured_fp32"), (self.base, "measured_all_low")):
+            state[name] = self.backend_error(settings)
+            self.record(self.build.compile(self.explorer, settings), accuracy=state[name],
+                        forward_error=0.0 if settings is self.fp32 else estimate)
+        fp32, measured = state["measured_fp32"], state["measured_all_low"]
+        floor, scale = self._scale()
+        room = math.sqrt(max(self.budget ** 2 - floor ** 2, 0.0))
+        state["aim"] = room / scale if scale > 0 else self.budget
+        self.steps.append(SearchStep(f"calibrate: {self.checker} measures all-low at {measured:.3g} and all-FP32 at "
+                                     f"{fp32:.3g}, the forward pass all-low at {estimate:.3g}; aim at "
+                                     f"{state['aim']:.3g}", (), (), estimate, self.steps[0].latency_ms))
         if measured <= self.budget:  # nothing to keep in FP32
             state["plans"] = {"backend": {"chosen": [], "error": estimate, "latency_ms": self.steps[0].latency_ms}}
+        elif fp32 > self.budget:  # not even all-FP32: no plan reaches the budget
+            state["unreachable"] = True
+            self.steps.append(SearchStep(f"unreachable: {self.checker} measures all-FP32 at {fp32:.3g}, over the "
+                                         f"budget {self.budget:.3g}; the floor plan is kept, no plan is searched",
+                                         (ALL_MODULES,), (), 0.0, self.plan_ms(self.fp32)))
         self.save()
 
     def greedy(self) -> None:
@@ -337,6 +500,10 @@ class _Search:
         state = self.state
         if self.checker is not None and "measured_all_low" not in state:
             self.calibrate()
+        if state.get("unreachable"):
+            state["phase"] = "done"
+            self.save()
+            return
         aim = float(state.get("aim", self.budget))
         plans = state.setdefault("plans", {})
         all_low_error = self.steps[0].error
@@ -353,9 +520,9 @@ class _Search:
             if rule != "single":
                 self.add_until(aim, len(self.cands), capped=rule == "capped")
             self.prune(aim)
-            low_nodes = self.evaluator.low_nodes(_apply(self.base, self.chosen))
+            settings = _apply(self.base, self.chosen)
             plans[rule] = {"chosen": [c.value for c in self.chosen], "error": self.err,
-                           "latency_ms": self.latency.estimate_ms(low_nodes) if self.objective == "latency"
+                           "latency_ms": self.plan_ms(settings) if self.objective == "latency"
                            else float(sum(len(c.nodes) for c in self.chosen))}
             self.save()
         best = min(plans, key=lambda k: (k != "backend", plans[k]["error"] > aim, plans[k]["latency_ms"],
@@ -364,7 +531,9 @@ class _Search:
         unit = "ms" if self.objective == "latency" else "nodes"
         self.err = self.measure(f"keep the {best} plan: "
                                 + ", ".join(f"{k} {v['latency_ms']:.3g} {unit}" for k, v in plans.items()))
-        state["phase"] = "confirm" if self.checker is not None else "done"
+        probing = self.checker is not None and "backend" not in plans
+        state.update(phase="probe" if probing else "done", sequence=[c.value for c in self.chosen],
+                     probes={"0": state.get("measured_all_low")}, probe_log=[])
         self.save()
 
     def add_until(self, goal: float, limit: int, capped: bool = True) -> None:
@@ -396,92 +565,195 @@ class _Search:
             else:
                 self.chosen.insert(at, c)
 
-    def extend(self) -> None:
-        """Measure the kept plan on the backend; if still over budget there, extend its pick order past the aim."""
-        measured = self.backend_error(_apply(self.base, self.chosen))
-        picked = len(self.chosen)
-        if measured > self.budget and self.max_probes > 0:
-            floor = self.err * min(1.0, self.budget / measured) * 0.1 if math.isfinite(measured) else 0.0
-            self.add_until(floor, 48)
-        probes = {0: float(self.state["measured_all_low"]), picked: measured}
-        self.state.update(phase="bisect", sequence=[c.value for c in self.chosen],
-                          probes={str(k): v for k, v in probes.items()})
-        self.save()
+    # -- the probes: prefixes of the pick order, each chosen by the model and measured on the backend -----------
+    def _prefix(self, sequence: Sequence[Candidate], k: int) -> tuple[Settings, float, float]:
+        """(settings, exact forward-pass error, predicted backend error) of the first ``k`` exclusions."""
+        settings = _apply(self.base, sequence[:k])
+        forward = self.evaluator.error(settings)
+        return settings, forward, self.predicted_error(settings, forward)
 
-    def bisect(self) -> None:
-        """Cut the pick order to the shortest prefix the backend measures within budget (``max_probes`` compiles)."""
+    def _extend(self, sequence: list[Candidate]) -> bool:
+        """Extend the pick order past its end (forward passes only) until the model predicts it meets the budget."""
+        floor, _ = self._scale()
+        settings, forward, predicted = self._prefix(sequence, len(sequence))
+        room = math.sqrt(max(self.budget ** 2 - floor ** 2, 0.0))
+        above = math.sqrt(max(predicted ** 2 - floor ** 2, 0.0)) if math.isfinite(predicted) else math.inf
+        goal = forward * room / above * 0.8 if 0 < above < math.inf and math.isfinite(forward) \
+            else float(self.state.get("aim", self.budget)) * 0.5
+        self.chosen[:] = sequence
+        self.err = forward
+        before = len(self.chosen)
+        self.add_until(goal, 48)
+        sequence[:] = self.chosen
+        self.state["sequence"] = [c.value for c in sequence]
+        self.save()
+        return len(sequence) > before
+
+    def _next(self, sequence: list[Candidate], probes: dict[int, float]) -> tuple[int | None, str]:
+        """The next prefix to compile and why; None (and why not) when the measurements so far settle it."""
+        budget = self.budget
+        lo = max((k for k, v in probes.items() if not v <= budget), default=0)
+        passing = [k for k, v in probes.items() if v <= budget and k > lo]
+        hi = min(passing) if passing else None
+        while True:
+            top = hi - 1 if hi is not None else len(sequence)
+            pick = next((k for k in range(lo + 1, top + 1) if k not in probes
+                         and self._prefix(sequence, k)[2] <= budget), None)
+            if hi is not None:
+                if pick is None:
+                    return None, f"no shorter prefix than {hi} is predicted within budget"
+                gain = self.plan_ms(_apply(self.base, sequence[:hi])) - self.plan_ms(_apply(self.base, sequence[:pick]))
+                gap = abs(self.plan_ms(self.fp32) - self.plan_ms(self.base))
+                if gain < MIN_GAIN_SHARE * gap:
+                    return None, (f"prefix {pick} is predicted within budget but only {gain:.3g} ms faster than "
+                                  f"{hi}: not worth a compile")
+                return pick, f"shorter prefix predicted within budget and {gain:.3g} ms faster"
+            if pick is not None:
+                return pick, "the shortest prefix predicted within budget"
+            if self._extend(sequence):
+                continue
+            if len(sequence) > lo and len(sequence) not in probes:
+                return len(sequence), "no prefix is predicted within budget: the whole pick order"
+            return None, "no longer prefix to try"
+
+    def probe(self) -> None:
+        """Compile at most ``max_probes`` prefixes of the pick order, each the one the model (recalibrated on every
+        measurement) predicts just meets the budget; keep the shortest the backend measures within budget."""
         state, budget = self.state, self.budget
         sequence = [self.by_value[v] for v in state["sequence"]]
-        probes = {int(k): v for k, v in state["probes"].items()}
-        known = len(probes)
-
-        def probe(k: int) -> float:
-            if k not in probes:
-                probes[k] = self.backend_error(_apply(self.base, sequence[:k]))
-                state["probes"] = {str(i): v for i, v in probes.items()}
-                self.save()
-            return probes[k]
-
-        # over budget at lo (all-low, or a measured prefix); within budget at hi once a prefix passes
-        lo = max((k for k, v in probes.items() if v > budget), default=0)
-        passing = [k for k, v in probes.items() if v <= budget and k > lo]
-        hi = min(passing) if passing else len(sequence)
-        spent = 0 if passing or hi in probes else 1
-        if passing or probe(hi) <= budget:
-            while hi - lo > 1 and spent < self.max_probes:
-                mid = (lo + hi) // 2
-                spent += mid not in probes
-                lo, hi = (lo, mid) if probe(mid) <= budget else (mid, hi)
-        self.chosen[:] = sequence[:hi]
-        if probes[0] > budget:
-            self.err = self.measure(f"bisect on {self.checker}: {hi} of {len(sequence)} exclusions in order of "
-                                    f"picking ({len(probes) - known} more compiles)")
+        probes = {int(k): float(v) for k, v in state["probes"].items()}
+        log: list[dict[str, Any]] = state["probe_log"]
+        while True:
+            if len(probes) - 1 >= self.max_probes:
+                why = f"the limit of {self.max_probes} probes (max_probes)"
+                break
+            k, why = self._next(sequence, probes)
+            if k is None:
+                break
+            settings, forward, predicted = self._prefix(sequence, k)
+            predicted_ms = self.plan_ms(settings)
+            try:
+                measured = self.backend_error(settings)
+            except CompileFailure as err:  # a plan the backend cannot build is as far from the budget as it gets
+                measured, why = math.inf, f"prefix {k} failed to build: {str(err).splitlines()[0][:200]}"
+            else:
+                self.record(self.build.compile(self.explorer, settings), accuracy=measured, forward_error=forward)
+            probes[k] = measured
+            log.append({"k": k, "of": len(sequence), "forward_error": forward, "predicted_error": predicted,
+                        "predicted_latency_ms": predicted_ms, "measured_error": measured, "why": why})
+            state.update(probes={str(i): v for i, v in probes.items()}, sequence=[c.value for c in sequence])
+            verdict = "within budget" if measured <= budget else "over budget"
+            self.steps.append(SearchStep(
+                f"bisect on {self.checker}: compile {k} of {len(sequence)} exclusions in order of picking ({why}): "
+                f"predicted {predicted:.3g}, measured {measured:.3g}, {verdict}",
+                tuple(sorted(settings.autocast_excluded_nodes)), tuple(sorted(settings.autocast_excluded_ops)),
+                forward, predicted_ms))
+            state["steps"] = [asdict(x) for x in self.steps]
+            self.save()
+        passing = [k for k, v in probes.items() if v <= budget]
+        if passing:
+            keep, how = min(passing), "the shortest prefix measured within budget"
+        elif len(probes) > 1:
+            keep = min((k for k in probes if k > 0), key=lambda k: (probes[k], k))
+            how = "no probe met the budget: the prefix with the least measured error"
+        else:
+            keep, how = len(sequence), "nothing probed: the whole pick order"
+        self.chosen[:] = sequence[:keep]
+        self.err = self.measure(f"bisect on {self.checker}: keep {keep} of {len(sequence)} exclusions in order of "
+                                f"picking, {how} ({len(probes) - 1} compiles beyond all-FP32 and all-low; {why})")
         state["phase"] = "done"
         self.save()
 
+    # -- the result -------------------------------------------------------------------------------------------
+    def _floor_candidate(self) -> Candidate:
+        nodes = tuple(sorted(self.evaluator.low_nodes(self.base)))
+        forward = self.steps[0].error
+        return Candidate("module", ALL_MODULES, nodes, error_gain(forward, 0.0), forward,
+                         self.plan_ms(self.fp32) - self.plan_ms(self.base))
+
     def result(self) -> SearchResult:
-        final = _apply(self.base, self.chosen)
+        state = self.state
+        unreachable = bool(state.get("unreachable"))
+        chosen = tuple(self.chosen)
+        if unreachable:
+            fp32, low = state["measured_fp32"], state["measured_all_low"]
+            chosen = (self._floor_candidate(),) if fp32 <= low else ()
+        final = _apply(self.base, chosen)
         err = self.evaluator.error(final)
-        result = SearchResult(final, self.budget, self.metric, err <= self.budget, err,
-                              self.latency.estimate_ms(self.evaluator.low_nodes(final)), tuple(self.chosen),
-                              tuple(self.steps), self.evaluator.count, self.latency.source,
-                              backend_probes=max(0, len(self.state.get("probes", ())) - 2))
-        if self.checker is None:
-            return result
-        probes = self.state.get("probes", {})
-        known = {"all_low": self.state.get("measured_all_low"), "chosen": probes.get(str(len(self.chosen)))}
-        result = _confirm(self.explorer, result, self.base, self.batches, self.build, known)
-        measured = (result.confirmed.get("chosen") or {}).get("error")
-        return SearchResult(**{**vars(result), "within_budget": measured <= self.budget}) \
-            if measured is not None else result
+        beyond = [k for k in state.get("probes", {}) if k != "0"]
+        result = SearchResult(final, self.budget, self.metric, err <= self.budget, err, self.plan_ms(final), chosen,
+                              tuple(self.steps), self.evaluator.count, state.get("latency_source", self.latency.source),
+                              backend_probes=len(beyond))
+        if self.checker is None:  # the forward pass's word is final: its least error, all-FP32's where needed
+            best = min(self.steps, key=lambda s: s.error, default=None)
+            floor, where = (best.error, f"forward pass: {best.action}") if best is not None else (err, "chosen")
+            if floor > self.budget:
+                fp32 = self.evaluator.error(self.fp32)
+                floor, where = (fp32, "all-FP32 (forward pass)") if fp32 < floor else (floor, where)
+            return replace(result, reachable=floor <= self.budget, floor_error=floor, floor_plan=where)._with_counts(
+                *self._counts())
+        return self._confirm(result, unreachable)
 
+    def _counts(self) -> tuple[int, int, int]:
+        """(distinct plans compiled on the backend, of those beyond all-FP32 and all-low, of those reused)."""
+        log = self.build.log
+        own = log.own() if log is not None else []
+        calibration = {self.fp32, self.base}
+        return len(own), sum(1 for e in own if e.settings not in calibration), sum(1 for e in own if not e.built)
 
-def _confirm(explorer: Explorer, result: SearchResult, base: Settings, batches: list[Batch], build: Build,
-             known: dict[str, float | None] | None = None) -> SearchResult:
-    """Compile the chosen plan (and the FP32 and all-low ones, cached): measured error, and latency timed in turns.
+    def _confirm(self, result: SearchResult, unreachable: bool) -> SearchResult:
+        """Compile the chosen plan (the others are compiled already): measured error, and latency timed in turns.
 
-    ``known`` errors ("all_low", "chosen") already measured on the backend are not measured again. The chosen
-    plan is also profiled, so ``explorer.last_profile`` overlays its per-node figures.
-    """
-    from .backends import time_plans
+        Every plan measured on the backend is timed in turns with all-FP32, all-low and the chosen one (so a slow
+        minute hits them all alike) and its time recorded in the predictor; the chosen plan is also profiled, so
+        ``explorer.last_profile`` overlays its per-node figures.
+        """
+        from .backends import time_plans
 
-    plans = {"fp32": all_fp32_settings(base), "all_low": base, "chosen": result.settings}
-    measured: dict[str, Any] = {}
-    compiled = {}
-    for label, s in plans.items():
-        compiled[label] = build.compile(explorer, s)
-        error = (known or {}).get(label)
-        if error is None:
-            error = backend_error(explorer, s, batches, result.metric, build)
-        measured[label] = {"error": error}
-    timings = time_plans(explorer, list(compiled.values()), batches, progress=build.progress)
-    build.profile(explorer, compiled["chosen"], batches)  # per-node overlay of the chosen plan
-    for label, timing in zip(compiled, timings):
-        measured[label].update(latency_ms=timing.median_ms, p10_ms=timing.p10_ms, p90_ms=timing.p90_ms)
-    measured["backend"] = compiled["chosen"].backend
-    fp32, all_low, mine = (measured[k]["latency_ms"] for k in ("fp32", "all_low", "chosen"))
-    measured["speedup_over_fp32"] = fp32 / mine if mine else None
-    measured["all_low_speedup"] = fp32 / all_low if all_low else None
-    if all_low and mine:
-        measured["share_of_all_low_speedup"] = all_low / mine  # (fp32/mine) / (fp32/all_low)
-    return replace(result, confirmed=measured)
+        state, explorer, build = self.state, self.explorer, self.build
+        sequence = [self.by_value[v] for v in state.get("sequence", [])]
+        known = {self.fp32: state.get("measured_fp32"), self.base: state.get("measured_all_low")}
+        rows: list[tuple[str, str, Settings, float | None, float | None, float | None]] = [
+            ("all-FP32", "calibration", self.fp32, 0.0, None, None),
+            ("all-low", "calibration", self.base, self.steps[0].error, None, None)]
+        for entry in state.get("probe_log", []):
+            settings = _apply(self.base, sequence[:entry["k"]])
+            known[settings] = entry["measured_error"]
+            if math.isfinite(entry["measured_error"]):
+                rows.append((f"prefix {entry['k']} of {entry['of']}", "probe", settings, entry["forward_error"],
+                             entry["predicted_error"], entry["predicted_latency_ms"]))
+        if result.settings not in {r[2] for r in rows}:
+            rows.append(("chosen", "probe", result.settings, result.error,
+                         self.predicted_error(result.settings, result.error), result.estimated_latency_ms))
+        measured: dict[str, Any] = {}
+        compiled = {}
+        for _, _, s, _, _, _ in rows:
+            compiled[s] = build.compile(explorer, s)
+            if known.get(s) is None:
+                known[s] = self.backend_error(s)
+                self.record(compiled[s], accuracy=known[s], forward_error=self.evaluator.error(s))
+        timings = dict(zip(compiled, time_plans(explorer, list(compiled.values()), self.batches,
+                                                progress=build.progress)))
+        build.profile(explorer, compiled[result.settings], self.batches)  # per-node overlay of the chosen plan
+        for s, c in compiled.items():  # each time a calibration point (the calibration profiles' times replaced)
+            profile = self.profiles.get(s)
+            if profile is not None or s not in (self.fp32, self.base):
+                self.record(c, profile=profile, latency_ms=timings[s].median_ms)
+        for label, s in (("fp32", self.fp32), ("all_low", self.base), ("chosen", result.settings)):
+            t = timings[s]
+            measured[label] = {"error": known[s], "latency_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms}
+        measured["backend"] = compiled[result.settings].backend
+        fp32, all_low, mine = (measured[k]["latency_ms"] for k in ("fp32", "all_low", "chosen"))
+        measured["speedup_over_fp32"] = fp32 / mine if mine else None
+        measured["all_low_speedup"] = fp32 / all_low if all_low else None
+        if all_low and mine:
+            measured["share_of_all_low_speedup"] = all_low / mine  # (fp32/mine) / (fp32/all_low)
+        plans = tuple(BackendPlan(label, role, s, len(s.autocast_excluded_nodes) + len(s.autocast_excluded_ops),
+                                  forward, predicted, known[s], predicted_ms, timings[s].median_ms)
+                      for label, role, s, forward, predicted, predicted_ms in rows)
+        errors = {p.label: p.measured_error for p in plans if p.measured_error is not None}
+        floor_plan = min(errors, key=lambda k: errors[k])
+        mine_error = measured["chosen"]["error"]
+        return replace(result, confirmed=measured, within_budget=not unreachable and mine_error <= self.budget,
+                       reachable=not unreachable, floor_error=errors[floor_plan], floor_plan=floor_plan,
+                       backend_plans=plans)._with_counts(*self._counts())

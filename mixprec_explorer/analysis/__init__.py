@@ -9,8 +9,9 @@ module             owns
                    low activations, and :class:`PlanEvaluator` (a Settings' exact error)
 ``metrics``        one function per metric (:func:`rel_l2`), NaN and inf handled one way
 ``plans``          the settings an analysis evaluates: "this plan at the low dtype", all-FP32, exclusions
-``backend``        what an analysis measures on a backend: :class:`Build`, :class:`LatencyModel`,
-                   :func:`backend_error`
+``backend``        what an analysis measures on a backend: :class:`Build` (with a :class:`CompileLog`
+                   that compiles each plan once per analysis and counts them), :class:`LatencyModel`,
+                   :func:`calibration_profiles`, :func:`backend_error`
 ``progress``       the counted progress bar analyses show
 =================  ================================================================================
 
@@ -19,7 +20,7 @@ Sensitivity (:mod:`mixprec_explorer.sensitivity`), search, the frontier and accu
 
 from __future__ import annotations
 
-from .backend import Build, LatencyModel, backend_error, price_nodes
+from .backend import Build, CompiledEntry, CompileLog, LatencyModel, backend_error, calibration_profiles, price_nodes
 from .inputs import Batch, Inputs, as_batches, check_batch, flatten_batch, normalize_inputs
 from .metrics import METRICS, Metric, error_gain, floating_leaves, get_metric, rel_l2
 from .plans import ALL_MODULES, all_fp32_settings, low_dtype_of, low_precision_settings, with_exclusions
@@ -31,6 +32,8 @@ __all__ = [
     "METRICS",
     "Batch",
     "Build",
+    "CompileLog",
+    "CompiledEntry",
     "Inputs",
     "LatencyModel",
     "Metric",
@@ -40,6 +43,7 @@ __all__ = [
     "all_fp32_settings",
     "as_batches",
     "backend_error",
+    "calibration_profiles",
     "cast_floats",
     "check_batch",
     "error_gain",

@@ -7,6 +7,8 @@ and the frontier pass one object rather than forwarding ``**options`` through th
 from __future__ import annotations
 
 import math
+import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,42 @@ if TYPE_CHECKING:
     from ..explorer import Explorer
     from ..settings import Settings
 
-__all__ = ["Build", "LatencyModel", "backend_error", "price_nodes"]
+__all__ = ["Build", "CompileLog", "CompiledEntry", "LatencyModel", "backend_error", "calibration_profiles", "price_nodes"]
+
+#: Every Compiled an analysis was handed in this process, by id (weakly): a later analysis handed the same object
+#: (the compile cache's) knows it was not built for it.
+_HANDED: weakref.WeakValueDictionary[int, Compiled] = weakref.WeakValueDictionary()
+
+
+@dataclass(frozen=True)
+class CompiledEntry:
+    """One distinct plan an analysis compiled: its settings, where, and whether it was built for this analysis."""
+
+    settings: Settings
+    backend: str | None  #: None: the build's own backend (with the build's options)
+    options: tuple[tuple[str, str], ...]  #: the options it was compiled with, as text
+    built: bool  #: False where the compile cache handed back a plan an earlier analysis of this process had
+    seconds: float  #: wall time of the compile call (about 0 when it came from the cache)
+    compiled: Any = field(compare=False, repr=False)
+
+
+class CompileLog:
+    """The distinct plans one analysis compiled: each compiled once, counted, whatever asks for it again.
+
+    A search asks for the all-FP32 and all-low plans to price nodes, again to measure their error and again to
+    confirm; the log hands back the first Compiled each time (the backends' cache holds only the last few).
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[Any, ...], CompiledEntry] = {}
+
+    def count(self, own: bool = True) -> int:
+        """Distinct plans compiled on the build's own backend (``own``), or on any."""
+        return sum(1 for e in self.entries.values() if e.backend is None or not own)
+
+    def own(self) -> list[CompiledEntry]:
+        """The entries on the build's own backend, in the order they were first compiled."""
+        return [e for e in self.entries.values() if e.backend is None]
 
 
 @dataclass(frozen=True)
@@ -41,6 +78,8 @@ class Build:
     isolate: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
     progress: bool = True
+    #: where given, every plan is compiled once per analysis and counted (see :class:`CompileLog`)
+    log: CompileLog | None = field(default=None, compare=False, repr=False)
 
     def compile(self, explorer: Explorer, settings: Settings, backend: str | None = None,
                 options: Mapping[str, Any] | None = None) -> Compiled:
@@ -48,8 +87,20 @@ class Build:
         name = backend or self.backend
         if name is None:
             raise OptionError("this analysis has backend=None: nothing is compiled")
-        return explorer.compile(settings, backend=name, device=self.device, isolate=self.isolate,
-                                progress=self.progress, **dict(self.options if options is None else options))
+        chosen = dict(self.options if options is None else options)
+        own = name == self.backend and chosen == dict(self.options)
+        key = (settings, None if own else name, tuple(sorted((str(k), repr(v)) for k, v in chosen.items())))
+        if self.log is not None and key in self.log.entries:
+            return self.log.entries[key].compiled
+        started = time.perf_counter()
+        compiled = explorer.compile(settings, backend=name, device=self.device, isolate=self.isolate,
+                                    progress=self.progress, **chosen)
+        seconds = time.perf_counter() - started
+        built = _HANDED.get(id(compiled)) is not compiled
+        _HANDED[id(compiled)] = compiled
+        if self.log is not None:
+            self.log.entries[key] = CompiledEntry(settings, key[1], key[2], built, seconds, compiled)
+        return compiled
 
     def profile(self, explorer: Explorer, compiled: Compiled, inputs: Inputs = None) -> Profile:
         return explorer.profile(compiled, inputs, progress=self.progress)
@@ -88,27 +139,43 @@ class LatencyModel:
         return cls(fp32, lowd, "estimate:roofline")
 
 
-def price_nodes(explorer: Explorer, base: Settings, build: Build, objective: str = "latency") -> LatencyModel:
-    """Per-node prices for ``base`` (all low) and all-FP32: two profiles on ``build``'s backend.
+def calibration_profiles(explorer: Explorer, base: Settings, build: Build, objective: str = "latency"
+                         ) -> tuple[LatencyModel, list[tuple[Compiled, Profile]]]:
+    """Per-node prices for ``base`` (all low) and all-FP32, and the (compiled, profile) pairs measured for them.
 
-    The roofline estimate where ``build.backend`` is None or the objective is not latency. Fused builds
-    (torch.compile, TensorRT without layer names) time no single node: nodes are then priced from an eager
-    PyTorch run on the same device, which keeps their relative costs.
+    Two profiles on ``build``'s backend; the roofline estimate (and no pairs) where ``build.backend`` is None or the
+    objective is not latency. Fused builds (torch.compile, TensorRT without layer names) time no single node: nodes
+    are then priced from an eager PyTorch run on the same device, which keeps their relative costs; those pairs come
+    first in the list, the build's own last (as :func:`mixprec_explorer.predict.measure_calibration` records them).
     """
     low = base.autocast_low_precision_type or torch.float16
     if objective != "latency" or build.backend is None:
-        return LatencyModel.roofline(explorer, low)
+        return LatencyModel.roofline(explorer, low), []
     settings = (all_fp32_settings(base), base)
-    profiles = [build.profile(explorer, build.compile(explorer, s)) for s in settings]
+    compiled = [build.compile(explorer, s) for s in settings]
+    profiles = [build.profile(explorer, c) for c in compiled]
+    pairs = list(zip(compiled, profiles))
     model = LatencyModel.from_profiles(*profiles)
     if model.fp32_ms and model.low_ms:
-        return model
+        return model, pairs
     eager = {"mode": "eager"}  # the torch backend's own option; the build's are for its own backend
-    profiles = [build.profile(explorer, build.compile(explorer, s, backend="torch", options=eager)) for s in settings]
+    priced = [build.compile(explorer, s, backend="torch", options=eager) for s in settings]
+    profiles = [build.profile(explorer, c) for c in priced]
+    pairs = list(zip(priced, profiles)) + pairs
     model = LatencyModel.from_profiles(*profiles)
     if not (model.fp32_ms and model.low_ms):
-        return LatencyModel.roofline(explorer, low)
-    return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {build.backend})")
+        return LatencyModel.roofline(explorer, low), pairs
+    return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {build.backend})"), \
+        pairs
+
+
+def price_nodes(explorer: Explorer, base: Settings, build: Build, objective: str = "latency") -> LatencyModel:
+    """Per-node prices for ``base`` (all low) and all-FP32: two profiles on ``build``'s backend.
+
+    The roofline estimate where ``build.backend`` is None or the objective is not latency; see
+    :func:`calibration_profiles`, which also returns the profiles.
+    """
+    return calibration_profiles(explorer, base, build, objective)[0]
 
 
 def backend_error(explorer: Explorer, settings: Settings, inputs: Inputs, metric: str, build: Build,
