@@ -465,3 +465,58 @@ def test_find_pans_only_to_a_node_out_of_view() -> None:
     y = app.node_trace.y[app.point_index(last)]
     lo, hi = sorted(layout.yaxis.range)
     assert lo <= y <= hi and tuple(layout.yaxis.range) != first[1] and app.errors == []
+
+
+def test_the_app_is_composed_of_parts_with_declared_state(app: WidgetApp) -> None:
+    """Issue 11: small parts, each holding its own widgets, sharing the app's declared traits; no mixins, no
+    type-checking stubs, no part reaching into another's private attributes."""
+    import ast
+    import re
+
+    import traitlets
+
+    from mixprec_explorer.widget import analysis_panel, controls, figure, measure, panels, status
+
+    assert isinstance(app, traitlets.HasTraits) and not any("Mixin" in k.__name__ for k in type(app).__mro__)
+    assert {"color_by", "group_by_module", "selected", "found", "notes", "last_exclusion"} <= set(app.trait_names())
+    parts = {app.messages: status.StatusArea, app.controls: controls.Controls, app.graph: figure.GraphFigure,
+             app.plan_panel: panels.PlanPanel, app.export_panel: panels.ExportPanel,
+             app.measure: measure.MeasurePanel, app.analysis: analysis_panel.AnalysisPanel}
+    assert all(isinstance(part, kind) for part, kind in parts.items())
+    # the app's widgets are its parts' own
+    assert app.find_box is app.controls.find_box and app.figure_widget is app.graph.figure_widget
+    assert app.summary is app.plan_panel.summary and app.export_button is app.export_panel.export_button
+    assert app.compile_button is app.measure.compile_button and app.search_button is app.analysis.search_button
+    assert app.status is app.messages.status and app.errors is app.messages.errors
+    folder = Path(figure.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef):  # no attributes or methods declared for the type checker only
+                assert not any(isinstance(s, ast.If) and "TYPE_CHECKING" in ast.unparse(s.test) for s in node.body), \
+                    f"{path.name}: {node.name}"
+        assert not re.search(r"\bapp\._[a-z]", source), f"{path.name} reaches into the app's private attributes"
+        assert not re.search(r"\bapp\.(messages|controls|graph|plan_panel|export_panel|measure|analysis)\b",
+                             source.replace("``app.", "")) or path.name == "app.py", \
+            f"{path.name} reaches another part through the app"
+
+
+def test_the_view_state_traits_drive_the_graph_and_the_controls(app: WidgetApp) -> None:
+    """Setting a trait of the app (as a notebook may) redraws the graph and puts the dropdowns in step."""
+    from mixprec_explorer.viz.graph import OverlayUnavailable
+
+    app.color_by = "reason"
+    assert app.color_by_choice.value == "reason" and "coloured by reason" in app.drawn.layout.title.text
+    with pytest.raises(OverlayUnavailable, match="needs a profile"):
+        app.color_nodes_by("latency")  # nothing measured: the colouring stays as it was
+    assert app.color_by == "reason" and app.color_by_choice.value == "reason"
+    app.color_by_choice.value = "precision"
+    assert app.color_by == "precision" and app.point_colors()[app.point_index("linear")] == PALETTE["FP16"]
+    app.group_by_module = 1
+    assert app.group_choice.value == 1
+    app.group_by_module = None
+    assert app.group_choice.value == 0 and app.errors == []
+    app.find("linear3")
+    assert app.selected == "linear_2" and app.found == ["linear_2"] and "linear_2" in app.details.value
+    app.find("LINEAR")  # a part of three names
+    assert app.selected is None and len(app.found) == 3 and "3 nodes found" in app.details.value

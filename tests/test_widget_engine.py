@@ -28,7 +28,7 @@ def test_engine_view_links_layers_and_nodes_both_ways() -> None:
     ex = Explorer(*examples.resnet50(batch=8))
     profile = ex.load_profile(RTX / "resnet50_b8_fp16" / "profile")
     app = WidgetApp(ex)
-    app._show_chart(profile)
+    app.show_profile(profile)
     engine = app.engine_widget
     assert engine is not None and engine in app.chart_box.children
     rows = engine_layers(profile)
@@ -65,7 +65,7 @@ def test_a_compile_failure_rings_its_node_and_the_widget_keeps_working(monkeypat
 
     app = WidgetApp(ex)
     monkeypatch.setattr(ex, "compile", fail)
-    monkeypatch.setattr("mixprec_explorer.widget.panels.backend_status", lambda: (True, "tensorrt"))
+    monkeypatch.setattr("mixprec_explorer.widget.measure.backend_status", lambda: (True, "tensorrt"))
     app.compile_and_profile()
     assert "add" in app.found
     assert any("cast_graph" in e for e in app.errors) and any("FX node 'add'" in e for e in app.errors)

@@ -1,8 +1,11 @@
-"""The collapsed "Which nodes matter" panel: sensitivity, the search within an error budget, and the frontier.
+"""The collapsed "Which nodes matter" panel (:class:`AnalysisPanel`): sensitivity, the search within an error
+budget, and the frontier.
 
-Each runs on demand from its button (:meth:`MatterMixin.run_sensitivity`, :meth:`MatterMixin.run_search`,
-:meth:`MatterMixin.show_frontier`); none of them is on the click path of the graph. Latency comes from the
-backend the panel's choice names, or from the FLOPs/bytes estimate where no backend is usable.
+Each runs on demand from its button (:meth:`AnalysisPanel.run_sensitivity`, :meth:`AnalysisPanel.run_search`,
+:meth:`AnalysisPanel.show_frontier`); none of them is on the click path of the graph. Latency comes from the
+backend the panel's choice names, or from the FLOPs/bytes estimate where no backend is usable. What they find
+reaches the rest of the app through it: the colouring (``color_nodes_by``), the settings (``refresh``), a profile
+(``show_profile``).
 """
 
 from __future__ import annotations
@@ -11,18 +14,16 @@ import contextlib
 import functools
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets as widgets
 
 from .. import dtypes
 from ._format import esc, num, opt
+from .host import AppHost
 from .status import guarded
 
-if TYPE_CHECKING:
-    from ..explorer import Explorer
-
-__all__ = ["MatterMixin", "search_backends", "search_text", "sensitivity_text"]
+__all__ = ["AnalysisPanel", "search_backends", "search_text", "sensitivity_text"]
 
 _TOP_MODULES = 5  #: modules the sensitivity text lists
 _ESTIMATE = "estimate"  #: search backend choice: price nodes from FLOPs/bytes, no compile, no confirmation
@@ -85,23 +86,22 @@ def search_text(result: Any) -> str:
     return "\n".join(lines)
 
 
-class MatterMixin:
-    """Part of :class:`~mixprec_explorer.widget.app.WidgetApp`: the "Which nodes matter" panel."""
+class AnalysisPanel:
+    """The "Which nodes matter" panel (``matter_panel``, an Accordion, collapsed), bound to ``app``.
 
-    if TYPE_CHECKING:  # from the rest of WidgetApp
-        explorer: Explorer
-        color_by: str
-        notes: list[str]
-        search_options: dict[str, Any]
-        frontier_options: dict[str, Any]
-        frontier_app: Any
+    Widgets: ``sensitivity_button``, ``budget``, ``search_backend``, ``confirm``, ``search_button``,
+    ``frontier_button``, ``matter_text`` (what the last of them found), ``matter_progress`` and ``frontier_box``
+    (the frontier widget once computed). State: ``search_options`` and ``frontier_options`` (extra keyword
+    arguments for ``explorer.search`` and ``explorer.frontier``; their ``backend`` otherwise comes from the
+    ``search_backend`` choice) and ``frontier_app`` (the FrontierWidget shown, once computed).
+    """
 
-        def refresh(self) -> None: ...
-        def _say(self, text: str) -> None: ...
-        def _show_chart(self, profile: Any) -> None: ...
-
-    def _build_matter_panel(self) -> None:
-        """The "Which nodes matter" controls: sensitivity, search within a budget, the frontier."""
+    def __init__(self, app: AppHost, *, search_options: dict[str, Any] | None = None,
+                 frontier_options: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.search_options: dict[str, Any] = dict(search_options or {})
+        self.frontier_options: dict[str, Any] = dict(frontier_options or {})
+        self.frontier_app: Any = None  #: the FrontierWidget the panel shows, once computed
         W = widgets
         short = {"description_width": "initial"}
         self.sensitivity_button = W.Button(description="Sensitivity", icon="thermometer-half",
@@ -137,10 +137,10 @@ class MatterMixin:
         choice = self.search_backend.value
         return None if choice == _ESTIMATE else choice
 
-    def _sync_frontier(self) -> None:
+    def sync_frontier(self) -> None:
         """Ring the frontier's plan that the settings now are, if any (after a search, undo or redo; not a click)."""
         if self.frontier_app is not None:
-            self.frontier_app._sync()
+            self.frontier_app.sync()
 
     @contextlib.contextmanager
     def _busy(self, what: str) -> Iterator[None]:
@@ -150,7 +150,7 @@ class MatterMixin:
             button.disabled = True
         self.matter_progress.value, self.matter_progress.description = 0, what
         self.matter_progress.layout.visibility = "visible"
-        self._say(f"{esc(what)}...")
+        self.app.say(f"{esc(what)}...")
         try:
             yield
             self.matter_progress.value = 1
@@ -165,59 +165,57 @@ class MatterMixin:
     @guarded("sensitivity")
     def run_sensitivity(self) -> Any:
         """``explorer.sensitivity()`` on the example inputs; colour the graph by it and list the top modules."""
+        app = self.app
         with self._busy("sensitivity"):
-            sens = self.explorer.sensitivity(progress=False)
-        previous, self.color_by = self.color_by, "sensitivity"
-        try:
-            self.refresh()
-        except Exception:
-            self.color_by = previous
-            raise
+            sens = app.explorer.sensitivity(progress=False)
+        app.refresh()  # the colour dropdown now offers sensitivity, the details show it
+        app.color_nodes_by("sensitivity")
         self.matter_text.value = sensitivity_text(sens)
         top = [(m, g) for m, g in sens.ranking("module")[:1] if g > 0]
-        self._say("sensitivity computed: coloured by it" + (
+        app.say("sensitivity computed: coloured by it" + (
             f"; keeping <code>{esc(top[0][0] or '(root)')}</code> in FP32 removes the most error" if top else ""))
         return sens
 
     @guarded("search")
     def run_search(self) -> Any:
         """``explorer.search`` within the budget box's error; loads the result (undoable) and explains it."""
+        app = self.app
         options = {"backend": self._panel_backend(), "confirm": bool(self.confirm.value),
                    "progress": False, **self.search_options}
         budget = float(self.budget.value)
-        profile = self.explorer.last_profile
+        profile = app.explorer.last_profile
         from ..explorer import SettingsWarning
 
         with self._busy("search"), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = self.explorer.search(budget=budget, **options)
+            result = app.explorer.search(budget=budget, **options)
         # the settings' warnings become notes (as a click's do); the compiles' own warnings go on as warnings
-        self.notes = [str(w.message) for w in caught if issubclass(w.category, SettingsWarning)]
+        app.notes = [str(w.message) for w in caught if issubclass(w.category, SettingsWarning)]
         for w in caught:
             if not issubclass(w.category, SettingsWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        measured = self.explorer.last_profile
+        measured = app.explorer.last_profile
         if measured is not None and measured is not profile:  # the search profiled its plans: show the last
-            self._show_chart(measured)
-        if self.color_by == "sensitivity":  # does not change with the settings: show the new precisions
-            self.color_by = "precision"
-        self.refresh()
-        self._sync_frontier()
+            app.show_profile(measured)
+        if app.color_by == "sensitivity":  # does not change with the settings: show the new precisions
+            app.color_nodes_by("precision")
+        app.refresh()
+        self.sync_frontier()
         self.matter_text.value = search_text(result)
         n = len(result.exclusions)
-        self._say(f"search loaded {n} exclusion(s): {result.metric} {num(result.error)} "
-                  + ("within" if result.within_budget else "<b>not</b> within") + f" the budget {budget:.3g}")
+        app.say(f"search loaded {n} exclusion(s): {result.metric} {num(result.error)} "
+                + ("within" if result.within_budget else "<b>not</b> within") + f" the budget {budget:.3g}")
         return result
 
     @guarded("frontier")
     def show_frontier(self) -> Any:
         """``explorer.frontier()`` (latency from the panel's choice) and its widget below the panel.
 
-        Clicking a plan there loads it into the explorer and refreshes this app.
+        Clicking a plan there loads it into the explorer and refreshes the app.
         """
         with self._busy("frontier"):
-            frontier = self.explorer.frontier(**{"backend": self._panel_backend(), "progress": False,
-                                                  **self.frontier_options})
+            frontier = self.app.explorer.frontier(**{"backend": self._panel_backend(), "progress": False,
+                                                      **self.frontier_options})
         box = self.frontier_widget(frontier)
         self.frontier_app = box.app
         self.frontier_box.children = (box,)
@@ -228,21 +226,22 @@ class MatterMixin:
             + [f"  {p.label}: {frontier.metric} {num(p.error)}, {p.latency_ms:.4g} ms"
                + (" (front)" if p.on_front else "") for p in frontier.points]
             + ["click a plan on the chart below to load it (Undo goes back)"])
-        self._say(f"frontier of {len(frontier.points)} plans drawn below")
+        self.app.say(f"frontier of {len(frontier.points)} plans drawn below")
         return frontier
 
     def frontier_widget(self, frontier: Any = None) -> widgets.VBox:
-        """The frontier scatter (default ``ex.frontier``'s last result) whose clicks load a plan into this app.
+        """The frontier scatter (default ``ex.frontier``'s last result) whose clicks load a plan into the app.
 
         Returns the root box of a :class:`~mixprec_explorer.widget.frontier.FrontierWidget`; display it beside
-        the app. A load (or its undo) refreshes this app as a click on the graph does.
+        the app. A load (or its undo) refreshes the app as a click on the graph does.
         """
         from .frontier import build_frontier_widget
 
-        def loaded(point: Any) -> None:
-            self.notes = []
-            self.refresh()
-            self._say(f"loaded frontier plan <b>{esc(point.label)}</b>" if point is not None
-                      else "settings restored")
+        app = self.app
 
-        return build_frontier_widget(self.explorer, frontier, on_load=loaded)
+        def loaded(point: Any) -> None:
+            app.notes = []
+            app.refresh()
+            app.say(f"loaded frontier plan <b>{esc(point.label)}</b>" if point is not None else "settings restored")
+
+        return build_frontier_widget(app.explorer, frontier, on_load=loaded)

@@ -1,60 +1,77 @@
 """The notebook app: a plotly FigureWidget of the graph with controls, all bound to one Explorer.
 
-:class:`WidgetApp` holds the widgets; :func:`build_widget` returns its root box (never displays it).
-Every callback runs guarded: an error is shown in the app's error area and the app keeps working.
-A collapsed "Which nodes matter" panel runs sensitivity, the error-budget search and the frontier
-(:meth:`WidgetApp.run_sensitivity`, :meth:`WidgetApp.run_search`, :meth:`WidgetApp.show_frontier`);
-none of them is on the click path of the graph.
+:class:`WidgetApp` composes small parts, each a class holding its own widgets and state, as ipywidgets apps are
+built; :func:`build_widget` returns its root box (never displays it). The parts, and where each lives:
 
-This module puts the app together (its state, its layout, :meth:`WidgetApp.refresh`); each part lives in its
-own module and is mixed into :class:`WidgetApp`:
+- ``app.messages``, :class:`~.status.StatusArea`: the status line, the error area, every error reported
+- ``app.controls``, :class:`~.controls.Controls`: the settings controls, the view row (colour, group, find),
+  undo/redo
+- ``app.graph``, :class:`~.figure.GraphFigure`: the graph's FigureWidget; clicks, colouring, grouping, find
+- ``app.plan_panel``, :class:`~.panels.PlanPanel`: beside the graph, what if, summary and details
+- ``app.export_panel``, :class:`~.panels.ExportPanel`: export to a file, the compile call
+- ``app.measure``, :class:`~.measure.MeasurePanel`: compile & profile, calibrate the what-if, the latency chart
+  and the engine view
+- ``app.analysis``, :class:`~.analysis_panel.AnalysisPanel`: "Which nodes matter" (sensitivity, the error-budget
+  search, the frontier)
 
-- :mod:`.controls`: the settings controls and the view row, undo/redo, keeping the controls in step
-- :mod:`.figure`: the graph's FigureWidget; clicks, colouring, grouping, find
-- :mod:`.panels`: summary, details, export, compile & profile, the latency chart
-- :mod:`.matter`: the "Which nodes matter" panel: sensitivity, search, frontier
-- :mod:`.status`: the status line, the error area, and :func:`~.status.guarded`
+The parts share the view state the app declares as traits (``color_by``, ``group_by_module``, ``selected``,
+``found``, ``notes``, ``last_exclusion``) and talk to each other only through the app, as the interface
+:class:`~.host.AppHost` states: a part observes the traits it draws from (the graph recolours on ``color_by``,
+the details follow ``selected``) and calls the app's actions (``refresh``, ``find``, ``show_profile`` ...), which
+the app routes to the part that owns them. :meth:`WidgetApp.refresh` re-plans and brings every part in step.
+
+Every callback runs guarded (:func:`~.status.guarded`): an error is shown in the app's error area and the app
+keeps working. None of the "Which nodes matter" panel's runs is on the click path of the graph.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ipywidgets as widgets
+import plotly.graph_objects as go
+from traitlets import Any as AnyTrait
+from traitlets import HasTraits, Instance, List, Unicode
 
-from ._format import esc
-from .analysis_panel import MatterMixin, search_backends, search_text, sensitivity_text
-from .controls import ControlsMixin
-from .figure import FigureMixin, find_nodes
-from .panels import PanelsMixin, backend_status
-from .status import StatusMixin
+from ..explorer import Exclusion
+from .analysis_panel import AnalysisPanel, search_backends, search_text, sensitivity_text
+from .controls import Controls
+from .figure import GraphFigure, find_nodes
+from .measure import MeasurePanel, backend_status
+from .panels import ExportPanel, PlanPanel
+from .status import StatusArea
 
 if TYPE_CHECKING:
-    from ..explorer import Exclusion, Explorer
-    from ..settings import Settings
-    from ..viz.graph import Grouping
+    from ..explorer import Explorer
+    from ..viz.graph import GraphView, Grouping
 
 __all__ = ["WidgetApp", "backend_status", "build_widget", "find_nodes", "search_backends", "search_text",
            "sensitivity_text"]
 
+T = TypeVar("T")
 
-class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixin):
+
+class WidgetApp(HasTraits):
     """Graph, controls, summary, details, export and compile, bound to ``explorer``; show ``app.root``.
 
-    State for tests and scripts: ``figure_widget`` (the FigureWidget the browser shows), ``drawn`` (the plain
-    Figure the app draws into; ``figure_sync.last`` is what the last update sent the browser), ``errors``
-    (messages shown in ``error_area``), ``status``, ``summary``, ``details``, ``snippet``, ``download`` (a link to
-    the last export), ``selected`` (the clicked key), ``last_exclusion``, and one attribute per control
-    (``autocast``, ``low_precision``, ...). ``group_by_module`` is "auto" (a large graph opens grouped by module),
-    None (every node drawn) or a module depth.
+    The parts: ``messages``, ``controls``, ``graph``, ``plan_panel``, ``export_panel``, ``measure``, ``analysis``
+    (see the module's table). Their widgets are also reached from the app under their own names, as tests and
+    notebooks use them: ``figure_widget`` (the FigureWidget the browser shows), ``status``, ``error_area``,
+    ``summary``, ``details``, ``what_if``, ``snippet``, ``download`` (a link to the last export), one attribute per
+    control (``autocast``, ``low_precision``, ``find_box``, ``undo_button`` ...), and the "Which nodes matter"
+    panel's (``matter_panel``, an Accordion, collapsed: ``sensitivity_button``, ``budget``, ``search_backend``,
+    ``confirm``, ``search_button``, ``frontier_button``, ``matter_text``, ``matter_progress``, ``frontier_box``).
 
-    The "Which nodes matter" panel (``matter_panel``, an Accordion, collapsed): ``sensitivity_button``,
-    ``budget``, ``search_backend``, ``confirm``, ``search_button``, ``frontier_button``, ``matter_text`` (what
-    the last of them found), ``matter_progress`` and ``frontier_box`` (the frontier widget once computed;
-    ``frontier_app`` is its FrontierWidget). ``search_options`` and ``frontier_options`` are extra keyword
-    arguments for ``explorer.search`` and ``explorer.frontier`` (e.g. ``{"isolate": False}``: compile in this
-    process; ``{"backend": None}``); their ``backend`` otherwise comes from the ``search_backend`` choice.
+    State for tests and scripts: the traits below; ``drawn`` (the plain Figure the graph draws into;
+    ``figure_sync.last`` is what the last update sent the browser); ``errors`` (messages shown in ``error_area``);
+    ``frontier_app`` (the FrontierWidget the panel shows, once computed); ``search_options`` and
+    ``frontier_options`` (extra keyword arguments for ``explorer.search`` and ``explorer.frontier``, e.g.
+    ``{"isolate": False}``: compile in this process; their ``backend`` otherwise comes from the ``search_backend``
+    choice).
 
     >>> from mixprec_explorer import Explorer
     >>> from mixprec_explorer.examples import reference_autocast_model
@@ -64,38 +81,55 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
     ['^linear2$']
     """
 
+    # -- the view state the parts share (observed: see AppHost) ------------------------------------------------------
+    color_by = Unicode("precision", help="the graph's colouring (viz.colors.COLOR_BY); the graph recolours on a change")
+    group_by_module: Any = AnyTrait("auto", help='"auto" (a large graph opens grouped by module), None (every node '
+                                                 "drawn) or a module depth; the graph redraws on a change")
+    selected = Unicode(None, allow_none=True, help="key of the last clicked or found point")
+    found = List(Unicode(), help="nodes the last find (or engine layer) ringed")
+    notes = List(Unicode(), help="warnings of the last settings change, shown in the summary")
+    last_exclusion = Instance(Exclusion, allow_none=True, help="what the last click toggled")
+
     def __init__(self, explorer: Explorer, *, color_by: str = "precision", group_by_module: Grouping = "auto",
                  height: int | None = None, search_options: dict[str, Any] | None = None,
                  frontier_options: dict[str, Any] | None = None) -> None:
+        super().__init__(color_by=color_by, group_by_module=group_by_module)
         self.explorer = explorer
-        self.search_options: dict[str, Any] = dict(search_options or {})
-        self.frontier_options: dict[str, Any] = dict(frontier_options or {})
-        self.frontier_app: Any = None  #: the FrontierWidget the panel shows, once computed
-        self.color_by = color_by
-        self.group_by_module = group_by_module
-        self.expanded: set[str] = set()
-        self.height = height
-        self.selected: str | None = None  #: key of the last clicked or found point
-        self.found: list[str] = []  #: nodes the last search matched
-        self.last_exclusion: Exclusion | None = None
-        self.errors: list[str] = []  #: every error a callback raised, oldest first
-        self._error_html: list[str] = []
-        self._check_cache: dict[Settings, list[str]] = {}
-        self.notes: list[str] = []  #: warnings from the last settings change
-        self._syncing = False
-        self._costs_checked: tuple[tuple[int, int], bool] | None = None
-        self.what_if = widgets.HTML()  #: predicted latency and error of the current plan, and the last click's change
-        self._prediction: Any = None  #: the prediction shown, to price the next change against
-        self._build_status()
-        self._build_controls()
-        self._build_panels(backend_status())
-        self._build_matter_panel()
-        self._build_figure()
+        self.messages = StatusArea()
+        self.controls = Controls(self)
+        self.graph = GraphFigure(self, height=height)
+        self.plan_panel = PlanPanel(self)
+        self.export_panel = ExportPanel(self)
+        self.measure = MeasurePanel(self, backend_status())
+        self.analysis = AnalysisPanel(self, search_options=search_options, frontier_options=frontier_options)
         if explorer.last_profile is not None:  # profiled before the widget was made
-            self._show_chart(explorer.last_profile)
+            self.measure.show_profile(explorer.last_profile)
+        self._name_widgets()
         self.root = self._assemble()
         self.root.app = self  # reach the app from the displayed box
         self.refresh()
+
+    def _name_widgets(self) -> None:
+        """The parts' widgets under the app's own names (they are never replaced, so these stay the same objects)."""
+        c, g, p, e, m, a, s = (self.controls, self.graph, self.plan_panel, self.export_panel, self.measure,
+                               self.analysis, self.messages)
+        self.explicit_typing, self.autocast, self.low_precision = c.explicit_typing, c.autocast, c.low_precision
+        self.fp32_acc, self.output_threshold, self.depth_limit = c.fp32_acc, c.output_threshold, c.depth_limit
+        self.excluded_ops, self.color_by_choice, self.group_choice = c.excluded_ops, c.color_by_choice, c.group_choice
+        self.collapse_button, self.find_box, self.find_button = c.collapse_button, c.find_box, c.find_button
+        self.undo_button, self.redo_button = c.undo_button, c.redo_button
+        self.figure_widget, self.figure_sync = g.figure_widget, g.figure_sync
+        self.what_if, self.summary, self.details = p.what_if, p.summary, p.details
+        self.export_path, self.export_format, self.export_button = e.export_path, e.export_format, e.export_button
+        self.download, self.snippet = e.download, e.snippet
+        self.compile_button, self.calibrate_button, self.progress = m.compile_button, m.calibrate_button, m.progress
+        self.backend_note, self.chart_box = m.backend_note, m.chart_box
+        self.matter_panel, self.sensitivity_button, self.budget = a.matter_panel, a.sensitivity_button, a.budget
+        self.search_backend, self.confirm, self.search_button = a.search_backend, a.confirm, a.search_button
+        self.frontier_button, self.matter_text, self.matter_progress = a.frontier_button, a.matter_text, \
+            a.matter_progress
+        self.frontier_box = a.frontier_box
+        self.status, self.error_area, self.clear_errors_button = s.status, s.error_area, s.clear_errors_button
 
     def _assemble(self) -> widgets.VBox:
         """The app's layout, top to bottom: settings, view row, graph beside summary and details, export, compile,
@@ -124,38 +158,192 @@ class WidgetApp(ControlsMixin, FigureMixin, PanelsMixin, MatterMixin, StatusMixi
         return W.VBox([settings_box, view_box, main, export_box, compile_box, self.chart_box, self.matter_panel,
                        self.status, errors_box], layout=W.Layout(width="100%"))
 
-    # -- refresh: recolour in place, then the text panels -------------------------------------------------------
+    # -- what the parts ask of the app (AppHost) ---------------------------------------------------------------------
     def refresh(self) -> None:
-        """Re-plan and recolour the figure in place; update summary, details, snippet and controls."""
+        """Re-plan and recolour the figure in place; update the controls, what if, summary, details, snippet."""
         plan = self.explorer.plan()
-        self._draw(plan)
-        self._sync_controls()
-        self.summary.value = self._summary_html(plan)
-        self.details.value = self._details_html(plan)
-        self.what_if.value = self._what_if_html()
-        snippet = self.explorer.settings.to_python()
-        self.snippet.value = snippet
-        self.snippet.rows = snippet.count("\n") + 1  # every line shows, autocast_excluded_nodes included
+        self.graph.draw(plan)
+        self.controls.sync()
+        self.plan_panel.show(plan)
+        self.export_panel.show()
 
+    def apply(self, change: Callable[[], T]) -> T:
+        """Run a change of the explorer's settings, keeping its warnings as ``notes`` rather than losing them."""
+        from ..explorer import SettingsWarning
 
-    def _what_if_html(self) -> str:
-        """The current plan's predicted latency and error (no compile), the change since the last refresh, and the
-        last measured figures of this very plan where there are any."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = change()
+        self.notes = [str(w.message) for w in caught]
+        # assigning settings already ran check_settings and warned each finding: remember them
+        self.plan_panel.remember_checks(self.explorer.settings, [str(w.message) for w in caught
+                                                                 if issubclass(w.category, SettingsWarning)])
+        return result
+
+    def color_nodes_by(self, mode: str) -> None:
+        """Colour the graph by ``mode`` (the graph observes ``color_by``); where that cannot be drawn yet, the
+        colouring stays as it was and the error is raised."""
+        previous = self.color_by
         try:
-            now = self.explorer.predict()
-        except Exception as err:  # the what-if is an aid: never lose the click over it
-            return f"<small>no prediction ({esc(type(err).__name__)}: {esc(err)})</small>"
-        before, self._prediction = self._prediction, now
-        if now.latency_ms is None and now.error is None:
-            return f"<small>{esc(now.statement)}</small>"
-        text = f"predicted <b>{esc(now.summary())}</b>"
-        if before is not None and before.settings != now.settings:
-            text += f"<br>this change: <b>{esc(now.minus(before).text())}</b>"
-        if now.measured_latency_ms is not None or now.measured_error is not None:
-            ms = f"{now.measured_latency_ms:.4g} ms" if now.measured_latency_ms is not None else "? ms"
-            rel = f"{now.measured_error:.3g}" if now.measured_error is not None else "?"
-            text += f"<br>measured for this plan: {ms}, rel L2 {rel}"
-        return f"<div style='font-size:12px'>{text}</div>"
+            self.color_by = mode
+        except Exception:
+            self.color_by = previous
+            raise
+
+    def say(self, html: str) -> None:
+        """Put one line of news (HTML) in the status line."""
+        self.messages.say(html)
+
+    def report_error(self, where: str, err: BaseException) -> None:
+        """Record an error and show it in the error area (traceback folded); put the controls back in step."""
+        self.messages.report(where, err)
+        try:
+            self.controls.sync()
+        except Exception as inner:  # pragma: no cover - the sync itself failing
+            self.messages.report("restoring the controls", inner)
+
+    def clear_errors(self) -> None:
+        """Empty the error area (``errors`` keeps its history)."""
+        self.messages.clear()
+
+    def find(self, query: str) -> list[str]:
+        """Ring the nodes (or their collapsed modules) matching ``query`` and show the first one's details."""
+        return self.graph.find(query)
+
+    def ring(self, names: list[str]) -> None:
+        """Ring the points drawing ``names`` (pan to the first if it is out of view)."""
+        self.graph.ring(names)
+
+    def collapse_all(self) -> None:
+        """Close every expanded module."""
+        self.graph.collapse_all()
+
+    def show_profile(self, profile: Any) -> None:
+        """Show the latency chart and the engine view of ``profile`` below the compile row."""
+        self.measure.show_profile(profile)
+
+    def sync_frontier(self) -> None:
+        """Ring the frontier's plan that the settings now are, if a frontier is shown."""
+        self.analysis.sync_frontier()
+
+    # -- the graph ---------------------------------------------------------------------------------------------------
+    @property
+    def drawn(self) -> go.Figure:
+        """The plain Figure the graph draws into; the browser's FigureWidget mirrors it."""
+        return self.graph.drawn
+
+    @property
+    def node_trace(self) -> Any:
+        """The FigureWidget trace that draws the nodes (the one that takes clicks)."""
+        return self.graph.node_trace
+
+    @property
+    def view(self) -> GraphView:
+        """What the figure currently draws."""
+        return self.graph.view
+
+    @property
+    def expanded(self) -> set[str]:
+        """Module paths the graph has opened one level."""
+        return self.graph.expanded
+
+    def point_index(self, name: str) -> int:
+        """Index in :attr:`node_trace` of the point that draws node (or module key) ``name``."""
+        return self.graph.point_index(name)
+
+    def point_colors(self) -> list[str]:
+        """Each point's colour as drawn (see :meth:`GraphFigure.point_colors`)."""
+        return self.graph.point_colors()
+
+    def click_point(self, index: int) -> None:
+        """What a click on point ``index`` does: expand a collapsed module, else toggle the node's module exclusion."""
+        self.graph.click_point(index)
+
+    # -- controls ----------------------------------------------------------------------------------------------------
+    def undo(self) -> None:
+        """Go back to the previous settings; the status line says what that changed."""
+        self.controls.undo()
+
+    def redo(self) -> None:
+        """Re-apply undone settings; the status line says what that changed."""
+        self.controls.redo()
+
+    # -- export and measurements -------------------------------------------------------------------------------------
+    def export(self) -> Path | None:
+        """Write the settings to the path in the export box and offer them as a download (see ExportPanel.export)."""
+        return self.export_panel.export()
+
+    def compile_and_profile(self) -> None:
+        """Compile the current plan, profile it, try accuracy, then offer the measured colourings."""
+        self.measure.compile_and_profile()
+
+    def calibrate_what_if(self) -> None:
+        """Measure the all-FP32 and all-low plans and sensitivity, so that every click is priced."""
+        self.measure.calibrate_what_if()
+
+    def select_layer(self, position: int) -> tuple[str, ...]:
+        """Ring the FX nodes the engine layer at ``position`` ran, outline it; returns those nodes."""
+        return self.measure.select_layer(position)
+
+    def outline_layers(self, positions: list[int]) -> None:
+        """Outline the engine layers at ``positions`` in the engine view (the others plain)."""
+        self.measure.outline_layers(positions)
+
+    @property
+    def chart_widget(self) -> go.FigureWidget | None:
+        """The latency chart, once a profile exists."""
+        return self.measure.chart_widget
+
+    @property
+    def engine_widget(self) -> go.FigureWidget | None:
+        """The engine's layers in order, once a profile exists."""
+        return self.measure.engine_widget
+
+    # -- "Which nodes matter" ----------------------------------------------------------------------------------------
+    def run_sensitivity(self) -> Any:
+        """``explorer.sensitivity()``; colour the graph by it and list the top modules."""
+        return self.analysis.run_sensitivity()
+
+    def run_search(self) -> Any:
+        """``explorer.search`` within the budget box's error; loads the result (undoable) and explains it."""
+        return self.analysis.run_search()
+
+    def show_frontier(self) -> Any:
+        """``explorer.frontier()`` and its widget below the panel (a click there loads a plan)."""
+        return self.analysis.show_frontier()
+
+    def frontier_widget(self, frontier: Any = None) -> widgets.VBox:
+        """A frontier scatter whose clicks load a plan into this app (see AnalysisPanel.frontier_widget)."""
+        return self.analysis.frontier_widget(frontier)
+
+    @property
+    def frontier_app(self) -> Any:
+        """The FrontierWidget the panel shows, once computed (else None)."""
+        return self.analysis.frontier_app
+
+    @property
+    def search_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``explorer.search`` (the panel's)."""
+        return self.analysis.search_options
+
+    @search_options.setter
+    def search_options(self, value: dict[str, Any]) -> None:
+        self.analysis.search_options = dict(value)
+
+    @property
+    def frontier_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``explorer.frontier`` (the panel's)."""
+        return self.analysis.frontier_options
+
+    @frontier_options.setter
+    def frontier_options(self, value: dict[str, Any]) -> None:
+        self.analysis.frontier_options = dict(value)
+
+    # -- errors ------------------------------------------------------------------------------------------------------
+    @property
+    def errors(self) -> list[str]:
+        """Every error a callback raised, oldest first (the error area shows the last few)."""
+        return self.messages.errors
 
 
 def build_widget(explorer: Explorer, **options: Any) -> widgets.VBox:
@@ -165,4 +353,3 @@ def build_widget(explorer: Explorer, **options: Any) -> widgets.VBox:
     :class:`WidgetApp`).
     """
     return WidgetApp(explorer, **options).root
-

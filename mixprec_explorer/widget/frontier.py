@@ -72,7 +72,7 @@ class FrontierWidget:
         self.root = W.VBox([self.figure_widget, hint, W.HBox([self.plan_choice, self.undo_button]), self.status,
                             self.details, self.error_area], layout=W.Layout(width="100%"))
         self.root.app = self  # reach the widget from the displayed box
-        self._sync()
+        self.sync()
 
     # -- state ------------------------------------------------------------------------------------------------
     def _choices(self) -> list[tuple[str, int]]:
@@ -86,7 +86,7 @@ class FrontierWidget:
         current = self.explorer.settings
         return next((i for i, p in enumerate(self.frontier.points) if p.settings == current), None)
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
         """Ring, list and text in step with the explorer's settings (which other views may have changed)."""
         self.loaded = self.index_of_current()
         pts = self.frontier.points
@@ -136,7 +136,7 @@ class FrontierWidget:
                 warnings.simplefilter("always")
                 self.explorer.settings = point.settings
             self.notes = [str(w.message) for w in caught]
-            self._sync()
+            self.sync()
             self.status.value = (f"loaded <b>{esc(point.label)}</b> into the explorer's settings: "
                                  f"{esc(self.frontier.metric)} {num(point.error)}, {num(point.latency_ms)} ms")
             if self.on_load is not None:
@@ -149,7 +149,7 @@ class FrontierWidget:
         try:
             self.explorer.undo()
             self.notes = []
-            self._sync()
+            self.sync()
             self.status.value = ("undone: " + (f"<b>{esc(self.frontier.points[self.loaded].label)}</b> is loaded"
                                                if self.loaded is not None else "settings are none of these plans"))
             if self.on_load is not None:
@@ -166,7 +166,7 @@ class FrontierWidget:
                                   f"<pre style='font-size:11px'>{esc(tb)}</pre></details>")
         self.status.value = f"<span style='color:#b00020'>{esc(message)}</span>"
         try:
-            self._sync()
+            self.sync()
         except Exception as inner:  # pragma: no cover - the sync itself failing: keep the message, no loop
             self.errors.append(f"restoring the view: {type(inner).__name__}: {inner}")
 
