@@ -437,9 +437,40 @@ def _point_of(page, module: str, graph: int = 0) -> list[int]:
     return [found[0]["graph"], found[0]["trace"], found[0]["point"]]
 
 
+_LEGEND_FILLS_JS = r"""
+([graph]) => {
+  // the fill of each legend entry's swatch, as plotly.js drew it, by the entry's trace name
+  const gd = document.querySelectorAll('.js-plotly-plot')[graph];
+  const fills = {};
+  for (const item of gd.querySelectorAll('.legend .traces')) {
+    const d = item.__data__;
+    const point = Array.isArray(d && d[0]) ? d[0][0] : d && d[0];
+    const path = item.querySelector('.legendpoints path');
+    if (point && point.trace && path) fills[point.trace.name] = path.style.fill;
+  }
+  return fills;
+}
+"""
+
+
+def _check_colours(page, key: list[int], fills: list[tuple[str, str]], excluded: str = "FP32") -> None:
+    """The widget recolours a clicked point in place (widget/_sync.py): its colours must be plotly.js's own.
+
+    Each click toggles the node, so the second click brings back the fill plotly.js drew at first, and the first
+    one (the node now excluded) the fill of the legend's ``excluded`` entry.
+    """
+    assert all(after != before for before, after in fills), fills
+    assert all(fills[k][0] == fills[k - 1][1] for k in range(1, len(fills))), fills
+    if len(fills) > 1:
+        assert fills[1][1] == fills[0][0], f"toggled back, the point is not plotly's own colour: {fills[:2]}"
+    legend = page.evaluate(_LEGEND_FILLS_JS, [key[0]])
+    assert fills[0][1] == legend.get(excluded), f"excluded, the point is not the legend's {excluded}: {legend}"
+
+
 def _timed_clicks(page, key: list[int], clicks: int = CLICKS) -> list[float]:
-    """ms from mousedown to the new fill of point ``key``, for ``clicks`` clicks (each one toggles the node)."""
-    times = []
+    """ms from mousedown to the new fill of point ``key``, for ``clicks`` clicks (each one toggles the node);
+    the colours are checked against plotly.js's own (:func:`_check_colours`)."""
+    times, fills = [], []
     page.locator(".js-plotly-plot").nth(key[0]).scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     for _ in range(clicks):
@@ -450,9 +481,10 @@ def _timed_clicks(page, key: list[int], clicks: int = CLICKS) -> list[float]:
         page.mouse.click(state["x"], state["y"])
         probe = _wait(lambda: page.evaluate("() => window.__mixprecClick.t1 !== null && window.__mixprecClick"),
                       CLICK_EFFECT_S, "the clicked node's new colour", page, 0.02)
-        assert probe["after"] != probe["before"]
+        fills.append((probe["before"], probe["after"]))
         times.append(probe["t1"] - probe["t0"])
         page.wait_for_timeout(700)  # let the kernel settle (echoes, panels) before the next click
+    _check_colours(page, key, fills)
     return times
 
 

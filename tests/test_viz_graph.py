@@ -479,3 +479,19 @@ def test_hover_shows_the_source_line_that_made_the_node(resnet: Explorer) -> Non
     fig = build_figure(resnet, group_by_module=None)
     hover = fig.data[vg.NODES].hovertext[_point(fig, "add")]
     assert "source: mixprec_explorer/examples.py:70  return self.relu(out + identity)" in hover
+
+
+@pytest.mark.parametrize("nodes", [60, 2000])
+def test_an_exclusion_keeps_the_figure_frame(nodes):
+    """A click adds or removes a dtype in the title's counts; the frame (height, margins, title lines) stays, for a
+    new frame replots the whole figure in the browser instead of recolouring one point."""
+    explorer = Explorer(*layer_stack(nodes=nodes))
+    explorer.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    before = build_figure(explorer, group_by_module=None)
+    explorer.exclude("blocks.3.0")
+    after = build_figure(explorer, group_by_module=None)
+    assert "FP32" in after.layout.title.text and "FP32" not in before.layout.title.text
+    frame = ("height", "width", "margin", "title.pad")
+    assert [before.layout[k] if "." not in k else before.layout.title.pad for k in frame] == \
+        [after.layout[k] if "." not in k else after.layout.title.pad for k in frame]
+    assert before.layout.title.text.count("<br>") == after.layout.title.text.count("<br>")

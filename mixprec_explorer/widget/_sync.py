@@ -51,8 +51,83 @@ _MISSING = object()
 #: those go in a second message, after the restyle
 _LIGHT_RELAYOUT = re.compile(r"^(title\.text|(shapes|annotations)(\[\d+\])?|[xy]axis\d*\.range(\[\d\])?)$")
 
-# the front end's update: ``<style>._doNotReportToPy=!0,<Plotly>.default.update(this.el,`` (minified names vary)
-_MARKED_UPDATE = re.compile(r"(\w+)\._doNotReportToPy=!0,(\w+)\.default\.update\(this\.el,")
+# the front end's update: ``<style>._doNotReportToPy=!0,<Plotly>.default.update(this.el,<style>,<layout>,<traces>)``
+# (minified names vary)
+_MARKED_UPDATE = re.compile(r"(\w+)\._doNotReportToPy=!0,(\w+)\.default\.update\(this\.el,(\w+),(\w+),(\w+)\)")
+
+#: Recolours in place: item-wise ``marker.color`` and ``hovertext`` edits of SVG scatter traces go into the trace's
+#: data, its full data and its calcdata, and only the edited points' SVG paths get the new fill (a number through
+#: the marker's colour scale, as plotly.js maps it: linear RGB between the stops around it); whatever else the
+#: update carries (title, shapes) still goes through ``Plotly.update``. Anything else (another key, a reversed
+#: scale, a WebGL trace) returns false and takes plotly's own path. A plotly.js restyle, even of one item,
+#: restyles every point and label of every trace (75 ms on ResNet-50, 230-450 ms at 2,000 nodes in Chromium).
+_FAST_RESTYLE_JS = r"""
+var __mxRgbCache = {};
+function __mxRgb(color) {
+  if (!(color in __mxRgbCache)) {
+    var ctx = document.createElement("canvas").getContext("2d");
+    ctx.fillStyle = "#000"; ctx.fillStyle = color;
+    var c = ctx.fillStyle, m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(c);
+    var rgba = m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16), 1]
+                 : (/rgba?\(([^)]*)\)/.exec(c) || [0, "0,0,0,1"])[1].split(",").map(Number);
+    if (rgba.length < 4) rgba.push(1);
+    __mxRgbCache[color] = rgba;
+  }
+  return __mxRgbCache[color];
+}
+function __mxFill(marker, v) {
+  if (typeof v === "string") return v;
+  var scale = marker.colorscale, lo = marker.cmin, hi = marker.cmax;
+  if (typeof v !== "number" || !isFinite(v) || !Array.isArray(scale) || scale.length < 2 || marker.reversescale ||
+      typeof lo !== "number" || typeof hi !== "number") return null;
+  var t = hi > lo ? Math.min(1, Math.max(0, (v - lo) / (hi - lo))) : 0.5, k = 0;
+  while (k < scale.length - 2 && scale[k + 1][0] <= t) k++;  // d3's polylinear scale: the last stop at or below t
+  var a = __mxRgb(scale[k][1]), b = __mxRgb(scale[k + 1][1]), span = scale[k + 1][0] - scale[k][0];
+  var f = span > 0 ? Math.min(1, Math.max(0, (t - scale[k][0]) / span)) : 0, c = [];
+  for (var j = 0; j < 4; j++) c.push(a[j] + (b[j] - a[j]) * f);
+  return "rgba(" + Math.round(c[0]) + "," + Math.round(c[1]) + "," + Math.round(c[2]) + "," + c[3] + ")";
+}
+function __mxFastRestyle(gd, style, traces) {
+  var keys = Object.keys(style), edits = [], k, j;
+  if (!keys.length || !gd.calcdata || !gd._fullData || !gd.data) return false;
+  for (k = 0; k < keys.length; k++) {
+    var m = /^(marker\.color|hovertext)\[(\d+)\]$/.exec(keys[k]), values = style[keys[k]];
+    if (!m || !Array.isArray(values) || values.length !== traces.length) return false;
+    for (j = 0; j < traces.length; j++) {
+      var v = values[j], t = traces[j], i = +m[2], hover = m[1] === "hovertext";
+      if (v === undefined || v === "__undefined__") continue;
+      var data = gd.data[t], full = gd._fullData[t], cd = gd.calcdata[t];
+      if (!data || !full || full.type !== "scatter" || !cd || !cd[i]) return false;
+      var fill = hover ? null : __mxFill(full.marker || {}, v);
+      if (hover ? typeof v !== "string" : fill === null) return false;
+      var own = hover ? data.hovertext : data.marker && data.marker.color;
+      var drawn = hover ? full.hovertext : full.marker && full.marker.color;
+      if (!Array.isArray(own) || !Array.isArray(drawn) || i >= own.length || i >= drawn.length) return false;
+      edits.push({t: t, i: i, hover: hover, v: v, fill: fill, own: own, drawn: drawn, point: cd[i]});
+    }
+  }
+  var groups = gd.querySelectorAll(".scatterlayer .trace");
+  for (k = 0; k < edits.length; k++) {
+    var e = edits[k];
+    e.own[e.i] = e.v; e.drawn[e.i] = e.v;
+    if (e.hover) { e.point.htx = e.v; continue; }
+    e.point.mc = e.v;
+    for (j = 0; j < groups.length; j++) {
+      var gcd = groups[j].__data__;
+      if (!gcd || !gcd[0] || !gcd[0].trace || gcd[0].trace.index !== e.t) continue;
+      var paths = groups[j].querySelectorAll("path.point");
+      for (var p = 0; p < paths.length; p++)
+        if (paths[p].__data__ === e.point || (paths[p].__data__ && paths[p].__data__.i === e.i)) {
+          var rgba = __mxRgb(e.fill);
+          paths[p].style.fill = "rgb(" + rgba[0] + ", " + rgba[1] + ", " + rgba[2] + ")";
+          paths[p].style.fillOpacity = rgba[3];
+        }
+    }
+  }
+  return true;
+}
+"""
+
 _UPDATE_HANDLER = re.compile(r"handle_plotly_update\((\w+)\)\{")
 
 
@@ -65,13 +140,16 @@ def _mended_bundle() -> str | None:
     except OSError:
         return None
     source, marked = _MARKED_UPDATE.subn(
-        lambda m: f"this.__mxQuiet=(this.__mxQuiet||0)+1,{m.group(2)}.default.update(this.el,", source)
+        lambda m: (f"this.__mxQuiet=(this.__mxQuiet||0)+1,(__mxFastRestyle(this.el,{m.group(3)},{m.group(5)})"
+                   f"?{m.group(2)}.default.update(this.el,{{}},{m.group(4)},[])"
+                   f":{m.group(2)}.default.update(this.el,{m.group(3)},{m.group(4)},{m.group(5)}))"), source)
     source, handlers = _UPDATE_HANDLER.subn(
         lambda m: f"handle_plotly_update({m.group(1)}){{if(this.__mxQuiet>0){{this.__mxQuiet--;return}}", source)
     if marked != 1 or handlers != 1:
         return None
     # a first line of comment: anywidget takes a one-line string for a file path
-    return "// plotly's FigureWidget front end; updates from Python counted, not marked (mixprec_explorer)\n" + source
+    return ("// plotly's FigureWidget front end; updates from Python counted, not marked; recolours in place "
+            "(mixprec_explorer)\n" + _FAST_RESTYLE_JS + source)
 
 
 class QuietFigureWidget(go.FigureWidget):
