@@ -438,9 +438,15 @@ class _Search:
         """Price nodes (profiles recorded in the predictor), measure sensitivity and each candidate's gain and cost."""
         explorer, low = self.explorer, self.base.autocast_low_precision_type
         latency, pairs = calibration_profiles(explorer, self.base, self.build, self.objective)
-        for compiled, profile in pairs:
-            self.record(compiled, profile=profile)
-            self.profiles[compiled.settings] = profile
+        if pairs:  # the build's own two, timed in turns: one profile's median can fall in a slow minute
+            from .backends import time_plans
+
+            own = pairs[-2:]
+            timed = time_plans(explorer, [c for c, _ in own], self.batches, progress=self.progress)
+            times = [None] * (len(pairs) - 2) + [t.median_ms for t in timed]
+            for (compiled, profile), ms in zip(pairs, times):
+                self.record(compiled, profile=profile, latency_ms=ms)
+                self.profiles[compiled.settings] = profile
         target = None
         if pairs:
             from .predict import target_label

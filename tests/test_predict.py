@@ -107,6 +107,29 @@ def test_a_mixed_plan_is_made_of_both_calibrations_and_a_measurement_moves_it_cl
     assert chain.predict(FP16).latency_ms == pytest.approx(low.latency_ms), "the calibration points stay exact"
 
 
+def test_a_plans_forward_pass_error_anchors_its_predicted_error_and_measured_plans_correct_it():
+    """What the search asks: a prefix's backend error from its exact forward-pass error, refined by each compile."""
+    ex = Explorer(*reference_autocast_model(), settings=FP16)
+    predictor = measure_calibration(ex, backend="torch", isolate=False, runs=5)  # ex.predictor
+    forward_all_low = ex.last_sensitivity.all_low_error
+    measured_all_low = ex.predict(FP16).measured_error
+    assert predictor.predict(FP16, forward_error=forward_all_low).error == pytest.approx(measured_all_low, rel=1e-9)
+    assert predictor.predict(FP32, forward_error=0.0).error == 0.0  # the all-FP32 floor (exact on eager CPU)
+    mixed = FP16.replace(autocast_excluded_nodes=frozenset({"^linear2$"}))
+    compiled = ex.compile(mixed, backend="torch", isolate=False, progress=False)
+    forward = ex.accuracy(compiled).rel_l2_error  # eager PyTorch rounds as the forward pass does
+    before = predictor.predict(mixed, forward_error=forward)
+    assert before.error == pytest.approx(forward, rel=1e-9) and "anchored on the plan's forward-pass" in \
+        before.statement
+    predictor.record(compiled, accuracy=3 * forward, forward_error=forward)  # a backend that loses 3x here
+    after = predictor.predict(mixed, forward_error=forward)
+    assert forward < after.error < 3 * forward, "moved towards the measurement, a quarter-plan prior holding it back"
+    assert "corrected by" in after.statement and "from 1 measured plan(s) anchored alike" in after.statement
+    assert predictor.predict(FP16, forward_error=forward_all_low).error == pytest.approx(measured_all_low, rel=1e-9), \
+        "all-low stays exact"
+    assert ex.predict(mixed).error != after.error, "without forward_error, the sensitivity model answers"
+
+
 def test_nothing_measured_says_so_and_an_estimate_says_it_is_one():
     ex = Explorer(*reference_autocast_model(), settings=FP16)
     p = ex.predict()

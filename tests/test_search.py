@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -239,3 +240,94 @@ def test_a_state_file_of_an_older_search_is_refused_not_misread(tmp_path):
     with pytest.raises(OptionError, match="another version of mixprec_explorer.*delete it"):
         run_search(fragile(), None, budget=1e-2, backend=None, state_path=state, progress=False, use_ops=False)
     assert json.loads(state.read_text())["version"] == 1, "the user's file is left as it was"
+
+
+# -- few compiles: the predictor chooses what the backend builds (issue 12) ------------------------------------------
+@pytest.fixture
+def real_compiles(monkeypatch):
+    """Every build the PyTorch backend really does, as (settings, mode), with the compile cache emptied first."""
+    from mixprec_explorer import backends
+    from mixprec_explorer.backends.torch_backend import TorchBackend
+
+    backends.clear_cache()
+    real, seen = TorchBackend.compile, []
+
+    def counted(self, explorer, plan, device, **options):
+        seen.append((plan.settings, options.get("mode", "eager")))
+        return real(self, explorer, plan, device, **options)
+
+    monkeypatch.setattr(TorchBackend, "compile", counted)
+    return seen
+
+
+def test_a_search_compiles_each_plan_once_and_at_most_four_beyond_fp32_and_all_low(monkeypatch, real_compiles):
+    _pessimistic_backend(monkeypatch, factor=3.0)  # the forward pass alone would pick too few exclusions
+    ex = stack_explorer()
+    budget = all_low_error(ex) * 0.6
+    result = run_search(ex, None, budget=budget, backend="torch", isolate=False, progress=False)
+    fp32, all_low = (p.settings for p in result.backend_plans[:2])
+    assert fp32.autocast_excluded_nodes == {".*"} and not all_low.autocast_excluded_nodes
+    assert len(real_compiles) == len(set(real_compiles)), "no plan is built twice (price, calibrate, probe, confirm)"
+    assert real_compiles.count((fp32, "eager")) == real_compiles.count((all_low, "eager")) == 1
+    assert result.compiles == len(real_compiles) and result.compiles_reused == 0
+    assert 1 <= result.compiles_beyond_calibration <= 4 and result.compiles == 2 + result.compiles_beyond_calibration
+    assert result.backend_probes == result.compiles_beyond_calibration
+    assert result.within_budget and result.reachable and result.confirmed["chosen"]["error"] <= budget
+    labels = [p.label for p in result.backend_plans]
+    assert labels[:2] == ["all-FP32", "all-low"] and all(label.startswith("prefix ") for label in labels[2:])
+    assert result.settings in {p.settings for p in result.backend_plans}, "the chosen plan is one of those measured"
+    for plan in result.backend_plans:
+        assert plan.measured_error is not None and plan.measured_latency_ms > 0
+        if plan.role == "probe":
+            assert plan.predicted_error is not None and plan.predicted_latency_ms > 0
+    again = run_search(ex, None, budget=budget, backend="torch", isolate=False, progress=False)
+    assert len(real_compiles) == len(set(real_compiles)), "a second search takes the cached builds"
+    assert again.compiles_reused >= 2, "all-FP32 and all-low, built for the first search"
+
+
+def test_the_predictor_receives_every_plan_the_search_measured(real_compiles):
+    ex = stack_explorer()
+    result = run_search(ex, None, budget=all_low_error(ex) * 0.4, backend="torch", isolate=False, progress=False)
+    assert ex.predictor.targets() == ["torch eager on cpu"]
+    for plan in result.backend_plans:  # each one a calibration point, with its error and its time in turns
+        p = ex.predict(plan.settings, backend="torch eager")
+        assert p.measured_error == plan.measured_error and p.measured_latency_ms == plan.measured_latency_ms
+        if plan.role == "probe":  # eager PyTorch rounds as the forward pass does: the anchored prediction is exact
+            assert plan.predicted_error == pytest.approx(plan.measured_error, rel=1e-9)
+    p = ex.predict(result.settings, backend="torch eager")
+    assert {s.kind for s in p.sources} >= {"profile", "accuracy", "sensitivity"}
+    assert "fitted on" in p.statement and "measured mixed plan" in p.statement
+    anchored = ex.predictor.predict(result.settings, backend="torch eager", forward_error=result.error)
+    assert anchored.error == pytest.approx(result.confirmed["chosen"]["error"], rel=1e-6)
+    costs = {c.value: c.cost_ms for c in result.exclusions}
+    assert all(math.isfinite(v) for v in costs.values()), "candidates are priced by the model (casts included)"
+
+
+@pytest.mark.slow
+def test_an_unreachable_budget_says_so_shows_the_floor_and_loads_the_floor_plan(real_compiles):
+    """Inductor's FP32 build is ~1e-7 off the eager FP32 reference on a CPU (its own reduction order): no plan can
+    meet a budget below that, and the search says so instead of presenting a plan as within budget."""
+    ex = stack_explorer()
+    result = run_search(ex, None, budget=1e-9, backend="torch", isolate=False, progress=False,
+                        compile_options={"mode": "compiled"})
+    floor = result.confirmed["fp32"]["error"]
+    assert floor > 1e-9, "the FP32 build differs from the reference (else this test proves nothing)"
+    assert not result.reachable and not result.within_budget
+    assert result.floor_error == floor and result.floor_plan == "all-FP32"
+    assert result.settings.autocast_excluded_nodes == {".*"} and ex.settings == result.settings, "the floor plan"
+    assert result.compiles == 2 and result.compiles_beyond_calibration == 0, "nothing is searched"
+    text = result.explain()
+    assert text.startswith("budget 1e-09 rel_l2 is NOT reachable") and f"{floor:.3g} (all-FP32)" in text
+    assert any(d.startswith("unreachable: torch measures all-FP32") for d in result.decisions())
+    assert result.floor_text() == f"floor: {floor:.3g} rel_l2 (all-FP32), over the budget 1e-09"
+
+
+def test_a_probe_limit_of_zero_compiles_only_the_calibration_plans(monkeypatch, real_compiles):
+    _pessimistic_backend(monkeypatch, factor=3.0)
+    ex = stack_explorer()
+    result = run_search(ex, None, budget=all_low_error(ex) * 0.6, backend="torch", isolate=False, progress=False,
+                        max_probes=0)
+    assert result.backend_probes == 0 and result.compiles == 3, "all-FP32, all-low and the plan confirmed"
+    assert any("the limit of 0 probes" in d for d in result.decisions())
+    with pytest.raises(OptionError, match="max_probes"):
+        run_search(ex, None, budget=1e-3, backend=None, max_probes=-1)
