@@ -1,8 +1,10 @@
-"""Search benchmark: sensitivity and search time, evaluations against bisection, speedup retained.
+"""Search benchmark: sensitivity and search time, evaluations against bisection, compiles, speedup retained.
 
-Run: ``python benchmarks/bench_search.py [--models resnet50,encoder] [--budgets 1e-3,1e-2] [--small]``.
-On a GPU it uses the PyTorch backend in compiled mode; on CPU (``--small``) tiny models and eager mode.
-Prints one table; ``--markdown FILE`` also writes it.
+Run: ``python benchmarks/bench_search.py [--models resnet50,encoder] [--budgets 1e-3,1e-2] [--small] [--mode M]``.
+On a GPU it uses the PyTorch backend in compiled mode; on CPU (``--small``: models ``stack`` and ``encoder``) tiny
+models and eager mode unless ``--mode compiled``.
+Prints one table (the compile column: distinct plans compiled on the backend per search, in total and beyond the
+all-FP32 and all-low calibration plans); ``--markdown FILE`` also writes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
 from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
 from mixprec_explorer.explorer import module_pattern
+from mixprec_explorer.search import DEFAULT_MAX_PROBES
 
 
 def bisection_evaluations(ex: Explorer, inputs: tuple, budget: float, low: torch.dtype) -> tuple[int, int]:
@@ -55,7 +58,7 @@ def run(name: str, make, budgets: list[float], device: str, mode: str, low: torc
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             result = ex.search(inputs, budget=budget, backend="torch", device=device, compile_options={"mode": mode},
-                               state_path=Path(tmp) / "state.json", progress=False)
+                               state_path=Path(tmp) / "state.json", progress=False, max_probes=DEFAULT_MAX_PROBES)
             ex.export_settings(Path(tmp) / "plan.json")
         search_s = time.perf_counter() - t0
         total_s = time.perf_counter() - start
@@ -64,14 +67,20 @@ def run(name: str, make, budgets: list[float], device: str, mode: str, low: torc
         rows.append({
             "model": name, "budget": budget, "nodes": len(ex.plan()),
             "sensitivity_s": sens_s, "naive/ours evals": sens.naive_evaluations / max(sens.nodes_evaluated, 1),
-            "search_s": search_s, "our evals": result.forward_evaluations, "our compiles": 3 + result.backend_probes,
+            "search_s": search_s, "our evals": result.forward_evaluations,
+            "compiles (total / beyond FP32+all-low)": f"{result.compiles} / {result.compiles_beyond_calibration}"
+            + (f" ({result.compiles_reused} cached)" if result.compiles_reused else ""),
             "bisection evals": bis_evals, "bisection K": bis_k,
             "exclusions": len(result.exclusions), "error": result.error,
             "measured error": (c.get("chosen") or {}).get("error"),
+            "within budget / floor": "yes" if result.within_budget else
+            f"no (floor {result.floor_error:.3g}{'' if result.reachable else ', unreachable'})",
             "speedup": c.get("speedup_over_fp32"), "all-low speedup": c.get("all_low_speedup"),
             "share": c.get("share_of_all_low_speedup"), "total_s": total_s,
             "_detail": f"{name} at {budget:g}: " + (", ".join(f"`{e.value}`" for e in result.exclusions) or "none")
-                       + "".join(f"; {s.action}" for s in result.steps if s.action.startswith("bisect")),
+                       + "".join(f"; {s.action}" for s in result.steps if s.action.startswith(("bisect", "unreach")))
+                       + "".join(f"; {p.label}: predicted {p.predicted_error:.3g}, measured {p.measured_error:.3g}"
+                                 for p in result.backend_plans if p.role == "probe" and p.predicted_error is not None),
         })
     return rows
 
@@ -81,10 +90,12 @@ def main() -> None:
     parser.add_argument("--models", default="resnet50,encoder")
     parser.add_argument("--budgets", default="1e-3,1e-2")
     parser.add_argument("--small", action="store_true", help="tiny models (CI / CPU)")
+    parser.add_argument("--mode", choices=("eager", "compiled"), help="torch backend mode (default: compiled on a "
+                        "GPU, eager on a CPU)")
     parser.add_argument("--markdown")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    mode = "compiled" if device == "cuda" else "eager"
+    mode = args.mode or ("compiled" if device == "cuda" else "eager")
     low = torch.float16 if device == "cuda" else torch.bfloat16
     if args.small:
         makers = {"stack": lambda: layer_stack(40), "encoder": lambda: transformer_encoder(2, 2, 16, 64, 4, 128)}

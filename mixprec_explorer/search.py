@@ -65,6 +65,9 @@ STATE_VERSION = 3
 STRATEGIES = ("single", "capped", "ratio")
 #: Compiles beyond all-FP32 and all-low a search spends on prefixes of its pick order (the chosen plan included).
 DEFAULT_MAX_PROBES = 4
+#: After a prefix was measured, the next is compiled where its estimate is within this share of the budget: a miss
+#: costs a compile, a few more exclusions than needed only a little speed.
+STEP_MARGIN = 0.9
 #: A shorter prefix is probed after one met the budget only where the model predicts it faster by at least this
 #: share of the gap between all-FP32 and all-low (less is within timing noise, and not worth a compile).
 MIN_GAIN_SHARE = 0.01
@@ -572,19 +575,44 @@ class _Search:
                 self.chosen.insert(at, c)
 
     # -- the probes: prefixes of the pick order, each chosen by the model and measured on the backend -----------
-    def _prefix(self, sequence: Sequence[Candidate], k: int) -> tuple[Settings, float, float]:
-        """(settings, exact forward-pass error, predicted backend error) of the first ``k`` exclusions."""
+    def _estimate(self, k: int, settings: Settings, forward: float) -> tuple[float, str]:
+        """(the backend's error of prefix ``k``, predicted before compiling it, and what the figure rests on).
+
+        Before any prefix is measured: the predictor's calibrated model anchored on the prefix's exact forward-pass
+        error. After: the measured prefix nearest in the pick order says how the backend scales the forward pass's
+        error here (its measured error above the floor over its forward-pass error), the floor added in quadrature.
+        """
+        if not math.isfinite(forward):
+            return math.inf, "the forward pass overflows"
+        floor, _ = self._scale()
+        measured = []
+        for entry in self.state.get("probe_log", []):
+            above = math.sqrt(max(entry["measured_error"] ** 2 - floor ** 2, 0.0)) \
+                if math.isfinite(entry["measured_error"]) else math.inf
+            if entry["forward_error"] > 0 and 0 < above < math.inf:
+                measured.append((abs(entry["k"] - k), -above / entry["forward_error"], entry["k"]))
+        if not measured:
+            return self.predicted_error(settings, forward), "model"
+        _, ratio, near = min(measured)
+        return math.sqrt(floor ** 2 + (ratio * forward) ** 2), f"as measured prefix {near}"
+
+    def _threshold(self) -> float:
+        """The estimate a prefix must reach to be compiled: the budget for the first, a margin below it after."""
+        return self.budget * (STEP_MARGIN if self.state.get("probe_log") else 1.0)
+
+    def _prefix(self, sequence: Sequence[Candidate], k: int) -> tuple[Settings, float, float, str]:
+        """(settings, exact forward-pass error, estimated backend error, its basis) of the first ``k`` exclusions."""
         settings = _apply(self.base, sequence[:k])
         forward = self.evaluator.error(settings)
-        return settings, forward, self.predicted_error(settings, forward)
+        return (settings, forward, *self._estimate(k, settings, forward))
 
     def _extend(self, sequence: list[Candidate]) -> bool:
-        """Extend the pick order past its end (forward passes only) until the model predicts it meets the budget."""
+        """Extend the pick order past its end (forward passes only) until its estimate meets the threshold."""
         floor, _ = self._scale()
-        settings, forward, predicted = self._prefix(sequence, len(sequence))
-        room = math.sqrt(max(self.budget ** 2 - floor ** 2, 0.0))
-        above = math.sqrt(max(predicted ** 2 - floor ** 2, 0.0)) if math.isfinite(predicted) else math.inf
-        goal = forward * room / above * 0.8 if 0 < above < math.inf and math.isfinite(forward) \
+        _, forward, estimate, _ = self._prefix(sequence, len(sequence))
+        room = math.sqrt(max(self._threshold() ** 2 - floor ** 2, 0.0))
+        above = math.sqrt(max(estimate ** 2 - floor ** 2, 0.0)) if math.isfinite(estimate) else math.inf
+        goal = forward * room / above if 0 < above < math.inf and math.isfinite(forward) \
             else float(self.state.get("aim", self.budget)) * 0.5
         self.chosen[:] = sequence
         self.err = forward
@@ -603,23 +631,24 @@ class _Search:
         hi = min(passing) if passing else None
         while True:
             top = hi - 1 if hi is not None else len(sequence)
+            threshold = self._threshold()
             pick = next((k for k in range(lo + 1, top + 1) if k not in probes
-                         and self._prefix(sequence, k)[2] <= budget), None)
+                         and self._prefix(sequence, k)[2] <= threshold), None)
             if hi is not None:
                 if pick is None:
-                    return None, f"no shorter prefix than {hi} is predicted within budget"
+                    return None, f"no shorter prefix than {hi} is estimated within {threshold:.3g}"
                 gain = self.plan_ms(_apply(self.base, sequence[:hi])) - self.plan_ms(_apply(self.base, sequence[:pick]))
                 gap = abs(self.plan_ms(self.fp32) - self.plan_ms(self.base))
                 if gain < MIN_GAIN_SHARE * gap:
-                    return None, (f"prefix {pick} is predicted within budget but only {gain:.3g} ms faster than "
-                                  f"{hi}: not worth a compile")
-                return pick, f"shorter prefix predicted within budget and {gain:.3g} ms faster"
+                    return None, (f"prefix {pick} is estimated within {threshold:.3g} but predicted only "
+                                  f"{gain:.3g} ms faster than {hi}: not worth a compile")
+                return pick, f"a shorter prefix estimated within {threshold:.3g}, predicted {gain:.3g} ms faster"
             if pick is not None:
-                return pick, "the shortest prefix predicted within budget"
+                return pick, f"the shortest prefix estimated within {threshold:.3g}"
             if self._extend(sequence):
                 continue
             if len(sequence) > lo and len(sequence) not in probes:
-                return len(sequence), "no prefix is predicted within budget: the whole pick order"
+                return len(sequence), f"no prefix is estimated within {threshold:.3g}: the whole pick order"
             return None, "no longer prefix to try"
 
     def probe(self) -> None:
@@ -636,7 +665,7 @@ class _Search:
             k, why = self._next(sequence, probes)
             if k is None:
                 break
-            settings, forward, predicted = self._prefix(sequence, k)
+            settings, forward, predicted, basis = self._prefix(sequence, k)
             predicted_ms = self.plan_ms(settings)
             try:
                 measured = self.backend_error(settings)
@@ -646,12 +675,12 @@ class _Search:
                 self.record(self.build.compile(self.explorer, settings), accuracy=measured, forward_error=forward)
             probes[k] = measured
             log.append({"k": k, "of": len(sequence), "forward_error": forward, "predicted_error": predicted,
-                        "predicted_latency_ms": predicted_ms, "measured_error": measured, "why": why})
+                        "basis": basis, "predicted_latency_ms": predicted_ms, "measured_error": measured, "why": why})
             state.update(probes={str(i): v for i, v in probes.items()}, sequence=[c.value for c in sequence])
             verdict = "within budget" if measured <= budget else "over budget"
             self.steps.append(SearchStep(
                 f"bisect on {self.checker}: compile {k} of {len(sequence)} exclusions in order of picking ({why}): "
-                f"predicted {predicted:.3g}, measured {measured:.3g}, {verdict}",
+                f"estimated {predicted:.3g} ({basis}), measured {measured:.3g}, {verdict}",
                 tuple(sorted(settings.autocast_excluded_nodes)), tuple(sorted(settings.autocast_excluded_ops)),
                 forward, predicted_ms))
             state["steps"] = [asdict(x) for x in self.steps]
