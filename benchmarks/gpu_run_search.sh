@@ -1,6 +1,21 @@
-# GPU run 2: search benchmark (both models, three budgets) and the multi-GPU sweep; results land in $OUT.
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-quiet() { grep -v "USDT\|\[00:\|FutureWarning\|return cls.__new__\|_warn_once\|UserWarning\|tensor = torch"; }
-timeout 400 python3 benchmarks/bench_search.py --models encoder,resnet50 --budgets 3e-4,1e-3,1e-2 \
-    --markdown $OUT/search.md 2>&1 | quiet
-timeout 150 python3 benchmarks/gpu_sweep.py --executor local --points 4 --model encoder 2>&1 | tee $OUT/sweep_encoder.txt | quiet
+# The search end to end on the live TensorRT-RTX engine, on a GPU machine without network: install the carried wheels
+# as gpu_run_predict.sh does, run benchmarks/gpu_search_live.py (ResNet-50, the encoder as a cast graph and ViT-B/16,
+# batch 32, budgets 1e-3 and 3e-4: six searches from the Explorer to the exported plan, within about 9 minutes);
+# results to $OUT/search on the lent machine, else docs/gpu/search (search_live.md, search_live.json, the exported
+# plans and run.log). Prepare the wheels first (`bash benchmarks/gpu_fetch_wheels.sh`) and carry them as for
+# gpu_run_live.sh: a first call carries .whlA and copies it to /tmp/stage, this call carries .whlB.
+export PYTHONUNBUFFERED=1
+whl=/tmp/tensorrt_rtx_cu13_libs-1.4.0.76-py3-none-manylinux_2_28_x86_64.whl
+if [ ! -f $whl ]; then
+  cat ${STAGE:-/tmp/stage}/libs.part* .whlB/libs.part* > $whl && echo "$(cat .whlB/libs.sha256)  $whl" | sha256sum -c || exit 3
+fi
+python3 -c "import torch_tensorrt" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --target /tmp/site $whl .whlB/*.whl || exit 4
+export PYTHONPATH=$PWD:/tmp/site
+nvidia-smi -L
+DEST=${OUT:-docs/gpu}/search
+mkdir -p $DEST
+timeout ${SEARCH_TIMEOUT:-530} python3 benchmarks/gpu_search_live.py --out $DEST --budget-s ${SEARCH_BUDGET_S:-400} \
+  ${SEARCH_ARGS:-} 2>&1 | grep -v "USDT\|FutureWarning\|return cls.__new__\|UserWarning\|warnings.warn" \
+  | tee $DEST/run.log | tail -80
+ls -la $DEST

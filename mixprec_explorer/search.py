@@ -100,7 +100,8 @@ class SearchStep:
 class BackendPlan:
     """One plan the search compiled and measured on the backend: what the model predicted before, what was measured.
 
-    Calibration plans (all-FP32, all-low) have no prediction of their own: they are what the model is built from.
+    Calibration plans (all-FP32, all-low) have no predicted error: they are what the model is built from; their
+    predicted latency is their calibration (timed in turns before the search), against their time at confirmation.
     """
 
     label: str  #: "all-FP32", "all-low", "prefix 3 of 7" (the first 3 exclusions of the pick order)
@@ -749,8 +750,8 @@ class _Search:
         sequence = [self.by_value[v] for v in state.get("sequence", [])]
         known = {self.fp32: state.get("measured_fp32"), self.base: state.get("measured_all_low")}
         rows: list[tuple[str, str, Settings, float | None, float | None, float | None]] = [
-            ("all-FP32", "calibration", self.fp32, 0.0, None, None),
-            ("all-low", "calibration", self.base, self.steps[0].error, None, None)]
+            ("all-FP32", "calibration", self.fp32, 0.0, None, self.plan_ms(self.fp32)),
+            ("all-low", "calibration", self.base, self.steps[0].error, None, self.plan_ms(self.base))]
         for entry in state.get("probe_log", []):
             settings = _apply(self.base, sequence[:entry["k"]])
             known[settings] = entry["measured_error"]
