@@ -197,7 +197,7 @@ class Controls:
             if change.name == "color_by":
                 if any(value == change.new for _, value in self.color_by_choice.options):
                     self.color_by_choice.value = change.new
-            else:
+            elif any(value == (change.new or 0) for _, value in self.group_choice.options):
                 self.group_choice.value = change.new or 0
         finally:
             self.syncing = False
