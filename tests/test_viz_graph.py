@@ -139,7 +139,9 @@ def test_unknown_colouring_and_missing_measurements_say_what_to_do(ex: Explorer)
     with pytest.raises(OverlayUnavailable, match="accuracy"):
         build_figure(ex, color_by="error")
     assert set(COLOR_BY) == {"precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch",
-                             "sensitivity", "changed"}
+                             "sensitivity", "changed", "fp32_cost"}
+    with pytest.raises(OverlayUnavailable, match="Calibrate what-if"):
+        build_figure(ex, color_by="fp32_cost")
 
 
 def test_profile_overlays_latency_measured_dtype_and_mismatch(ex: Explorer) -> None:
