@@ -15,8 +15,11 @@ Per model (ResNet-50 and ViT-B/16 from torchvision with random weights, and the 
 
 The encoder cannot be built under Torch-TensorRT's autocast (it casts the integer token ids), so its plans are built
 as cast graphs (``compile_options={"build": "cast_graph"}``); a model whose autocast build fails is retried that way.
-Each model's two budgets use fresh Explorers but one process, so the second search takes the all-FP32 and all-low
-engines from the compile cache (the ``cached`` count says so; ``--fresh`` empties the cache before every search).
+Every search starts from an empty compile cache (``--reuse`` keeps it: the second budget then takes the all-FP32
+and all-low engines built for the first, and the ``cached`` count says so). ``--strict-fp32`` turns TF32 off for
+the PyTorch reference and the engines (``disable_tf32=True``): the FP32 floor then drops from TF32's ~3e-4 on
+ResNet-50 to FP32 rounding. torchvision zero-initialises ViT's classification head, which would make every output 0
+and every error 0: the script draws it like a linear layer (normal, std 0.02).
 
 Prints and writes (``--out``: ``search_live.md`` and ``search_live.json``, rewritten after every search, so a run
 stopped by its time limit keeps what it finished) one row per search: wall time, compiles (total / beyond all-FP32
@@ -78,10 +81,15 @@ def build_model(name: str, small: bool, batch: int) -> tuple[torch.nn.Module, tu
         import torchvision
 
         if small:
-            model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
-                                                         hidden_dim=32, mlp_dim=64, num_classes=10)
-            return model.eval(), (torch.randn(2, 3, 32, 32),)
-        return torchvision.models.vit_b_16(weights=None).eval(), (torch.randn(batch, 3, 224, 224),)
+            vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                                       hidden_dim=32, mlp_dim=64, num_classes=10)
+            shape: tuple[int, ...] = (2, 3, 32, 32)
+        else:
+            vit, shape = torchvision.models.vit_b_16(weights=None), (batch, 3, 224, 224)
+        # torchvision zero-initialises the classification head: every output would be 0 and every error 0 (0/0)
+        with torch.no_grad():
+            torch.nn.init.normal_(vit.heads.head.weight, std=0.02)
+        return vit.eval(), (torch.randn(*shape),)
     raise SystemExit(f"unknown model {name!r}; known: {', '.join(MODELS)}")
 
 
@@ -121,7 +129,7 @@ def run_one(name: str, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
     """Explorer to exported plan for one budget; the row and its backend plans."""
     from mixprec_explorer import backends
 
-    if args.fresh:
+    if not args.reuse:
         backends.clear_cache()
     started = time.time()
     ex = Explorer(model, inputs)
@@ -170,7 +178,7 @@ def run_model(name: str, args: argparse.Namespace, budgets: list[float], rows: l
                          "trace": traceback.format_exc()[-3000:]})
         write()
         return
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"disable_tf32": True} if args.strict_fp32 and args.backend == "tensorrt" else {}
     if args.backend == "tensorrt" and name == "encoder":
         options["build"] = "cast_graph"  # autocast casts the encoder's integer indices (README, "A live engine")
     for budget in budgets:
@@ -209,7 +217,10 @@ def report(rows: list[dict[str, Any]], versions: dict[str, str], args: argparse.
     lib = ", ".join(f"{k} {v}" for k, v in versions.items() if k not in ("gpu", "cpu"))
     device = versions.get("gpu") or versions.get("cpu", "?")
     lines = [f"Device: {device}; {lib}; backend {args.backend}; batch {args.batch if not args.small else 2}"
-             f"{' (--small: tiny models on the CPU)' if args.small else ''}; one batch of inputs; max_probes "
+             f"{' (--small: tiny models on the CPU)' if args.small else ''}"
+             f"{'; strict FP32 (TF32 off in the reference and the engines)' if args.strict_fp32 else '; TF32 allowed'}"
+             f"; compile cache {'kept between searches' if args.reuse else 'emptied before each search'}"
+             f"; one batch of inputs; max_probes "
              f"{args.max_probes}; error: relative L2 of the outputs against the FP32 program in PyTorch; latency: "
              "median of 30 runs timed in turns (all-FP32, all-FP16 and every plan the search built); wall time from "
              f"the Explorer to the exported plan; total {time.time() - T0:.0f} s.", ""]
@@ -276,13 +287,16 @@ def main() -> int:
     parser.add_argument("--max-probes", type=int, default=DEFAULT_MAX_PROBES)
     parser.add_argument("--budget-s", type=float, default=480.0, help="start no search after this many seconds")
     parser.add_argument("--isolate", action="store_true", help="compile in the worker process (default: in this one)")
-    parser.add_argument("--fresh", action="store_true", help="empty the compile cache before every search")
+    parser.add_argument("--reuse", action="store_true", help="keep the compile cache between searches")
+    parser.add_argument("--strict-fp32", action="store_true", help="TF32 off in the reference and the engines")
     parser.add_argument("--small", action="store_true", help="tiny models, PyTorch eager backend, on the CPU")
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --small")
     args = parser.parse_args()
     args.device = args.device or ("cpu" if args.small else "cuda")
     args.backend = args.backend or ("torch" if args.small else "tensorrt")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.strict_fp32:  # the reference (and PyTorch plans) in strict FP32 too
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     versions = versions_line(args.backend)
     say("versions: " + json.dumps(versions))
     budgets = [float(b) for b in args.budgets.split(",")]

@@ -331,3 +331,28 @@ def test_a_probe_limit_of_zero_compiles_only_the_calibration_plans(monkeypatch, 
     assert any("the limit of 0 probes" in d for d in result.decisions())
     with pytest.raises(OptionError, match="max_probes"):
         run_search(ex, None, budget=1e-3, backend=None, max_probes=-1)
+
+
+@pytest.mark.slow
+def test_the_live_search_script_runs_small_on_the_cpu(tmp_path):
+    """benchmarks/gpu_search_live.py end to end (tiny models, PyTorch eager): rows, compile counts, exported plans."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_search_live.py"), "--small", "--models",
+                          "resnet50,encoder", "--budgets", "1e-3", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=600, cwd=root)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    doc = json.loads((tmp_path / "search_live.json").read_text())
+    assert [r["model"] for r in doc["rows"]] == ["resnet50", "encoder"]
+    for row in doc["rows"]:
+        assert "failed" not in row, row.get("trace")
+        assert row["compiles"] == 2 + row["beyond"] and row["beyond"] <= 4
+        assert row["within_budget"] and row["measured_error"] <= 1e-3
+        assert {p["label"] for p in row["plans"]} >= {"all-FP32", "all-low"}
+        assert Settings.load(tmp_path / f"{row['model']}_0.001.json").enable_autocast
+    text = (tmp_path / "search_live.md").read_text()
+    assert "| compiles (total / beyond FP32+all-low) |" in text and "| resnet50 | 0.001 |" in text
+    assert "predicted ms | measured ms" in text and text.startswith("Device: ")
