@@ -2,14 +2,7 @@
 # wheels as gpu_run_live.sh does, run benchmarks/gpu_predict.py (ResNet-50 and the encoder, batch 32, TensorRT and
 # PyTorch compiled; it ends within 8 minutes), results to $OUT/predict on the lent machine, else docs/gpu/predict.
 # Prepare the wheels first (`bash benchmarks/gpu_fetch_wheels.sh`) and carry them as for gpu_run_live.sh.
-export PYTHONUNBUFFERED=1
-whl=/tmp/tensorrt_rtx_cu13_libs-1.4.0.76-py3-none-manylinux_2_28_x86_64.whl
-if [ ! -f $whl ]; then
-  cat ${STAGE:-/tmp/stage}/libs.part* .whlB/libs.part* > $whl && echo "$(cat .whlB/libs.sha256)  $whl" | sha256sum -c || exit 3
-fi
-python3 -c "import torch_tensorrt" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile \
-  --no-cache-dir --target /tmp/site $whl .whlB/*.whl || exit 4
-export PYTHONPATH=$PWD:/tmp/site
+source benchmarks/gpu_install_wheels.sh
 nvidia-smi -L
 DEST=${OUT:-docs/gpu}/predict
 mkdir -p $DEST

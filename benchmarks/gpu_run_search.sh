@@ -4,14 +4,7 @@
 # results to $OUT/search on the lent machine, else docs/gpu/search (search_live.md, search_live.json, the exported
 # plans and run.log). Prepare the wheels first (`bash benchmarks/gpu_fetch_wheels.sh`) and carry them as for
 # gpu_run_live.sh: a first call carries .whlA and copies it to /tmp/stage, this call carries .whlB.
-export PYTHONUNBUFFERED=1
-whl=/tmp/tensorrt_rtx_cu13_libs-1.4.0.76-py3-none-manylinux_2_28_x86_64.whl
-if [ ! -f $whl ]; then
-  cat ${STAGE:-/tmp/stage}/libs.part* .whlB/libs.part* > $whl && echo "$(cat .whlB/libs.sha256)  $whl" | sha256sum -c || exit 3
-fi
-python3 -c "import torch_tensorrt" 2>/dev/null || python3 -m pip install -q --no-index --no-deps --no-compile \
-  --no-cache-dir --target /tmp/site $whl .whlB/*.whl || exit 4
-export PYTHONPATH=$PWD:/tmp/site
+source benchmarks/gpu_install_wheels.sh
 nvidia-smi -L
 DEST=${OUT:-docs/gpu}/search
 mkdir -p $DEST
