@@ -493,6 +493,10 @@ class _ErrorTables:
         else:  # all-low overflows (or is exact): single-node errors are all there is
             self.b = list(a)
         self.norm = A * A if math.isfinite(A) and A > 0 else (sum(self.b) or 1.0)
+        #: single-node errors overlap (a cast rounds the tensor its neighbour rounds too; on a GPU each rerun adds its
+        #: own noise), so their squares over-count: summed over all nodes they reach ``total_a``, not A squared.
+        self.total_a = total_a
+        self.overlap = min(1.0, A * A / total_a) if math.isfinite(A) and A > 0 and total_a > 0 else 1.0
         self.scale = 1.0  #: backend all-low error over the forward pass's (above the floor)
         self.floor = 0.0  #: the backend's all-FP32 error
         self.correction = 1.0  #: fitted on mixed plans, applied in full at all-FP32 and not at all at all-low
@@ -509,7 +513,9 @@ class _ErrorTables:
         if any(self.overflow[i] for i in members):
             return math.inf, 1.0, {}, True
         lam = min(1.0, sum(self.b[i] for i in members) / self.norm)
-        weights = {i: (1 - lam) * self.a[i] + lam * self.b[i] for i in members}
+        # The single-node sum shrinks from 1x (one node low) to ``overlap`` (every node low), where it equals A^2.
+        shrink = 1.0 - (1.0 - self.overlap) * sum(self.a[i] for i in members) / self.total_a if self.total_a else 1.0
+        weights = {i: (1 - lam) * shrink * self.a[i] + lam * self.b[i] for i in members}
         return sum(weights.values()), lam, weights, False
 
     def value(self, total: float, lam: float, overflow: bool) -> float:
