@@ -540,7 +540,7 @@ class Explorer:
                objective: str = "latency", backend: str | None = "auto", device: str | None = None,
                isolate: bool = True, compile_options: Mapping[str, Any] | None = None,
                state_path: str | os.PathLike[str] | None = None, confirm: bool = True, use_ops: bool = True,
-               use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = 8,
+               use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = 4,
                progress: bool = True) -> SearchResult:
         """Fastest exclusions within ``budget``; loads them into ``settings`` and keeps the result as ``last_search``
         (see :func:`mixprec_explorer.search.run_search`)."""

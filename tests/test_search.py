@@ -356,3 +356,13 @@ def test_the_live_search_script_runs_small_on_the_cpu(tmp_path):
     text = (tmp_path / "search_live.md").read_text()
     assert "| compiles (total / beyond FP32+all-low) |" in text and "| resnet50 | 0.001 |" in text
     assert "predicted ms | measured ms" in text and text.startswith("Device: ")
+
+
+def test_the_explorer_and_run_search_cap_probes_alike():
+    """README promises ``max_probes`` defaults to 4 compiles beyond the calibration, from either door."""
+    import inspect
+
+    from mixprec_explorer import Explorer
+    from mixprec_explorer.search import DEFAULT_MAX_PROBES
+    assert inspect.signature(Explorer.search).parameters["max_probes"].default == DEFAULT_MAX_PROBES == 4
+    assert inspect.signature(run_search).parameters["max_probes"].default == DEFAULT_MAX_PROBES
