@@ -270,3 +270,22 @@ def test_torch_compile_mode(one_thread):
     assert profile.mode == "compiled" and profile.unattributed
     assert all(layer.latency_ms is None for layer in profile.layers)
     assert profile.node_dtypes()["linear"] == torch.bfloat16
+
+
+def test_a_program_loaded_on_another_device_runs_its_views_as_reshapes():
+    """Export may trace a reshape as a view valid only for the capture device's strides (the encoder's attention
+    output on CUDA under torch 2.11); the copy loaded elsewhere must not fail there, and the program is untouched."""
+    from mixprec_explorer.backends.torch_plan import load_module
+
+    class Flatten(torch.nn.Module):
+        def forward(self, x):
+            return x.view(4, 2) * 2
+
+    ep = torch.export.export(Flatten(), (torch.randn(2, 4),))
+    moved = load_module(ep, "meta")
+    targets = [n.target for n in moved.graph.nodes if n.op == "call_function"]
+    assert torch.ops.aten.reshape.default in targets and torch.ops.aten.view.default not in targets
+    assert moved(torch.randn(2, 4, device="meta")).shape == (4, 2)
+    assert torch.ops.aten.view.default in [n.target for n in ep.graph.nodes], "the explorer's program is not changed"
+    here = load_module(ep, "cpu")
+    assert torch.equal(here(torch.ones(2, 4)), torch.full((4, 2), 2.0))

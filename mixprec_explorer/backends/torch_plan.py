@@ -81,11 +81,21 @@ class PlannedGraph:
 
 
 def load_module(ep: torch.export.ExportedProgram, device: str = "cpu") -> torch.fx.GraphModule:
-    """``ep.module()`` on ``device``; the program itself is never moved (a copy is, for another device)."""
+    """``ep.module()`` on ``device``; the program itself is never moved (a copy is, for another device).
+
+    On another device the copy's ``aten.view`` nodes become ``aten.reshape`` (the same values): export may trace a
+    ``reshape`` as a ``view`` valid only for the capture device's strides (torch 2.11 does so for the encoder's
+    attention output, whose CUDA layout differs from the CPU's), as Torch-TensorRT's own view-to-reshape pass does.
+    """
     if torch.device(device).type != "cpu":
         from torch.export.passes import move_to_device_pass
 
         ep = move_to_device_pass(copy.deepcopy(ep), device)
+        views = [n for n in ep.graph.nodes if n.op == "call_function" and n.target is torch.ops.aten.view.default]
+        for n in views:
+            n.target = torch.ops.aten.reshape.default
+        if views:
+            ep.graph_module.recompile()
     return ep.module()
 
 
