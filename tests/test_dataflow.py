@@ -150,3 +150,24 @@ def test_live_encoder_engine_lands_on_fx_nodes() -> None:
             assert folded or latency.get(name, 0) > 0, name
     confidences = {layer.extra["match"]["confidence"] for layer in profile.layers}
     assert "split" in confidences  # attention scores and half layer norms are placed through their readers
+
+
+def test_a_middle_engine_output_is_a_partition_edge_not_the_graph_output(explorers: dict[str, Explorer]) -> None:
+    """A graph split into engines (``_run_on_acc_0``, PyTorch, ``_run_on_acc_2``...): an earlier engine's
+    ``output0`` is what the next part reads, not graph output 0; engines run in number order (2 before 10)."""
+    from mixprec_explorer.parsers.mapping import map_layers
+
+    ex = explorers["autocast"]
+    view = FxView.of(ex.captured)
+
+    def gemm(engine: str, src: str, numel: int) -> LayerRecord:
+        return LayerRecord("[MATRIX_MULTIPLY]_myl0_0", "gemm", extra={
+            "engine": engine, "Inputs": [{"Name": src, "Dimensions": [1, 10]}],
+            "Outputs": [{"Name": "output0", "Dimensions": [1, numel]}]})
+
+    # linear1 (1x10) in the first engine, linear3 (1x40, the graph's output) in the last one
+    attributed, _ = map_layers([gemm("_run_on_acc_2", "x", 10), gemm("_run_on_acc_10", "linear_1", 40)], view,
+                               {n: i.module for n, i in ex.nodes.items() if i.kind == "call_function"})
+    nodes = {r.extra["engine"]: r.nodes for r in attributed}
+    assert nodes["_run_on_acc_2"] == ("linear",), "the first engine's output0 is linear1's output, 10 elements"
+    assert nodes["_run_on_acc_10"] == ("linear_2",), "only the last engine's output0 is the graph's output"

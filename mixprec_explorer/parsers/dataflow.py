@@ -377,13 +377,16 @@ def _weights(graph: _Graph, region: list[int]) -> tuple[float, ...]:
 
 
 def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
-                        aliases: Mapping[str, str] | None = None) -> tuple[LayerRecord, ...]:
+                        aliases: Mapping[str, str] | None = None, *, first: bool = True,
+                        last: bool = True) -> tuple[LayerRecord, ...]:
     """``layers`` (one engine's, in execution order, with their ``Inputs``/``Outputs``) with FX nodes filled.
 
     Each returned record has ``nodes`` (its region, topological order), ``node_dtypes``, ``node_weights`` and
     ``extra["match"] = {"confidence": ..., "why": ...}``; unmatched and zero-work sync layers keep ``nodes=()``.
     Records without tensor lists (names-only layer information) come back unmatched. ``aliases`` maps engine
     input names that are not FX node names (post-decomposition names of a later engine's inputs) to FX nodes.
+    Where the graph is split into several engines, only the ``first`` engine's unnamed inputs are the graph's
+    inputs and only the ``last`` one's ``output<N>`` is graph output N; a middle engine's are partition edges.
     """
     aliases = aliases or {}
     graph = _Graph(view)
@@ -403,7 +406,7 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
                 tensors[name] = _Tensor(numel, None, graph.index.get(aliases.get(name, name)))
                 if tensors[name].anchor is None:
                     free_inputs.append(name)
-    unclaimed = [i for i in user_inputs if all(t.anchor != i for t in tensors.values())]
+    unclaimed = [i for i in user_inputs if all(t.anchor != i for t in tensors.values())] if first else []
     for name, i in zip(free_inputs, unclaimed):
         tensors[name].anchor = i
     claimed = 0
@@ -427,7 +430,7 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
         confidence, why = "unmatched", ""
         for k, (name, numel) in enumerate(outs):
             anchor, how = None, ""
-            if name.startswith("output") and name[6:].isdigit() and int(name[6:]) < len(out_nodes):
+            if last and name.startswith("output") and name[6:].isdigit() and int(name[6:]) < len(out_nodes):
                 anchor = out_nodes[int(name[6:])]
                 how = f"engine output {name} is graph output {int(name[6:])}"
             if anchor is None and in_anchors:

@@ -9,6 +9,7 @@ layer that names nothing the graph knows stays unattributed.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 
 from mixprec_explorer.parsers.dataflow import FxView, match_engine_layers
@@ -146,10 +147,12 @@ def map_layers(
     for k, record in enumerate(records):
         engines.setdefault(record.extra.get("engine"), []).append(k)
     matched: list[LayerRecord] = list(records)
-    for indices in engines.values():
+    order = sorted(engines, key=_engine_order)
+    for engine, indices in engines.items():
         group = [records[k] for k in indices]
         if any(r.extra.get("Inputs") or r.extra.get("Outputs") for r in group):
-            group = list(match_engine_layers(group, view, post_to_pre))
+            group = list(match_engine_layers(group, view, post_to_pre, first=engine == order[0],
+                                             last=engine == order[-1]))
         for k, record in zip(indices, group):
             matched[k] = record
     attributed: list[LayerRecord] = []
@@ -170,6 +173,12 @@ def map_layers(
             unattributed.append(dataclasses.replace(
                 record, extra={**record.extra, "match": record.extra.get("match", _UNNAMED)}))
     return tuple(attributed), tuple(unattributed)
+
+
+def _engine_order(engine: object) -> tuple[int, str]:
+    """Execution order of Torch-TensorRT's submodules: ``_run_on_acc_10`` after ``_run_on_acc_2`` (by number)."""
+    found = re.search(r"(\d+)$", str(engine or ""))
+    return (int(found.group(1)) if found else -1, str(engine))
 
 
 _UNNAMED = {"confidence": "unmatched", "why": "neither its tensors nor its name place it on the graph"}
