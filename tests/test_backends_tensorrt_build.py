@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pickle
 from pathlib import Path
 
@@ -49,3 +50,23 @@ def test_a_cast_program_profile_comes_back_under_the_captured_names() -> None:
     assert stem.nodes == ("batch_norm", "relu_") and sum(stem.node_weights) == pytest.approx(1.0)
     assert "conv2d" not in dict(stem.node_dtypes)
     assert sum(renamed.node_latency_ms().values()) == pytest.approx(sum(profile.node_latency_ms().values()))
+
+
+def test_an_engine_without_execution_context_points_at_fp16_attention() -> None:
+    """TensorRT-RTX 1.4 built BERT-base's FP16 cast graph but gave it no execution context until the attention
+    blocks stayed FP32: the failure says so, with one regex that covers every layer's attention."""
+    ex = Explorer(*examples.transformer_encoder(layers=2, seq=16))
+    message = ("[Error thrown at core/runtime/TRTEngine.cpp:143] Expected (exec_ctx.get() != nullptr) to be true "
+               "but got false\nUnable to create TensorRT execution context")
+    failure = compile_failure(RuntimeError(message), ex, ex, ex.plan(FP16), {}, "cast_graph", Path("log.txt"))
+    (remedy,) = [r for r in failure.remedies if "execution context" in r]
+    (pattern,) = ast.literal_eval(remedy.split("autocast_excluded_nodes=")[1])  # a Python set, ready to paste
+    assert pattern == r"^layers\.\d+\.self_attn(\.|$)"
+    plan = ex.plan(FP16.replace(autocast_excluded_nodes=frozenset({pattern})))
+    attention = [n for n, i in ex.nodes.items() if i.module.startswith("layers.") and ".self_attn" in i.module
+                 and n in plan]
+    assert attention and all(plan[n].dtype == torch.float32 for n in attention)
+    assert any(plan[n].dtype == torch.float16 for n, i in ex.nodes.items() if i.module.endswith("linear1"))
+    # all-FP32 plans have no attention in FP16 to blame
+    plain = compile_failure(RuntimeError(message), ex, ex, ex.plan(Settings()), {}, "cast_graph", Path("log.txt"))
+    assert not any("execution context" in r for r in plain.remedies)

@@ -564,6 +564,28 @@ def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
                                notes=(*profile.notes, "measured on the cast program; nodes named as captured"))
 
 
+#: what Torch-TensorRT raises when an engine builds but gets no execution context (TRTEngine.cpp)
+_NO_CONTEXT = re.compile(r"exec_ctx|execution context", re.IGNORECASE)
+_ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
+
+
+def _low_attention_pattern(explorer: Explorer, plan: PrecisionPlan) -> str | None:
+    """One regex for every attention module the plan runs in low precision, layer numbers as any number, or None
+    (``bert.encoder.layer.0.attention.self.query`` gives ``^bert\\.encoder\\.layer\\.\\d+\\.attention(\\.|$)``)."""
+    tops = set()
+    for name, info in explorer.nodes.items():
+        rec = plan.get(name)
+        if rec is None or rec.dtype in (None, torch.float32) or not info.module:
+            continue
+        parts = info.module.split(".")
+        hit = next((k for k, part in enumerate(parts) if _ATTENTION.search(part)), None)
+        if hit is not None:
+            tops.add(r"\.".join(r"\d+" if p.isdigit() else re.escape(p) for p in parts[:hit + 1]))
+    if not tops:
+        return None
+    return "^" + (tops.pop() if len(tops) == 1 else "(" + "|".join(sorted(tops)) + ")") + r"(\.|$)"
+
+
 def compile_failure(err: Exception, built: Explorer, explorer: Explorer, plan: PrecisionPlan,
                     rename: Mapping[str, str], build: str, log: Path) -> CompileFailure:
     """Torch-TensorRT's exception as a :class:`CompileFailure` naming the FX node it stopped at and the remedies."""
@@ -588,6 +610,12 @@ def compile_failure(err: Exception, built: Explorer, explorer: Explorer, plan: P
                         f"{{'{explorer.nodes[node].op}'}})")
         if module and settings.enable_autocast:
             remedies.append(f"keep its module in FP32: ex.exclude({module!r})")
+    attention = _low_attention_pattern(explorer, plan) if _NO_CONTEXT.search(text) else None
+    if attention:
+        remedies.append("the engine built but TensorRT could not create its execution context; on TensorRT-RTX 1.4 "
+                        "an FP16 attention block does this (Myelin's cuDNN graph fails; BERT-base, "
+                        "docs/benchmarks.md): keep attention in FP32, autocast_excluded_nodes="
+                        f"{{{attention!r}}}")
     where = f" at FX node {node!r} ({op})" if node else (f" at {op}" if op else "")
     message = (f"Torch-TensorRT could not build this plan{where}: {type(err).__name__}: {first}\n"
                + "".join(f"  remedy: {r}\n" for r in remedies) + f"  Torch-TensorRT's log: {log}")
