@@ -10,6 +10,7 @@ also follow the app's traits as they change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -232,19 +233,17 @@ class Controls:
     @guarded("undo")
     def undo(self) -> None:
         """Go back to the previous settings; the status line says what that changed."""
-        app = self.app
-        before = app.explorer.settings
-        app.apply(app.explorer.undo)
-        app.refresh()
-        app.sync_frontier()
-        app.say("Undo: " + (describe_change(before, app.explorer.settings) or "no change"))
+        self._step("Undo", self.app.explorer.undo)
 
     @guarded("redo")
     def redo(self) -> None:
         """Re-apply undone settings; the status line says what that changed."""
+        self._step("Redo", self.app.explorer.redo)
+
+    def _step(self, label: str, move: Callable[[], Any]) -> None:
         app = self.app
         before = app.explorer.settings
-        app.apply(app.explorer.redo)
+        app.apply(move)
         app.refresh()
         app.sync_frontier()
-        app.say("Redo: " + (describe_change(before, app.explorer.settings) or "no change"))
+        app.say(f"{label}: " + (describe_change(before, app.explorer.settings) or "no change"))
