@@ -142,6 +142,9 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
         (folder / f"{sub}_engine_layer_information.json").write_text(text)
     for trace in Path(handle.logging_dir).rglob("*_engine_execution_profile.trace"):
         shutil.copy(trace, folder / trace.name)
+    # what the live mapping used beside the layer information, so that it can be replayed on a CPU
+    (folder / "mapping_inputs.json").write_text(json.dumps({"post_to_pre": handle.post_to_pre,
+                                                           "rename": handle.rename}, indent=1))
     log = Path(handle.logging_dir) / "torch_tensorrt_logging.log"
     if log.is_file():
         shutil.copy(log, folder / "torch_tensorrt_logging.log")
