@@ -80,6 +80,10 @@ def search_text(result: Any) -> str:
                   f"all low {opt(low.get('latency_ms'), '.4g')} ms)",
                   f"speedup over FP32: {opt(c.get('speedup_over_fp32'))}x (all low: {opt(c.get('all_low_speedup'))}x)"
                   f" · share of the all-low speedup: {opt(share, '.0%')}"]
+        if result.compiles:
+            lines.append(f"backend compiles: {result.compiles} ({result.compiles_beyond_calibration} beyond all-FP32 "
+                         f"and all-low" + (f", {result.compiles_reused} reused" if result.compiles_reused else "")
+                         + ")")
     else:
         lines.append("not confirmed by a compile (estimate only, or confirm off)")
     lines.append("loaded into the explorer's settings (Undo goes back)")
