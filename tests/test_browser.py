@@ -75,6 +75,7 @@ SERVER_START_S = 120
 RUN_ALL_S = 300  #: kernel start + every cell of the quickstart
 CLICK_EFFECT_S = 60
 TIMINGS = ARTIFACTS / "browser_timings.json"
+LAYOUT = ARTIFACTS / "browser_layout.json"  #: the first views as Chromium drew them (_check_first_view)
 #: the issue's targets, ms from mousedown to the node's new colour (median); asserted with MIXPREC_CLICK_TARGETS=assert
 CLICK_TARGET_MS = {"resnet50": 100.0, "nodes2000": 200.0}
 #: what every run must stay under: a regression bound, far below a full redraw on every click (which measured
@@ -453,6 +454,52 @@ _LEGEND_FILLS_JS = r"""
 """
 
 
+_DRAWN_JS = r"""
+([graph]) => {
+  // the screen boxes plotly.js drew: each node (or group) marker, each label's text, and the plot area
+  const gd = document.querySelectorAll('.js-plotly-plot')[graph];
+  if (!gd || !gd._fullData) return null;
+  const layer = (name) => {
+    const t = gd._fullData.find((d) => d.name === name);
+    return t ? gd.querySelector('.trace' + t.uid) : null;
+  };
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const nodes = layer('nodes'), labels = layer('labels');
+  const bg = gd.querySelector('.bglayer .bg') || gd.querySelector('.draglayer .nsewdrag');
+  return {
+    points: nodes ? Array.from(nodes.querySelectorAll('path.point')).map(box) : [],
+    labels: labels ? Array.from(labels.querySelectorAll('.textpoint text'))
+        .filter((e) => e.textContent).map((e) => ({text: e.textContent, box: box(e)})) : [],
+    plot: bg ? box(bg) : null,
+  };
+}
+"""
+
+
+def _check_first_view(page, name: str) -> dict:
+    """The first view as Chromium drew it: every node or group labelled, no two labels overlapping (by more than a
+    pixel either way), every marker inside the plot area (the whole model on one screen). Kept in
+    test-artifacts/browser_layout.json."""
+    drawn = _wait(lambda: page.evaluate(_DRAWN_JS, [0]), 30, "the drawn first view", page)
+    labels, points, plot = drawn["labels"], drawn["points"], drawn["plot"]
+    overlapping = [(a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1:]
+                   if min(a["box"][2], b["box"][2]) - max(a["box"][0], b["box"][0]) > 1
+                   and min(a["box"][3], b["box"][3]) - max(a["box"][1], b["box"][1]) > 1]
+    outside = [k for k, p in enumerate(points) if p[0] < plot[0] - 1 or p[2] > plot[2] + 1
+               or p[1] < plot[1] - 1 or p[3] > plot[3] + 1]
+    found = {"points": len(points), "labels": len(labels), "overlapping_labels": len(overlapping),
+             "points_outside_plot": len(outside), "plot_px": [round(plot[2] - plot[0]), round(plot[3] - plot[1])]}
+    ARTIFACTS.mkdir(exist_ok=True)
+    data = json.loads(LAYOUT.read_text()) if LAYOUT.exists() else {}
+    data[name] = found
+    LAYOUT.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    print(f"{name}: first view as drawn {found}")
+    assert points and len(labels) == len(points), f"{name}: {len(points)} markers but {len(labels)} labels"
+    assert not overlapping, f"{name}: labels overlap in the browser: {overlapping[:5]}"
+    assert not outside, f"{name}: {len(outside)} of {len(points)} markers outside the plot area"
+    return found
+
+
 def _check_colours(page, key: list[int], fills: list[tuple[str, str]], excluded: str = "FP32") -> None:
     """The widget recolours a clicked point in place (widget/_sync.py): its colours must be plotly.js's own.
 
@@ -669,6 +716,7 @@ def test_resnet50_notebook_session(lab: Lab, browser_page) -> None:
     _open_and_run(page, lab, "02_resnet50.ipynb")
     view = WidgetPage(page)
     _wait(lambda: any(p.startswith("module:") for p in view.points()), 60, "the grouped first view", page)
+    _check_first_view(page, "resnet50")
     view.group("no grouping", grouped=False)
     assert len(view.points()) >= 170
     view.find("layer1.0.conv1")
@@ -702,6 +750,8 @@ def test_encoder_notebook_session(lab: Lab, browser_page) -> None:
     page = browser_page
     _open_and_run(page, lab, "03_transformer.ipynb")
     view = WidgetPage(page)
+    _wait(lambda: view.points(), 60, "the first view", page)
+    _check_first_view(page, "encoder")
     view.group("no grouping", grouped=False)
     view.find("layers.0.linear1")
     times = _timed_clicks(page, _point_of(page, "layers.0.linear1"), clicks=5)
