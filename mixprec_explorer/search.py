@@ -71,6 +71,8 @@ STEP_MARGIN = 0.9
 #: A shorter prefix is probed after one met the budget only where the model predicts it faster by at least this
 #: share of the gap between all-FP32 and all-low (less is within timing noise, and not worth a compile).
 MIN_GAIN_SHARE = 0.01
+#: below this share of the time all-low saves, explain() says the plan kept little of the speed-up and why
+LITTLE_SAVED = 0.5
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,14 @@ class SearchResult:
         return [s.action for s in self.steps if s.action.startswith(("calibrate", "keep the", "bisect",
                                                                      "unreachable"))]
 
+    def time_saved_share(self) -> float | None:
+        """(all-FP32 - chosen) / (all-FP32 - all-low), as confirmed on the backend; None where not confirmed or where
+        all-low is not at least 5 % faster than all-FP32 (nothing to share)."""
+        fp32, low, mine = ((self.confirmed.get(k) or {}).get("latency_ms") for k in ("fp32", "all_low", "chosen"))
+        if fp32 is None or low is None or mine is None or not low * 1.05 < fp32:
+            return None
+        return float((fp32 - mine) / (fp32 - low))
+
     def floor_text(self) -> str:
         """The floor in words: ``"floor: 4.2e-04 rel_l2 (all-FP32), over the budget 3e-04"``; "" when unknown."""
         if self.floor_error is None:
@@ -179,6 +189,15 @@ class SearchResult:
             lines.append(f"NOT within budget: this plan's error is {error:.3g} {self.metric}, over {self.budget:.3g}; "
                          "no plan the search measured met it"
                          + (f" ({self.floor_text()})" if self.floor_error is not None else ""))
+        saved = self.time_saved_share()
+        if self.within_budget and saved is not None and saved < LITTLE_SAVED:
+            ms = {k: (self.confirmed.get(k) or {}).get("latency_ms") for k in ("fp32", "all_low", "chosen")}
+            part = "none" if saved < 0.005 else f"only {saved:.0%}"
+            lines.append(f"within budget, but this plan saves {part} of the time all-low saves ("
+                         f"{ms['chosen']:.4g} ms against {ms['fp32']:.4g} ms all-FP32 and {ms['all_low']:.4g} ms "
+                         "all-low): no cheaper plan the search measured or estimated meets the budget, which sits "
+                         "close to the floor" + (f" ({self.floor_text()})" if self.floor_error is not None else "")
+                         + "; a looser budget buys the speed back")
         if not self.exclusions:
             lines.append("no exclusions: the all-low-precision plan" + (" is within budget" if self.within_budget
                                                                         else ""))

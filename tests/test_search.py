@@ -366,3 +366,25 @@ def test_the_explorer_and_run_search_cap_probes_alike():
     from mixprec_explorer.search import DEFAULT_MAX_PROBES
     assert inspect.signature(Explorer.search).parameters["max_probes"].default == DEFAULT_MAX_PROBES == 4
     assert inspect.signature(run_search).parameters["max_probes"].default == DEFAULT_MAX_PROBES
+
+
+def test_a_plan_that_keeps_little_of_the_speedup_says_so():
+    """The encoder on TensorRT-RTX at 1e-3 met its budget only at FP32 speed: the explanation says how little of
+    the speed-up is left and why, instead of listing sixty exclusions as if they were a bargain."""
+    from dataclasses import replace
+
+    ex = stack_explorer()
+    result = run_search(ex, None, budget=all_low_error(ex) * 0.6, backend=None, progress=False)
+
+    def confirmed(fp32: float, all_low: float, chosen: float):
+        return replace(result, within_budget=True, confirmed={
+            "fp32": {"latency_ms": fp32}, "all_low": {"latency_ms": all_low}, "chosen": {"latency_ms": chosen}})
+
+    slow = confirmed(4.859, 2.810, 4.862)  # the live engine's figures
+    assert slow.time_saved_share() == pytest.approx(-0.0015, abs=1e-3)
+    assert "saves none of the time all-low saves (4.862 ms against 4.859 ms all-FP32 and 2.81 ms" in slow.explain()
+    assert "saves only 20% of" in confirmed(5.0, 3.0, 4.6).explain()
+    fast = confirmed(2.993, 2.018, 1.979)  # ResNet-50 with fc in FP32
+    assert fast.time_saved_share() > 1 and "of the time all-low saves" not in fast.explain()
+    assert confirmed(3.0, 2.95, 3.0).time_saved_share() is None, "all-low is no faster: nothing to share"
+    assert result.time_saved_share() is None, "not confirmed on a backend"
