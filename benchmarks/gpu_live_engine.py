@@ -98,6 +98,28 @@ def fidelity(ex: Explorer, profile: Any, settings: Settings) -> tuple[int, int, 
     return agree, compared, wrong
 
 
+def engine_args(module: torch.nn.Module) -> dict[str, list[dict[str, Any]]]:
+    """Each engine call's arguments in the partitioned graph: name, op and provenance (``from_node`` names, the
+    innermost module), to see offline how a later engine's inputs relate to the captured graph."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    graph = getattr(module, "graph", None)
+    for node in graph.nodes if graph is not None else ():
+        if node.op != "call_module" or not str(node.target).startswith("_run_on_acc"):
+            continue
+        rows = []
+        for arg in node.args:
+            if not isinstance(arg, torch.fx.Node):
+                continue
+            chain, seen = [], getattr(arg, "meta", {}).get("from_node") or []
+            for src in seen:
+                chain.append(getattr(src, "name", str(src)))
+            stack = arg.meta.get("nn_module_stack") or {}
+            rows.append({"name": arg.name, "op": str(arg.target), "from_node": chain,
+                         "module": str(list(stack.values())[-1][0]) if stack else ""})
+        out[str(node.target)] = rows
+    return out
+
+
 def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tuple, runs: int, out: Path,
             reference: torch.Tensor) -> dict[str, Any]:
     row: dict[str, Any] = {"model": name, "plan": label}
@@ -144,7 +166,8 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
         shutil.copy(trace, folder / trace.name)
     # what the live mapping used beside the layer information, so that it can be replayed on a CPU
     (folder / "mapping_inputs.json").write_text(json.dumps({"post_to_pre": handle.post_to_pre,
-                                                           "rename": handle.rename}, indent=1))
+                                                           "rename": handle.rename,
+                                                           "engine_args": engine_args(handle.module)}, indent=1))
     log = Path(handle.logging_dir) / "torch_tensorrt_logging.log"
     if log.is_file():
         shutil.copy(log, folder / "torch_tensorrt_logging.log")
