@@ -675,6 +675,31 @@ def test_quickstart_click_excludes_the_node_and_recolours_it(lab: Lab, browser_p
         shutil.copyfile(shot, ASSET)
 
 
+def test_the_what_if_answers_every_click_without_a_compile(lab: Lab, browser_page) -> None:
+    """Issue 12 in the page: "Calibrate what-if" measures all-FP32, all-low and sensitivity once; then each click
+    shows the plan's predicted milliseconds and error and what the click changed, with no compile."""
+    page = browser_page
+    _open_and_run(page, lab, QUICKSTART)
+    view = WidgetPage(page)
+    view.button("Calibrate what-if").click()
+    view.wait_text(r"what-if calibrated", "the calibration to finish", timeout_s=240)
+    first = view.wait_text(r"predicted [-+0-9.e]+ ms", "a predicted latency in the What if panel")
+    key = _point_of(page, MODULE)
+    page.locator(".js-plotly-plot").nth(key[0]).scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    state = _wait(lambda: page.evaluate(_POINT_STATE_JS, key), 30, "the node's SVG point", page)
+    page.mouse.move(state["x"], state["y"])
+    page.wait_for_timeout(300)
+    page.mouse.click(state["x"], state["y"])
+    after = view.wait_text(r"this change: ", "the change the click made")
+    change = re.search(r"What if\s*predicted [0-9.e-]+ ms, rel L2 [0-9.e-]+.*?this change: [-+\u2212\u00b1][0-9.e-]+ "
+                       r"ms, [-+\u2212\u00b1][0-9.e-]+", after, re.S)
+    assert change, after
+    print("what-if after one click:", " ".join(change.group(0).split()))
+    assert "compiling" not in after[len(first):], "a click compiles nothing"
+    page.kernel_messages.assert_none("the what-if session")
+
+
 def test_a_raising_widget_callback_is_caught(lab: Lab, browser_page) -> None:
     """The kernel-traceback check is not vacuous: a click callback that raises is counted, outputs stay clean."""
     page = browser_page
