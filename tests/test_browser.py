@@ -657,6 +657,7 @@ def test_quickstart_click_excludes_the_node_and_recolours_it(lab: Lab, browser_p
     after = page.evaluate(_POINT_STATE_JS, key)
     assert after["fill"] != before["fill"]
     view.wait_text(re.escape(PATTERN), f"the widget to show {PATTERN}")
+    view.wait_text(r"source: \S*examples\.py:\d+\s+return self\.linear3", "the details to name the model's line")
     page.kernel_messages.assert_none("the quickstart")
     _record("quickstart", times)
     # at 1400 px, side panel open: the view row may wrap, but Redo never alone on its own line

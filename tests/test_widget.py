@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 
@@ -99,6 +101,8 @@ def test_click_excludes_the_module_and_recolours_in_place(app: WidgetApp, delive
     assert _mark_shapes(app) == {(app.node_trace.x[i], app.node_trace.y[i])}  # the excluded square, at the node
     assert "^linear2$" in app.summary.value and "^linear2$" in app.status.value
     assert "linear_1" in app.details.value and "excluded_node" in app.details.value
+    assert re.search(r"source: <code>mixprec_explorer/examples\.py:\d+  return .*linear2", app.details.value), \
+        "the details name the line of the model that made the node"
 
     deliver(app, "linear_1")  # a second click includes it again
     assert app.explorer.settings.autocast_excluded_nodes == frozenset()

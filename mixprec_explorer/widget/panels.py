@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from .. import dtypes
+from ..viz.hover import source_text
 from ..viz.layout import GROUP_PREFIX
 from ._format import esc, num
 from .host import AppHost
@@ -133,6 +134,9 @@ class PlanPanel:
         rec = plan.get(key)
         lines = [f"<b>{esc(info.name)}</b> <code>{esc(info.op)}</code>",
                  f"module: <code>{esc(info.module or '(root)')}</code> {esc(info.module_type)}"]
+        source = source_text(info)
+        if source:
+            lines.append(f"source: <code>{esc(source)}</code>")
         if rec is not None:
             dtype = dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
             acc = dtypes.display_name(rec.accumulate_dtype) if rec.accumulate_dtype is not None else "-"
