@@ -500,6 +500,36 @@ def _check_first_view(page, name: str) -> dict:
     return found
 
 
+_SCROLL_STATE_JS = r"""
+([graph]) => {
+  // the notebook's scroll offset and the plot's axis ranges
+  const gd = document.querySelectorAll('.js-plotly-plot')[graph];
+  let el = gd, scroller = null;
+  while (el && !scroller) {
+    el = el.parentElement;
+    if (el && el.scrollHeight > el.clientHeight + 10 && getComputedStyle(el).overflowY !== 'visible') scroller = el;
+  }
+  return {top: scroller ? scroller.scrollTop : window.scrollY,
+          x: gd._fullLayout.xaxis.range.slice(), y: gd._fullLayout.yaxis.range.slice()};
+}
+"""
+
+
+def _check_wheel_scrolls_the_page(page, graph: int = 0) -> None:
+    """The mouse wheel over the graph scrolls the notebook and leaves the graph's zoom alone (zoom is a choice)."""
+    plot = page.locator(".js-plotly-plot").nth(graph)
+    plot.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box = plot.bounding_box()
+    before = page.evaluate(_SCROLL_STATE_JS, [graph])
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 300)
+    page.wait_for_timeout(600)
+    after = page.evaluate(_SCROLL_STATE_JS, [graph])
+    assert after["top"] > before["top"], f"the wheel over the graph did not scroll the page: {before} -> {after}"
+    assert (after["x"], after["y"]) == (before["x"], before["y"]), "the wheel zoomed the graph"
+
+
 def _check_colours(page, key: list[int], fills: list[tuple[str, str]], excluded: str = "FP32") -> None:
     """The widget recolours a clicked point in place (widget/_sync.py): its colours must be plotly.js's own.
 
@@ -743,6 +773,7 @@ def test_resnet50_notebook_session(lab: Lab, browser_page) -> None:
     view = WidgetPage(page)
     _wait(lambda: any(p.startswith("module:") for p in view.points()), 60, "the grouped first view", page)
     _check_first_view(page, "resnet50")
+    _check_wheel_scrolls_the_page(page)
     view.group("no grouping", grouped=False)
     assert len(view.points()) >= 170
     view.find("layer1.0.conv1")
