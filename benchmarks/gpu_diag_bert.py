@@ -40,7 +40,8 @@ SDPA = "scaled_dot_product"  #: the fused attention op, whatever its aten overlo
 
 def variants(ex: Explorer, model: str, run: int) -> dict[str, tuple[Settings, dict]]:
     """Run 2: the attention op kept in FP32, or run in PyTorch (``torch_executed_ops``); run 3: bisect layer 0."""
-    if model == "encoder":  # run 1: it builds and profiles, then ex.accuracy fails on an aten.view (full trace)
+    if model == "encoder":  # runs 1-4: built and profiled, then ex.accuracy failed on an aten.view (the explorer's
+        # own FP32 program on CUDA, not use_fp32_acc: gpu_diag_fp32acc.py; fixed in torch_plan.load_module)
         return {"cast graph FP16 + use_fp32_acc": (FP16.replace(use_fp32_acc=True), {})}
     if run == 1:
         return {label: (s, {}) for label, s in RUN1.items()}

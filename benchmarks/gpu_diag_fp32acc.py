@@ -1,7 +1,9 @@
-"""Which step leaves the explorer's FP32 program unrunnable after a use_fp32_acc build of the encoder's cast graph.
+"""Which step leaves the encoder's FP32 program unrunnable on CUDA: capture, a cast-graph build, or use_fp32_acc.
 
 Run on the lent GPU with torch-tensorrt-rtx importable: ``python benchmarks/gpu_diag_fp32acc.py``. Prints, after each
-step (compile, profile), whether the explorer's exported program still has its ``aten.reshape`` nodes and still runs.
+step (capture, compile, profile), the program's reshape and view counts and whether it runs on CUDA, then the
+accuracy. Found (docs/gpu/diag/encoder_fp32acc_h200.log): capture itself, a view valid only for CPU strides; the
+program runs since ``load_module`` turns a moved copy's views into reshapes.
 """
 
 from __future__ import annotations

@@ -110,9 +110,7 @@ def engine_args(module: torch.nn.Module) -> dict[str, list[dict[str, Any]]]:
         for arg in node.args:
             if not isinstance(arg, torch.fx.Node):
                 continue
-            chain, seen = [], getattr(arg, "meta", {}).get("from_node") or []
-            for src in seen:
-                chain.append(getattr(src, "name", str(src)))
+            chain = [getattr(src, "name", str(src)) for src in arg.meta.get("from_node") or []]
             stack = arg.meta.get("nn_module_stack") or {}
             rows.append({"name": arg.name, "op": str(arg.target), "from_node": chain,
                          "module": str(list(stack.values())[-1][0]) if stack else ""})

@@ -146,7 +146,6 @@ def run_one(name: str, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
     wall = time.time() - started
     c = result.confirmed
     fp32, low, mine = ((c.get(k) or {}).get("latency_ms") for k in ("fp32", "all_low", "chosen"))
-    saved = (fp32 - mine) / (fp32 - low) if fp32 and low and mine and fp32 != low else None
     row = {
         "model": name, "budget": budget, "wall_s": wall, "capture_s": captured_s, "build": options.get("build", "autocast"),
         "compiles": result.compiles, "beyond": result.compiles_beyond_calibration, "cached": result.compiles_reused,
@@ -154,7 +153,7 @@ def run_one(name: str, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
         "measured_error": (c.get("chosen") or {}).get("error"), "within_budget": result.within_budget,
         "reachable": result.reachable, "floor_error": result.floor_error, "floor_plan": result.floor_plan,
         "fp32_ms": fp32, "all_low_ms": low, "chosen_ms": mine, "share": c.get("share_of_all_low_speedup"),
-        "time_saved_share": saved, "exported": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+        "time_saved_share": result.time_saved_share(), "exported": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
         "decisions": result.decisions(), "explain": result.explain(),
         "plans": [{"label": p.label, "role": p.role, "exclusions": p.exclusions, "forward_error": p.forward_error,
                    "predicted_error": p.predicted_error, "measured_error": p.measured_error,

@@ -489,10 +489,7 @@ def _check_first_view(page, name: str) -> dict:
                or p[1] < plot[1] - 1 or p[3] > plot[3] + 1]
     found = {"points": len(points), "labels": len(labels), "overlapping_labels": len(overlapping),
              "points_outside_plot": len(outside), "plot_px": [round(plot[2] - plot[0]), round(plot[3] - plot[1])]}
-    ARTIFACTS.mkdir(exist_ok=True)
-    data = json.loads(LAYOUT.read_text()) if LAYOUT.exists() else {}
-    data[name] = found
-    LAYOUT.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    _keep(LAYOUT, name, found)
     print(f"{name}: first view as drawn {found}")
     assert points and len(labels) == len(points), f"{name}: {len(points)} markers but {len(labels)} labels"
     assert not overlapping, f"{name}: labels overlap in the browser: {overlapping[:5]}"
@@ -565,15 +562,20 @@ def _timed_clicks(page, key: list[int], clicks: int = CLICKS) -> list[float]:
     return times
 
 
+def _keep(path: Path, name: str, value: dict) -> None:
+    """Set ``name`` in the JSON artifact ``path`` (test-artifacts/), keeping the other entries."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = value
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
 def _record(name: str, times: list[float]) -> float:
     """Keep the click times in test-artifacts/browser_timings.json; return their median."""
-    ARTIFACTS.mkdir(exist_ok=True)
     median = statistics.median(times)
-    data = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
-    data[name] = {"median_ms": round(median, 1), "clicks_ms": [round(t, 1) for t in times],
-                  "target_ms": CLICK_TARGET_MS.get(name), "bound_ms": CLICK_BOUND_MS.get(name),
-                  "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    TIMINGS.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    _keep(TIMINGS, name, {"median_ms": round(median, 1), "clicks_ms": [round(t, 1) for t in times],
+                          "target_ms": CLICK_TARGET_MS.get(name), "bound_ms": CLICK_BOUND_MS.get(name),
+                          "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")})
     print(f"{name}: click to new colour, median {median:.0f} ms of {[round(t) for t in times]}")
     return median
 
