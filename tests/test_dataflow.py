@@ -171,3 +171,82 @@ def test_a_middle_engine_output_is_a_partition_edge_not_the_graph_output(explore
     nodes = {r.extra["engine"]: r.nodes for r in attributed}
     assert nodes["_run_on_acc_2"] == ("linear",), "the first engine's output0 is linear1's output, 10 elements"
     assert nodes["_run_on_acc_10"] == ("linear_2",), "only the last engine's output0 is the graph's output"
+
+
+class _TwoBlocks(torch.nn.Module):
+    """Attention, residual + layer norm, GELU feed-forward, layer norm, and the next block's q/k/v attention."""
+
+    def __init__(self, dim: int = 32, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (torch.nn.Linear(dim, dim) for _ in range(4))
+        self.ln1, self.ln2 = torch.nn.LayerNorm(dim), torch.nn.LayerNorm(dim)
+        self.ff1, self.ff2 = torch.nn.Linear(dim, 4 * dim), torch.nn.Linear(4 * dim, dim)
+        self.q2, self.k2, self.v2 = (torch.nn.Linear(dim, dim) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, n, self.heads, d // self.heads).transpose(1, 2)
+
+        a = torch.nn.functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)))
+        x = self.ln1(x + self.out(a.transpose(1, 2).reshape(b, n, d)))
+        x = self.ln2(x + self.ff2(torch.nn.functional.gelu(self.ff1(x))))
+        return torch.nn.functional.scaled_dot_product_attention(split(self.q2(x)), split(self.k2(x)),
+                                                                split(self.v2(x)))
+
+
+def _layer(name: str, ins: list[tuple[str, list[int]]], outs: list[tuple[str, list[int]]]) -> dict:
+    def tensors(pairs: list[tuple[str, list[int]]]) -> list[dict]:
+        return [{"Name": t, "Dimensions": dims, "Format/Datatype": "Float"} for t, dims in pairs]
+
+    return {"Name": name, "LayerType": "gemm" if name.startswith("[") else "runtime_fusion",
+            "Inputs": tensors(ins), "Outputs": tensors(outs), "Metadata": ""}
+
+
+def test_an_engine_that_starts_inside_attention_lands_on_its_nodes() -> None:
+    """BERT-base on TensorRT-RTX 1.4 (docs/gpu/live/): Torch-TensorRT runs each softmax in PyTorch, so every later
+    engine starts at the softmax *inside* a decomposed scaled_dot_product_attention and ends at the next one's
+    scores. Its kernels follow the layers recorded there (sizes scaled down): the attention finishes on its
+    node, the second half of a split layer norm stays on that norm, the fused q/k/v gemm lands on its three
+    linears, and a normalization kernel never lands on a linear."""
+    from mixprec_explorer.parsers import parse_layer_info
+
+    ex = Explorer(_TwoBlocks().eval(), (torch.randn(2, 8, 32),))
+    # post-decomposition names, in graph order, as Torch-TensorRT's decomposition table gives them
+    aliases = {"permute_2": "transpose_2", "mul": "scaled_dot_product_attention",
+               "matmul": "scaled_dot_product_attention", "_safe_softmax": "scaled_dot_product_attention",
+               "matmul_1": "scaled_dot_product_attention", "native_layer_norm": "layer_norm",
+               "getitem": "layer_norm", "native_layer_norm_1": "layer_norm_1", "getitem_3": "layer_norm_1"}
+    rows, d = 16, 32  # batch 2 x sequence 8 tokens, width 32
+    qkv = "+".join(f"[MATRIX_MULTIPLY]-[aten_ops.linear.default]-[{m}/{n}_matrix_multiply]"
+                   for m, n in (("v2", "linear_8"), ("k2", "linear_7"), ("q2", "linear_6")))
+    layers = [
+        _layer("[MATRIX_MULTIPLY]-[aten_ops.matmul.default]-[matmul_1]_myl0_0",
+               [("_safe_softmax", [4, 8, 8]), ("permute_2", [4, 8, 16])], [("t1", [4, 8, 16])]),
+        _layer("__myl_Tran_myl0_1", [("t1", [4, 8, 16])], [("t2", [4, 8, 16])]),
+        _layer("[MATRIX_MULTIPLY]-[aten_ops.linear.default]-[out/linear_3_matrix_multiply]_myl0_2",
+               [("t2", [rows, d])], [("t3", [rows, d])]),
+        _layer("__myl_AddReshReshTranReshAddMeanSubMulMeanAddSqrtDivMulMulAdd_myl0_3",
+               [("t3", [rows, d]), ("x", [2, 8, d])], [("t4", [rows, d])]),
+        _layer("__myl_FcAddDivErfAddMulMul_myl0_4", [("t4", [rows, d])], [("t5", [rows, 4 * d])]),
+        _layer("[MATRIX_MULTIPLY]-[aten_ops.linear.default]-[ff2/linear_5_matrix_multiply]_myl0_5",
+               [("t5", [rows, 4 * d])], [("t6", [rows, d])]),
+        _layer("__myl_AddAddMeanSubMulMean_myl0_6", [("t4", [rows, d]), ("t6", [rows, d])],
+               [("t7", [rows, d]), ("t8", [rows, 1])]),
+        _layer("__myl_AddSqrtDivMulMulAddReshTran_myl0_7", [("t7", [rows, d]), ("t8", [rows, 1])],
+               [("output1", [2, 8, d]), ("t9", [rows, d])]),
+        _layer(qkv + "_myl0_8", [("t9", [rows, d])], [("t10", [rows, 3 * d])]),
+    ]
+    records = parse_layer_info(json.dumps({"Layers": layers}))
+    matched = match_engine_layers(records, FxView.of(ex.captured), aliases, first=False, last=False)
+    nodes = {r.name.rsplit("_myl0_", 1)[-1]: set(r.nodes) for r in matched}
+    assert nodes["0"] == {"scaled_dot_product_attention"}, "softmax @ V finishes the attention it came from"
+    assert {"linear_3"} <= nodes["2"] and {"add", "layer_norm"} <= nodes["3"]
+    assert {"linear_4", "gelu"} <= nodes["4"] and nodes["5"] == {"linear_5"}
+    assert nodes["7"] == {"layer_norm_1"}, "the second half of a split layer norm stays on that norm"
+    assert matched[7].extra["match"]["confidence"] == "partial"
+    assert nodes["8"] == {"linear_6", "linear_7", "linear_8"}, "the fused q/k/v gemm runs the next block's linears"
+    assert not any(ex.nodes[n].op.endswith("linear.default") for r in matched if "Gemm" not in
+                   r.extra["match"]["ops"] and "Fc" not in r.extra["match"]["ops"] for n in r.nodes)

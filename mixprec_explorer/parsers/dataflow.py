@@ -18,6 +18,7 @@ Each matched layer says how sure the match is (:data:`CONFIDENCE`). Pure and det
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import re
@@ -41,6 +42,7 @@ CONFIDENCE = {
     "split": "computes an intermediate no FX node outputs (half a layer norm, attention scores); its time goes to "
              "the nodes of the kernel that completes it",
     "glue": "a cast, copy or padding the engine inserted; its time goes to the nodes reading its output",
+    "named": "the dataflow could not place it; its Torch-TensorRT name gives the FX nodes",
     "unmatched": "no FX node downstream of its inputs has its output's element count; not guessed",
 }
 
@@ -274,6 +276,21 @@ def _score(graph: _Graph, region: list[int], words: Sequence[str]) -> tuple[floa
     return 3.0 * explained - 4.0 * unexplained - 2.0 * left, explained, unexplained, left
 
 
+_HEAVY = frozenset({"conv", "linear", "matmul", "attention"})
+
+
+def _runs_no_gemm_for(graph: _Graph, region: list[int], words: Sequence[str]) -> bool:
+    """Whether ``region`` holds a convolution, linear, matmul or attention node none of whose signatures the
+    kernel's op words contain at all (an ``AddSqrtDivMul`` kernel cannot be a linear)."""
+    have = collections.Counter(words)
+    for i in region:
+        family = _FAMILY.get(op_basename(graph.view.nodes[graph.names[i]].op))
+        if family in _HEAVY and not any(all(have[w] >= k for w, k in collections.Counter(sig).items())
+                                        for sig in _SIGNATURES[family]):
+            return True
+    return False
+
+
 def _other(dtype: torch.dtype | None, seen: Iterable[torch.dtype | None]) -> torch.dtype | None:
     """The one other floating dtype this engine uses (a cast flips between FP32 and the low type)."""
     others = {d for d in seen if d is not None and d.is_floating_point and d != dtype}
@@ -384,7 +401,8 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
     Each returned record has ``nodes`` (its region, topological order), ``node_dtypes``, ``node_weights`` and
     ``extra["match"] = {"confidence": ..., "why": ...}``; unmatched and zero-work sync layers keep ``nodes=()``.
     Records without tensor lists (names-only layer information) come back unmatched. ``aliases`` maps engine
-    input names that are not FX node names (post-decomposition names of a later engine's inputs) to FX nodes.
+    input names that are not FX node names (post-decomposition names of a later engine's inputs) to FX nodes,
+    in post-decomposition graph order.
     Where the graph is split into several engines, only the ``first`` engine's unnamed inputs are the graph's
     inputs and only the ``last`` one's ``output<N>`` is graph output N; a middle engine's are partition edges.
     """
@@ -403,8 +421,8 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
     for record in layers:
         for name, numel in _tensor_list(record, "Inputs"):
             if name not in produced and name not in tensors:
-                tensors[name] = _Tensor(numel, None, graph.index.get(aliases.get(name, name)))
-                if tensors[name].anchor is None:
+                tensors[name] = _engine_input(graph, name, numel, aliases)
+                if tensors[name].anchor is None and not tensors[name].frontier:
                     free_inputs.append(name)
     unclaimed = [i for i in user_inputs if all(t.anchor != i for t in tensors.values())] if first else []
     for name, i in zip(free_inputs, unclaimed):
@@ -434,7 +452,9 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
                 anchor = out_nodes[int(name[6:])]
                 how = f"engine output {name} is graph output {int(name[6:])}"
             if anchor is None and in_anchors:
-                anchor, how = _pick(graph, in_anchors, known, claimed, numel, words, record.name)
+                anchor, how = _pick(graph, in_anchors, known, claimed, numel, words, record.name, aliases)
+            if anchor is None:
+                anchor, how = _completes(graph, [tensors[n].anchor for n, _ in ins if n in tensors], numel, words)
             dtype = record.output_dtypes[k] if k < len(record.output_dtypes) else None
             if anchor is None:
                 # No FX node outputs this tensor: an intermediate a later kernel completes (a split layer norm,
@@ -445,8 +465,18 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
             part = graph.members(graph.closure(anchor) & ~known & graph.calls & ~claimed)
             region.extend(i for i in part if i not in region)
             why = why or how
+        if not region and not all(w in _FREE_WORDS for w in words):
+            region = _named_region(graph, record.name, known, claimed, aliases)
+            if region:  # the dataflow could not place it (a fused QKV gemm): its name gives the nodes
+                confidence, why = "named", "its name gives the nodes, downstream of its inputs"
+                for name, _ in outs:
+                    if tensors[name].anchor is None:
+                        tensors[name] = dataclasses.replace(tensors[name], frontier=tuple(region))
         region.sort()
-        if region:
+        if confidence == "named":
+            for i in region:
+                claimed |= 1 << i
+        elif region:
             score, explained, unexplained, left = _score(graph, region, words)
             confidence = "exact" if unexplained == 0 and left == 0 and explained else "likely"
             for i in region:
@@ -466,15 +496,34 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
     return tuple(_finish(graph, results, tensors, engine_dtypes))
 
 
+def _engine_input(graph: _Graph, name: str, numel: int | None, aliases: Mapping[str, str]) -> _Tensor:
+    """An engine input tensor, placed on the FX node it names (through ``aliases``, in post-decomposition order).
+
+    A name that is an *interior* post-decomposition node of FX node X (the softmax inside a decomposed
+    ``scaled_dot_product_attention``, where Torch-TensorRT cut the graph to run softmax in PyTorch) is not X's
+    output: X's remaining work runs in this engine, so the tensor stands after X's inputs, not after X.
+    """
+    target = aliases.get(name, name)
+    anchor = graph.index.get(target)
+    if anchor is None or name not in aliases:
+        return _Tensor(numel, None, anchor)
+    parts = [post for post, pre in aliases.items() if pre == target]  # X's post-decomposition nodes, in order
+    interior = parts.index(name) < len(parts) - 1 or (numel is not None and graph.numel(anchor) not in (None, numel))
+    if not interior:
+        return _Tensor(numel, None, anchor)
+    frontier = tuple(graph.index[p] for p in graph.view.producers.get(target, ()) if p in graph.index)
+    return _Tensor(numel, None, None, frontier) if frontier else _Tensor(numel, None, anchor)
+
+
 def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, numel: int | None,
-          words: Sequence[str], layer_name: str) -> tuple[int | None, str]:
+          words: Sequence[str], layer_name: str, aliases: Mapping[str, str]) -> tuple[int | None, str]:
     """The FX node downstream of ``in_anchors`` an output of ``numel`` elements most plausibly is; else (None, "")."""
     if numel is None:
         return None, ""
     reach = 0
     for a in in_anchors:
         reach |= graph.desc[a]
-    named = _named_nodes(graph, layer_name)
+    named = _named_nodes(graph, layer_name, aliases)
     reach &= graph.calls & ~known
     best: tuple[tuple[float, ...], int] | None = None
     seen = 0
@@ -490,6 +539,8 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
         score, explained, unexplained, _ = _score(graph, region, words)
         if unexplained and not explained:
             continue  # nothing in the kernel accounts for this region: a coincidence of element counts
+        if _runs_no_gemm_for(graph, region, words):
+            continue  # a kernel with no matmul words did not run a linear, matmul or convolution
         if named and not any(n in region for n in named):
             score -= 10.0
         key = (score, -len(region))
@@ -503,11 +554,41 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
     return best[1], "element count and op list fit"
 
 
-def _named_nodes(graph: _Graph, layer_name: str) -> list[int]:
-    """FX nodes a Torch-TensorRT layer name points at (module path + node), where the graph has them."""
+#: FX ops Myelin splits into a statistics kernel and a kernel that applies them
+_SPLIT_FAMILIES = frozenset({"layer_norm", "softmax", "batch_norm"})
+
+
+def _completes(graph: _Graph, anchors: Sequence[int | None], numel: int | None,
+               words: Sequence[str]) -> tuple[int | None, str]:
+    """The normalization node an input tensor already stands on that this kernel finishes (the second half of a
+    layer norm Myelin split in two: same element count, the statistics from the first half), or (None, "")."""
+    if numel is None or all(w in _FREE_WORDS for w in words):
+        return None, ""
+    for a in anchors:
+        if a is not None and graph.numel(a) == numel and _FAMILY.get(
+                op_basename(graph.view.nodes[graph.names[a]].op)) in _SPLIT_FAMILIES:
+            return a, f"finishes {graph.names[a]} (a split normalization)"
+    return None, ""
+
+
+def _named_region(graph: _Graph, layer_name: str, known: int, claimed: int,
+                  aliases: Mapping[str, str]) -> list[int]:
+    """Unclaimed call nodes a Torch-TensorRT layer name gives that are not upstream of the layer's inputs
+    (``known``: the inputs' nodes and their ancestors)."""
+    out = []
+    for i in dict.fromkeys(_named_nodes(graph, layer_name, aliases)):
+        if (graph.calls >> i) & 1 and not ((claimed | known) >> i) & 1:
+            out.append(i)
+    return out
+
+
+def _named_nodes(graph: _Graph, layer_name: str, aliases: Mapping[str, str]) -> list[int]:
+    """FX nodes a Torch-TensorRT layer name points at (module path + node, post-decomposition names through
+    ``aliases``), where the graph has them."""
     out = []
     for ref in decode_layer_name(layer_name).refs:
         for name in (ref.raw, ref.node):
+            name = aliases.get(name, name)
             i = graph.index.get(name)
             if i is not None and graph.view.nodes[name].module == (ref.module or graph.view.nodes[name].module):
                 out.append(i)
