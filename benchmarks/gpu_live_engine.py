@@ -168,10 +168,11 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
         "$", "").replace(",", "").replace("+", "plus")
     folder.mkdir(parents=True, exist_ok=True)
     handle = compiled.handle
-    for sub, text in handle.layer_info.items():
-        (folder / f"{sub}_engine_layer_information.json").write_text(text)
-    for trace in Path(handle.logging_dir).rglob("*_engine_execution_profile.trace"):
-        shutil.copy(trace, folder / trace.name)
+    if profile.recorded_in:  # what ex.profile recorded: traces, layer information, mixprec_mapping.json
+        shutil.copytree(profile.recorded_in, folder, dirs_exist_ok=True)
+        reloaded = ex.load_profile(folder)  # as a user would on a machine without a GPU
+        row["reloaded_attributed"] = reloaded.attributed_share
+        row["reloaded_same_dtypes"] = reloaded.node_dtypes() == profile.node_dtypes()
     # what the live mapping used beside the layer information, so that it can be replayed on a CPU
     (folder / "mapping_inputs.json").write_text(json.dumps({"post_to_pre": handle.post_to_pre,
                                                            "rename": handle.rename,
@@ -180,6 +181,13 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
     if log.is_file():
         shutil.copy(log, folder / "torch_tensorrt_logging.log")
     return row
+
+
+def _reloaded(row: dict[str, Any]) -> str:
+    if "reloaded_attributed" not in row:
+        return ""
+    same = "same dtypes" if row["reloaded_same_dtypes"] else "dtypes differ"
+    return f"{100 * (row['reloaded_attributed'] or 0):.1f} %, {same}"
 
 
 def main() -> int:
@@ -237,7 +245,7 @@ def main() -> int:
     lines = [f"Device: {versions['gpu']}; torch {versions['torch']}, torch_tensorrt {versions['torch_tensorrt']}, "
              f"{versions['tensorrt']}, CUDA {versions['cuda']}; batch {args.batch}; median of {args.runs} runs.", "",
              "| model | plan | build s | e2e ms | speedup | attributed | measured nodes | per-node sum / e2e "
-             "| dtype fidelity | rel L2 |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| dtype fidelity | rel L2 | reloaded (load_profile) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['plan']} | failed: {r['error'][:160]} | | | | | | | |")
@@ -245,7 +253,7 @@ def main() -> int:
         lines.append(f"| {r['model']} | {r['plan']} | {r['build_s']} | {r['e2e_ms']:.3f} | "
                      f"{r.get('speedup', float('nan')):.2f} | {100 * (r['attributed'] or 0):.1f} % | "
                      f"{r['measured_nodes']} | {r['per_node_sum_ms'] / r['e2e_ms']:.2f} | {r['fidelity']} | "
-                     f"{r['rel_l2']:.2e} |")
+                     f"{r['rel_l2']:.2e} | {_reloaded(r)} |")
     lines.append("")
     for r in rows:
         for w in r.get("disagreements", []):

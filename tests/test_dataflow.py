@@ -7,6 +7,7 @@ reference text's models and ``examples.resnet50(batch=8)`` (their ``meta.json`` 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,60 @@ def test_load_profile_names_a_wrong_folder(explorers: dict[str, Explorer], tmp_p
         explorers["autocast"].load_profile(tmp_path)
     with pytest.raises(ParseError, match="not a folder"):
         explorers["autocast"].load_profile(tmp_path / "nope")
+
+
+def test_a_folder_with_a_mapping_file_maps_through_it(explorers: dict[str, Explorer], tmp_path: Path) -> None:
+    """ex.profile leaves mixprec_mapping.json beside the traces (post-decomposition names; for a cast-graph build
+    the graph the engines came from): load_profile maps through it; a broken one is named, never half-used."""
+    from mixprec_explorer.backends.tensorrt import MAPPING_FILE, TensorRTHandle, write_mapping_file
+
+    ex = explorers["resnet"]
+    folder = tmp_path / "profile"
+    shutil.copytree(RTX / "resnet50_b8_fp16" / "profile", folder)
+    plain = ex.load_profile(folder)
+    # the engines as if built from a copy of the graph whose every node carries a suffix, renamed back on load
+    view = FxView.of(ex.captured).as_dict()
+    suffix = {row["name"]: row["name"] + "_c" for row in view["nodes"] if row["kind"] == "call_function"}
+    for row in view["nodes"]:
+        row["name"], row["reads"] = suffix.get(row["name"], row["name"]), [suffix.get(r, r) for r in row["reads"]]
+    handle = TensorRTHandle(module=None, engines=("_run_on_acc_0",), layer_info={}, runtime="cpp",
+                            logging_dir=str(tmp_path), rename={v: k for k, v in suffix.items()})
+    write_mapping_file(folder, handle)
+    data = json.loads((folder / MAPPING_FILE).read_text())
+    data["graph"] = view
+    (folder / MAPPING_FILE).write_text(json.dumps({**data, "rename": {}}))
+    assert set(ex.load_profile(folder).node_latency_ms()) <= set(suffix.values()), "placed on the file's graph"
+    (folder / MAPPING_FILE).write_text(json.dumps(data))
+    mapped = ex.load_profile(folder)  # and renamed back to the explorer's nodes
+    assert mapped.attributed_share == pytest.approx(plain.attributed_share)
+    assert mapped.node_dtypes() == plain.node_dtypes()
+    assert mapped.node_latency_ms() == pytest.approx(plain.node_latency_ms())
+    (folder / MAPPING_FILE).write_text('{"post_to_pre": []}')
+    with pytest.raises(ParseError, match=MAPPING_FILE):
+        ex.load_profile(folder)
+    assert ex.last_profile is mapped
+
+
+def test_a_graph_view_survives_json(explorers: dict[str, Explorer]) -> None:
+    view = FxView.of(explorers["resnet"].captured)
+    back = FxView.from_dict(json.loads(json.dumps(view.as_dict())))
+    assert (back.inputs, back.outputs, dict(back.producers)) == (view.inputs, view.outputs, dict(view.producers))
+    for name, info in view.nodes.items():
+        got = back.nodes[name]
+        assert (got.op, got.module, got.output_shapes, got.output_dtypes, got.flops) == (
+            info.op, info.module, info.output_shapes, info.output_dtypes, info.flops)
+    with pytest.raises(ValueError, match="as_dict"):
+        FxView.from_dict({"nodes": [{"name": "x", "dtypes": ["torch.not_a_dtype"]}]})
+
+
+def test_a_split_graph_without_a_mapping_file_says_what_it_lacks(explorers: dict[str, Explorer],
+                                                                 tmp_path: Path) -> None:
+    folder = tmp_path / "profile"
+    shutil.copytree(RTX / "resnet50_b8_fp16" / "profile", folder)
+    for path in list(folder.iterdir()):  # a second engine: the same files under _run_on_acc_2
+        shutil.copy(path, folder / path.name.replace("_run_on_acc_0", "_run_on_acc_2"))
+    notes = explorers["resnet"].load_profile(folder).notes
+    assert any("2 engines and no mixprec_mapping.json" in n for n in notes)
 
 
 ENCODER = Path(__file__).parent / "data" / "trt_rtx_live" / "encoder_b32_fp32"

@@ -30,6 +30,11 @@ def _check(ex: Explorer, settings: Settings, **options) -> None:
         if info.kind == "call_function" and base in MEASURED:
             assert latency.get(name, 0) > 0, name
             assert dtypes.get(name) == plan[name].dtype, (name, dtypes.get(name), plan[name].dtype)
+    # the folder it recorded maps the same anywhere (a cast-graph build through the graph kept beside the traces)
+    assert profile.recorded_in is not None
+    reloaded = ex.load_profile(profile.recorded_in)
+    assert reloaded.node_dtypes() == dtypes
+    assert reloaded.attributed_share == pytest.approx(profile.attributed_share, abs=0.01)
 
 
 def test_resnet50_fp16_with_exclusions_on_the_live_engine() -> None:

@@ -66,6 +66,7 @@ class Profile:
     mode: str = ""  #: backend mode ("eager", "compiled", "tensorrt")
     notes: tuple[str, ...] = ()
     profiled_run_ms: float | None = None  #: median wall time of one profiled run (profiler and ranges on), if known
+    recorded_in: str | None = None  #: the folder of traces :meth:`Explorer.load_profile` maps again anywhere, if any
 
     def node_latency_ms(self) -> dict[str, float]:
         """Latency per FX node (ms); a fused layer's time is split by its ``node_weights`` (evenly without)."""

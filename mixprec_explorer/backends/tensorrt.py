@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import importlib
 import inspect
+import json
 import re
 import statistics
 import tempfile
@@ -50,7 +51,7 @@ from ..parsers.trace import (
     trace_records,
 )
 from ..records import EndToEnd, LayerRecord
-from ..settings import Settings
+from ..settings import Settings, write_atomic
 from .base import Compiled, Profile
 from .timing import device_synchronizer, summarize_ms, time_runs
 from .torch_plan import to_device
@@ -360,6 +361,11 @@ def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
     folder = Path(directory)
     layer_infos = read_layer_info_dir(folder)
     notes = [f"loaded from {folder} (recorded elsewhere); end-to-end latency was not recorded there"]
+    post_to_pre, rename, view = read_mapping_file(folder)
+    if view is None and len(layer_infos) > 1 and not post_to_pre:
+        notes.append(f"{len(layer_infos)} engines and no {MAPPING_FILE}: a later engine's inputs carry "
+                     "Torch-TensorRT's post-decomposition names, which only its decomposition table (or a folder "
+                     "written by ex.profile, which keeps them) can place; layers it cannot place stay unattributed")
     timings: dict[str, tuple[LayerRecord, ...]] = {}
     for sub, text in read_trace_dir(folder, layer_infos).items():
         records, more = trace_records(text, None, sub)
@@ -367,9 +373,40 @@ def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
         if records or not more:  # an unreadable trace gives no timings (profile_from_records says so)
             timings[sub] = records
     nan = float("nan")
-    return profile_from_records(
-        layer_infos, timings, node_modules=_node_modules(explorer), end_to_end=EndToEnd(nan, nan, nan, 0),
-        device="recorded elsewhere", versions={}, notes=notes, view=FxView.of(explorer.captured))
+    graph_view = view or FxView.of(explorer.captured)
+    modules = {n: i.module for n, i in graph_view.nodes.items() if i.kind == "call_function"}
+    profile = profile_from_records(
+        layer_infos, timings, node_modules=modules, end_to_end=EndToEnd(nan, nan, nan, 0),
+        device="recorded elsewhere", versions={}, post_to_pre=post_to_pre, notes=notes, view=graph_view)
+    return rename_profile(profile, rename) if rename else profile
+
+
+MAPPING_FILE = "mixprec_mapping.json"  #: beside the traces ex.profile records: what placing them needs elsewhere
+
+
+def write_mapping_file(folder: Path, handle: TensorRTHandle) -> Path:
+    """Write what mapping ``folder``'s engines needs beyond the folder itself (post-decomposition names, and for a
+    cast-graph build its graph and node renames), so ``ex.load_profile(folder)`` maps as the live profile did."""
+    data: dict[str, Any] = {"format": 1, "post_to_pre": handle.post_to_pre, "rename": handle.rename}
+    if handle.graph is not None:
+        data["graph"] = FxView.of(handle.graph.captured).as_dict()
+    return write_atomic(folder / MAPPING_FILE, json.dumps(data))
+
+
+def read_mapping_file(folder: Path) -> tuple[dict[str, str], dict[str, str], FxView | None]:
+    """``(post_to_pre, rename, cast-graph view or None)`` of ``folder``'s mapping file; empty where it has none.
+    Raises ParseError naming the file when it is not one :func:`write_mapping_file` wrote (JSON data only)."""
+    path = folder / MAPPING_FILE
+    if not path.is_file():
+        return {}, {}, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        maps = [{str(k): str(v) for k, v in data[key].items()} for key in ("post_to_pre", "rename")]
+        view = FxView.from_dict(data["graph"]) if data.get("graph") is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ParseError(f"{path}: not a mapping file ex.profile wrote ({type(err).__name__}: {err}); delete it to "
+                         "map the folder by the layer information alone") from None
+    return maps[0], maps[1], view
 
 
 def _timings(traces: Mapping[str, str], runs: int, notes: list[str]) -> dict[str, tuple[LayerRecord, ...]]:
@@ -851,6 +888,7 @@ class TensorRTBackend:
             for _, sub in engines:
                 sub.disable_profiling()
             time_runs(forward, warmup, sync)
+            trace_dir: Path | None = None
             if handle.runtime == "cpp":
                 trace_dir = Path(tempfile.mkdtemp(prefix="profile_", dir=handle.logging_dir))
                 for _, sub in engines:
@@ -860,6 +898,8 @@ class TensorRTBackend:
                     sub.disable_profiling()
                 traces = read_trace_dir(trace_dir, handle.engines)
                 timings = _timings(traces, runs, notes)
+                write_mapping_file(trace_dir, handle)
+                notes.append(f"recorded in {trace_dir}: ex.load_profile() maps that folder on any machine")
             else:
                 profiler_cls = _profiler_class(mods.tensorrt)
                 profilers = {}
@@ -879,4 +919,5 @@ class TensorRTBackend:
             device=torch.cuda.get_device_name(torch.device(device)), versions=handle.versions,
             post_to_pre=handle.post_to_pre, notes=notes, view=FxView.of(graph.captured),
         )
-        return rename_profile(profile, handle.rename) if handle.rename else profile
+        profile = rename_profile(profile, handle.rename) if handle.rename else profile
+        return dataclasses.replace(profile, recorded_in=str(trace_dir) if trace_dir else None)

@@ -169,6 +169,41 @@ class FxView:
             outputs = tuple(a.name for a in flat if isinstance(a, torch.fx.Node))
         return cls(nodes=nodes, producers=producers, inputs=inputs, outputs=outputs)
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: what the matcher reads of each node (op, module, output shapes and dtypes, cost)."""
+        return {"inputs": list(self.inputs), "outputs": list(self.outputs), "nodes": [
+            {"name": n, "kind": i.kind, "op": i.op, "module": i.module, "flops": i.flops, "bytes": i.bytes_moved,
+             "shapes": [list(s) for s in i.output_shapes], "dtypes": [str(d) if d else None for d in i.output_dtypes],
+             "reads": list(self.producers.get(n, ()))} for n, i in self.nodes.items()]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FxView:
+        """The view :meth:`as_dict` wrote; raises ValueError on anything else (data only, nothing executed)."""
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"not a graph view written by FxView.as_dict ({type(err).__name__}: {err})") from None
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> FxView:
+        nodes: dict[str, NodeInfo] = {}
+        producers: dict[str, tuple[str, ...]] = {}
+        for row in data["nodes"]:
+            dtypes = tuple(_DTYPES[d] if d is not None else None for d in row["dtypes"])
+            nodes[str(row["name"])] = NodeInfo(
+                name=str(row["name"]), kind=str(row["kind"]), op=str(row["op"]), module=str(row["module"]),
+                module_type="", input_shapes=(), input_dtypes=(),
+                output_shapes=tuple(tuple(int(x) for x in shape) for shape in row["shapes"]), output_dtypes=dtypes,
+                param_count=0, flops=int(row["flops"]), bytes_moved=int(row["bytes"]))
+            producers[str(row["name"])] = tuple(str(r) for r in row["reads"])
+        return cls(nodes=nodes, producers=producers, inputs=tuple(str(n) for n in data["inputs"]),
+                   outputs=tuple(str(n) for n in data["outputs"]))
+
+
+_DTYPES = {str(d): d for d in (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32,
+                                torch.int16, torch.int8, torch.uint8, torch.bool, torch.float8_e4m3fn,
+                                torch.complex64)}
+
 
 class _Graph:
     """Topological index of the FX graph with ancestor sets as bit masks (fast region arithmetic)."""
