@@ -143,6 +143,7 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
     profile = ex.profile(compiled, inputs, runs=runs)
     row["e2e_ms"] = profile.end_to_end.median_ms
     row["layer_sum_ms"] = profile.layer_sum_ms
+    row["profiled_run_ms"] = profile.profiled_run_ms
     row["attributed"] = profile.attributed_share
     latency = profile.node_latency_ms()
     ran = [n for n, i in ex.nodes.items() if i.kind == "call_function" and op_basename(i.op) in MEASURED]
@@ -183,6 +184,11 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
     return row
 
 
+def _per_profiled(row: dict[str, Any]) -> str:
+    run = row.get("profiled_run_ms")
+    return f"{row['layer_sum_ms'] / run:.2f}" if run else ""
+
+
 def _reloaded(row: dict[str, Any]) -> str:
     if "reloaded_attributed" not in row:
         return ""
@@ -196,6 +202,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", default="", help="comma-separated subset of the model names")
+    parser.add_argument("--plans", default="", help="comma-separated subset of the plan labels")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from mixprec_explorer.backends.tensorrt import _load
@@ -219,7 +226,7 @@ def main() -> int:
         if name in ("resnet50", "encoder"):  # the threshold plans need ranges; every plan sees them, as a user's would
             ex.calibrate([inputs])
         fp32_ms = None
-        queue = list(plans.items())
+        queue = [(label, st) for label, st in plans.items() if not args.plans or label in args.plans.split(",")]
         while queue:
             label, settings = queue.pop(0)
             print(f"-- {name}: {label}", flush=True)
@@ -245,7 +252,8 @@ def main() -> int:
     lines = [f"Device: {versions['gpu']}; torch {versions['torch']}, torch_tensorrt {versions['torch_tensorrt']}, "
              f"{versions['tensorrt']}, CUDA {versions['cuda']}; batch {args.batch}; median of {args.runs} runs.", "",
              "| model | plan | build s | e2e ms | speedup | attributed | measured nodes | per-node sum / e2e "
-             "| dtype fidelity | rel L2 | reloaded (load_profile) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dtype fidelity | rel L2 | reloaded (load_profile) | layer sum / profiled run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['plan']} | failed: {r['error'][:160]} | | | | | | | |")
@@ -253,7 +261,7 @@ def main() -> int:
         lines.append(f"| {r['model']} | {r['plan']} | {r['build_s']} | {r['e2e_ms']:.3f} | "
                      f"{r.get('speedup', float('nan')):.2f} | {100 * (r['attributed'] or 0):.1f} % | "
                      f"{r['measured_nodes']} | {r['per_node_sum_ms'] / r['e2e_ms']:.2f} | {r['fidelity']} | "
-                     f"{r['rel_l2']:.2e} | {_reloaded(r)} |")
+                     f"{r['rel_l2']:.2e} | {_reloaded(r)} | {_per_profiled(r)} |")
     lines.append("")
     for r in rows:
         for w in r.get("disagreements", []):

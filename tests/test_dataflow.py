@@ -305,3 +305,30 @@ def test_an_engine_that_starts_inside_attention_lands_on_its_nodes() -> None:
     assert nodes["8"] == {"linear_6", "linear_7", "linear_8"}, "the fused q/k/v gemm runs the next block's linears"
     assert not any(ex.nodes[n].op.endswith("linear.default") for r in matched if "Gemm" not in
                    r.extra["match"]["ops"] and "Fc" not in r.extra["match"]["ops"] for n in r.nodes)
+
+
+BERT = Path(__file__).parent / "data" / "trt_rtx_live" / "bert_base_b32_cast_fp16"
+
+
+def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> None:
+    """Recorded by benchmarks/gpu_live_engine.py on an H200 (TensorRT-RTX 1.4.0.76, docs/gpu/live/): Hugging Face
+    BERT-base (random weights, batch 32, sequence 128) built through the cast graph in FP16 with every layer's
+    attention FP32, the exclusion its CompileFailure suggested. Torch-TensorRT runs each softmax in PyTorch, so 13
+    engines each start inside an attention. ex.profile kept the cast graph in mixprec_mapping.json, so the folder
+    maps without transformers."""
+    from mixprec_explorer.backends.tensorrt import profile_from_dir, read_mapping_file
+
+    _, rename, view = read_mapping_file(BERT)
+    assert view is not None
+    profile = profile_from_dir(BERT, None)
+    assert profile.attributed_share is not None and profile.attributed_share >= 0.95
+    latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
+    ran = {rename[n]: info for n, info in view.nodes.items() if info.kind == "call_function" and n in rename
+           and not rename[n].startswith("<cast>")
+           and info.op.split(".")[-2] in MEASURED_OPS | {"scaled_dot_product_attention"}}
+    assert len(ran) == 121  # 72 linears, 25 layer norms, 12 GELUs and 12 attentions
+    for name, info in ran.items():
+        assert latency.get(name, 0) > 0, f"{name} ({info.module}) has no measured latency"
+        if info.op.endswith("linear.default"):
+            want = torch.float32 if ".attention." in info.module else torch.float16
+            assert dtypes.get(name) == want, (name, info.module, dtypes.get(name))

@@ -349,12 +349,13 @@ def build_calibration_dataloader(batches: Iterable[Any], device: str | torch.dev
 
 
 # -- reading what the runtime wrote (the files are parsed in parsers/trace.py) ------------------------------------
-def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
+def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profile:
     """The :class:`Profile` of a folder the C++ runtime wrote with ``enable_profiling(..., profile_format="trex")``.
 
     Reads every ``<engine>_engine_layer_information.json`` and its ``<engine>_engine_engine_execution_profile.trace``
-    (per-layer averages over the profiled runs), maps the layers onto ``explorer``'s graph and returns what
-    :meth:`TensorRTBackend.profile` returns, without TensorRT or a GPU. The folder records no end-to-end latency:
+    (per-layer averages over the profiled runs), maps the layers onto ``explorer``'s graph (None: the graph the
+    folder's mapping file carries) and returns what :meth:`TensorRTBackend.profile` returns, without TensorRT or a
+    GPU. The folder records no end-to-end latency:
     ``end_to_end`` is NaN with ``runs=0`` and a note says so. Raises ParseError naming the folder when it holds
     no layer information.
     """
@@ -373,7 +374,11 @@ def profile_from_dir(directory: str | Path, explorer: Explorer) -> Profile:
         if records or not more:  # an unreadable trace gives no timings (profile_from_records says so)
             timings[sub] = records
     nan = float("nan")
-    graph_view = view or FxView.of(explorer.captured)
+    if view is None:
+        if explorer is None:
+            raise ParseError(f"{folder}: no graph in a {MAPPING_FILE} there; map it with ex.load_profile(folder)")
+        view = FxView.of(explorer.captured)
+    graph_view = view
     modules = {n: i.module for n, i in graph_view.nodes.items() if i.kind == "call_function"}
     profile = profile_from_records(
         layer_infos, timings, node_modules=modules, end_to_end=EndToEnd(nan, nan, nan, 0),
@@ -893,7 +898,7 @@ class TensorRTBackend:
                 trace_dir = Path(tempfile.mkdtemp(prefix="profile_", dir=handle.logging_dir))
                 for _, sub in engines:
                     _enable_trace(sub, trace_dir)
-                time_runs(forward, runs, sync)
+                profiled = time_runs(forward, runs, sync)
                 for _, sub in engines:
                     sub.disable_profiling()
                 traces = read_trace_dir(trace_dir, handle.engines)
@@ -907,7 +912,7 @@ class TensorRTBackend:
                     sub.disable_profiling()
                     profilers[name] = profiler_cls()
                     _attach_profiler(sub, profilers[name])
-                time_runs(forward, runs, sync)
+                profiled = time_runs(forward, runs, sync)
                 for _, sub in engines:
                     sub.disable_profiling()
                 timings = {name: p.records() for name, p in profilers.items()}
@@ -920,4 +925,6 @@ class TensorRTBackend:
             post_to_pre=handle.post_to_pre, notes=notes, view=FxView.of(graph.captured),
         )
         profile = rename_profile(profile, handle.rename) if handle.rename else profile
-        return dataclasses.replace(profile, recorded_in=str(trace_dir) if trace_dir else None)
+        # the layer times add up to a profiled run (per-layer timing costs), which is slower than end_to_end
+        return dataclasses.replace(profile, recorded_in=str(trace_dir) if trace_dir else None,
+                                   profiled_run_ms=summarize_ms(profiled).median_ms)
