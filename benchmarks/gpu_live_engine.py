@@ -184,11 +184,6 @@ def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tup
     return row
 
 
-def _per_profiled(row: dict[str, Any]) -> str:
-    run = row.get("profiled_run_ms")
-    return f"{row['layer_sum_ms'] / run:.2f}" if run else ""
-
-
 def _reloaded(row: dict[str, Any]) -> str:
     if "reloaded_attributed" not in row:
         return ""
@@ -252,8 +247,7 @@ def main() -> int:
     lines = [f"Device: {versions['gpu']}; torch {versions['torch']}, torch_tensorrt {versions['torch_tensorrt']}, "
              f"{versions['tensorrt']}, CUDA {versions['cuda']}; batch {args.batch}; median of {args.runs} runs.", "",
              "| model | plan | build s | e2e ms | speedup | attributed | measured nodes | per-node sum / e2e "
-             "| dtype fidelity | rel L2 | reloaded (load_profile) | layer sum / profiled run |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dtype fidelity | rel L2 | reloaded (load_profile) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['plan']} | failed: {r['error'][:160]} | | | | | | | |")
@@ -261,7 +255,7 @@ def main() -> int:
         lines.append(f"| {r['model']} | {r['plan']} | {r['build_s']} | {r['e2e_ms']:.3f} | "
                      f"{r.get('speedup', float('nan')):.2f} | {100 * (r['attributed'] or 0):.1f} % | "
                      f"{r['measured_nodes']} | {r['per_node_sum_ms'] / r['e2e_ms']:.2f} | {r['fidelity']} | "
-                     f"{r['rel_l2']:.2e} | {_reloaded(r)} | {_per_profiled(r)} |")
+                     f"{r['rel_l2']:.2e} | {_reloaded(r)} |")
     lines.append("")
     for r in rows:
         for w in r.get("disagreements", []):

@@ -517,6 +517,11 @@ def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, S
     total = sum(r.latency_ms for r in layers if r.latency_ms is not None)
     layers = [dataclasses.replace(r, share=(r.latency_ms / total) if (r.latency_ms is not None and total > 0) else None)
               for r in layers]
+    aside = [r for r in layers if r.extra.get("StreamId") not in (None, 0, "0")]
+    if aside and total > 0:
+        share = sum(r.latency_ms or 0.0 for r in aside) / total
+        notes.append(f"{len(aside)} layers ({100 * share:.1f} % of layer time) ran on a second stream beside the main "
+                     "one: their time overlaps it, so node latencies add up to more than end-to-end")
     attributed, unattributed = map_layers(layers, view, node_modules, post_to_pre)
     timed_left = [r for r in unattributed if r.latency_ms]
     if timed_left:
