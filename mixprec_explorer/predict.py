@@ -132,7 +132,7 @@ class Delta:
 class Prediction:
     """Predicted end-to-end latency and error of one plan, with per-node contributions and what they rest on.
 
-    ``latency_ms == sum(node_latency_ms.values()) + sum(cast_ms.values())`` and
+    ``latency_ms == sum(node_latency_ms.values()) + sum(cast_ms.values()) + mixed_ms`` and
     ``error ** 2 == error_floor ** 2 + (error ** 2 - error_floor ** 2) * sum(error_share.values())``.
     """
 
@@ -144,6 +144,9 @@ class Prediction:
     #: consumer node -> cost of the casts before it that its calibration profile did not pay (< 0 where it paid more)
     cast_ms: dict[str, float]
     casts: tuple[CastCost, ...]  #: every cast the plan inserts at a precision boundary
+    #: what measured mixed plans ran beyond (< 0: under) the sum of their parts on this backend, fitted (fusion the
+    #: calibration plans lack); 0 for the calibration plans and before any mixed plan is measured
+    mixed_ms: float
     error_share: dict[str, float]  #: low-precision node -> its share of the error above the floor (squared; sums to 1)
     error_floor: float  #: the backend's error on the all-FP32 plan (0 where not measured)
     low_nodes: int  #: nodes the plan runs in low precision
@@ -396,6 +399,7 @@ class _LatencyTables:
             in_fp32 = vf.target[v] is not None and vf.out[u] != vf.target[v]
             self.edges.append((u, v, max(self.floor_ms, size / self.bytes_per_ms), size, in_low, in_fp32))
         self.cast_scale = 1.0
+        self.mixed_ms = 0.0  #: what measured mixed plans ran beyond the sum of their parts (fitted; 0 before any)
         self.points = 0
 
     def evaluate(self, view: _PlanView) -> tuple[list[float], list[bool]]:
@@ -442,19 +446,29 @@ class _LatencyTables:
         return extra, casts, per_consumer
 
     def fit(self, points: Sequence[tuple[_PlanView, float]]) -> None:
-        """Fit the cast scale on measured mixed plans ``(plan, end-to-end ms)``; the prior (1) counts as one plan."""
+        """Fit the cast scale and the mixed-plan offset on measured mixed plans ``(plan, end-to-end ms)``: least
+        squares of ``measured - node times = cast_scale * cast costs + mixed_ms``, the priors (scale 1, offset 0)
+        each counting as one plan. The offset is what a backend's mixed plans run beyond (or under) the sum of their
+        parts, e.g. Inductor fusing the compiled encoder's mixed plans unlike either calibration plan (10-25 %
+        under); the calibration plans themselves stay exact."""
         rows = []
         for view, measured in points:
             times, from_low = self.evaluate(view)
             extra, _, _ = self.cast_terms(view, from_low)
             rows.append((measured - sum(times), extra))
         self.points = len(rows)
-        weight = sum(b * b for _, b in rows) / len(rows) if rows else 0.0
-        if weight <= 0:
-            self.cast_scale = 1.0
+        self.cast_scale, self.mixed_ms = 1.0, 0.0
+        if not rows:
             return
-        scale = (sum(r * b for r, b in rows) + weight) / (sum(b * b for _, b in rows) + weight)
-        self.cast_scale = min(max(scale, 0.0), 25.0)
+        w_b = sum(b * b for _, b in rows) / len(rows)  # the cast prior's weight: one plan's worth
+        a11, a12, a22 = sum(b * b for _, b in rows) + w_b, sum(b for _, b in rows), len(rows) + 1.0
+        r1, r2 = sum(r * b for r, b in rows) + w_b, sum(r for r, _ in rows)
+        det = a11 * a22 - a12 * a12
+        scale = (r1 * a22 - a12 * r2) / det if w_b > 0 and det > 0 else 1.0
+        if scale < 0.0 or scale > 25.0:
+            scale = min(max(scale, 0.0), 25.0)
+        self.cast_scale = scale
+        self.mixed_ms = (r2 - scale * a12) / a22
 
 
 class _ErrorTables:
@@ -793,8 +807,9 @@ class Predictor:
                 f"{low.plan_label} {format_number(low.end_to_end_ms, 4)} ms)"
                 + (f", per-node times {'; '.join(dict.fromkeys(how))}" if how else "")
                 + f"; casts at {format_number(tables.cast_scale, 2)}x the bandwidth estimate"
-                + (f", fitted on {tables.points} measured mixed plan{'s' if tables.points != 1 else ''}"
-                   if tables.points else " (no mixed plan measured yet)"))
+                + (f" and mixed plans {format_number(tables.mixed_ms, 2)} ms beyond their parts, fitted on "
+                   f"{tables.points} measured mixed plan{'s' if tables.points != 1 else ''}" if tables.points
+                   else " (no mixed plan measured yet)"))
         result = (tables, tuple(sources), basis, note)
         self._latency[key] = result
         return result
@@ -916,6 +931,7 @@ class Predictor:
         node_ms: dict[str, float] = {}
         cast_ms: dict[str, float] = {}
         casts: tuple[CastCost, ...] = ()
+        mixed_ms = 0.0
         if latency_tables is not None:
             times, from_low = latency_tables.evaluate(view)
             _, inserted, per_consumer = latency_tables.cast_terms(view, from_low)
@@ -924,7 +940,9 @@ class Predictor:
             cast_ms = {names[v]: scale * x for v, x in per_consumer.items()}
             casts = tuple(CastCost(names[u], names[v], d, size, 0.0 if paid else scale * prior, paid)
                           for u, v, prior, size, paid, d in inserted)
-            latency = sum(node_ms.values()) + sum(cast_ms.values())
+            if _kind(plan, structure)[0] == "mixed":
+                mixed_ms = latency_tables.mixed_ms
+            latency = sum(node_ms.values()) + sum(cast_ms.values()) + mixed_ms
         error = None
         share: dict[str, float] = {}
         floor = 0.0
@@ -950,6 +968,7 @@ class Predictor:
         measured_ms, measured_error = self._measured(s, target)
         statement = ". ".join(x.rstrip(".") for x in statements if x) + "."
         result = Prediction(settings=s, latency_ms=latency, error=error, node_latency_ms=node_ms, cast_ms=cast_ms,
+                            mixed_ms=mixed_ms,
                             casts=casts, error_share=share, error_floor=floor, low_nodes=low_count,
                             backend=target.label if target is not None else "", latency_basis=basis,
                             error_basis=error_basis, sources=tuple(sources), statement=statement,
