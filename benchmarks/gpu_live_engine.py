@@ -231,9 +231,10 @@ def main() -> int:
                 row = {"model": name, "plan": label, "error": f"{type(err).__name__}: {err}"[:600],
                        "trace": traceback.format_exc()[-2000:]}
                 remedy = suggested_exclusions(err)
-                if remedy and "remedy" not in label:  # build what the failure suggests, once
-                    queue.insert(0, (f"{label}, remedy applied", settings.replace(
-                        autocast_excluded_nodes=settings.autocast_excluded_nodes | remedy)))
+                if remedy and "remedy" not in label:  # build what the failure suggests, once, and with FP32 acc.
+                    fixed = settings.replace(autocast_excluded_nodes=settings.autocast_excluded_nodes | remedy)
+                    queue[:0] = [(f"{label}, remedy applied", fixed),
+                                 (f"{label}, remedy applied + use_fp32_acc", fixed.replace(use_fp32_acc=True))]
             if label == "FP32" and "e2e_ms" in row:
                 fp32_ms = row["e2e_ms"]
             if fp32_ms and "e2e_ms" in row:
