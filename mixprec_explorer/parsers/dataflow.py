@@ -503,7 +503,7 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
         if not region and not all(w in _FREE_WORDS for w in words):
             region = _named_region(graph, record.name, known, claimed, aliases)
             if region:  # the dataflow could not place it (a fused QKV gemm): its name gives the nodes
-                confidence, why = "named", "its name gives the nodes, downstream of its inputs"
+                confidence, why = "named", "its name gives the nodes (none of them upstream of its inputs)"
                 for name, _ in outs:
                     if tensors[name].anchor is None:
                         tensors[name] = dataclasses.replace(tensors[name], frontier=tuple(region))
