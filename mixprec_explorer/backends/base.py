@@ -114,6 +114,13 @@ class Profile:
         return sum(x.latency_ms or 0.0 for x in (*self.layers, *self.unattributed))
 
     @property
+    def overlapped_ms(self) -> float:
+        """Time of the layers that ran on a second stream beside the main one (TensorRT's ``StreamId`` > 0), ms:
+        it overlaps the main stream's, so ``layer_sum_ms`` exceeds the wall time by up to this much; 0 for one."""
+        return sum(x.latency_ms or 0.0 for x in (*self.layers, *self.unattributed)
+                   if x.extra.get("StreamId") not in (None, 0, "0"))
+
+    @property
     def layer_sum_ratio(self) -> float | None:
         """``layer_sum_ms`` over the end-to-end median (about 1 when time is counted once); None without timing."""
         median = self.end_to_end.median_ms

@@ -520,7 +520,8 @@ def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, S
     if aside and total > 0:
         share = sum(r.latency_ms or 0.0 for r in aside) / total
         notes.append(f"{len(aside)} layers ({100 * share:.1f} % of layer time) ran on a second stream beside the main "
-                     "one: their time overlaps it, so node latencies add up to more than end-to-end")
+                     "one: their time overlaps it, so node latencies add up to more than end-to-end "
+                     "(profile.overlapped_ms)")
     attributed, unattributed = map_layers(layers, view, node_modules, post_to_pre)
     timed_left = [r for r in unattributed if r.latency_ms]
     if timed_left:
