@@ -188,7 +188,7 @@ def test_a_graph_view_survives_json(explorers: dict[str, Explorer]) -> None:
         got = back.nodes[name]
         assert (got.op, got.module, got.output_shapes, got.output_dtypes, got.flops) == (
             info.op, info.module, info.output_shapes, info.output_dtypes, info.flops)
-    with pytest.raises(ValueError, match="as_dict"):
+    with pytest.raises(ParseError, match="as_dict"):
         FxView.from_dict({"nodes": [{"name": "x", "dtypes": ["torch.not_a_dtype"]}]})
 
 

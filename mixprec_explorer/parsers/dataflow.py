@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from mixprec_explorer.costs import op_basename
+from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers.names import decode_layer_name
 from mixprec_explorer.records import LayerRecord, NodeInfo
 
@@ -178,11 +179,11 @@ class FxView:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FxView:
-        """The view :meth:`as_dict` wrote; raises ValueError on anything else (data only, nothing executed)."""
+        """The view :meth:`as_dict` wrote; raises ParseError on anything else (data only, nothing executed)."""
         try:
             return cls._from_dict(data)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise ValueError(f"not a graph view written by FxView.as_dict ({type(err).__name__}: {err})") from None
+            raise ParseError(f"not a graph view written by FxView.as_dict ({type(err).__name__}: {err})") from None
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any]) -> FxView:
