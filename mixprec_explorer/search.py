@@ -14,6 +14,7 @@ rerun with the same ``state_path`` continues where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -73,14 +74,18 @@ STEP_MARGIN = 0.9
 MIN_GAIN_SHARE = 0.01
 #: below this share of the time all-low saves, explain() says the plan kept little of the speed-up and why
 LITTLE_SAVED = 0.5
+#: Op types (those that err most for what keeping them FP32 costs) whose pairs are candidates too: 4 give 6 pairs
+PAIRED_OPS = 4
+#: Joins the two op names of an "ops" candidate's value
+OPS_JOIN = " + "
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One exclusion the search may add: a module regex or an op, with what it buys and costs."""
+    """One exclusion the search may add: a module regex, an op or a pair of ops, with what it buys and costs."""
 
-    kind: str  #: "module" or "op"
-    value: str  #: the regex (``^layer1\\.0$``) or qualified op name
+    kind: str  #: "module", "op" or "ops" (a pair of op types, joined by :data:`OPS_JOIN`)
+    value: str  #: the regex (``^layer1\\.0$``), qualified op name or op names
     nodes: tuple[str, ...]  #: nodes it keeps in FP32
     gain: float  #: error removed when only it stays FP32 from the all-low plan (metric units)
     low_error: float  #: error when only it runs low precision
@@ -246,10 +251,19 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, 
             if len(inside) >= 2 and members:
                 out.append(measured("module", subtree_pattern(prefix), members))
     if ops:
+        singles = []
         for op in explorer.ops():
             members = tuple(n for n, i in explorer.nodes.items() if i.op == op and n in run.classified)
             if len(members) >= 2:  # a one-node op is already a module candidate's business
-                out.append(measured("op", op, members))
+                singles.append(measured("op", op, members))
+        out.extend(singles)
+        # Pairs of the op types that err most for what they cost: together they can keep a whole path FP32 (a
+        # transformer's residual adds and layer norms) where neither alone removes anything, each still rounding
+        # what the other reads.
+        erring = sorted((c for c in singles if c.low_error > 0 and c.cost_ms > 0),  # views and copies cost nothing
+                        key=lambda c: c.low_error / max(c.cost_ms, 1e-6), reverse=True)[:PAIRED_OPS]
+        for a, b in itertools.combinations(erring, 2):
+            out.append(measured("ops", OPS_JOIN.join((a.value, b.value)), a.nodes + b.nodes))
     return out
 
 
@@ -271,8 +285,8 @@ def _pick(pool: Sequence[Candidate], remaining: float, objective: str) -> Candid
 
 
 def _apply(base: Settings, chosen: Sequence[Candidate]) -> Settings:
-    return with_exclusions(base, (c.value for c in chosen if c.kind == "module"),
-                           (c.value for c in chosen if c.kind == "op"))
+    ops = [op for c in chosen if c.kind in ("op", "ops") for op in c.value.split(OPS_JOIN)]
+    return with_exclusions(base, (c.value for c in chosen if c.kind == "module"), ops)
 
 
 def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None:

@@ -388,3 +388,23 @@ def test_a_plan_that_keeps_little_of_the_speedup_says_so():
     assert fast.time_saved_share() > 1 and "of the time all-low saves" not in fast.explain()
     assert confirmed(3.0, 2.95, 3.0).time_saved_share() is None, "all-low is no faster: nothing to share"
     assert result.time_saved_share() is None, "not confirmed on a backend"
+
+
+@pytest.mark.filterwarnings("ignore::mixprec_explorer.explorer.SettingsWarning")  # integer casts: TensorRT's concern
+def test_a_pair_of_op_types_keeps_a_transformers_residual_path_fp32():
+    """The encoder's FP16 error is spread over every layer: keeping the residual adds FP32 removes nothing while
+    the layer norms round what they read, and the norms alone little, but the two together keep the residual
+    path FP32 and remove most of it (0.41x of all-low's error here), for the price of two memory-bound op types
+    instead of whole layers. The search offers the pair and picks it."""
+    from mixprec_explorer import examples
+
+    model, inputs = examples.transformer_encoder(layers=6, batch=4, seq=64, d_model=256, heads=4, ffn=1024)
+    fp16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    ex = Explorer(model, inputs, settings=fp16)
+    all_low = ex.accuracy(ex.compile(fp16, backend="torch", isolate=False, progress=False)).rel_l2_error
+    result = run_search(ex, inputs, budget=0.39 * all_low, backend=None, progress=False)
+    pair = "torch.ops.aten.layer_norm.default + torch.ops.aten.add.Tensor"
+    assert pair in [c.value for c in result.exclusions if c.kind == "ops"]
+    assert not any(c.value.startswith("^layers") for c in result.exclusions), "no whole layer kept FP32"
+    assert {"torch.ops.aten.layer_norm.default", "torch.ops.aten.add.Tensor"} <= result.settings.autocast_excluded_ops
+    assert result.error <= 0.39 * all_low
