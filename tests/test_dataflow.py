@@ -335,6 +335,8 @@ def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> Non
     _, rename, view = read_mapping_file(BERT)
     assert view is not None
     profile = profile_from_dir(BERT, None)
+    engines = list(dict.fromkeys(layer.extra["engine"] for layer in (*profile.layers, *profile.unattributed)))
+    assert engines == [f"_run_on_acc_{k}" for k in range(0, 25, 2)], "execution order, not file-name order"
     assert profile.attributed_share is not None and profile.attributed_share >= 0.95
     latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
     ran = {rename[n]: info for n, info in view.nodes.items() if info.kind == "call_function" and n in rename

@@ -9,11 +9,11 @@ layer that names nothing the graph knows stays unattributed.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 
 from mixprec_explorer.parsers.dataflow import FxView, match_engine_layers
 from mixprec_explorer.parsers.names import NodeRef, layer_refs, tensor_names_of
+from mixprec_explorer.parsers.trace import engine_order
 from mixprec_explorer.records import LayerRecord
 
 __all__ = ["attribute_layers", "map_layers"]
@@ -147,7 +147,7 @@ def map_layers(
     for k, record in enumerate(records):
         engines.setdefault(record.extra.get("engine"), []).append(k)
     matched: list[LayerRecord] = list(records)
-    order = sorted(engines, key=_engine_order)
+    order = sorted(engines, key=engine_order)
     for engine, indices in engines.items():
         group = [records[k] for k in indices]
         if any(r.extra.get("Inputs") or r.extra.get("Outputs") for r in group):
@@ -173,12 +173,6 @@ def map_layers(
             unattributed.append(dataclasses.replace(
                 record, extra={**record.extra, "match": record.extra.get("match", _UNNAMED)}))
     return tuple(attributed), tuple(unattributed)
-
-
-def _engine_order(engine: object) -> tuple[int, str]:
-    """Execution order of Torch-TensorRT's submodules: ``_run_on_acc_10`` after ``_run_on_acc_2`` (by number)."""
-    found = re.search(r"(\d+)$", str(engine or ""))
-    return (int(found.group(1)) if found else -1, str(engine))
 
 
 _UNNAMED = {"confidence": "unmatched", "why": "neither its tensors nor its name place it on the graph"}

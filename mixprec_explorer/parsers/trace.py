@@ -9,6 +9,7 @@ folder, and never import TensorRT.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from ..errors import ParseError
 from ..records import LayerRecord
 from .profile import parse_profile
 
-__all__ = ["LAYER_INFO_SUFFIX", "TRACE_SUFFIX", "engine_name", "read_layer_info_dir", "read_trace_dir",
-           "trace_records"]
+__all__ = ["LAYER_INFO_SUFFIX", "TRACE_SUFFIX", "engine_name", "engine_order", "read_layer_info_dir",
+           "read_trace_dir", "trace_records"]
 
 #: File the C++ runtime writes per engine (``core/runtime/TRTEngine.cpp`` ``set_profiling_paths``).
 TRACE_SUFFIX = "_engine_execution_profile.trace"
@@ -32,6 +33,16 @@ def engine_name(submodule: str) -> str:
     '_run_on_acc_0_engine'
     """
     return f"{submodule}_engine".replace(".", "_")
+
+
+def engine_order(engine: object) -> tuple[int, str]:
+    """Sort key for execution order of Torch-TensorRT's submodules: ``_run_on_acc_10`` after ``_run_on_acc_2``.
+
+    >>> sorted(["_run_on_acc_10", "_run_on_acc_2"], key=engine_order)
+    ['_run_on_acc_2', '_run_on_acc_10']
+    """
+    found = re.search(r"(\d+)$", str(engine or ""))
+    return (int(found.group(1)) if found else -1, str(engine))
 
 
 def read_trace_dir(directory: str | Path, submodules: Iterable[str]) -> dict[str, str]:
@@ -50,8 +61,8 @@ def read_trace_dir(directory: str | Path, submodules: Iterable[str]) -> dict[str
 
 
 def read_layer_info_dir(directory: str | Path) -> dict[str, str]:
-    """Each engine's layer-information JSON text in a profiling folder, keyed by submodule name (engine order by
-    file name). Raises ParseError naming the folder when it is not one or holds no layer information."""
+    """Each engine's layer-information JSON text in a profiling folder, keyed by submodule name, in execution order
+    (:func:`engine_order`). Raises ParseError naming the folder when it is not one or holds no layer information."""
     folder = Path(directory)
     if not folder.is_dir():
         raise ParseError(f"{folder}: not a folder; pass the profiling_results_dir given to enable_profiling()")
@@ -65,7 +76,7 @@ def read_layer_info_dir(directory: str | Path) -> dict[str, str]:
         engine = path.name[: -len(LAYER_INFO_SUFFIX)]
         sub = engine[: -len("_engine")] if engine.endswith("_engine") else engine
         out[sub] = path.read_text(encoding="utf-8", errors="replace")
-    return out
+    return {sub: out[sub] for sub in sorted(out, key=engine_order)}
 
 
 def trace_records(text: str, runs: int | None, submodule: str) -> tuple[tuple[LayerRecord, ...], list[str]]:
