@@ -65,3 +65,14 @@ def test_a_mismatch_names_the_engine_layer_that_shows_it(ex: Explorer) -> None:
     hover = dict(zip(fig.data[1].customdata, fig.data[1].hovertext))
     assert "differs from predicted FP16" in hover["linear"] and "__myl_FcAdd_myl0_74 (exact)" in hover["linear"]
     assert "differs" not in hover["conv2d"] and "__myl_CorrMulAddRelu_myl0_1 (exact)" in hover["conv2d"]
+
+
+def test_a_split_graph_lists_its_engines_in_execution_order() -> None:
+    """BERT-base's 13 engines (recorded live on an H200, tests/data): _run_on_acc_2 runs before _run_on_acc_10."""
+    from mixprec_explorer.backends.tensorrt import profile_from_dir
+
+    profile = profile_from_dir(Path(__file__).parent / "data" / "trt_rtx_live" / "bert_base_b32_cast_fp16", None)
+    engines = list(dict.fromkeys(layer.extra["engine"] for layer in engine_layers(profile)))
+    assert engines == [f"_run_on_acc_{k}" for k in range(0, 25, 2)]
+    figure = build_engine_figure(profile)  # one bar trace per dtype
+    assert sum(len(trace.x) for trace in figure.data if trace.type == "bar") == len(engine_layers(profile))

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from .. import dtypes
 from ..errors import MissingResult, UnknownName
+from ..parsers.trace import engine_order
 from ..records import LayerRecord
 from .charts import layer_hover
 
@@ -26,7 +27,7 @@ def engine_layers(profile: Any) -> list[LayerRecord]:
     """Every layer with a latency, attributed or not, in execution order (engine by engine, as profiled)."""
     rows = [r for r in (*profile.layers, *profile.unattributed) if r.latency_ms]
     order = {id(r): k for k, r in enumerate(rows)}
-    return sorted(rows, key=lambda r: (str(r.extra.get("engine", "")), r.extra.get("index", order[id(r)]),
+    return sorted(rows, key=lambda r: (engine_order(r.extra.get("engine", "")), r.extra.get("index", order[id(r)]),
                                        order[id(r)]))
 
 
