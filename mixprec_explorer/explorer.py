@@ -499,9 +499,10 @@ class Explorer:
         """A profile recorded elsewhere, from the folder Torch-TensorRT's runtime wrote, ready for the overlay.
 
         ``path`` is the ``profiling_results_dir`` of ``enable_profiling(..., profile_format="trex")`` (per engine:
-        ``<engine>_engine_layer_information.json`` + ``<engine>_engine_engine_execution_profile.trace``). No GPU
-        or TensorRT needed; the engine must have been built from this explorer's graph. Raises ParseError.
-        Kept as ``last_profile``.
+        ``<engine>_engine_layer_information.json`` + ``<engine>_engine_engine_execution_profile.trace``), or the
+        folder ``ex.profile`` recorded (``profile.recorded_in``, with ``mixprec_mapping.json``: maps exactly as the
+        live profile). No GPU or TensorRT needed; the engine must have been built from this explorer's graph.
+        Raises ParseError. Kept as ``last_profile``.
         """
         from .backends.tensorrt import profile_from_dir
 
