@@ -464,9 +464,7 @@ class _LatencyTables:
         a11, a12, a22 = sum(b * b for _, b in rows) + w_b, sum(b for _, b in rows), len(rows) + 1.0
         r1, r2 = sum(r * b for r, b in rows) + w_b, sum(r for r, _ in rows)
         det = a11 * a22 - a12 * a12
-        scale = (r1 * a22 - a12 * r2) / det if w_b > 0 and det > 0 else 1.0
-        if scale < 0.0 or scale > 25.0:
-            scale = min(max(scale, 0.0), 25.0)
+        scale = min(max((r1 * a22 - a12 * r2) / det, 0.0), 25.0) if w_b > 0 and det > 0 else 1.0
         self.cast_scale = scale
         self.mixed_ms = (r2 - scale * a12) / a22
 
