@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MixprecError
+from .errors import MixprecError, ParseError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -237,8 +237,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     ex = _explorer(args.model, args.settings)
+    profile = None
+    if args.profile:  # a folder recorded on the GPU machine: the overlay and engine view, no GPU needed here
+        try:
+            profile = ex.load_profile(args.profile)
+        except ParseError as err:
+            raise UsageError(f"--profile: {err}") from None
     try:
-        path = ex.save_html(args.out, color_by=args.color_by, group_by_module=args.group_by_module)
+        path = ex.save_html(args.out, color_by=args.color_by, group_by_module=args.group_by_module, profile=profile)
     except ValueError as err:  # e.g. a colouring that needs a profile
         raise UsageError(str(err)) from None
     print(f"wrote {path} (open it in any browser; it needs no server or network)")
@@ -314,7 +320,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a standalone HTML report (graph, summary, plan table)")
     common(p)
     p.add_argument("--out", required=True, metavar="FILE")
-    p.add_argument("--color-by", default="precision", choices=("precision", "reason", "module"))
+    p.add_argument("--color-by", default="precision",
+                   choices=("precision", "reason", "module", "latency", "measured_dtype", "mismatch"),
+                   help="latency, measured_dtype and mismatch need --profile")
+    p.add_argument("--profile", metavar="FOLDER",
+                   help="a TensorRT profiling folder (enable_profiling(..., profile_format='trex'), or the one "
+                        "ex.profile recorded): its measured dtypes, latency and engine view, mapped onto the graph")
     p.add_argument("--group-by-module", type=_grouping, default="auto", metavar="DEPTH|auto|none",
                    help="collapse modules to this depth of their path (default auto: large graphs grouped)")
     p.set_defaults(run=_cmd_report)

@@ -17,6 +17,8 @@ import torch
 from mixprec_explorer import Settings
 from mixprec_explorer.cli import BUILTIN_MODELS, load_model, main
 
+from _shared import RTX, needs_shared
+
 
 @pytest.fixture
 def autocast_settings(tmp_path: Path) -> Path:
@@ -57,6 +59,23 @@ def test_report_writes_standalone_html(tmp_path: Path, autocast_settings: Path) 
                  "--group-by-module", "1", "--color-by", "reason"]) == 0
     text = out.read_text(encoding="utf-8")
     assert "<!DOCTYPE html>" in text and "^linear2$" in text and "Plotly" in text
+
+
+@needs_shared(RTX)
+def test_report_overlays_a_profile_recorded_elsewhere(tmp_path: Path, autocast_settings: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine was built and profiled on an H200; the report of it is written here, with no GPU."""
+    out = tmp_path / "report.html"
+    folder = RTX / "ref_autocast_excl_linear2" / "profile"
+    assert main(["report", "example", "--settings", str(autocast_settings), "--out", str(out),
+                 "--profile", str(folder), "--color-by", "mismatch"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "_myl0_" in text, "the engine's own layers are in the report"
+    capsys.readouterr()
+    assert main(["report", "example", "--out", str(out), "--profile", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "--profile:" in err and "not a folder" in err
+    assert out.read_text(encoding="utf-8") == text, "a failed report leaves the earlier one as it was"
 
 
 def test_demo_captures_prints_and_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
