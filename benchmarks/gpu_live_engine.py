@@ -71,12 +71,15 @@ def models(batch: int, only: set[str] | None) -> list[tuple[str, Any, dict[str, 
             "cast graph FP16 + use_fp32_acc": FP16.replace(use_fp32_acc=True),
             # calibrated on the benchmark's inputs, 5 keeps about 50 of 427 nodes FP32 (embeddings, early layers)
             "cast graph FP16, threshold 5 (calibrated)": FP16.replace(autocast_max_output_threshold=5.0),
-            "torch eager FP32": Settings(), "torch eager FP16": FP16}),
+            "torch eager FP32": Settings(), "torch eager FP16": FP16,
+            "torch compiled FP32": Settings(), "torch compiled FP16": FP16}),
         # "cast graph FP16" fails at createExecutionContext on TensorRT-RTX 1.4 (docs/gpu/diag/bert_h200_run4.log):
         # the run then builds the exclusion its CompileFailure suggests, as a user would paste it (see main)
         ("bert-base", lambda: bert_base(batch, 128), {"FP32": Settings(), "autocast FP16": FP16,
                                                       "cast graph FP16": FP16,
-                                                      "torch eager FP32": Settings(), "torch eager FP16": FP16}),
+                                                      "torch eager FP32": Settings(), "torch eager FP16": FP16,
+                                                      "torch compiled FP32": Settings(),
+                                                      "torch compiled FP16": FP16}),
     ]
     return [m for m in out if only is None or m[0] in only]
 
