@@ -85,6 +85,11 @@ class LayerRecord:
     node_weights: tuple[float, ...] = ()  #: share of ``latency_ms`` per node of ``nodes`` (sums to 1); () = even
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  #: raw fields kept
 
+    @property
+    def on_second_stream(self) -> bool:
+        """Whether the engine ran it on an auxiliary stream (TensorRT's ``StreamId`` > 0), beside the main one."""
+        return self.extra.get("StreamId") not in (None, 0, "0")
+
 
 @dataclass(frozen=True)
 class EndToEnd:

@@ -117,8 +117,7 @@ class Profile:
     def overlapped_ms(self) -> float:
         """Time of the layers that ran on a second stream beside the main one (TensorRT's ``StreamId`` > 0), ms:
         it overlaps the main stream's, so ``layer_sum_ms`` exceeds the wall time by up to this much; 0 for one."""
-        return sum(x.latency_ms or 0.0 for x in (*self.layers, *self.unattributed)
-                   if x.extra.get("StreamId") not in (None, 0, "0"))
+        return sum(x.latency_ms or 0.0 for x in (*self.layers, *self.unattributed) if x.on_second_stream)
 
     @property
     def layer_sum_ratio(self) -> float | None:

@@ -516,7 +516,7 @@ def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, S
     total = sum(r.latency_ms for r in layers if r.latency_ms is not None)
     layers = [dataclasses.replace(r, share=(r.latency_ms / total) if (r.latency_ms is not None and total > 0) else None)
               for r in layers]
-    aside = [r for r in layers if r.extra.get("StreamId") not in (None, 0, "0")]
+    aside = [r for r in layers if r.on_second_stream]
     if aside and total > 0:
         share = sum(r.latency_ms or 0.0 for r in aside) / total
         notes.append(f"{len(aside)} layers ({100 * share:.1f} % of layer time) ran on a second stream beside the main "
