@@ -202,6 +202,47 @@ def _reloaded(row: dict[str, Any]) -> str:
     return f"{100 * (row['reloaded_attributed'] or 0):.1f} %, {same}"
 
 
+def write_results(out: Path, versions: dict[str, Any], rows: list[dict[str, Any]], batch: int, runs: int,
+                  walls: dict[str, float]) -> None:
+    """Write ``live_engine.json`` and ``live_engine.md`` (rewritten after every row, so a cut run keeps its rows)."""
+    (out / "live_engine.json").write_text(json.dumps({"versions": versions, "batch": batch, "runs": runs,
+                                                      "wall_s": walls, "rows": rows}, indent=1, default=str))
+    lines = [f"Device: {versions['gpu']}; torch {versions['torch']}, torch_tensorrt {versions['torch_tensorrt']}, "
+             f"{versions['tensorrt']}, CUDA {versions['cuda']}; batch {batch}; median of {runs} runs.", "",
+             "| model | plan | build s | e2e ms | speedup | attributed | measured nodes | per-node sum / e2e "
+             "| profiled run / e2e | dtype fidelity | rel L2 | reloaded (load_profile) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['plan']} | failed: {' '.join(r['error'].split())[:160]} "
+                         "| | | | | | | | | |")
+            continue
+        profiled = f"{r['profiled_run_ms'] / r['e2e_ms']:.2f}" if r.get("profiled_run_ms") else ""
+        lines.append(f"| {r['model']} | {r['plan']} | {r['build_s']} | {r['e2e_ms']:.3f} | "
+                     f"{r.get('speedup', float('nan')):.2f} | {100 * (r['attributed'] or 0):.1f} % | "
+                     f"{r['measured_nodes']} | {_per_node(r)} | {profiled} | {r['fidelity']} | "
+                     f"{r['rel_l2']:.2e} | {_reloaded(r)} |")
+    if walls:
+        lines += ["", "Wall time per model (s): " + ", ".join(f"{m} {w:.0f}" for m, w in walls.items())]
+    lines.append("")
+    for r in rows:
+        for w in r.get("disagreements", []):
+            lines.append(f"- {r['model']} / {r['plan']}: {w}")
+    (out / "live_engine.md").write_text("\n".join(lines) + "\n")
+
+
+def merge(parts: list[Path], out: Path) -> None:
+    """One table from the ``live_engine.json`` of runs made side by side (one per GPU of one machine)."""
+    loaded = [json.loads((p / "live_engine.json").read_text()) for p in parts if (p / "live_engine.json").is_file()]
+    if not loaded:
+        raise SystemExit(f"no live_engine.json under {', '.join(map(str, parts))}")
+    order = [m for m, _, _ in models(32, None)]
+    rows = sorted((r for d in loaded for r in d["rows"]), key=lambda r: order.index(r["model"]))
+    walls = {m: w for d in loaded for m, w in d.get("wall_s", {}).items()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out, loaded[0]["versions"], rows, loaded[0].get("batch", 32), loaded[0].get("runs", 30), walls)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/gpu/live"))
@@ -209,7 +250,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", default="", help="comma-separated subset of the model names")
     parser.add_argument("--plans", default="", help="comma-separated subset of the plan labels")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only merge these runs' results into --out")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        print((args.out / "live_engine.md").read_text())
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     from mixprec_explorer.backends.tensorrt import _load
 
@@ -220,9 +266,11 @@ def main() -> int:
                 "tensorrt": f"{tensorrt._package_name} {tensorrt.__version__}",
                 "gpu": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
     print(json.dumps(versions), flush=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    walls: dict[str, float] = {}
     only = set(args.models.split(",")) if args.models else None
     for name, build, plans in models(args.batch, only):
+        started = time.perf_counter()
         model, inputs = build()
         model, inputs = model.cuda(), tuple(x.cuda() for x in inputs)
         ex = Explorer(model, inputs)
@@ -251,31 +299,14 @@ def main() -> int:
             if fp32_ms and "e2e_ms" in row:
                 row["speedup"] = fp32_ms / row["e2e_ms"]
             rows.append(row)
+            walls[name] = time.perf_counter() - started
+            write_results(args.out, versions, rows, args.batch, args.runs, walls)
             print(json.dumps({k: v for k, v in row.items() if k not in ("notes", "trace")}, default=str), flush=True)
         del ex, model
         torch.cuda.empty_cache()
-    (args.out / "live_engine.json").write_text(json.dumps({"versions": versions, "rows": rows}, indent=1,
-                                                          default=str))
-    lines = [f"Device: {versions['gpu']}; torch {versions['torch']}, torch_tensorrt {versions['torch_tensorrt']}, "
-             f"{versions['tensorrt']}, CUDA {versions['cuda']}; batch {args.batch}; median of {args.runs} runs.", "",
-             "| model | plan | build s | e2e ms | speedup | attributed | measured nodes | per-node sum / e2e "
-             "| dtype fidelity | rel L2 | reloaded (load_profile) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['model']} | {r['plan']} | failed: {r['error'][:160]} | | | | | | | |")
-            continue
-        lines.append(f"| {r['model']} | {r['plan']} | {r['build_s']} | {r['e2e_ms']:.3f} | "
-                     f"{r.get('speedup', float('nan')):.2f} | {100 * (r['attributed'] or 0):.1f} % | "
-                     f"{r['measured_nodes']} | {_per_node(r)} | {r['fidelity']} | "
-                     f"{r['rel_l2']:.2e} | {_reloaded(r)} |")
-    lines.append("")
-    for r in rows:
-        for w in r.get("disagreements", []):
-            lines.append(f"- {r['model']} / {r['plan']}: {w}")
-    (args.out / "live_engine.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, versions, rows, args.batch, args.runs, walls)
+    print((args.out / "live_engine.md").read_text())
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
