@@ -627,7 +627,8 @@ class WidgetPage:
         self.wait_text(r"node\(s\) match", f"the Find box to match {query!r}")
 
 
-def _open_and_run(page, lab: Lab, notebook: str) -> None:
+def _open_and_run(page, lab: Lab, notebook: str,
+                  drawn: str = ".jp-OutputArea .js-plotly-plot .scatterlayer .trace .points path") -> None:
     page.goto(lab.url(notebook), wait_until="domcontentloaded", timeout=SERVER_START_S * 1000)
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
     page.wait_for_timeout(500)
@@ -638,8 +639,7 @@ def _open_and_run(page, lab: Lab, notebook: str) -> None:
     _wait(lambda: _errors_in_outputs(page) or _code_cells_done(page), RUN_ALL_S, "every cell to run", page, 0.5)
     errors = _errors_in_outputs(page)
     assert not errors, f"{notebook} did not run clean in JupyterLab:\n" + "\n---\n".join(errors)
-    page.locator(".jp-OutputArea .js-plotly-plot .scatterlayer .trace .points path").first.wait_for(
-        state="attached", timeout=120_000)
+    page.locator(drawn).first.wait_for(state="attached", timeout=120_000)
 
 
 def _write_notebook(lab: Lab, name: str, *cells: str) -> str:
@@ -839,3 +839,54 @@ view
     times = _timed_clicks(page, _point_of(page, "blocks.3.0"))
     page.kernel_messages.assert_none("the 2,000-node graph")
     _check_speed("nodes2000", times)
+
+
+_ENGINE_TICKS_JS = r"""
+() => {
+  // the engine view's y tick labels as Chromium drew them (text and screen box), and its dotted separator lines
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd.querySelector('.barlayer')) return null;
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const ticks = Array.from(gd.querySelectorAll('.ytick text')).filter((e) => e.textContent)
+      .map((e) => ({text: e.textContent, box: box(e)}));
+  const page = gd.getBoundingClientRect();
+  const title = gd.querySelector('.gtitle'), axis = gd.querySelector('.xtitle');
+  return {ticks, lines: gd.querySelectorAll('.shapelayer path').length, left: page.left,
+          titles: title && axis ? [box(title), box(axis)] : null};
+}
+"""
+
+
+def test_the_engine_view_of_a_split_graph(lab: Lab, browser_page) -> None:
+    """BERT-base's 13 engines (recorded live on an H200, tests/data), in the widget's engine view as Chromium draws
+    it: engines in execution order (acc_2 before acc_10), each label naming its engine, no two labels overlapping,
+    none cut at the left edge, and a line where each next engine starts."""
+    page = browser_page
+    folder = ROOT / "tests" / "data" / "trt_rtx_live" / "bert_base_b32_cast_fp16"
+    name = _write_notebook(lab, "engine_split.ipynb", f"""
+import plotly.graph_objects as go
+from mixprec_explorer.backends.tensorrt import profile_from_dir
+from mixprec_explorer.viz.engine import build_engine_figure
+
+profile = profile_from_dir({str(folder)!r}, None)  # no model here: the graph the engines came from is in the folder
+go.FigureWidget(build_engine_figure(profile, height=420))  # as the widget shows it below the compile row
+""")
+    _open_and_run(page, lab, name, drawn=".jp-OutputArea .js-plotly-plot .barlayer .point")
+    drawn = _wait(lambda: page.evaluate(_ENGINE_TICKS_JS), 30, "the engine view's labels", page)
+    ticks = sorted(drawn["ticks"], key=lambda t: t["box"][1])  # top to bottom, as the user reads them
+    engines = [t["text"].split()[1] for t in ticks]
+    order = [int(e.removeprefix("acc_")) for e in dict.fromkeys(engines)]
+    assert len(ticks) >= 13 and order == sorted(order) and order[0] == 0, engines
+    overlapping = [(a["text"], b["text"]) for i, a in enumerate(ticks) for b in ticks[i + 1:]
+                   if min(a["box"][3], b["box"][3]) - max(a["box"][1], b["box"][1]) > 1]
+    assert not overlapping, f"engine labels overlap: {overlapping[:3]}"
+    assert min(t["box"][0] for t in ticks) >= drawn["left"] - 1, "a label is cut at the left edge"
+    assert drawn["lines"] == 12, f"{drawn['lines']} separator lines for 13 engines"
+    title, axis = drawn["titles"]
+    assert title[3] <= axis[1] + 1 or axis[3] <= title[1] + 1 or title[2] <= axis[0] + 1, \
+        f"the title {title} runs into the latency axis's title {axis}"
+    _keep(LAYOUT, "engine_split", {"labels": len(ticks), "engines_labelled": len(order)})
+    page.kernel_messages.assert_none("the engine view")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(".jp-OutputArea .js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "engine_split.png"))
+

@@ -76,3 +76,17 @@ def test_a_split_graph_lists_its_engines_in_execution_order() -> None:
     assert engines == [f"_run_on_acc_{k}" for k in range(0, 25, 2)]
     figure = build_engine_figure(profile)  # one bar trace per dtype
     assert sum(len(trace.x) for trace in figure.data if trace.type == "bar") == len(engine_layers(profile))
+    # each label names its engine, in order, and a line marks each of the 12 places where the next engine starts
+    labels = list(figure.layout.yaxis.categoryarray)
+    tags = list(dict.fromkeys(label.split()[1] for label in labels))
+    assert tags == [f"acc_{k}" for k in range(0, 25, 2)]
+    starts = [k for k in range(1, len(labels)) if labels[k].split()[1] != labels[k - 1].split()[1]]
+    assert sorted(shape.y0 + 0.5 for shape in figure.layout.shapes) == starts
+
+
+def test_a_single_engine_keeps_plain_labels(ex: Explorer) -> None:
+    """One engine: no engine tag in the labels and no separator lines (nothing to tell apart)."""
+    profile = ex.load_profile(RTX / "resnet50_b8_fp16_excl_layer4_fc" / "profile")  # the fixture's, again
+    figure = build_engine_figure(profile)
+    assert not figure.layout.shapes
+    assert all(label.split()[1].startswith(("__myl", "[")) for label in figure.layout.yaxis.categoryarray)

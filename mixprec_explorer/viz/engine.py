@@ -31,6 +31,11 @@ def engine_layers(profile: Any) -> list[LayerRecord]:
                                        order[id(r)]))
 
 
+def _engine_tag(engine: str) -> str:
+    """``_run_on_acc_10`` -> ``acc_10``: the engine's name, short enough for an axis label."""
+    return engine.removeprefix("_run_on_") or "?"
+
+
 def layers_for_nodes(profile: Any, nodes: Iterable[str]) -> list[int]:
     """Positions in :func:`engine_layers` of the layers that ran any of ``nodes`` (FX node names)."""
     wanted = set(nodes)
@@ -55,7 +60,8 @@ def nodes_for_layer(profile: Any, layer: int | str) -> tuple[str, ...]:
 
 def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), selected_layer: int | str | None = None,
                         title: str | None = None, height: int | None = None) -> go.Figure:
-    """One bar per timed engine layer in execution order, coloured by output dtype; selections outlined.
+    """One bar per timed engine layer in execution order, coloured by output dtype; selections outlined. A graph
+    split into several engines labels each layer with its engine (``acc_2``) and draws a line where the next starts.
 
     ``selected_nodes`` outlines the layers that ran those FX nodes; ``selected_layer`` (position or name) outlines
     that layer. Each bar's ``customdata`` is its position, for click handlers. Raises ValueError when the profile
@@ -69,11 +75,15 @@ def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), sel
     if selected_layer is not None:
         names = [r.name for r in rows]
         outlined.add(selected_layer if isinstance(selected_layer, int) else names.index(selected_layer))
-    labels = [f"{k:>3} {r.name if len(r.name) <= 48 else r.name[:22] + '…' + r.name[-24:]}" for k, r in enumerate(rows)]
+    engines = [str(r.extra.get("engine", "")) for r in rows]
+    split = len(set(engines)) > 1  # a graph split into several engines: say which engine each layer ran in
+    labels = [f"{k:>3} {_engine_tag(e) + ' ' if split else ''}"
+              f"{r.name if len(r.name) <= 48 else r.name[:22] + '…' + r.name[-24:]}"
+              for k, (r, e) in enumerate(zip(rows, engines))]
     fig = go.Figure(layout={
         "template": "plotly_white",
         "height": height or max(320, 80 + 16 * len(rows)),
-        "margin": {"l": 10, "r": 10, "t": 60, "b": 40},
+        "margin": {"l": 10, "r": 10, "t": 84, "b": 40},  # the title above the top axis's ticks and title
         "barmode": "overlay",
         "xaxis": {"title": {"text": "latency per run (ms)"}, "side": "top"},
         "yaxis": {"categoryorder": "array", "categoryarray": labels, "autorange": "reversed", "automargin": True,
@@ -81,9 +91,13 @@ def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), sel
         "legend": {"title": {"text": "output dtype"}, "orientation": "h", "y": -0.02, "yanchor": "top"},
         "title": {"text": title or (f"Engine layers in execution order: {len(rows)} layers, {total_ms:.4g} ms, "
                                     f"{sum(r.latency_ms or 0 for r in rows if r.nodes) / total_ms:.1%} on FX nodes"),
-                  "font": {"size": 13}},
-        "meta": {"mixprec": {"kind": "engine", "layers": [r.name for r in rows]}},
+                  "font": {"size": 13}, "y": 0.99, "yanchor": "top"},
+        "meta": {"mixprec": {"kind": "engine", "layers": [r.name for r in rows], "engines": engines}},
     })
+    for k in range(1, len(rows)) if split else ():  # a dotted line where the next engine starts
+        if engines[k] != engines[k - 1]:
+            fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y", y0=k - 0.5, y1=k - 0.5,
+                          line={"color": "#888888", "width": 1, "dash": "dot"})
     groups: dict[str, list[int]] = {}
     for k, r in enumerate(rows):
         key = dtypes.display_name(r.output_dtypes[0] if r.output_dtypes else None)
