@@ -62,3 +62,32 @@ def test_encoder_cast_graph_builds_what_autocast_cannot() -> None:
         ex.compile(settings, backend="tensorrt", device="cuda", isolate=False)
     assert any("cast_graph" in r for r in failed.value.remedies)
     _check(ex, settings, build="cast_graph")
+
+
+def test_the_widget_compiles_and_profiles_on_the_live_engine() -> None:
+    """What a user does in the notebook on a GPU: click a node to keep it FP32, press Compile & profile (the default
+    backend, in the worker process); every measured-op node then shows the live engine's dtype and latency, the
+    clicked node FP32, and the engine view sits beside the graph."""
+    pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
+    from _widgets import click
+
+    from mixprec_explorer.widget.app import WidgetApp
+
+    model, inputs = examples.resnet50(batch=8)
+    ex = Explorer(model.cuda(), tuple(x.cuda() for x in inputs))
+    ex.settings = FP16
+    app = WidgetApp(ex, group_by_module=None)
+    click(app, "linear")  # fc
+    assert ex.settings.autocast_excluded_nodes == {"^fc$"}
+    app.compile_button.click()
+    assert app.errors == [], app.errors
+    assert "profiled on" in app.status.value and "tensorrt" in app.status.value, app.status.value
+    profile = ex.last_profile
+    assert profile is not None and profile.backend == "tensorrt"
+    latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
+    ran = [n for n, i in ex.nodes.items() if i.kind == "call_function" and i.op.split(".")[-2] in MEASURED]
+    assert ran and all(latency.get(n, 0) > 0 for n in ran), [n for n in ran if not latency.get(n)]
+    assert dtypes["linear"] == torch.float32 and dtypes["conv2d"] == torch.float16
+    app.color_by_choice.value = "measured_dtype"
+    assert app.errors == [] and "measured" in app.node_trace.hovertext[app.point_index("conv2d")]
+    assert app.engine_widget is not None and app.engine_widget in app.chart_box.children

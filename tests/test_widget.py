@@ -13,7 +13,8 @@ pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (
 
 import ipywidgets as widgets  # noqa: E402
 import numpy as np  # noqa: E402
-from plotly.callbacks import InputDeviceState, Points  # noqa: E402
+from _widgets import click  # noqa: E402
+from plotly.callbacks import Points  # noqa: E402
 
 from mixprec_explorer import Explorer, Settings  # noqa: E402
 from mixprec_explorer.dtypes import PALETTE  # noqa: E402
@@ -24,19 +25,6 @@ from mixprec_explorer.widget import build_widget  # noqa: E402
 from mixprec_explorer.widget.app import WidgetApp, find_nodes  # noqa: E402
 
 FP16 = torch.float16
-
-
-def _state() -> InputDeviceState:
-    return InputDeviceState(ctrl=False, alt=False, shift=False, meta=False, button=0, buttons=1)
-
-
-def click(app: WidgetApp, name: str) -> None:
-    """A click on node ``name`` as plotly delivers it: the trace's click callbacks, with Points and state."""
-    trace = app.node_trace
-    i = app.point_index(name)
-    points = Points(point_inds=[i], xs=[trace.x[i]], ys=[trace.y[i]], trace_name=trace.name,
-                    trace_index=vg.NODES)
-    trace._dispatch_on_click(points, _state())
 
 
 def click_from_browser(app: WidgetApp, name: str) -> None:

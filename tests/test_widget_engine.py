@@ -9,7 +9,8 @@ import torch
 
 pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
 
-from plotly.callbacks import InputDeviceState, Points  # noqa: E402
+from _widgets import state as _state  # noqa: E402
+from plotly.callbacks import Points  # noqa: E402
 
 from mixprec_explorer import Explorer, Settings, examples  # noqa: E402
 from mixprec_explorer.viz import graph as vg  # noqa: E402
@@ -17,10 +18,6 @@ from mixprec_explorer.viz.engine import engine_layers  # noqa: E402
 from mixprec_explorer.widget.app import WidgetApp  # noqa: E402
 
 RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
-
-
-def _state() -> InputDeviceState:
-    return InputDeviceState(ctrl=False, alt=False, shift=False, meta=False, button=0, buttons=1)
 
 
 @pytest.mark.skipif(not RTX.is_dir(), reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
