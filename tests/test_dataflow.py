@@ -180,35 +180,6 @@ def test_a_folder_with_a_mapping_file_maps_through_it(explorers: dict[str, Explo
     assert ex.last_profile is mapped
 
 
-def test_warm_up_runs_kept_in_the_folder_stay_out_of_the_layer_times(explorers: dict[str, Explorer],
-                                                                    tmp_path: Path) -> None:
-    """ex.profile keeps each trace as it stood after its profiled warm-up runs in warmup/: load_profile takes those
-    runs out of the totals, so a slow first run (a fresh execution context) does not inflate the layer times."""
-    from mixprec_explorer.parsers.trace import TRACE_SUFFIX, WARMUP_DIR, engine_name
-
-    ex = explorers["resnet"]
-    folder = tmp_path / "profile"
-    shutil.copytree(RTX / "resnet50_b8_fp16" / "profile", folder)
-    plain = ex.load_profile(folder)
-    trace = folder / f"{engine_name('_run_on_acc_0')}{TRACE_SUFFIX}"
-    rows = json.loads(trace.read_text())
-    # as if the first of the recorded runs had been a warm-up run five times slower than the others
-    warm = [{**r, "timeMs": 5 * r["averageMs"], "averageMs": 5 * r["averageMs"]} for r in rows]
-    (folder / WARMUP_DIR).mkdir()
-    (folder / WARMUP_DIR / trace.name).write_text(json.dumps(warm))
-    runs = round(rows[0]["timeMs"] / rows[0]["averageMs"])
-    timed = ex.load_profile(folder)
-    by_name = {layer.name: layer.latency_ms for layer in (*timed.layers, *timed.unattributed)}
-    for r in rows:
-        assert by_name[r["name"]] == pytest.approx((r["timeMs"] - 5 * r["averageMs"]) / (runs - 1), abs=1e-6)
-    assert timed.layer_sum_ms == pytest.approx((plain.layer_sum_ms * runs - 5 * plain.layer_sum_ms) / (runs - 1))
-    assert timed.node_dtypes() == plain.node_dtypes() and timed.attributed_share == plain.attributed_share
-    (folder / WARMUP_DIR / trace.name).write_text("not a trace")
-    broken = ex.load_profile(folder)  # named in a note, and the totals used as they are
-    assert any("warm-up trace" in n and "not used" in n for n in broken.notes)
-    assert broken.layer_sum_ms == pytest.approx(plain.layer_sum_ms)
-
-
 def test_a_graph_view_survives_json(explorers: dict[str, Explorer]) -> None:
     view = FxView.of(explorers["resnet"].captured)
     back = FxView.from_dict(json.loads(json.dumps(view.as_dict())))

@@ -628,22 +628,3 @@ def test_a_profiling_folder_is_read_by_the_trace_parsers(tmp_path) -> None:
     assert list(traces) == ["_run_on_acc_0"]
     records, notes = trace_records(traces["_run_on_acc_0"], 3, "_run_on_acc_0")
     assert records == () and "could not be read" in notes[0]
-
-
-def test_trace_since_keeps_only_the_runs_after_a_snapshot() -> None:
-    """The runtime's totals run from enable_profiling; the difference of two snapshots is the runs between them."""
-    from mixprec_explorer.parsers import trace_since
-
-    before = json.dumps([{"name": _FC, "timeMs": 2.0, "averageMs": 2.0, "percentage": 80.0},
-                         {"name": _RELU, "timeMs": 0.5, "averageMs": 0.5, "percentage": 20.0}])
-    after = json.dumps([{"name": _FC, "timeMs": 5.0, "averageMs": 5.0 / 4, "percentage": 80.0},
-                        {"name": _RELU, "timeMs": 0.8, "averageMs": 0.2, "percentage": 20.0},
-                        {"name": "later", "timeMs": 0.3, "averageMs": 0.1, "percentage": 5.0}])
-    fc, relu, later = parse_profile(trace_since(before, after))
-    assert (fc.latency_ms, fc.count) == (pytest.approx(1.0), 3)  # (5 - 2) ms over the 3 runs since
-    assert (relu.latency_ms, relu.count) == (pytest.approx(0.1), 3)
-    assert (later.latency_ms, later.count) == (pytest.approx(0.1), 3)  # not in the snapshot: all its runs count
-    assert fc.share == pytest.approx(3.0 / 3.6)
-    with pytest.raises(ParseError, match="warm-up trace"):
-        trace_since("{}", after)
-

@@ -45,12 +45,10 @@ from ..parsers.dataflow import FxView
 from ..parsers.trace import (
     LAYER_INFO_SUFFIX,
     TRACE_SUFFIX,
-    WARMUP_DIR,
     engine_name,
     read_layer_info_dir,
     read_trace_dir,
     trace_records,
-    trace_since,
 )
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings, write_atomic
@@ -355,7 +353,7 @@ def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profil
     """The :class:`Profile` of a folder the C++ runtime wrote with ``enable_profiling(..., profile_format="trex")``.
 
     Reads every ``<engine>_engine_layer_information.json`` and its ``<engine>_engine_engine_execution_profile.trace``
-    (per-layer averages over the profiled runs, less the warm-up runs ``ex.profile`` keeps in ``warmup/``), maps the layers onto ``explorer``'s graph (None: the graph the
+    (per-layer averages over the profiled runs), maps the layers onto ``explorer``'s graph (None: the graph the
     folder's mapping file carries) and returns what :meth:`TensorRTBackend.profile` returns, without TensorRT or a
     GPU. The folder records no end-to-end latency:
     ``end_to_end`` is NaN with ``runs=0`` and a note says so. Raises ParseError naming the folder when it holds
@@ -370,14 +368,7 @@ def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profil
                      "Torch-TensorRT's post-decomposition names, which only its decomposition table (or a folder "
                      "written by ex.profile, which keeps them) can place; layers it cannot place stay unattributed")
     timings: dict[str, tuple[LayerRecord, ...]] = {}
-    warm = read_trace_dir(folder / WARMUP_DIR, layer_infos)  # ex.profile's warm-up runs, left out as it left them
     for sub, text in read_trace_dir(folder, layer_infos).items():
-        if sub in warm:
-            try:
-                text = trace_since(warm[sub], text)
-            except ParseError as err:
-                notes.append(f"{sub}: its warm-up trace in {WARMUP_DIR}/ was not used ({err}); layer times include "
-                             "the warm-up runs")
         records, more = trace_records(text, None, sub)
         notes.extend(more)
         if records or not more:  # an unreadable trace gives no timings (profile_from_records says so)
@@ -738,16 +729,6 @@ def is_rtx(mods: SimpleNamespace) -> bool:
     return getattr(mods.tensorrt, "_package_name", "tensorrt") == "tensorrt_rtx"
 
 
-def _keep_warmup(directory: Path, engines: Sequence[str]) -> dict[str, str]:
-    """Each engine's trace as it stands now (after the profiled warm-up runs), copied into ``directory/warmup/`` so
-    that ``ex.load_profile(directory)`` leaves those runs out as this profile does."""
-    warm = read_trace_dir(directory, engines)
-    (directory / WARMUP_DIR).mkdir(exist_ok=True)
-    for sub, text in warm.items():
-        write_atomic(directory / WARMUP_DIR / f"{engine_name(sub)}{TRACE_SUFFIX}", text)
-    return warm
-
-
 def _enable_trace(module: Any, directory: Path) -> None:
     """C++ runtime: a fresh ``TRTEngineProfiler`` (totals restart) writing traces into ``directory``."""
     module.enable_profiling(profiling_results_dir=str(directory), profile_format="trex")
@@ -911,8 +892,8 @@ class TensorRTBackend:
         sync = device_synchronizer(device)
 
         source = "the C++ runtime's trex trace" if handle.runtime == "cpp" else "a tensorrt.IProfiler (median)"
-        notes: list[str] = [f"layer latency per run from {source} over {runs} runs after {warmup} warm-up runs "
-                            "(profiled too for the trace, kept out of its times); end-to-end timed with profiling off"]
+        notes: list[str] = [f"layer latency per run from {source} over {runs} runs after {warmup} warm-up runs; "
+                            "end-to-end timed with profiling off"]
         with torch.no_grad():
             for _, sub in engines:
                 sub.disable_profiling()
@@ -922,15 +903,11 @@ class TensorRTBackend:
                 trace_dir = Path(tempfile.mkdtemp(prefix="profile_", dir=handle.logging_dir))
                 for _, sub in engines:
                     _enable_trace(sub, trace_dir)
-                # the fresh execution contexts' first runs are slow: profile them, then keep them out of the times
-                time_runs(forward, max(1, warmup), sync)
-                warm = _keep_warmup(trace_dir, handle.engines)
                 profiled = time_runs(forward, runs, sync)
                 for _, sub in engines:
                     sub.disable_profiling()
                 traces = read_trace_dir(trace_dir, handle.engines)
-                timings = _timings({sub: trace_since(warm[sub], text) if sub in warm else text
-                                    for sub, text in traces.items()}, runs, notes)
+                timings = _timings(traces, runs, notes)
                 write_mapping_file(trace_dir, handle)
                 notes.append(f"recorded in {trace_dir}: ex.load_profile() maps that folder on any machine")
             else:

@@ -12,7 +12,7 @@ from mixprec_explorer.parsers.log import parse_layer_log
 from mixprec_explorer.parsers.mapping import attribute_layers
 from mixprec_explorer.parsers.names import DecodedName, NodeRef, decode_layer_name
 from mixprec_explorer.parsers.profile import parse_profile
-from mixprec_explorer.parsers.trace import engine_name, read_layer_info_dir, read_trace_dir, trace_records, trace_since
+from mixprec_explorer.parsers.trace import engine_name, read_layer_info_dir, read_trace_dir, trace_records
 
 __all__ = [
     "DecodedName",
@@ -26,5 +26,4 @@ __all__ = [
     "read_layer_info_dir",
     "read_trace_dir",
     "trace_records",
-    "trace_since",
 ]

@@ -9,7 +9,6 @@ folder, and never import TensorRT.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,15 +17,13 @@ from ..errors import ParseError
 from ..records import LayerRecord
 from .profile import parse_profile
 
-__all__ = ["LAYER_INFO_SUFFIX", "TRACE_SUFFIX", "WARMUP_DIR", "engine_name", "engine_order", "read_layer_info_dir",
-           "read_trace_dir", "trace_records", "trace_since"]
+__all__ = ["LAYER_INFO_SUFFIX", "TRACE_SUFFIX", "engine_name", "engine_order", "read_layer_info_dir",
+           "read_trace_dir", "trace_records"]
 
 #: File the C++ runtime writes per engine (``core/runtime/TRTEngine.cpp`` ``set_profiling_paths``).
 TRACE_SUFFIX = "_engine_execution_profile.trace"
 #: The layer information the runtime dumps beside it.
 LAYER_INFO_SUFFIX = "_layer_information.json"
-#: Subfolder where ``ex.profile`` keeps each trace as it stood after the profiled warm-up runs (see trace_since).
-WARMUP_DIR = "warmup"
 
 
 def engine_name(submodule: str) -> str:
@@ -105,35 +102,3 @@ def trace_records(text: str, runs: int | None, submodule: str) -> tuple[tuple[La
         notes.append(f"{submodule}: {len(odd)} layers ran a different number of times than the {runs} profiled "
                      f"runs: {', '.join(odd[:3])}")
     return records, notes
-
-
-def trace_since(before: str, after: str) -> str:
-    """The trex trace of the runs between two snapshots of one engine's running totals (``after`` minus ``before``).
-
-    The runtime's totals start at ``enable_profiling``, whose fresh execution context makes the first runs slow;
-    ``ex.profile`` snapshots the trace after profiled warm-up runs so that these stay out of the layer times. Layers
-    absent from ``before`` keep their totals. Raises ParseError when either text is not a trex trace.
-    """
-    def totals(text: str, which: str) -> list[tuple[str, float, float]]:
-        problem = f"the {which} trace is not a trex execution profile"
-        try:
-            data = json.loads(text)
-        except ValueError as err:
-            raise ParseError(f"{problem} ({err})") from None
-        if not isinstance(data, list):
-            raise ParseError(f"{problem} (a JSON {type(data).__name__}, not an array of layers)")
-        try:
-            return [(str(r["name"]), float(r["timeMs"]), float(r["timeMs"]) / float(r["averageMs"])
-                     if float(r["averageMs"]) > 0 else 0.0) for r in data]
-        except (ValueError, KeyError, TypeError) as err:
-            raise ParseError(f"{problem} ({type(err).__name__}: {err})") from None
-
-    earlier = {name: (ms, count) for name, ms, count in totals(before, "warm-up")}
-    since = []
-    for name, ms, count in totals(after, "profiled"):
-        ms0, count0 = earlier.get(name, (0.0, 0.0))
-        runs = round(count - count0)
-        since.append((name, max(ms - ms0, 0.0), runs))
-    total = sum(ms for _, ms, _ in since)
-    return json.dumps([{"name": name, "timeMs": ms, "averageMs": ms / runs if runs > 0 else 0.0,
-                        "percentage": 100.0 * ms / total if total > 0 else 0.0} for name, ms, runs in since])
