@@ -14,8 +14,9 @@ from plotly.callbacks import Points  # noqa: E402
 
 from mixprec_explorer import Explorer, Settings, examples  # noqa: E402
 from mixprec_explorer.viz import graph as vg  # noqa: E402
-from mixprec_explorer.viz.engine import engine_layers  # noqa: E402
+from mixprec_explorer.viz.engine import engine_layers, layers_for_nodes  # noqa: E402
 from mixprec_explorer.widget.app import WidgetApp  # noqa: E402
+from mixprec_explorer.widget.measure import ENGINE_ROWS  # noqa: E402
 
 RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
 
@@ -43,6 +44,16 @@ def test_engine_view_links_layers_and_nodes_both_ways() -> None:
     app.click_point(app.point_index("conv2d"))
     outlined = sorted(k for t in engine.data for k, w in zip(t.customdata, t.marker.line.width) if w)
     assert [rows[k].name for k in outlined] == ["__myl_CastConc_myl0_0", "__myl_CorrMulAddRelu_myl0_1"]
+    # The view shows ENGINE_ROWS of the 73 layers at a time; selecting the classifier brings its layer into view.
+    top, bottom = engine.layout.yaxis.range
+    assert (bottom, top) == (-0.5, ENGINE_ROWS - 0.5) and len(rows) > ENGINE_ROWS
+    (fc,) = layers_for_nodes(profile, ["linear"])
+    assert fc >= ENGINE_ROWS
+    app.click_point(app.point_index("linear"))
+    top, bottom = engine.layout.yaxis.range
+    assert bottom < fc < top and top - bottom == ENGINE_ROWS
+    app.click_point(app.point_index("conv2d"))  # and back to the stem
+    assert engine.layout.yaxis.range[1] < stem < engine.layout.yaxis.range[0]
 
 
 def test_a_compile_failure_rings_its_node_and_the_widget_keeps_working(monkeypatch: pytest.MonkeyPatch) -> None:

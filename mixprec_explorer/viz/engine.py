@@ -18,7 +18,7 @@ from ..parsers.trace import engine_order
 from ..records import LayerRecord
 from .charts import layer_hover
 
-__all__ = ["build_engine_figure", "engine_layers", "layers_for_nodes", "nodes_for_layer"]
+__all__ = ["build_engine_figure", "engine_layers", "layers_for_nodes", "nodes_for_layer", "window_range"]
 
 _SELECTED = "#111111"
 
@@ -58,14 +58,21 @@ def nodes_for_layer(profile: Any, layer: int | str) -> tuple[str, ...]:
     raise UnknownName(f"no engine layer named {layer!r}")
 
 
+def window_range(first: int, rows: int, window: int) -> list[float]:
+    """The y range (reversed category positions) that shows ``window`` rows from ``first``, kept inside the rows."""
+    first = max(0, min(first, rows - window))
+    return [first + window - 0.5, first - 0.5]
+
+
 def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), selected_layer: int | str | None = None,
-                        title: str | None = None, height: int | None = None) -> go.Figure:
+                        title: str | None = None, height: int | None = None, window: int | None = None) -> go.Figure:
     """One bar per timed engine layer in execution order, coloured by output dtype; selections outlined. A graph
     split into several engines labels each layer with its engine (``acc_2``) and draws a line where the next starts.
 
     ``selected_nodes`` outlines the layers that ran those FX nodes; ``selected_layer`` (position or name) outlines
-    that layer. Each bar's ``customdata`` is its position, for click handlers. Raises ValueError when the profile
-    holds no timed layer.
+    that layer. Each bar's ``customdata`` is its position, for click handlers. ``window`` shows that many rows at a
+    time (from the first outlined one), every one labelled and tall enough to click, the rest a vertical drag away.
+    Raises ValueError when the profile holds no timed layer.
     """
     rows = engine_layers(profile)
     if not rows:
@@ -94,6 +101,10 @@ def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), sel
                   "font": {"size": 13}, "y": 0.99, "yanchor": "top"},
         "meta": {"mixprec": {"kind": "engine", "layers": [r.name for r in rows], "engines": engines}},
     })
+    if window and len(rows) > window:
+        fig.update_layout(dragmode="pan", xaxis_fixedrange=True, yaxis_autorange=False,
+                          yaxis_range=window_range(min(outlined, default=0), len(rows), window))
+        fig.layout.title.text += f" · {window} at a time: drag up or down"
     for k in range(1, len(rows)) if split else ():  # a dotted line where the next engine starts
         if engines[k] != engines[k - 1]:
             fig.add_shape(type="line", xref="paper", x0=0, x1=1, yref="y", y0=k - 0.5, y1=k - 0.5,

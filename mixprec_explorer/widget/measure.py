@@ -37,6 +37,9 @@ def backend_status() -> tuple[bool, str]:
         return True, "backends available: " + ", ".join(usable)
     return False, "no backend is usable: " + "; ".join(f"{n}: {r}" for n, (_, r) in status.items())
 
+#: Engine layers the engine view shows at a time (each labelled, about 15 px tall); the rest scroll by dragging.
+ENGINE_ROWS = 24
+
 
 class MeasurePanel:
     """``compile_button``, ``calibrate_button``, ``progress``, ``backend_note`` and ``chart_box`` (the latency
@@ -132,7 +135,7 @@ class MeasurePanel:
         self.chart_widget = chart
         children: list[Any] = [chart]
         try:
-            engine = go.FigureWidget(build_engine_figure(profile, height=420))
+            engine = go.FigureWidget(build_engine_figure(profile, height=460, window=ENGINE_ROWS))
         except ValueError:  # no timed layer: nothing to show
             engine = None
         self.engine_widget = engine
@@ -166,8 +169,14 @@ class MeasurePanel:
         """Outline the engine layers at ``positions`` in the engine view (the others plain)."""
         if self.engine_widget is None:
             return
+        from ..viz.engine import window_range
+
         chosen = set(positions)
         with self.engine_widget.batch_update():
+            shown = self.engine_widget.layout.yaxis.range  # a window on a long engine: bring the first one into it
+            rows = sum(len(trace.customdata) for trace in self.engine_widget.data)
+            if shown is not None and chosen and not any(shown[1] < k < shown[0] for k in chosen):
+                self.engine_widget.layout.yaxis.range = window_range(min(chosen), rows, ENGINE_ROWS)
             for trace in self.engine_widget.data:
                 keys = list(trace.customdata)
                 trace.marker.line.color = ["#111111" if k in chosen else "rgba(0,0,0,0)" for k in keys]
