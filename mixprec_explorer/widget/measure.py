@@ -37,6 +37,7 @@ def backend_status() -> tuple[bool, str]:
         return True, "backends available: " + ", ".join(usable)
     return False, "no backend is usable: " + "; ".join(f"{n}: {r}" for n, (_, r) in status.items())
 
+
 #: Engine layers the engine view shows at a time (each labelled, about 15 px tall); the rest scroll by dragging.
 ENGINE_ROWS = 24
 
