@@ -231,7 +231,7 @@ def write_results(out: Path, versions: dict[str, Any], rows: list[dict[str, Any]
 
 
 def merge(parts: list[Path], out: Path) -> None:
-    """One table from the ``live_engine.json`` of runs made side by side (one per GPU of one machine)."""
+    """One table from the ``live_engine.json`` of runs made in parts (``--models``), in the models' order."""
     loaded = [json.loads((p / "live_engine.json").read_text()) for p in parts if (p / "live_engine.json").is_file()]
     if not loaded:
         raise SystemExit(f"no live_engine.json under {', '.join(map(str, parts))}")
@@ -306,6 +306,7 @@ def main() -> int:
     write_results(args.out, versions, rows, args.batch, args.runs, walls)
     print((args.out / "live_engine.md").read_text())
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -895,4 +895,3 @@ go.FigureWidget(build_engine_figure(profile, height=460, window=ENGINE_ROWS))  #
     page.kernel_messages.assert_none("the engine view")
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".jp-OutputArea .js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "engine_split.png"))
-

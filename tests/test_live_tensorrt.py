@@ -11,6 +11,7 @@ import torch
 
 from mixprec_explorer import Explorer, Settings, examples
 from mixprec_explorer.backends import available_backends
+from mixprec_explorer.costs import op_basename
 
 OK, WHY = available_backends().get("tensorrt", (False, "not registered"))
 pytestmark = [pytest.mark.gpu, pytest.mark.tensorrt,
@@ -26,8 +27,7 @@ def _check(ex: Explorer, settings: Settings, **options) -> None:
     latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
     plan = ex.plan(settings)
     for name, info in ex.nodes.items():
-        base = info.op.split(".")[-2] if info.op.count(".") > 2 else info.op
-        if info.kind == "call_function" and base in MEASURED:
+        if info.kind == "call_function" and op_basename(info.op) in MEASURED:
             assert latency.get(name, 0) > 0, name
             assert dtypes.get(name) == plan[name].dtype, (name, dtypes.get(name), plan[name].dtype)
     # the folder it recorded maps the same anywhere (a cast-graph build through the graph kept beside the traces)
@@ -85,7 +85,7 @@ def test_the_widget_compiles_and_profiles_on_the_live_engine() -> None:
     profile = ex.last_profile
     assert profile is not None and profile.backend == "tensorrt"
     latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
-    ran = [n for n, i in ex.nodes.items() if i.kind == "call_function" and i.op.split(".")[-2] in MEASURED]
+    ran = [n for n, i in ex.nodes.items() if i.kind == "call_function" and op_basename(i.op) in MEASURED]
     assert ran and all(latency.get(n, 0) > 0 for n in ran), [n for n in ran if not latency.get(n)]
     assert dtypes["linear"] == torch.float32 and dtypes["conv2d"] == torch.float16
     app.color_by_choice.value = "measured_dtype"
