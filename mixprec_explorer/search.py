@@ -46,7 +46,7 @@ from .analysis import (
     with_exclusions,
 )
 from .analysis.inputs import Batch
-from .errors import CompileFailure, OptionError
+from .errors import CompileFailure, OptionError, WorkerCrashed
 from .explorer import module_pattern
 from .sensitivity import Sensitivity, compute_sensitivity
 from .settings import Settings, write_atomic
@@ -703,7 +703,9 @@ class _Search:
             predicted_ms = self.plan_ms(settings)
             try:
                 measured = self.backend_error(settings)
-            except CompileFailure as err:  # a plan the backend cannot build is as far from the budget as it gets
+            # A plan the backend cannot build, or whose build kills the worker (TensorRT-RTX 1.4's builder segfaults
+            # on the encoder's attention kept FP32 between FP16 matmuls), is as far from the budget as it gets.
+            except (CompileFailure, WorkerCrashed) as err:
                 measured, why = math.inf, f"prefix {k} failed to build: {str(err).splitlines()[0][:200]}"
             else:
                 self.record(self.build.compile(self.explorer, settings), accuracy=measured, forward_error=forward)

@@ -408,3 +408,34 @@ def test_a_pair_of_op_types_keeps_a_transformers_residual_path_fp32():
     assert not any(c.value.startswith("^layers") for c in result.exclusions), "no whole layer kept FP32"
     assert {"torch.ops.aten.layer_norm.default", "torch.ops.aten.add.Tensor"} <= result.settings.autocast_excluded_ops
     assert result.error <= 0.39 * all_low
+
+
+@pytest.mark.slow
+def test_a_probe_whose_build_crashes_the_worker_is_over_budget_and_the_search_goes_on(monkeypatch):
+    """TensorRT-RTX 1.4's builder segfaults on some plans (the encoder with attention FP32 between FP16 matmuls); a
+    probe that crashes the worker is a plan that cannot be built, not the end of the search. The crash is real: the
+    worker process segfaults (the worker's own fault hook) when the first probe is built."""
+    from mixprec_explorer.analysis import backend as analysis_backend
+
+    _pessimistic_backend(monkeypatch, factor=3.0)
+    real, crashed = analysis_backend.Build.compile, []
+
+    def crash_first_probe(self, explorer, settings, backend=None, options=None):
+        calibration = settings.autocast_excluded_nodes == {".*"} or not (
+            settings.autocast_excluded_nodes or settings.autocast_excluded_ops)
+        if calibration or crashed:
+            return real(self, explorer, settings, backend, options)
+        crashed.append(settings)
+        return explorer.compile(settings, backend="torch", isolate=True, progress=False, _fault="segfault")
+
+    monkeypatch.setattr(analysis_backend.Build, "compile", crash_first_probe)
+    ex = stack_explorer()
+    before = ex.settings
+    budget = all_low_error(ex) * 0.6
+    result = run_search(ex, None, budget=budget, backend="torch", progress=False, use_ops=False, use_subtrees=False)
+    assert crashed, "a probe was built (else this test proves nothing)"
+    failed = [d for d in result.decisions() if "failed to build" in d]
+    assert failed and "killed by signal SIGSEGV" in failed[0], result.decisions()
+    assert result.within_budget and result.confirmed["chosen"]["error"] <= budget, "the search went on to a plan"
+    assert result.settings != crashed[0] or result.backend_probes >= 2
+    assert ex.settings == result.settings and before != ex.settings
