@@ -38,6 +38,13 @@ def main() -> None:
     for label, p in (("ex.profile", profile), ("load_profile with the mapping file", with_file),
                      ("load_profile, plain folder", without)):
         print(f"| {label} | {100 * p.attributed_share:.1f} % | {len(p.node_latency_ms())} nodes |")
+    live, plain_ms = profile.node_latency_ms(), without.node_latency_ms()
+    same = [n for n in live if abs(plain_ms.get(n, -1.0) - live[n]) <= 1e-9 + 1e-6 * live[n]]
+    dtypes = profile.node_dtypes()
+    agree = [n for n, d in without.node_dtypes().items() if dtypes.get(n) == d]
+    print(f"plain folder against ex.profile: {len(same)} of {len(live)} nodes with the same latency, "
+          f"{len(agree)} of {len(without.node_dtypes())} with the same dtype")
+    shutil.copy(Path(profile.recorded_in) / MAPPING_FILE, out / "bert_fp32_mapping.json")
 
 
 if __name__ == "__main__":

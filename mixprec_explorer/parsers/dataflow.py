@@ -475,7 +475,18 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
             continue
         in_anchors = list(dict.fromkeys(a for n, _ in ins if n in tensors for a in tensors[n].reach))
         if ins and not in_anchors:
-            results.append((record, [], "unmatched", "none of its input tensors could be placed on the graph"))
+            # A later engine of a split graph, read without the post-decomposition names of its inputs: a layer
+            # Torch-TensorRT named (a gemm) can still start the dataflow where its name gives one node.
+            anchor = _named_anchor(graph, record.name, outs[0][1] if outs else None, claimed, aliases)
+            if anchor is None:
+                results.append((record, [], "unmatched", "none of its input tensors could be placed on the graph"))
+                continue
+            first_dtype = record.output_dtypes[0] if record.output_dtypes else None
+            tensors[outs[0][0]] = _Tensor(outs[0][1], first_dtype, anchor)
+            claimed |= 1 << anchor
+            results.append((record, [anchor], "named",
+                            f"its inputs are not placed; its name gives {graph.names[anchor]}, the only "
+                            "node of its module and op with its output's size"))
             continue
         known = 0
         for a in in_anchors:
@@ -605,6 +616,36 @@ def _completes(graph: _Graph, anchors: Sequence[int | None], numel: int | None,
                 op_basename(graph.view.nodes[graph.names[a]].op)) in _SPLIT_FAMILIES:
             return a, f"finishes {graph.names[a]} (a split normalization)"
     return None, ""
+
+
+#: FX ops Torch-TensorRT decomposes, and the engine ops each leaves behind (a layer named after one of these ops may
+#: be computing the captured node); every op also matches itself
+_DECOMPOSED_INTO = {"scaled_dot_product_attention": frozenset({"matmul", "bmm", "mm", "baddbmm"}),
+                    "linear": frozenset({"mm", "addmm", "matmul"})}
+
+
+def _named_anchor(graph: _Graph, layer_name: str, numel: int | None, claimed: int,
+                  aliases: Mapping[str, str]) -> int | None:
+    """The one unclaimed call node a Torch-TensorRT layer name can stand for (its module, an op the name's op is or
+    decomposes from, the output's element count); None where there is none or more than one."""
+    decoded = decode_layer_name(layer_name)
+    if numel is None or not decoded.ir_op:
+        return None
+    engine_op = op_basename("torch.ops.aten." + decoded.ir_op.split(".", 1)[-1])  # "aten_ops.matmul.default"
+    found: set[int] = set()
+    for ref in decoded.refs:
+        if ref.module is None:
+            continue
+        for i, n in enumerate(graph.names):
+            info = graph.view.nodes[n]
+            op = op_basename(info.op)
+            if (info.module == ref.module and (graph.calls >> i) & 1 and not (claimed >> i) & 1
+                    and graph.numel(i) == numel and (op == engine_op or engine_op in _DECOMPOSED_INTO.get(op, ()))):
+                found.add(i)
+    named = [i for i in _named_nodes(graph, layer_name, aliases) if i in found]
+    if len(named) == 1:
+        return named[0]
+    return found.pop() if len(found) == 1 else None
 
 
 def _named_region(graph: _Graph, layer_name: str, known: int, claimed: int,
