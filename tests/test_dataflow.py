@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mixprec_explorer import Explorer, Settings, examples
+from mixprec_explorer.backends.base import Profile
 from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
 from mixprec_explorer.records import LayerRecord
@@ -348,3 +349,37 @@ def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> Non
         if info.op.endswith("linear.default"):
             want = torch.float32 if ".attention." in info.module else torch.float16
             assert dtypes.get(name) == want, (name, info.module, dtypes.get(name))
+
+
+BERT_PLAIN = Path(__file__).parent / "data" / "trt_rtx_live" / "bert_base_b32_fp32_plain"
+
+
+@pytest.mark.parametrize("names", ["plain", "with ex.profile's names"])
+def test_a_split_graph_maps_the_same_from_a_folder_torch_tensorrt_wrote_alone(tmp_path, names) -> None:
+    """Recorded by benchmarks/gpu_diag_plain_folder.py on an H200 (TensorRT-RTX 1.4.0.76): BERT-base FP32, batch 32,
+    13 engines with PyTorch's softmax between them, the folder as Torch-TensorRT's runtime wrote it (layer
+    information and traces only). Its later engines' inputs carry post-decomposition names (``_safe_softmax_1``)
+    the captured graph lacks; their gemms' names place them. Live, both ways mapped 231 of 231 nodes as ex.profile
+    did; here the plain folder must give the profile the post-decomposition names give."""
+    from mixprec_explorer.backends.tensorrt import MAPPING_FILE, profile_from_dir
+
+    graph = json.loads((BERT_PLAIN.parent / "bert_base_b32_fp32_graph.json").read_text())
+    recorded = json.loads((BERT_PLAIN.parent / "bert_base_b32_fp32_mixprec_mapping.json").read_text())
+
+    def load(post_to_pre: dict) -> Profile:
+        folder = tmp_path / str(len(post_to_pre))
+        shutil.copytree(BERT_PLAIN, folder)  # the graph goes in as an explorer would give it (no transformers here)
+        (folder / MAPPING_FILE).write_text(json.dumps({"format": 1, "post_to_pre": post_to_pre, "rename": {},
+                                                       "graph": graph}))
+        return profile_from_dir(folder, None)
+
+    named = load(recorded["post_to_pre"])
+    profile = load({}) if names == "plain" else named
+    assert profile.attributed_share is not None and profile.attributed_share >= 0.95
+    assert profile.node_latency_ms() == named.node_latency_ms() and profile.node_dtypes() == named.node_dtypes()
+    view = FxView.from_dict(graph)
+    ran = [n for n, info in view.nodes.items() if info.kind == "call_function"
+           and info.op.split(".")[-2] in MEASURED_OPS | {"scaled_dot_product_attention"}]
+    assert len(ran) == 121  # 72 linears, 25 layer norms, 12 GELUs and 12 attentions
+    latency, dtypes = profile.node_latency_ms(), profile.node_dtypes()
+    assert all(latency.get(n, 0) > 0 and dtypes.get(n) == torch.float32 for n in ran)

@@ -365,8 +365,9 @@ def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profil
     post_to_pre, rename, view = read_mapping_file(folder)
     if view is None and len(layer_infos) > 1 and not post_to_pre:
         notes.append(f"{len(layer_infos)} engines and no {MAPPING_FILE}: a later engine's inputs carry "
-                     "Torch-TensorRT's post-decomposition names, which only its decomposition table (or a folder "
-                     "written by ex.profile, which keeps them) can place; layers it cannot place stay unattributed")
+                     "Torch-TensorRT's post-decomposition names, so its dataflow starts at a layer whose name "
+                     "places it (a gemm: module, op and size give one node); layers placed neither way stay "
+                     "unattributed (a folder written by ex.profile keeps the names)")
     timings: dict[str, tuple[LayerRecord, ...]] = {}
     for sub, text in read_trace_dir(folder, layer_infos).items():
         records, more = trace_records(text, None, sub)
