@@ -15,7 +15,8 @@ error predictions within a factor of 2.
 
 Keeping within ``--budget-s`` (default 420 s; the driver stops waiting 45 s later, so a run ends within 8 minutes):
 each model and backend runs in its own process; all of them compile at once (builds are CPU-bound), then they take
-turns on the GPU to measure, so no timing overlaps another process's work. A process stops compiling new plans
+turns on the GPU to measure, and predict only once all have measured, so no timing overlaps another process's
+work (run nothing else on the machine meanwhile: compiled PyTorch's encoder is launch-bound). A process stops compiling new plans
 when the time left is what the measurements need, and the report lists what was skipped. ``--small`` runs tiny
 models with the PyTorch backend on the CPU (the test suite runs it). Writes the markdown to ``--out`` and the rows as
 JSON beside it.
@@ -129,10 +130,10 @@ def gpu_turn(workdir: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def wait_for_wave(workdir: Path, wave: list[str], deadline: float) -> None:
-    """Block until every process of this wave has compiled (or the deadline passes)."""
+def wait_for_wave(workdir: Path, wave: list[str], deadline: float, stage: str = "compiled") -> None:
+    """Block until every process of this wave has reached ``stage`` ("compiled", "measured") or the deadline passes."""
     while time.time() < deadline:
-        if all((workdir / f"compiled_{job}").exists() for job in wave):
+        if all((workdir / f"{stage}_{job}").exists() for job in wave):
             return
         time.sleep(0.5)
 
@@ -226,6 +227,10 @@ def run_job(job: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]
             out["calibration"][label] = {"latency_ms": latency[label], "profile_ms": profile.end_to_end.median_ms,
                                          "rel_l2": error, "attributed": profile.attributed_share}
         out["timeline"]["measured_at_s"] = time.time() - t0
+    # Nobody computes while another process measures: a launch-bound module (compiled PyTorch's encoder) takes its
+    # time from the host, so the predictions below wait until the whole wave has measured.
+    (workdir / f"measured_{job.replace(':', '_')}").touch()
+    wait_for_wave(workdir, [j.replace(":", "_") for j in wave], t0 + args.budget_s - 30, stage="measured")
 
     def calibrated() -> Predictor:
         predictor = Predictor(ex)
