@@ -41,6 +41,8 @@ def layer_hover(layer: LayerRecord, attributed: bool, total_ms: float) -> str:
     share = layer.share if layer.share is not None else (layer.latency_ms or 0.0) / total_ms if total_ms else None
     if share is not None:
         text += f" ({share:.1%})"
+    if layer.on_second_stream:
+        text += "<br>on a second stream beside the main one: its time overlaps it (not all of it adds to end to end)"
     if layer.tactic:
         text += f"<br>tactic: {layer.tactic}"
     if layer.nodes:
