@@ -17,9 +17,9 @@ Keeping within ``--budget-s`` (default 420 s; the driver stops waiting 45 s late
 each model and backend runs in its own process; all of them compile at once (builds are CPU-bound), then they take
 turns on the GPU to measure, and predict only once all have measured, so no timing overlaps another process's
 work (run nothing else on the machine meanwhile: compiled PyTorch's encoder is launch-bound). A process stops
-compiling new plans when the time left is what the measurements need, and the report lists what was skipped. ``--small`` runs tiny
-models with the PyTorch backend on the CPU (the test suite runs it). Writes the markdown to ``--out`` and the rows as
-JSON beside it.
+compiling new plans when the time left is what the measurements need, and the report lists what was skipped.
+``--small`` runs tiny models with the PyTorch backend on the CPU (the test suite runs it). Writes the markdown to
+``--out`` and the rows as JSON beside it.
 """
 
 from __future__ import annotations
