@@ -8,6 +8,7 @@ import pytest
 
 from mixprec_explorer import Explorer, examples
 from mixprec_explorer.viz.engine import build_engine_figure, engine_layers, layers_for_nodes, nodes_for_layer
+from mixprec_explorer.viz.graph import NODES
 
 from _shared import RTX, needs_shared
 
@@ -102,3 +103,6 @@ def test_a_layer_on_a_second_stream_says_its_time_overlaps() -> None:
     aside = [k for k, r in enumerate(rows) if r.extra.get("StreamId") == 1]
     assert aside and all("second stream" in hover[k] for k in aside)
     assert all("second stream" not in hover[k] for k in range(len(rows)) if k not in aside)
+    fig = ex.figure(color_by="latency", group_by_module=None)  # the graph's own hover names it too
+    graph_hover = dict(zip(fig.data[NODES].customdata, fig.data[NODES].hovertext))
+    assert "second stream" in graph_hover["conv2d_1"] and "second stream" not in graph_hover["conv2d"]

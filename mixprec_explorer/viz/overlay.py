@@ -56,9 +56,10 @@ def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity:
         total = sum(latency.values())
         layers = {}
         for layer in profile.layers:
-            confidence = layer.extra.get("match", {}).get("confidence")
+            tags = ", ".join(t for t in (layer.extra.get("match", {}).get("confidence"),
+                                         "second stream" if layer.on_second_stream else None) if t)
             for node in layer.nodes:
-                layers[node] = (*layers.get(node, ()), f"{layer.name} ({confidence})" if confidence else layer.name)
+                layers[node] = (*layers.get(node, ()), f"{layer.name} ({tags})" if tags else layer.name)
     if accuracy is not None:
         try:
             errors = node_errors(accuracy)
