@@ -117,6 +117,8 @@ def test_kernel_ops_reads_myelin_and_torch_tensorrt_names() -> None:
     assert kernel_ops("__myl_CorrMulAddRelu_myl0_1") == ("Corr", "Mul", "Add", "Relu")
     assert kernel_ops("[CONVOLUTION]-[aten_ops.convolution.default]-[layer4.2.conv3/convolution]_myl0_70") == ("Corr",)
     assert kernel_ops("something else") == ()
+    # a [TYPE] word with no kernel word of its own: the op Torch-TensorRT names gives it
+    assert kernel_ops("[UNARY]-[aten_ops.gelu.default]-[layers.0/gelu]") == ("Gelu",)
 
 
 def test_a_layer_whose_output_fits_no_node_is_reported_not_guessed(explorers: dict[str, Explorer]) -> None:

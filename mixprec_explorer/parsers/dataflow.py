@@ -121,6 +121,11 @@ _MAX_CANDIDATES = 48
 _MAX_REGION = 96
 
 
+def _ir_basename(ir_op: str) -> str:
+    """``aten_ops.matmul.default`` (a Torch-TensorRT layer name's op) -> ``matmul``."""
+    return op_basename("torch.ops.aten." + ir_op.split(".", 1)[-1])
+
+
 def kernel_ops(layer_name: str, layer_type: str = "") -> tuple[str, ...]:
     """The op words a layer's name gives: ``__myl_CorrMulAddRelu_myl0_1`` -> ``("Corr", "Mul", "Add", "Relu")``.
 
@@ -133,7 +138,7 @@ def kernel_ops(layer_name: str, layer_type: str = "") -> tuple[str, ...]:
     words = [_LAYER_TYPE_WORDS.get(t) for t in re.findall(r"\[([A-Z][A-Z0-9_]*)\]", layer_name)]
     words = [w for w in words if w]
     if not words and decoded.ir_ops:
-        words = [_signature_words(op_basename(op.replace("_ops.", ".ops.aten.", 1))) for op in decoded.ir_ops]
+        words = [_signature_words(_ir_basename(op)) for op in decoded.ir_ops]
         words = [w for w in words if w]
     if not words and layer_type:
         words = [_LAYER_TYPE_WORDS.get(layer_type.upper(), "")]
@@ -618,10 +623,9 @@ def _completes(graph: _Graph, anchors: Sequence[int | None], numel: int | None,
     return None, ""
 
 
-#: FX ops Torch-TensorRT decomposes, and the engine ops each leaves behind (a layer named after one of these ops may
-#: be computing the captured node); every op also matches itself
-_DECOMPOSED_INTO = {"scaled_dot_product_attention": frozenset({"matmul", "bmm", "mm", "baddbmm"}),
-                    "linear": frozenset({"mm", "addmm", "matmul"})}
+#: Op families (:data:`_FAMILY`) Torch-TensorRT decomposes into matmuls: a layer named after a matmul may be
+#: computing a captured node of these families; every family also matches itself
+_DECOMPOSED_INTO = {"attention": frozenset({"matmul"}), "linear": frozenset({"matmul"})}
 
 
 def _named_anchor(graph: _Graph, layer_name: str, numel: int | None, claimed: int,
@@ -631,7 +635,8 @@ def _named_anchor(graph: _Graph, layer_name: str, numel: int | None, claimed: in
     decoded = decode_layer_name(layer_name)
     if numel is None or not decoded.ir_op:
         return None
-    engine_op = op_basename("torch.ops.aten." + decoded.ir_op.split(".", 1)[-1])  # "aten_ops.matmul.default"
+    base = _ir_basename(decoded.ir_op)
+    engine = _FAMILY.get(base, base)
     found: set[int] = set()
     for ref in decoded.refs:
         if ref.module is None:
@@ -639,8 +644,9 @@ def _named_anchor(graph: _Graph, layer_name: str, numel: int | None, claimed: in
         for i, n in enumerate(graph.names):
             info = graph.view.nodes[n]
             op = op_basename(info.op)
+            family = _FAMILY.get(op, op)
             if (info.module == ref.module and (graph.calls >> i) & 1 and not (claimed >> i) & 1
-                    and graph.numel(i) == numel and (op == engine_op or engine_op in _DECOMPOSED_INTO.get(op, ()))):
+                    and graph.numel(i) == numel and (family == engine or engine in _DECOMPOSED_INTO.get(family, ()))):
                 found.add(i)
     named = [i for i in _named_nodes(graph, layer_name, aliases) if i in found]
     if len(named) == 1:
