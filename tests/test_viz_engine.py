@@ -93,16 +93,17 @@ def test_a_single_engine_keeps_plain_labels(ex: Explorer) -> None:
     assert all(label.split()[1].startswith(("__myl", "[")) for label in figure.layout.yaxis.categoryarray)
 
 
-def test_a_layer_on_a_second_stream_says_its_time_overlaps() -> None:
+def test_a_layer_on_a_second_stream_says_its_time_overlaps(ex: Explorer) -> None:
     """ResNet-50 FP32 runs its downsample branches on stream 1: their bars say why layer times add up to more than
     end to end (docs/benchmarks.md: 1.11-1.18x, 1.00-1.05x without them)."""
-    ex = Explorer(*examples.resnet50(batch=8))
-    ex.load_profile(RTX / "resnet50_b8_fp32" / "profile")
-    rows = engine_layers(ex.last_profile)
-    hover = {k: h for t in ex.engine_figure().data for k, h in zip(t.customdata, t.hovertext)}
+    from mixprec_explorer.backends.tensorrt import profile_from_dir
+
+    fp32 = profile_from_dir(RTX / "resnet50_b8_fp32" / "profile", ex)  # the fixture keeps its own last profile
+    rows = engine_layers(fp32)
+    hover = {k: h for t in ex.engine_figure(fp32).data for k, h in zip(t.customdata, t.hovertext)}
     aside = [k for k, r in enumerate(rows) if r.extra.get("StreamId") == 1]
     assert aside and all("second stream" in hover[k] for k in aside)
     assert all("second stream" not in hover[k] for k in range(len(rows)) if k not in aside)
-    fig = ex.figure(color_by="latency", group_by_module=None)  # the graph's own hover names it too
+    fig = ex.figure(color_by="latency", group_by_module=None, profile=fp32)  # the graph's own hover names it too
     graph_hover = dict(zip(fig.data[NODES].customdata, fig.data[NODES].hovertext))
     assert "second stream" in graph_hover["conv2d_1"] and "second stream" not in graph_hover["conv2d"]
