@@ -153,14 +153,27 @@ def test_backend_options_reach_the_backend():
         B.compile_plan(model, FP16, device="cpu", backend="torch", isolate=False, progress=False, no_such_option=1)
 
 
-def test_interleaved_timing_takes_plans_in_turns_after_warmup():
+def test_interleaved_timing_takes_plans_in_blocks_in_a_new_order_each_turn():
     from mixprec_explorer.backends.timing import time_interleaved
 
-    calls = []
-    times = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")],
-                             runs=3, warmup=1)
-    assert [len(t) for t in times] == [3, 3, 3], "warm-up turns are not timed"
-    assert "".join(calls) == "abc" + "bca" + "cab" + "abc", "each turn starts one plan later"
+    calls: list[str] = []
+    plans = [lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")]
+    times = time_interleaved(plans, runs=30, warmup=1, block=3)
+    assert [len(t) for t in times] == [30, 30, 30], "each plan timed `runs` times"
+    warm, rest = calls[:3], calls[3:]
+    assert sorted(warm) == ["a", "b", "c"], "a warm-up turn runs each plan once"
+    blocks = ["".join(rest[i:i + 4]) for i in range(0, len(rest), 4)]
+    assert all(len(set(b)) == 1 and len(b) == 4 for b in blocks), "a block: one untimed run, then 3 timed in a row"
+    turns = ["".join(b[0] for b in blocks[i:i + 3]) for i in range(0, len(blocks), 3)]
+    assert len(turns) == 10 and all(sorted(t) == ["a", "b", "c"] for t in turns), "each turn runs every plan"
+    assert len(set(turns)) > 1, "the order changes from turn to turn"
+    assert {t[0] for t in turns} == {"a", "b", "c"}, "no plan always goes first"
+    again: list[str] = []
+    time_interleaved([lambda: again.append("a"), lambda: again.append("b"), lambda: again.append("c")],
+                     runs=30, warmup=1, block=3)
+    assert again == calls, "the same seed gives the same order"
+    short = time_interleaved([lambda: None, lambda: None], runs=5, block=4)
+    assert [len(t) for t in short] == [5, 5], "a last, shorter block tops the runs up exactly"
     assert all(ms >= 0 for t in times for ms in t)
 
 

@@ -289,3 +289,26 @@ def test_a_program_loaded_on_another_device_runs_its_views_as_reshapes():
     assert torch.ops.aten.view.default in [n.target for n in ep.graph.nodes], "the explorer's program is not changed"
     here = load_module(ep, "cpu")
     assert torch.equal(here(torch.ones(2, 4)), torch.full((4, 2), 2.0))
+
+
+def test_a_cuda_profile_lets_kineto_release_cupti_and_leaves_the_users_setting(monkeypatch):
+    """Kineto keeps CUPTI attached after profiling unless TEARDOWN_CUPTI=1, slowing every later launch."""
+    import os
+
+    from mixprec_explorer.backends.torch_profile import cupti_released
+
+    monkeypatch.delenv("TEARDOWN_CUPTI", raising=False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with cupti_released("cuda"):
+        assert os.environ.get("TEARDOWN_CUPTI") == "1", "Kineto reads it when the profiler stops, inside"
+    assert "TEARDOWN_CUPTI" not in os.environ, "the process's environment is as it was"
+    with cupti_released("cpu"):
+        assert "TEARDOWN_CUPTI" not in os.environ, "no CUPTI on the CPU"
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    with cupti_released("cuda"):
+        assert "TEARDOWN_CUPTI" not in os.environ, "before CUDA 12.6 teardown can crash with CUDA graphs"
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setenv("TEARDOWN_CUPTI", "0")
+    with cupti_released("cuda"):
+        assert os.environ["TEARDOWN_CUPTI"] == "0", "a user's own setting wins"
+    assert os.environ["TEARDOWN_CUPTI"] == "0"

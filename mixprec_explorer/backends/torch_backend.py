@@ -28,6 +28,7 @@ from .torch_profile import (
     RUN_RANGE,
     RUN_WALL,
     attribute_events,
+    cupti_released,
     iter_node_values,
     middle_runs,
     observe_dtypes,
@@ -150,7 +151,7 @@ class TorchBackend:
             report_progress(f"profiling {n_prof} runs")
             if eager:
                 run_ranged(module, flat)  # warm the node-by-node path too
-            with torch.profiler.profile(activities=activities) as prof:
+            with cupti_released(torch.device(device).type), torch.profiler.profile(activities=activities) as prof:
                 for index in range(n_prof):
                     with torch.profiler.record_function(f"{RUN_RANGE}{index}"):
                         if eager:
