@@ -307,6 +307,9 @@ def test_a_cuda_profile_lets_kineto_release_cupti_and_leaves_the_users_setting(m
     monkeypatch.setattr(torch.version, "cuda", "12.4")
     with cupti_released("cuda"):
         assert "TEARDOWN_CUPTI" not in os.environ, "before CUDA 12.6 teardown can crash with CUDA graphs"
+    monkeypatch.setattr(torch.version, "cuda", "unknown")
+    with cupti_released("cuda"):
+        assert "TEARDOWN_CUPTI" not in os.environ, "a version it cannot read is taken as old"
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setenv("TEARDOWN_CUPTI", "0")
     with cupti_released("cuda"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -39,8 +40,8 @@ def cupti_released(device_type: str) -> Iterator[None]:
     in every later timing. Left as the user set it if set; CUDA before 12.6 keeps CUPTI (its teardown can crash
     with CUDA graphs).
     """
-    cuda = torch.version.cuda
-    newer = cuda is not None and tuple(int(x) for x in cuda.split(".")[:2]) >= (12, 6)
+    found = re.match(r"(\d+)\.(\d+)", torch.version.cuda or "")
+    newer = found is not None and (int(found[1]), int(found[2])) >= (12, 6)
     if device_type != "cuda" or not newer or _TEARDOWN in os.environ:
         yield
         return
