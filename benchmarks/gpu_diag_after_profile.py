@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mixprec_explorer import Explorer, Settings, examples  # noqa: E402
 from mixprec_explorer.backends import run_here, time_plans  # noqa: E402
-from mixprec_explorer.backends.timing import summarize_ms  # noqa: E402
+from mixprec_explorer.backends.timing import summarize_ms, time_runs  # noqa: E402
 
 RUNS = 50
 
@@ -56,12 +56,8 @@ def main() -> None:
             "A all-FP16": plans["A all-FP16"], "C linear2 FP32": plans["C linear2 FP32"]}
 
     def once(compiled) -> float:
-        torch.cuda.synchronize()
-        start = time.perf_counter()
         with torch.no_grad():
-            run_here(ex, compiled, inputs)
-        torch.cuda.synchronize()
-        return (time.perf_counter() - start) * 1000.0
+            return time_runs(lambda: run_here(ex, compiled, inputs), 1, torch.cuda.synchronize)[0]
 
     def single_turns(pause_s: float) -> dict[str, float]:
         """One run per plan per turn, a new order each turn (time_plans before blocks), after ``pause_s``."""

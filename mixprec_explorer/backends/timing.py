@@ -45,30 +45,20 @@ def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int, warmup: int = 
     when every run followed another plan's, and 4.78 ms after a 50 ms pause; its blocks gave 2.95 ms. A new order
     each turn (``seed``) gives no plan a fixed predecessor. ``warmup`` untimed turns (one run each) come first.
     """
-    sync = synchronize or (lambda: None)
     order = random.Random(seed)
     block = max(1, int(block))
     times: list[list[float]] = [[] for _ in fns]
-
-    def timed(fn: Callable[[], Any]) -> float:
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        return (time.perf_counter() - start) * 1000.0
-
     indices = list(range(len(fns)))
     for _ in range(max(0, warmup)):
         order.shuffle(indices)
         for index in indices:
-            timed(fns[index])
+            time_runs(fns[index], 1, synchronize)
     runs = max(1, runs)
     while any(len(t) < runs for t in times):
         order.shuffle(indices)
         for index in indices:
-            timed(fns[index])  # the first run of a block finds the plan cold: untimed
-            for _ in range(min(block, runs - len(times[index]))):
-                times[index].append(timed(fns[index]))
+            time_runs(fns[index], 1, synchronize)  # the first run of a block finds the plan cold: untimed
+            times[index] += time_runs(fns[index], min(block, runs - len(times[index])), synchronize)
     return times
 
 
