@@ -13,7 +13,7 @@ from mixprec_explorer import Explorer, Settings, examples
 from mixprec_explorer.backends.tensorrt import compile_failure, rename_profile
 from mixprec_explorer.errors import CompileFailure, MixprecError
 
-from _shared import RTX, needs_shared
+from _data import RTX
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 #: The first lines of the error Torch-TensorRT 2.11 raised on the live engine for the encoder under autocast.
@@ -40,7 +40,6 @@ def test_a_message_without_a_node_still_reads_clearly() -> None:
     assert failure.node is None and "Unable to create TensorRT execution context" in str(failure)
 
 
-@needs_shared(RTX)
 def test_a_cast_program_profile_comes_back_under_the_captured_names() -> None:
     ex = Explorer(*examples.resnet50(batch=8))
     profile = ex.load_profile(RTX / "resnet50_b8_fp16" / "profile")

@@ -17,7 +17,7 @@ import torch
 from mixprec_explorer import Settings
 from mixprec_explorer.cli import BUILTIN_MODELS, load_model, main
 
-from _shared import RTX, needs_shared
+from _data import RTX
 
 
 @pytest.fixture
@@ -61,7 +61,6 @@ def test_report_writes_standalone_html(tmp_path: Path, autocast_settings: Path) 
     assert "<!DOCTYPE html>" in text and "^linear2$" in text and "Plotly" in text
 
 
-@needs_shared(RTX)
 def test_report_overlays_a_profile_recorded_elsewhere(tmp_path: Path, autocast_settings: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The engine was built and profiled on an H200; the report of it is written here, with no GPU."""

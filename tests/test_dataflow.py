@@ -1,6 +1,6 @@
 """Engine layers -> FX nodes through the dataflow, on real TensorRT-RTX engines recorded on an H200.
 
-The folders of ``../shared/trt-samples/trt-rtx-h200/`` hold the layer information and trex profiles of the
+The folders of ``tests/data/trt_rtx_h200/`` hold the layer information and trex profiles of the
 reference text's models and ``examples.resnet50(batch=8)`` (their ``meta.json`` gives the compile settings).
 """
 
@@ -19,13 +19,11 @@ from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
 from mixprec_explorer.records import LayerRecord
 
-from _shared import RTX, needs_shared
+from _data import LIVE, RTX
 
-CASES = sorted(p.name for p in RTX.iterdir() if p.is_dir()) if RTX.is_dir() else ["(../shared absent)"]
+CASES = sorted(p.name for p in RTX.iterdir() if p.is_dir())
 #: Ops whose nodes must get a measured dtype and latency wherever they ran in an engine.
 MEASURED_OPS = {"conv2d", "linear", "matmul", "batch_norm", "layer_norm", "relu_", "relu", "gelu", "softmax"}
-
-pytestmark = needs_shared(RTX)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +203,7 @@ def test_a_split_graph_without_a_mapping_file_says_what_it_lacks(explorers: dict
     assert any("2 engines and no mixprec_mapping.json" in n for n in notes)
 
 
-ENCODER = Path(__file__).parent / "data" / "trt_rtx_live" / "encoder_b32_fp32"
+ENCODER = LIVE / "encoder_b32_fp32"
 
 
 def test_live_encoder_engine_lands_on_fx_nodes() -> None:
@@ -324,7 +322,7 @@ def test_an_engine_that_starts_inside_attention_lands_on_its_nodes() -> None:
                    r.extra["match"]["ops"] and "Fc" not in r.extra["match"]["ops"] for n in r.nodes)
 
 
-BERT = Path(__file__).parent / "data" / "trt_rtx_live" / "bert_base_b32_cast_fp16"
+BERT = LIVE / "bert_base_b32_cast_fp16"
 
 
 def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> None:
@@ -353,7 +351,7 @@ def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> Non
             assert dtypes.get(name) == want, (name, info.module, dtypes.get(name))
 
 
-BERT_PLAIN = Path(__file__).parent / "data" / "trt_rtx_live" / "bert_base_b32_fp32_plain"
+BERT_PLAIN = LIVE / "bert_base_b32_fp32_plain"
 
 
 @pytest.mark.parametrize("names", ["plain", "with ex.profile's names"])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mixprec_explorer.parsers import attribute_layers, parse_layer_info, parse_layer_log, parse_profile
 from mixprec_explorer.records import LayerRecord
 
-from _shared import REFERENCE, SAMPLES, needs_shared
+from _data import REFERENCE, SAMPLES
 
 #: The reference's MyModule: three Linear layers, exported node names, and the decomposed addmm names
 #: Torch-TensorRT's layer and tensor names carry.
@@ -27,7 +27,6 @@ def _explicit_log() -> str:
     return "\n".join(line for line in block[: next(i for i, x in enumerate(block) if not x.startswith("#"))])
 
 
-@needs_shared(REFERENCE)
 def test_reference_myelin_layers_map_to_their_linears() -> None:
     layers = parse_layer_log(_explicit_log())
     done, left = attribute_layers(layers, REFERENCE_NODES, REFERENCE_POST_TO_PRE)
@@ -115,7 +114,6 @@ def test_records_that_already_name_nodes_or_modules() -> None:
     assert [r.name for r in left] == ["nothing"]
 
 
-@needs_shared(SAMPLES)
 def test_onnx_engine_layers_stay_unattributed() -> None:
     path = next(SAMPLES.glob("resnet_A100_fp16_*graph.json"))
     layers = parse_layer_info(path.read_text())

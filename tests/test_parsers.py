@@ -1,4 +1,4 @@
-"""Parsers on real TensorRT outputs (../shared), the reference's three layer logs, hand-written Torch-TensorRT-style
+"""Parsers on real TensorRT outputs (tests/data), the reference's three layer logs, hand-written Torch-TensorRT-style
 inputs, and fuzzing: malformed input raises ParseError naming the place, never anything else."""
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers import decode_layer_name, parse_layer_info, parse_layer_log, parse_profile
 from mixprec_explorer.records import LayerRecord
 
-from _shared import REFERENCE, SAMPLES, needs_shared
+from _data import REFERENCE, SAMPLES
 
-SAMPLE_FILES = sorted(SAMPLES.glob("*.json")) if SAMPLES.is_dir() else []
-needs_samples = needs_shared(SAMPLES)
-needs_reference = needs_shared(REFERENCE)
+SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -54,7 +52,6 @@ def _reference_logs() -> list[str]:
 # ---------------------------------------------------------------------------------------------- real samples
 
 
-@needs_samples
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
 def test_every_sample_parses_in_file_order(path: Path) -> None:
     raw = json.loads(path.read_text())
@@ -77,7 +74,6 @@ def test_every_sample_parses_in_file_order(path: Path) -> None:
     assert all(isinstance(r, LayerRecord) for r in records)
 
 
-@needs_samples
 def test_fp16_graph_has_36_layers_running_in_fp16() -> None:
     records = parse_layer_info(_sample("fp16"))
     assert len(records) == 36
@@ -93,14 +89,12 @@ def test_fp16_graph_has_36_layers_running_in_fp16() -> None:
     assert records[0].extra["engine_io"] == ("input.1",)
 
 
-@needs_samples
 def test_fp32_graph_has_32_fp32_layers() -> None:
     records = parse_layer_info(_sample("fp32"))
     assert len(records) == 32
     assert {d for r in records for d in (*r.input_dtypes, *r.output_dtypes)} == {torch.float32}
 
 
-@needs_samples
 def test_qat_graph_has_int8_convolutions() -> None:
     records = parse_layer_info(_sample("qat"))
     assert len(records) == 37
@@ -110,7 +104,6 @@ def test_qat_graph_has_int8_convolutions() -> None:
     assert sum(torch.int8 in r.input_dtypes for r in records) > 10
 
 
-@needs_samples
 @pytest.mark.parametrize(("kind", "layers"), [("fp16", 36), ("fp32", 32)])
 def test_profile_matches_its_graph(kind: str, layers: int) -> None:
     graph = parse_layer_info(_sample(kind))
@@ -125,7 +118,6 @@ def test_profile_matches_its_graph(kind: str, layers: int) -> None:
     assert math.isclose(sum(r.share for r in profile), 1.0, abs_tol=1e-4)
 
 
-@needs_samples
 def test_fp16_engine_is_faster_than_fp32() -> None:
     fp16 = sum(r.latency_ms for r in parse_profile(_profile("fp16")))
     fp32 = sum(r.latency_ms for r in parse_profile(_profile("fp32")))
@@ -137,7 +129,6 @@ def test_fp16_engine_is_faster_than_fp32() -> None:
 # ------------------------------------------------------------------------------------- the reference's logs
 
 
-@needs_reference
 def test_weak_typing_log_runs_everything_in_fp32() -> None:
     records = parse_layer_log(_reference_logs()[0])
     assert [r.name for r in records] == [
@@ -151,7 +142,6 @@ def test_weak_typing_log_runs_everything_in_fp32() -> None:
     assert set(records[2].modules) == {"linear2", "linear3"}
 
 
-@needs_reference
 def test_explicit_typing_log_runs_linear2_in_fp16() -> None:
     records = parse_layer_log(_reference_logs()[1])
     assert [r.modules for r in records] == [("linear1",), ("linear2",), ("linear3",)]
@@ -166,7 +156,6 @@ def test_explicit_typing_log_runs_linear2_in_fp16() -> None:
     assert all(r.accumulate_dtype is None for r in records)
 
 
-@needs_reference
 def test_fp32_acc_excerpt_reports_float_accumulation() -> None:
     (record,) = parse_layer_log(_reference_logs()[2])
     assert record.name == "__myl_MulSumAddCas_myl0_0"
@@ -570,7 +559,6 @@ def test_fuzz_json_structures(value: object) -> None:
         _parses_or_parse_error(parse_profile, text)
 
 
-@needs_samples
 @given(st.data())
 @FUZZ
 def test_fuzz_mutated_sample_names_the_layer(data: st.DataObject) -> None:
@@ -584,7 +572,6 @@ def test_fuzz_mutated_sample_names_the_layer(data: st.DataObject) -> None:
         assert str(exc).startswith(f"layer {index}: ")
 
 
-@needs_samples
 @given(st.data())
 @FUZZ
 def test_fuzz_mutated_profile_names_the_record(data: st.DataObject) -> None:
@@ -598,7 +585,6 @@ def test_fuzz_mutated_profile_names_the_record(data: st.DataObject) -> None:
         assert str(exc).startswith(f"record {index}: ")
 
 
-@needs_reference
 @given(st.data())
 @FUZZ
 def test_fuzz_mangled_reference_log_names_the_line(data: st.DataObject) -> None:

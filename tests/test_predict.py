@@ -18,7 +18,7 @@ from mixprec_explorer import Explorer, OptionError, OptionTypeError, Settings, p
 from mixprec_explorer.examples import reference_autocast_model, resnet50
 from mixprec_explorer.predict import Delta, Predictor, delta, measure_calibration
 
-from _shared import RTX, needs_shared
+from _data import RTX
 
 ROOT = Path(__file__).resolve().parents[1]
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
@@ -217,7 +217,6 @@ def test_recording_needs_the_plan_it_measured(reference):
         reference.record_measurement(FP16, latency_ms=1.0)
 
 
-@needs_shared(RTX)
 def test_the_recorded_h200_engines_predict_the_mixed_one():
     """TensorRT-RTX on an H200, recorded: FP32 and FP16 calibrate, ``layer4`` + ``fc`` in FP32 is predicted."""
     ex = Explorer(*resnet50(batch=8))

@@ -10,9 +10,7 @@ from mixprec_explorer import Explorer, examples
 from mixprec_explorer.viz.engine import build_engine_figure, engine_layers, layers_for_nodes, nodes_for_layer
 from mixprec_explorer.viz.graph import NODES
 
-from _shared import RTX, needs_shared
-
-pytestmark = needs_shared(RTX)
+from _data import LIVE, RTX
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,7 @@ def test_a_split_graph_lists_its_engines_in_execution_order() -> None:
     """BERT-base's 13 engines (recorded live on an H200, tests/data): _run_on_acc_2 runs before _run_on_acc_10."""
     from mixprec_explorer.backends.tensorrt import profile_from_dir
 
-    profile = profile_from_dir(Path(__file__).parent / "data" / "trt_rtx_live" / "bert_base_b32_cast_fp16", None)
+    profile = profile_from_dir(LIVE / "bert_base_b32_cast_fp16", None)
     engines = list(dict.fromkeys(layer.extra["engine"] for layer in engine_layers(profile)))
     assert engines == [f"_run_on_acc_{k}" for k in range(0, 25, 2)]
     figure = build_engine_figure(profile)  # one bar trace per dtype

@@ -18,10 +18,9 @@ from mixprec_explorer.viz.engine import engine_layers, layers_for_nodes  # noqa:
 from mixprec_explorer.widget.app import WidgetApp  # noqa: E402
 from mixprec_explorer.widget.measure import ENGINE_ROWS  # noqa: E402
 
-RTX = Path(__file__).resolve().parents[1].parent / "shared" / "trt-samples" / "trt-rtx-h200"
+from _data import RTX  # noqa: E402
 
 
-@pytest.mark.skipif(not RTX.is_dir(), reason=f"../shared/trt-samples/trt-rtx-h200 is absent ({RTX})")
 def test_engine_view_links_layers_and_nodes_both_ways() -> None:
     ex = Explorer(*examples.resnet50(batch=8))
     profile = ex.load_profile(RTX / "resnet50_b8_fp16" / "profile")
