@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import torch
 
-from .analysis.inputs import Batch, Inputs, as_batches, check_batch
 from .calibration import trace_reference_stats
 from .capture import CapturedGraph, capture, is_autocast_skipped
 from .errors import MissingResult, SettingsError, UnknownName
+from .inputs import Batch, Inputs, as_batches, check_batch
 from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
 from .settings import Settings, qualified_op_name, suggest_ops, write_atomic
@@ -258,7 +258,7 @@ class Explorer:
     def calibrate(self, batches: Inputs | Iterable[Any]) -> dict[str, CalibrationStat]:
         """Record reference outputs as Torch-TensorRT's calibration dataloader would; feeds range and depth rules.
 
-        ``batches`` follow the inputs rules (:mod:`mixprec_explorer.analysis.inputs`): a list of batches
+        ``batches`` follow the inputs rules (:mod:`mixprec_explorer.inputs`): a list of batches
         (``[(x1,), (x2,)]``, ``[x1, x2]``, a DataLoader over a TensorDataset), or one tensor or tuple for a single
         batch. Raises InputError (naming the batch, input and shape) for a batch that does not fit the captured
         program; on any failure the previous calibration stays in force.
@@ -297,20 +297,65 @@ class Explorer:
         return result
 
     # -- editing ------------------------------------------------------------------------------------------
+    def _module_tree(self) -> dict[str, tuple[str, ...]]:
+        """Every non-root module path whose subtree calls ops (containers included) -> the nodes under it."""
+        tree = self.__dict__.get("_tree")
+        if tree is None:
+            under: dict[str, list[str]] = {}
+            for module, members in self.modules.items():
+                parts = module.split(".") if module else []
+                for k in range(1, len(parts) + 1):
+                    under.setdefault(".".join(parts[:k]), []).extend(members)
+            tree = self.__dict__["_tree"] = {path: tuple(members) for path, members in under.items()}
+        return tree
+
+    def _is_container(self, module: str) -> bool:
+        """True for a module path with submodules that call ops (``features``, ``layer1.0``)."""
+        return bool(module) and len(self._module_tree().get(module, ())) > len(self.modules.get(module, ()))
+
     def resolve_module(self, target: str) -> str:
-        """Module path for a node name or module path; SettingsError with close matches otherwise."""
+        """Module path for a node name or any module path (containers included); SettingsError naming real
+        modules of this model otherwise."""
+        if not isinstance(target, str):
+            raise SettingsError(f"a node name or module path (a str) is needed, got {type(target).__name__}")
         info = self.nodes.get(target)
         if info is not None and info.kind == "call_function":
             return info.module
-        if target in self.modules:
+        if target in self.modules or target in self._module_tree():
             return target
+        if info is not None:
+            raise SettingsError(f"{target!r} is a graph {info.kind}, not an op: it has no autocast decision to "
+                                "exclude; name a node that computes (e.g. one of its consumers) or a module path")
         import difflib
 
-        close = difflib.get_close_matches(target, [*self.modules, *self.nodes], n=4, cutoff=0.5)
+        tree = self._module_tree()
+        close = difflib.get_close_matches(target, [*tree, *self.modules, *self.nodes], n=4, cutoff=0.5)
+        top = [m for m in tree if "." not in m]
         raise SettingsError(
             f"{target!r} is neither a node name nor a module path of this model"
-            + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+            + (f"; did you mean {', '.join(map(repr, dict.fromkeys(close)))}?" if close else ".")
+            + f" Its top-level modules: {', '.join(map(repr, top[:12]))}{', ...' if len(top) > 12 else ''}"
+            + " (a module path keeps that module and all inside it in FP32; for a regex of your own, set "
+            "settings.autocast_excluded_nodes)"
         )
+
+    def _target(self, target: str) -> tuple[str, str]:
+        """(module path, regex) for ``target``: a node's own module exactly, a container path as its subtree."""
+        module = self.resolve_module(target)
+        info = self.nodes.get(target)
+        if (info is None or info.kind != "call_function") and self._is_container(module):
+            from .search import subtree_pattern
+
+            return module, subtree_pattern(module)
+        return module, module_pattern(module)
+
+    def _forms(self, module: str) -> set[str]:
+        """Every regex :meth:`exclude` may have written for ``module`` (exact, and subtree for a non-root path)."""
+        if not module:
+            return {module_pattern(module)}
+        from .search import subtree_pattern
+
+        return {module_pattern(module), subtree_pattern(module)}
 
     def _reach(self, pattern: str) -> tuple[str, ...]:
         return tuple(n for m, members in self.modules.items() if re.match(pattern, m) for n in members)
@@ -318,73 +363,155 @@ class Explorer:
     def _describe(self, pattern: str, module: str, target: str) -> Exclusion:
         nodes = self._reach(pattern)
         note = ""
-        if len(nodes) > 1:
+        if len(nodes) > 1 and pattern == module_pattern(module):
             where = "the root module's forward" if module == "" else f"module {module!r}"
             note = (f"Torch-TensorRT excludes by module path, so this also catches every other op called in "
                     f"{where}: {', '.join(n for n in nodes if n != target)}")
         return Exclusion(pattern, module, nodes, note)
 
     def exclude(self, target: str) -> Exclusion:
-        """Keep a node's module (or a module path) in FP32 by adding its anchored regex to the exclusions.
+        """Keep a node's module, or any module path with everything inside it, in FP32.
 
-        Returns what the exclusion reaches; ``note`` says when it catches more than the one node.
+        A node name or a module that calls ops only itself adds its anchored regex (``^layer1\\.0\\.conv1$``), a
+        container path its subtree regex (``^layer1(\\.|$)``, as the search writes). Returns what the exclusion
+        reaches; ``note`` says when it catches more than the one node, or when other regexes already did.
         """
-        module = self.resolve_module(target)
-        pattern = module_pattern(module)
-        self.settings = self.settings.replace(
-            autocast_excluded_nodes=self.settings.autocast_excluded_nodes | {pattern})
-        return self._describe(pattern, module, target)
+        module, pattern = self._target(target)
+        before = self.settings.autocast_excluded_nodes
+        self.settings = self.settings.replace(autocast_excluded_nodes=before | {pattern})
+        result = self._describe(pattern, module, target)
+        already = sorted(p for p in before - {pattern}
+                         if all(re.match(p, self.nodes[n].module) for n in result.nodes))
+        if already and result.nodes:
+            note = f"these nodes were already kept in FP32 by {', '.join(map(repr, already))}"
+            result = Exclusion(pattern, module, result.nodes, f"{result.note}; {note}" if result.note else note)
+        return result
 
     def include(self, target: str) -> Exclusion:
-        """Undo :meth:`exclude` for a node's module; the note names any other regex that still catches it."""
-        module = self.resolve_module(target)
-        pattern = module_pattern(module)
-        remaining = self.settings.autocast_excluded_nodes - {pattern}
+        """Undo :meth:`exclude` for a node's module or a module path (its exact and subtree regex); the note names
+        any other regex that still catches nodes there."""
+        module, pattern = self._target(target)
+        current = self.settings.autocast_excluded_nodes
+        removed = sorted(self._forms(module) & current)
+        remaining = current - set(removed)
         self.settings = self.settings.replace(autocast_excluded_nodes=remaining)
-        still = sorted(p for p in remaining if re.match(p, module))
-        result = self._describe(pattern, module, target)
+        result = self._describe(pattern if pattern in removed or not removed else removed[0], module, target)
+        inside = [module] if pattern == module_pattern(module) else \
+            [m for m in self.modules if m == module or m.startswith(module + ".")]
+        still = sorted(p for p in remaining if any(re.match(p, m) for m in inside))
         if still:
-            result = Exclusion(pattern, module, result.nodes,
+            result = Exclusion(result.pattern, module, result.nodes,
                                f"{module!r} is still excluded by {', '.join(map(repr, still))}")
         return result
 
     def toggle(self, target: str) -> Exclusion:
-        """Exclude the node's module if its anchored regex is absent, else include it (what a click does)."""
-        pattern = module_pattern(self.resolve_module(target))
-        if pattern in self.settings.autocast_excluded_nodes:
+        """Exclude the node's module (or the module path) if none of its regexes is in force, else include it
+        (what a click does)."""
+        module, _ = self._target(target)
+        if self._forms(module) & self.settings.autocast_excluded_nodes:
             return self.include(target)
         return self.exclude(target)
 
-    def _op_name(self, op: Any) -> str:
-        name = qualified_op_name(op)
+    def _ops_of_module_type(self, cls: type) -> tuple[str, ...]:
+        """The ops the instances of module class ``cls`` call themselves in this graph (first seen first)."""
+        name = f"{cls.__module__}.{cls.__qualname__}"
         present = self.ops()
+        return tuple(dict.fromkeys(i.op for i in self.nodes.values()
+                                   if i.module_type == name and i.op in present))
+
+    def _op_candidates(self, query: str) -> list[str]:
+        """This model's ops a short name (``add``, ``aten.add``) denotes, in-place variants included; with an
+        overload (``add.Tensor``), those of that overload."""
+        short = query.replace("aten::", "aten.").removeprefix("torch.ops.")
+        parts = short.split(".")
+        namespaces = {o.split(".")[2] for o in self.ops()}
+        namespace = parts.pop(0) if len(parts) > 1 and parts[0] in namespaces else None
+        packet, overload = parts[0], (parts[1] if len(parts) > 1 else None)
+        out = []
+        for op in self.ops():
+            _, _, ns, op_packet, op_overload = op.split(".", 4)
+            if namespace not in (None, ns) or op_packet.rstrip("_") != packet.rstrip("_"):
+                continue
+            if overload is None or (overload == op_overload and op_packet == packet):
+                out.append(op)
+        return out
+
+    def _op_suggestions(self, query: str) -> list[str]:
+        """This model's ops close to ``query``: same op name in any overload or in-place form, names that contain
+        it or are near it, and the ops of module types whose class name contains it."""
+        import difflib
+
+        present = list(self.ops())
+        base = query.replace("aten::", "aten.").removeprefix("torch.ops.").split(".")
+        word = (base[1] if len(base) > 1 and base[0] == "aten" else base[0]).rstrip("_").lower()
+        packets = {op: op.split(".")[3].rstrip("_").lower() for op in present}
+        hits = [op for op in present if packets[op] == word]
+        hits += [op for op in present if word and word in packets[op]]
+        close = set(difflib.get_close_matches(word, list(packets.values()), n=4, cutoff=0.6))
+        hits += [op for op in present if packets[op] in close]
+        types = {i.module_type for i in self.nodes.values() if i.module_type}
+        for typ in sorted(types):
+            if word and word in typ.rsplit(".", 1)[-1].lower():
+                hits += [i.op for i in self.nodes.values() if i.module_type == typ and i.op in packets]
+        return list(dict.fromkeys(hits))[:8]
+
+    def _op_name(self, op: Any) -> str:
+        """The qualified name (as Torch-TensorRT writes it) of ``op`` among this model's ops: a qualified or short
+        name, an op, or a module class (the ops its instances call here); SettingsError with this model's
+        candidates when it names none or several."""
+        present = self.ops()
+        if isinstance(op, torch.nn.Module):
+            op = type(op)
+        if isinstance(op, type):
+            if not issubclass(op, torch.nn.Module):
+                raise SettingsError(f"{op.__qualname__} is neither an op nor a torch.nn.Module class")
+            ops = self._ops_of_module_type(op)
+            if len(ops) == 1:
+                return ops[0]
+            label = f"{op.__module__}.{op.__qualname__}"
+            if not ops:
+                types = sorted({i.module_type.rsplit(".", 1)[-1] for i in self.nodes.values() if i.module_type})
+                raise SettingsError(f"no {label} in this model calls an op of its own; its module types: "
+                                    + ", ".join(types))
+            raise SettingsError(f"{label} calls several ops in this model: {', '.join(map(repr, ops))}; exclude "
+                                "each you mean with ex.exclude_op(name), or its modules with ex.exclude(path)")
+        name = qualified_op_name(op)
+        if not isinstance(op, str) and not name.startswith("torch.ops."):
+            name = name.rsplit(".", 1)[-1]  # a Python callable (torch.add, F.relu): its op name
         if name in present:
             return name
         for candidate in (f"torch.ops.{name}", f"torch.ops.aten.{name}"):
             if candidate in present:
                 return candidate
-        matches = [o for o in present if o.split(".")[3:4] == [name]]
-        if len(matches) == 1:
+        matches = self._op_candidates(name)
+        if len(matches) == 1:  # a bare name ("add") whose only form here is in-place ("add_.Tensor")
             return matches[0]
         from .settings import resolve_op
 
-        if resolve_op(name) is not None:
-            return name
-        raise SettingsError(
-            f"{name!r} is not an op of this model; write the qualified name, e.g. one of "
-            + ", ".join(repr(o) for o in (matches or suggest_ops(name, present)))
-        )
+        if resolve_op(name) is not None and not matches:
+            return name  # a real op this model lacks: accepted, and check_settings says it does not occur
+        if len(matches) > 1:
+            raise SettingsError(f"{name!r} names several ops of this model: {', '.join(map(repr, matches))}; "
+                                "exclude each you mean by its qualified name")
+        suggestions = self._op_suggestions(name)
+        listing = (f"e.g. one of {', '.join(map(repr, suggestions))}" if suggestions else
+                   "its ops are " + ", ".join(repr(o) for o in list(present)[:12])
+                   + (", ..." if len(present) > 12 else "") + " (ex.ops())")
+        raise SettingsError(f"{name!r} is not an op of this model; write the qualified name, {listing}")
 
     def exclude_op(self, op: Any) -> str:
-        """Keep every node of an op in FP32 (``"torch.ops.aten.softmax.int"``, ``"aten.softmax.int"`` or ``"softmax"``)."""
+        """Keep every node of an op in FP32: ``"torch.ops.aten.softmax.int"``, ``"aten.softmax.int"``, ``"softmax"``
+        (resolved among this model's ops, in-place forms included), an op, or a module class (``torch.nn.Conv2d``:
+        the one op its instances call here)."""
         name = self._op_name(op)
         self.settings = self.settings.replace(autocast_excluded_ops=self.settings.autocast_excluded_ops | {name})
         return name
 
     def include_op(self, op: Any) -> str:
-        """Remove an op from the exclusions."""
-        name = self._op_name(op)
-        self.settings = self.settings.replace(autocast_excluded_ops=self.settings.autocast_excluded_ops - {name})
+        """Remove an op from the exclusions (named as :meth:`exclude_op` takes it)."""
+        excluded = self.settings.autocast_excluded_ops
+        name = op if isinstance(op, str) and op in excluded else self._op_name(op)
+        self.settings = self.settings.replace(autocast_excluded_ops=excluded - {name})
         return name
 
     # -- summary and export ----------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def compute_frontier(explorer: Explorer, inputs: Inputs = None, metric: str = "r
                      progress: bool = True) -> Frontier:
     """All-low, then the most sensitive modules kept in FP32 one by one, up to all-FP32.
 
-    ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs`. Latency is estimated from two profiles on
+    ``inputs`` follow :mod:`mixprec_explorer.inputs`. Latency is estimated from two profiles on
     ``backend`` (compiled on ``device``, in the worker unless ``isolate=False``, with the backend's own
     ``compile_options``), or from a FLOPs/bytes model when None; ``measure=True`` compiles and times every point
     through :func:`mixprec_explorer.sweep.run_sweep` on ``executor`` ("local": all local GPUs, "ray": a Ray

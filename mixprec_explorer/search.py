@@ -45,9 +45,9 @@ from .analysis import (
     progress_steps,
     with_exclusions,
 )
-from .analysis.inputs import Batch
 from .errors import CompileFailure, OptionError, WorkerCrashed
 from .explorer import module_pattern
+from .inputs import Batch
 from .sensitivity import Sensitivity, compute_sensitivity
 from .settings import Settings, write_atomic
 
@@ -315,7 +315,7 @@ def run_search(explorer: Explorer, inputs: Inputs = None, budget: float = 1e-2, 
                progress: bool = True) -> SearchResult:
     """Find exclusions meeting ``budget`` (metric units) with the best predicted latency; see module docs.
 
-    ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs` (a tensor, a tuple, a list of batches).
+    ``inputs`` follow :mod:`mixprec_explorer.inputs` (a tensor, a tuple, a list of batches).
     ``objective="latency"`` profiles all-FP32 and all-low plans on ``backend`` and records them in
     ``explorer.predictor``, which prices each plan (casts included; a FLOPs/bytes estimate when ``backend`` is None);
     ``objective="nodes"`` minimises FP32 nodes. ``device``, ``isolate`` and ``compile_options`` (the backend's own:

@@ -60,7 +60,7 @@ def compute_sensitivity(explorer: Explorer, inputs: Inputs = None, metric: str =
                         progress: bool = True, runner: PlanRunner | None = None) -> Sensitivity:
     """Sensitivity of every classified node and module (or of ``nodes`` only) on ``inputs``.
 
-    ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs` (a tensor, a tuple, a list of batches; None: the
+    ``inputs`` follow :mod:`mixprec_explorer.inputs` (a tensor, a tuple, a list of batches; None: the
     example inputs). ``low_dtype`` defaults to the settings' low-precision type, else float16. ``runner`` shares
     cached activations with a caller that has one for the same inputs. Raises OptionError naming the known
     metrics for an unknown ``metric``, InputError for inputs that do not fit the captured program.

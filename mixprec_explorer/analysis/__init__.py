@@ -3,8 +3,8 @@
 =================  ================================================================================
 module             owns
 =================  ================================================================================
-``inputs``         one set of rules for inputs (tensor, tuple, list of batches), checked against the
-                   captured program: :func:`normalize_inputs`, :class:`~mixprec_explorer.errors.InputError`
+``inputs``         re-exported from Core (:mod:`mixprec_explorer.inputs`): one set of rules for inputs,
+                   checked against the captured program: :func:`normalize_inputs`, ``InputError``
 ``runner``         :class:`PlanRunner`, a ``torch.fx.Interpreter`` that evaluates a plan over cached FP32 /
                    low activations, and :class:`PlanEvaluator` (a Settings' exact error)
 ``metrics``        one function per metric (:func:`rel_l2`), NaN and inf handled one way
@@ -20,8 +20,8 @@ Sensitivity (:mod:`mixprec_explorer.sensitivity`), search, the frontier and accu
 
 from __future__ import annotations
 
+from ..inputs import Batch, Inputs, as_batches, check_batch, flatten_batch, normalize_inputs
 from .backend import Build, CompiledEntry, CompileLog, LatencyModel, backend_error, calibration_profiles, price_nodes
-from .inputs import Batch, Inputs, as_batches, check_batch, flatten_batch, normalize_inputs
 from .metrics import METRICS, Metric, error_gain, floating_leaves, get_metric, rel_l2
 from .plans import ALL_MODULES, all_fp32_settings, low_dtype_of, low_precision_settings, with_exclusions
 from .progress import Steps, progress_steps

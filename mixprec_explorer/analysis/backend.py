@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import OptionError
-from .inputs import Inputs
+from ..inputs import Inputs
 from .metrics import METRICS
 from .plans import all_fp32_settings
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from ..capture import is_autocast_skipped
-from .inputs import Batch, flatten_batch
+from ..inputs import Batch, flatten_batch
 from .metrics import Metric, floating_leaves, get_metric
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class PlanRunner(torch.fx.Interpreter):
     Parameters
     ----------
     explorer: the Explorer whose program (and node records) to run.
-    batches: positional inputs, one tuple per batch (see :func:`~mixprec_explorer.analysis.inputs.normalize_inputs`).
+    batches: positional inputs, one tuple per batch (see :func:`~mixprec_explorer.inputs.normalize_inputs`).
 
     Attributes: ``classified`` (the node names autocast classifies), ``evaluations`` (node evaluations so far:
     the cost the incremental re-runs save), ``batches``.

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._optional import install_hint
-from ..analysis.inputs import Batch, Inputs, normalize_inputs
 from ..errors import BackendUnavailable, OptionError, OptionTypeError
+from ..inputs import Batch, Inputs, normalize_inputs
 from ..records import EndToEnd
 from ..settings import Settings
 from .base import Backend, CacheKey, Compiled, Profile
 from .fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
 from .requests import CompileRequest, LoadModel, PlanTask, ProfilePlan, RunPlan, TaskRequest, TimeRequest, to_cpu
+from .shipping import restore_outputs, save_program
 from .timing import device_synchronizer, summarize_ms, time_interleaved
 from .torch_plan import to_device
 from .worker import get_worker, progress_bar, report_progress, shutdown_worker
@@ -318,8 +319,9 @@ def _ship_model(explorer: Explorer, timeout_s: float | None) -> str:
     fd, path = tempfile.mkstemp(prefix="mixprec_ep_", suffix=".pt2")
     os.close(fd)
     try:
-        torch.export.save(explorer.exported_program, path)
-        request = LoadModel(path, to_cpu(tuple(explorer.example_inputs)), to_cpu(tuple(explorer.calibration_batches)))
+        shipment = save_program(explorer.exported_program, path)
+        request = LoadModel(path, to_cpu(tuple(explorer.example_inputs)), to_cpu(tuple(explorer.calibration_batches)),
+                            shipment)
         worker.call(request, keep=model, timeout_s=timeout_s)
     finally:
         os.unlink(path)
@@ -412,7 +414,7 @@ def profile_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = No
                      **options: Any) -> Profile:
     """Run a compiled plan: per-layer dtypes and latency mapped onto FX nodes, and end-to-end latency.
 
-    ``inputs`` follow :mod:`mixprec_explorer.analysis.inputs` (default: the example inputs; of several batches the
+    ``inputs`` follow :mod:`mixprec_explorer.inputs` (default: the example inputs; of several batches the
     first is profiled); ``runs`` timed runs follow ``warmup`` untimed ones. Other keywords are the backend's own
     (torch: ``profile_runs=10``), checked before any work (OptionTypeError). Raises WorkerCrashed if the worker dies, InputError for inputs that do
     not fit the captured program.
@@ -457,4 +459,6 @@ def run_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, 
     batches = normalize_inputs(explorer.captured, inputs)
     outs = [run_task(explorer, compiled, RunPlan(b, what=f"{compiled.backend} run"), timeout_s=timeout_s)[0]
             for b in batches]
+    if isinstance(compiled.handle, WorkerHandle):  # shipped with flat outputs: the model's own structure again
+        outs = [restore_outputs(explorer.exported_program, out) for out in outs]
     return outs if isinstance(inputs, list) else outs[0]

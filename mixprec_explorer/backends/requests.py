@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from ..analysis.inputs import Batch
+from ..inputs import Batch
+from .shipping import Shipment, load_program
 from .worker import report_progress, stored
 
 if TYPE_CHECKING:
@@ -77,17 +78,19 @@ class ProfilePlan:
 # -- requests the worker executes against what it stores ----------------------------------------------------------
 @dataclass(frozen=True)
 class LoadModel:
-    """(worker) An Explorer over the program saved at ``path``, calibrated with the parent's batches."""
+    """(worker) An Explorer over the program :func:`~.shipping.save_program` wrote at ``path``, calibrated with the
+    parent's batches."""
 
     path: str
     example_inputs: Batch
     calibration_batches: tuple[Batch, ...] = ()
+    shipment: Shipment = Shipment()
     what: str = "loading the model in the worker"
 
     def execute(self, store: Mapping[str, Any]) -> Explorer:
         from ..explorer import Explorer
 
-        explorer = Explorer(torch.export.load(self.path), self.example_inputs)
+        explorer = Explorer(load_program(self.path, self.shipment), self.example_inputs)
         if self.calibration_batches:
             explorer.calibrate(list(self.calibration_batches))
         return explorer

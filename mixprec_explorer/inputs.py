@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ..errors import InputError
+from .errors import InputError
 
 if TYPE_CHECKING:
-    from ..capture import CapturedGraph
+    from .capture import CapturedGraph
 
 __all__ = ["Batch", "Inputs", "as_batches", "check_batch", "expected_inputs", "flatten_batch", "normalize_inputs"]
 
