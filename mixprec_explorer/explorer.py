@@ -24,7 +24,7 @@ from .errors import MissingResult, SettingsError, UnknownName
 from .inputs import Batch, Inputs, as_batches, check_batch
 from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
-from .settings import Settings, qualified_op_name, suggest_ops, write_atomic
+from .settings import Settings, qualified_op_name, write_atomic
 
 if TYPE_CHECKING:
     import ipywidgets

@@ -161,3 +161,100 @@ def test_summary_shares_add_up(autocast_ex):
     assert summary["FP32"]["nodes"] == 1 and summary["FP16"]["nodes"] == 2
     assert sum(v["flops_share"] for v in summary.values()) == pytest.approx(1.0)
     assert re.search(r"FP16: 2", repr(autocast_ex))
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    """torchvision MobileNetV3-Small (random weights): blocks nested three deep, in-place ops, SE modules."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    ex = Explorer(torchvision.models.mobilenet_v3_small(weights=None).eval(), (torch.randn(1, 3, 32, 32),))
+    ex.settings = AUTO
+    return ex
+
+
+def _under(ex: Explorer, module: str) -> set[str]:
+    return {n for n, i in ex.nodes.items() if i.kind == "call_function" and not i.removed_by
+            and (i.module == module or i.module.startswith(module + "."))}
+
+
+@pytest.mark.parametrize("path", ["features.1", "features", "classifier", "features.1.block.1"])
+def test_a_container_path_keeps_its_whole_subtree_in_fp32(mobilenet, path):
+    ex = mobilenet
+    ex.settings = AUTO
+    result = ex.exclude(path)
+    assert result.pattern == rf"^{re.escape(path)}(\.|$)" and set(result.nodes) == _under(ex, path)
+    plan = ex.plan()
+    assert all(plan[n].dtype == torch.float32 and plan[n].rule == "excluded_node" for n in result.nodes)
+    if path == "features.1":  # the regex stops at the dot: features.10 and features.11 stay low
+        assert _under(ex, "features.10") and all(plan[n].dtype == torch.float16 for n in _under(ex, "features.10"))
+    ex.include(path)
+    assert ex.settings == AUTO and not any(ex.plan()[n].rule == "excluded_node" for n in result.nodes)
+
+
+def test_a_leaf_module_and_a_node_keep_the_exact_regex_and_toggle_undoes_either(mobilenet):
+    ex = mobilenet
+    ex.settings = AUTO
+    assert ex.exclude("features.0.0").pattern == r"^features\.0\.0$"
+    se_mul = next(n for n in ex.modules["features.1.block.1"])  # the SE block's own op (its children are convs)
+    clicked = ex.toggle(se_mul)  # a click on the node: only that module's own ops
+    assert clicked.pattern == r"^features\.1\.block\.1$" and clicked.nodes == (se_mul,)
+    assert ex.toggle("features.1.block.1").pattern == r"^features\.1\.block\.1$"  # by path: undone
+    assert ex.settings.autocast_excluded_nodes == {r"^features\.0\.0$"}
+    ex.toggle("features.1.block.1")  # by path again: the whole SE block
+    assert ex.settings.autocast_excluded_nodes == {r"^features\.0\.0$", r"^features\.1\.block\.1(\.|$)"}
+    ex.toggle(se_mul)  # a click inside it undoes the block's exclusion
+    assert ex.settings.autocast_excluded_nodes == {r"^features\.0\.0$"}
+
+
+def test_notes_say_what_other_regexes_already_do(mobilenet):
+    ex = mobilenet
+    ex.settings = AUTO
+    ex.exclude("features")
+    inner = ex.exclude("features.1")
+    assert "already kept in FP32 by '^features(\\\\.|$)'" in inner.note
+    left = ex.include("features.1")
+    assert "still excluded by '^features(\\\\.|$)'" in left.note
+    assert all(ex.plan()[n].dtype == torch.float32 for n in left.nodes)
+
+
+def test_a_wrong_module_path_is_answered_with_real_modules(mobilenet):
+    before = mobilenet.settings
+    with pytest.raises(SettingsError, match="did you mean 'features'"):
+        mobilenet.exclude("feature")
+    with pytest.raises(SettingsError, match="top-level modules: 'features', 'avgpool', 'classifier'"):
+        mobilenet.exclude("backbone")
+    with pytest.raises(SettingsError, match="graph input"):
+        mobilenet.exclude("x")
+    assert mobilenet.settings is before
+
+
+def test_op_names_resolve_among_the_models_own_ops(mobilenet):
+    ex = mobilenet
+    ex.settings = AUTO
+    assert ex.exclude_op("add") == "torch.ops.aten.add_.Tensor"  # the only add here is in place
+    assert ex.exclude_op(torch.nn.Conv2d) == "torch.ops.aten.conv2d.default"  # the op its instances call
+    assert ex.exclude_op("aten.hardswish") == "torch.ops.aten.hardswish_.default"
+    plan = ex.plan()
+    assert all(plan[n].dtype == torch.float32 for n, i in ex.nodes.items() if i.op == "torch.ops.aten.add_.Tensor")
+    ex.include_op("add")
+    assert ex.settings.autocast_excluded_ops == {"torch.ops.aten.conv2d.default",
+                                                 "torch.ops.aten.hardswish_.default"}
+
+
+@pytest.mark.parametrize("query, named, not_named", [
+    ("conv", ["torch.ops.aten.conv2d.default"], []),
+    ("add.Tensor", ["torch.ops.aten.add_.Tensor"], ["add.Scalar"]),
+    ("relu", ["torch.ops.aten.relu.default", "torch.ops.aten.relu_.default"], []),  # ambiguous: both named
+    ("softmax", ["torch.ops.aten.linear.default"], ["softmax.int"]),  # none close: the model's own ops listed
+])
+def test_op_suggestions_come_from_the_model(mobilenet, query, named, not_named):
+    with pytest.raises(SettingsError) as caught:
+        mobilenet.exclude_op(query)
+    message = str(caught.value)
+    assert all(repr(n) in message for n in named) and not any(n in message for n in not_named)
+
+
+def test_a_module_type_without_ops_here_is_refused_with_the_models_types(mobilenet):
+    with pytest.raises(SettingsError, match="LayerNorm.*module types: .*Conv2d"):
+        mobilenet.exclude_op(torch.nn.LayerNorm)
