@@ -1,10 +1,13 @@
 """mixprec_explorer: see, predict, measure and export Torch-TensorRT mixed-precision settings.
 
-Importing this package loads torch and networkx only; plotly, ipywidgets and torch_tensorrt load
-when a figure, widget or TensorRT compile is first asked for.
+Importing this package loads nothing heavy: torch and networkx load with the first public name that needs them
+(``Explorer``, ``Settings``...); plotly, ipywidgets and torch_tensorrt when a figure, widget or TensorRT compile is
+first asked for. So ``mixprec-explorer --help`` starts without torch.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .errors import (
     BackendUnavailable,
@@ -20,10 +23,12 @@ from .errors import (
     UnknownName,
     WorkerCrashed,
 )
-from .explorer import Exclusion, Explorer, SettingsWarning
-from .policy import PrecisionPlan
-from .records import LayerRecord, NodeInfo, NodePrecision
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .explorer import Exclusion, Explorer, SettingsWarning
+    from .policy import PrecisionPlan
+    from .records import LayerRecord, NodeInfo, NodePrecision
+    from .settings import Settings
 
 __version__ = "0.1.0"
 
@@ -54,9 +59,22 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy public names from optional layers
-    if name in ("parse_layer_info", "parse_profile", "parse_layer_log"):
-        from . import parsers
+#: public name -> the module that defines it, imported on first use (they load torch)
+_LAZY = {"Exclusion": "explorer", "Explorer": "explorer", "SettingsWarning": "explorer", "PrecisionPlan": "policy",
+         "LayerRecord": "records", "NodeInfo": "records", "NodePrecision": "records", "Settings": "settings",
+         "parse_layer_info": "parsers", "parse_profile": "parsers", "parse_layer_log": "parsers"}
 
-        return getattr(parsers, name)
-    raise AttributeError(f"module 'mixprec_explorer' has no attribute {name!r}")
+
+def __getattr__(name: str):  # lazy public names: the package face imports nothing heavy
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mixprec_explorer' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -334,3 +334,20 @@ def test_the_readme_settings_file_example_runs(tmp_path: Path) -> None:
 def test_a_bad_width_is_a_usage_error(width: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "example", "--width", width]) == 2
     assert "--width" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plan", "--help"]])
+def test_help_imports_no_torch_plotly_or_rich(argv: list[str]) -> None:
+    """The parser is built from the standard library alone: ``--help`` answers before torch would load."""
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['mixprec-explorer', *{argv!r}]\n"
+             "try:\n"
+             "    runpy.run_module('mixprec_explorer.cli', run_name='__main__')\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "heavy = sorted(m for m in ('torch', 'plotly', 'rich', 'networkx', 'numpy', 'ipywidgets') "
+             "if m in sys.modules)\n"
+             "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "usage: mixprec-explorer" in done.stdout
+    assert "HEAVY=\n" in done.stderr, done.stderr
