@@ -3,13 +3,14 @@ explorer keeps working afterwards."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
 import pytest
 import torch
 
-from mixprec_explorer import Explorer, OptionError, Settings, UnknownName, WorkerCrashed
+from mixprec_explorer import Explorer, OptionError, OptionTypeError, Settings, UnknownName, WorkerCrashed
 from mixprec_explorer import backends as B
 from mixprec_explorer.backends.worker import FunctionCall, Ref, get_worker, numerics_flags
 from mixprec_explorer.examples import reference_autocast_model
@@ -94,3 +95,103 @@ def test_the_worker_runs_under_the_parents_tf32_switches(strict_fp32):
     seen = get_worker().call(FunctionCall(numerics_flags))
     assert seen["cudnn.allow_tf32"] is False and seen["matmul.allow_tf32"] is True
     assert seen == numerics_flags()
+
+
+# -- programs whose inputs or outputs are not plain containers --------------------------------------------------
+@dataclasses.dataclass
+class Pair:
+    """An input and output type the worker only knows once this module is imported (it registers it)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+torch.export.register_dataclass(Pair, serialized_type_name=f"{__name__}.Pair")
+
+
+class PairModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, pair: Pair) -> Pair:
+        return Pair(self.fc(pair.x), pair.y * 2)
+
+
+def _tiny_bert():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, vocab_size=100)
+    return transformers.BertModel(config).eval(), torch.randint(0, 100, (2, 16))
+
+
+def _tiny_distilbert():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, vocab_size=100)
+    return transformers.DistilBertModel(config).eval(), torch.randint(0, 100, (2, 16))
+
+
+@pytest.mark.parametrize("build", [_tiny_bert, _tiny_distilbert], ids=["bert", "distilbert"])
+def test_hugging_face_models_compile_profile_and_run_in_the_default_worker(build):
+    # their outputs are transformers ModelOutputs, which a process that never imported transformers cannot rebuild
+    model, ids = build()
+    ex = Explorer(model, (ids,))
+    compiled = ex.compile(backend="torch", device="cpu", progress=False)
+    assert isinstance(compiled.handle, B.WorkerHandle)
+    out = B.run_compiled(ex, compiled)
+    with torch.no_grad():
+        want = model(ids)
+    assert type(out) is type(want)  # the model's own output type, as with isolate=False
+    assert list(out.keys()) == list(want.keys())
+    for key in want:
+        torch.testing.assert_close(out[key], want[key])
+    assert ex.accuracy(compiled).rel_l2_error < 1e-6
+    profile = ex.profile(compiled, runs=2, warmup=0, progress=False)
+    assert {layer.name for layer in profile.layers} >= {"embedding", "linear"}
+
+
+@pytest.mark.filterwarnings("ignore:Torch-TensorRT .* autocast turns integer tensors")
+def test_search_runs_a_hugging_face_model_through_the_worker():
+    model, ids = _tiny_distilbert()
+    ex = Explorer(model, (ids,))
+    ex.settings = FP16
+    result = ex.search(budget=1e-3, backend="torch", device="cpu", max_probes=1, progress=False)
+    assert result.compiles >= 2  # all-FP32 and all-FP16 at least, built in the worker
+    assert ex.settings == result.settings
+
+
+def test_a_registered_input_type_is_imported_in_the_worker():
+    model = PairModel().eval()
+    pair = Pair(torch.randn(2, 8), torch.randn(2, 8))
+    ex = Explorer(model, (pair,))
+    compiled = ex.compile(backend="torch", device="cpu", progress=False)
+    out = B.run_compiled(ex, compiled)
+    with torch.no_grad():
+        want = model(pair)
+    assert isinstance(out, Pair)
+    torch.testing.assert_close(out.x, want.x)
+    torch.testing.assert_close(out.y, want.y)
+
+
+def test_an_input_type_no_other_process_can_import_is_refused_before_shipping():
+    @dataclasses.dataclass
+    class Local:
+        x: torch.Tensor
+
+    torch.export.register_dataclass(Local, serialized_type_name="test_worker.Local")
+
+    class Model(torch.nn.Module):
+        def forward(self, value: Local) -> torch.Tensor:
+            return value.x * 2
+
+    ex = Explorer(Model().eval(), (Local(torch.randn(2, 3)),))
+    worker = get_worker()
+    worker.ensure_started()
+    held = set(worker.models)
+    with pytest.raises(OptionTypeError, match=r"Local.*defined inside a function.*isolate=False"):
+        ex.compile(backend="torch", device="cpu", progress=False)
+    assert worker.models == held  # nothing was sent
+    compiled = ex.compile(backend="torch", device="cpu", progress=False, isolate=False)
+    torch.testing.assert_close(B.run_compiled(ex, compiled), ex.example_inputs[0].x * 2)
