@@ -7,7 +7,6 @@ rule-based autocast classifies (it runs as a pre-lowering pass, ahead of ``run_d
 from __future__ import annotations
 
 import linecache
-import operator
 import os
 import re
 import warnings
@@ -20,14 +19,8 @@ import torch
 
 from . import costs
 from .errors import CaptureError
+from .ops import REMOVED_BY, UNCLASSIFIED_OPS, qualified_op_name
 from .records import NodeInfo
-
-#: Targets Torch-TensorRT's pre-lowering passes delete before autocast runs, and the pass that does it.
-_REMOVED_BY = {
-    "torch.ops.aten._assert_scalar.default": "remove_assert_nodes",
-    "torch.ops.aten._assert_tensor_metadata.default": "remove_assert_nodes",
-    "torch.ops.aten.detach.default": "remove_detach",
-}
 
 
 @dataclass
@@ -72,17 +65,6 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any] | Any, st
             "control flow static (torch.cond), pass example inputs of the right shapes and dtypes as a tuple, "
             "or export it yourself and pass the ExportedProgram."
         ) from err
-
-
-def _qualified(target: Any) -> str:
-    if isinstance(target, str):
-        return target
-    try:
-        from torch.fx.node import _get_qualified_name
-
-        return _get_qualified_name(target)
-    except Exception:
-        return str(target)
 
 
 def _tensors(val: Any) -> list[Any]:
@@ -179,7 +161,7 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
         described = []
         for t in _tensors(node.meta.get("val")):
             shape = _shape(t)
-            described.append((shape, t.dtype, costs._numel(shape) * t.dtype.itemsize))
+            described.append((shape, t.dtype, costs.numel(shape) * t.dtype.itemsize))
         tensors[node.name] = described
         if node.op == "placeholder" and node.name not in user_inputs or node.op == "get_attr":
             hidden.add(node.name)
@@ -204,7 +186,7 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             kind = node.op
             known = op_names.get(node.target)
             if known is None:
-                known = op_names[node.target] = _qualified(node.target)
+                known = op_names[node.target] = qualified_op_name(node.target)
             op = known
         module, module_type = _module_of(node)
         is_call = kind == "call_function"
@@ -223,7 +205,7 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             param_count=params,
             flops=costs.estimate_flops(op, in_shapes, out_shapes) if is_call else 0,
             bytes_moved=costs.estimate_bytes(op, in_bytes, [d[2] for d in outs]) if is_call else 0,
-            removed_by=_REMOVED_BY.get(op) if is_call else None,
+            removed_by=REMOVED_BY.get(op) if is_call else None,
             source=source_line(node.meta.get("stack_trace")) if is_call else None,
         )
         nodes[node.name] = info
@@ -272,6 +254,4 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
 
 def is_autocast_skipped(info: NodeInfo) -> bool:
     """True for the call_function nodes Torch-TensorRT's classifier never visits (getitem, autocast regions)."""
-    return info.op in ("_operator.getitem", "torch.ops.higher_order.wrap_with_autocast") or (
-        info.op == _qualified(operator.getitem)
-    )
+    return info.op in UNCLASSIFIED_OPS

@@ -22,6 +22,7 @@ import torch
 from . import dtypes
 from .capture import CapturedGraph, is_autocast_skipped
 from .errors import UnknownName
+from .ops import AUTOCAST_REGION_OP, CONV_DEPTH_OPS, FP32_ACC_OPS, GEMM_DEPTH_OPS, SDPA_OP, op_basename
 from .records import CalibrationStat, NodeInfo, NodePrecision
 from .settings import Settings
 
@@ -38,16 +39,6 @@ RULES = {
     "getitem": "getitem: not classified, follows its producer",
     "removed": "deleted by Torch-TensorRT pre-lowering",
 }
-
-#: Targets whose converters go through ``impl.matmul.matrix_multiply`` (FP32 accumulation applies).
-FP32_ACC_OPS = frozenset(
-    f"torch.ops.aten.{op}.default" for op in ("linear", "matmul", "mm", "bmm", "mv", "dot", "addmm")
-)
-_GEMM_DEPTH_OPS = frozenset(f"torch.ops.aten.{op}.default" for op in ("matmul", "dot", "mm", "mv", "bmm"))
-_CONV_DEPTH_OPS = frozenset(
-    f"torch.ops.aten.{op}.default" for op in ("convolution", "conv1d", "conv2d", "conv3d")
-)
-_SDPA = "torch.ops.aten.scaled_dot_product_attention.default"
 
 #: Rules under which the autocast pass classifies a node and casts its tensor arguments (low, then FP32).
 CLASSIFIED_RULES = frozenset({"low_precision", "excluded_node", "excluded_op", "io_range", "depth"})
@@ -270,13 +261,13 @@ class Policy:
             return None
         dims = self.calibration[producers[0]].shape
         op = self.captured.nodes[name].op
-        if op == _SDPA:
+        if op == SDPA_OP:
             if len(dims) == 3:
                 return dims[2]
             if len(dims) == 4:
                 return dims[1] * dims[3]
             return None  # Torch-TensorRT asserts 3-D or 4-D here
-        if op in _CONV_DEPTH_OPS:
+        if op in CONV_DEPTH_OPS:
             # the weight is a parameter and never recorded, so in practice this does not fire
             if len(producers) < 2 or producers[1] not in self.calibration:
                 return None
@@ -285,7 +276,7 @@ class Policy:
             for d in w[2:]:
                 volume *= d
             return w[1] * volume
-        if op in _GEMM_DEPTH_OPS and dims:
+        if op in GEMM_DEPTH_OPS and dims:
             return dims[-1]
         return 0
 
@@ -316,7 +307,7 @@ class Policy:
         if info.removed_by:
             return NodePrecision(name, op, module, None, None, "removed",
                                  f"deleted by Torch-TensorRT's {info.removed_by} pass before autocast runs")
-        if op == "torch.ops.higher_order.wrap_with_autocast":
+        if op == AUTOCAST_REGION_OP:
             shown = ", ".join(dtypes.display_name(d) for d in dict.fromkeys(info.output_dtypes)) or "no tensor"
             return rec(info.dtype, "autocast_region",
                        f"torch.autocast region: its ops keep PyTorch autocast semantics ({shown} out); "
@@ -429,15 +420,9 @@ class Policy:
         return list(touched)
 
 
-def _op_stem(op: str) -> str:
-    """``torch.ops.aten.index_select.default`` -> ``index_select``."""
-    parts = op.split(".")
-    return parts[3] if len(parts) >= 5 and parts[:2] == ["torch", "ops"] else op
-
-
 def _consequence(op: str, arg: _IntArg, dtype: torch.dtype) -> tuple[bool, str]:
     """(fails, why) for one integer argument turned into ``dtype`` at an ``op`` node."""
-    stem = _op_stem(op)
+    stem = op_basename(op)
     shown = dtypes.display_name(dtype)
     if arg.argument in _INDEX_ARGUMENTS.get(stem, ()):
         seen = f' (seen: "{_SEEN[stem, dtype]}")' if (stem, dtype) in _SEEN else ""

@@ -14,15 +14,16 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from . import dtypes
 from .errors import SettingsError
+from .ops import qualified_op_name  # here too: where explorer and users have always found it
 
 SCHEMA = "mixprec_explorer.settings"
 SCHEMA_VERSION = 1
@@ -63,18 +64,6 @@ def _json_type(value: Any) -> str:
         return "true/false"
     names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-def qualified_op_name(op: Any) -> str:
-    """The string Torch-TensorRT compares ``autocast_excluded_ops`` against (``torch.ops.aten.linear.default``)."""
-    if isinstance(op, str):
-        return op
-    try:
-        from torch.fx.node import _get_qualified_name
-
-        return _get_qualified_name(op)
-    except Exception:  # a callable fx cannot name
-        return str(op)
 
 
 @functools.lru_cache(maxsize=1)
@@ -399,14 +388,21 @@ class Settings:
         return write_atomic(path, self.to_json())
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text to a temporary file beside ``path`` and rename it into place."""
+def write_atomic(path: str | os.PathLike[str], content: str | bytes | Callable[[BinaryIO], object]) -> Path:
+    """Write ``content`` to a temporary file beside ``path`` and rename it into place; returns the path.
+
+    ``content`` is text (UTF-8), bytes, or a function that writes into the open binary file
+    (``lambda f: torch.export.save(program, f)``). A failure leaves any old file as it was.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            if callable(content):
+                content(handle)
+            else:
+                handle.write(content.encode("utf-8") if isinstance(content, str) else content)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600 files; keep the user's usual permissions

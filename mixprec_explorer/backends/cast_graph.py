@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -312,32 +311,9 @@ def compile_snippet(program_file: str, settings: Settings, *, example_inputs: Se
     return "\n".join(lines) + "\n"
 
 
-def _mode_for_new_file() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_program_atomic(program: torch.export.ExportedProgram, path: str | os.PathLike[str]) -> Path:
     """``torch.export.save`` to a temporary file beside ``path``, then rename it into place."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = target.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = _mode_for_new_file()  # mkstemp makes 0600 files; keep the user's usual permissions
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.export.save(program, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(path, lambda handle: torch.export.save(program, handle))
 
 
 def export_cast_program(explorer: Explorer, path: str | os.PathLike[str], settings: Settings | None = None, *,

@@ -32,6 +32,8 @@ import torch
 from torch.fx import Node
 from torch.utils import _pytree as pytree
 
+from ..ops import ASSERT_OPS, qualified_op_name
+
 if TYPE_CHECKING:
     from ..policy import PrecisionPlan
 
@@ -48,7 +50,6 @@ _aten = torch.ops.aten
 _ACC_TARGETS = {_aten.linear.default, _aten.matmul.default, _aten.mm.default, _aten.bmm.default, _aten.mv.default,
                 _aten.dot.default, _aten.addmm.default}
 _UNCLASSIFIED = {operator.getitem, torch.ops.higher_order.wrap_with_autocast}
-_DROPPED = {_aten._assert_scalar.default, _aten._assert_tensor_metadata.default}
 _MAX_LISTED = 6
 
 
@@ -300,7 +301,7 @@ def _drop_removed(gm: torch.fx.GraphModule) -> int:
     for node in list(gm.graph.nodes):
         if node.op != "call_function":
             continue
-        if node.target in _DROPPED and not node.users:
+        if qualified_op_name(node.target) in ASSERT_OPS and not node.users:
             gm.graph.erase_node(node)
             count += 1
         elif node.target is _aten.detach.default:

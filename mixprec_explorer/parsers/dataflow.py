@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from mixprec_explorer.costs import op_basename
 from mixprec_explorer.errors import ParseError
+from mixprec_explorer.ops import CAST_OPS, FAMILY, FREE_OPS, family_of, op_basename
 from mixprec_explorer.parsers.names import decode_layer_name
 from mixprec_explorer.records import LayerRecord, NodeInfo
 
@@ -50,15 +50,6 @@ CONFIDENCE = {
 #: Kernel op words that move or convert data without computing: they never need an FX node of their own.
 _FREE_WORDS = frozenset({"Cast", "Resh", "Move", "Conc", "Tran", "Slice", "Slic", "Copy", "Shuf", "Pad",
                          "Reformat", "Split", "Expand", "Squeeze"})
-#: FX ops that compute nothing (views, casts, indexing glue): never a reason to reject a region.
-_FREE_OPS = frozenset({
-    "view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "expand", "t", "transpose", "permute",
-    "getitem", "select", "slice", "alias", "detach", "contiguous", "clone", "_to_copy", "to", "type_as",
-    "unflatten", "split", "chunk", "split_with_sizes", "unbind", "view_as", "expand_as", "cat", "dropout",
-    "_assert_tensor_metadata", "sym_size", "lift_fresh_copy", "alias_copy", "_assert_scalar",
-})
-_CAST_OPS = frozenset({"_to_copy", "to", "type_as"})
-
 #: FX op family -> the kernel op words one node of that family accounts for, most specific first.
 _SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "conv": (("Corr",), ("Conv",), ("Fc",), ("Gemm",), ("Deconv",)),
@@ -87,26 +78,6 @@ _SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "pow": (("Pow",), ("Mul",)),
     "sqrt": (("Sqrt",), ("Rsqrt",)),
     "exp": (("Exp",),),
-}
-_FAMILY: dict[str, str] = {
-    **dict.fromkeys(("conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose2d"), "conv"),
-    **dict.fromkeys(("linear", "addmm"), "linear"),
-    **dict.fromkeys(("matmul", "mm", "bmm", "baddbmm", "einsum"), "matmul"),
-    **dict.fromkeys(("batch_norm", "_native_batch_norm_legit_no_training", "cudnn_batch_norm"), "batch_norm"),
-    **dict.fromkeys(("layer_norm", "native_layer_norm", "group_norm", "rms_norm"), "layer_norm"),
-    **dict.fromkeys(("softmax", "_softmax", "_safe_softmax", "log_softmax"), "softmax"),
-    **dict.fromkeys(("scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
-                     "_scaled_dot_product_efficient_attention"), "attention"),
-    **dict.fromkeys(("relu", "relu_", "hardtanh", "relu6"), "relu"),
-    **dict.fromkeys(("gelu", "gelu_"), "gelu"),
-    **dict.fromkeys(("silu", "silu_"), "silu"),
-    "sigmoid": "sigmoid", "tanh": "tanh",
-    **dict.fromkeys(("add", "add_"), "add"), **dict.fromkeys(("sub", "rsub"), "sub"),
-    **dict.fromkeys(("mul", "mul_"), "mul"), "div": "div",
-    **dict.fromkeys(("max_pool2d", "max_pool1d", "max_pool2d_with_indices"), "max_pool"),
-    **dict.fromkeys(("mean", "adaptive_avg_pool2d", "avg_pool2d", "adaptive_avg_pool1d", "sum"), "mean"),
-    **dict.fromkeys(("embedding", "gather", "index_select", "index"), "embedding"),
-    "pow": "pow", **dict.fromkeys(("sqrt", "rsqrt"), "sqrt"), "exp": "exp",
 }
 #: Torch-TensorRT ``[TYPE]`` words of named layers -> kernel op words.
 _LAYER_TYPE_WORDS = {"CONVOLUTION": "Corr", "DECONVOLUTION": "Deconv", "MATRIX_MULTIPLY": "Gemm", "MAX": "Max",
@@ -146,7 +117,7 @@ def kernel_ops(layer_name: str, layer_type: str = "") -> tuple[str, ...]:
 
 
 def _signature_words(basename: str) -> str:
-    family = _FAMILY.get(basename)
+    family = FAMILY.get(basename)
     return _SIGNATURES[family][0][0] if family else ""
 
 
@@ -245,7 +216,7 @@ class _Graph:
         self.calls &= fed
         self.free = 0
         for i in self.members(self.calls):
-            if op_basename(view.nodes[self.names[i]].op) in _FREE_OPS:
+            if op_basename(view.nodes[self.names[i]].op) in FREE_OPS:
                 self.free |= 1 << i
 
     def closure(self, i: int) -> int:
@@ -297,9 +268,9 @@ def _score(graph: _Graph, region: list[int], words: Sequence[str]) -> tuple[floa
     explained = unexplained = 0
     for i in region:
         base = op_basename(graph.view.nodes[graph.names[i]].op)
-        if base in _FREE_OPS:
+        if base in FREE_OPS:
             continue
-        family = _FAMILY.get(base)
+        family = FAMILY.get(base)
         if family is None:
             continue  # an op we hold no words for: neither for nor against
         for signature in _SIGNATURES[family]:
@@ -325,7 +296,7 @@ def _runs_no_gemm_for(graph: _Graph, region: list[int], words: Sequence[str]) ->
     kernel's op words contain at all (an ``AddSqrtDivMul`` kernel cannot be a linear)."""
     have = collections.Counter(words)
     for i in region:
-        family = _FAMILY.get(op_basename(graph.view.nodes[graph.names[i]].op))
+        family = family_of(graph.view.nodes[graph.names[i]].op)
         if family in _HEAVY and not any(all(have[w] >= k for w, k in collections.Counter(sig).items())
                                         for sig in _SIGNATURES[family]):
             return True
@@ -343,7 +314,7 @@ def _word_positions(graph: _Graph, region: list[int], words: Sequence[str]) -> l
     used = [False] * len(words)
     out: list[int | None] = []
     for i in region:
-        family = _FAMILY.get(op_basename(graph.view.nodes[graph.names[i]].op))
+        family = family_of(graph.view.nodes[graph.names[i]].op)
         position = None
         for signature in _SIGNATURES.get(family, ()) if family else ():
             picks: list[int] = []
@@ -416,7 +387,7 @@ def _node_dtypes(graph: _Graph, region: list[int], record: LayerRecord, words: S
         info = graph.view.nodes[graph.names[i]]
         if position is not None:
             previous = timeline[position]
-        elif op_basename(info.op) in _CAST_OPS and info.dtype in engine_dtypes:
+        elif op_basename(info.op) in CAST_OPS and info.dtype in engine_dtypes:
             previous = info.dtype
         out.append((graph.names[i], previous))
     return tuple(out)
@@ -617,13 +588,12 @@ def _completes(graph: _Graph, anchors: Sequence[int | None], numel: int | None,
     if numel is None or all(w in _FREE_WORDS for w in words):
         return None, ""
     for a in anchors:
-        if a is not None and graph.numel(a) == numel and _FAMILY.get(
-                op_basename(graph.view.nodes[graph.names[a]].op)) in _SPLIT_FAMILIES:
+        if a is not None and graph.numel(a) == numel and family_of(graph.view.nodes[graph.names[a]].op) in _SPLIT_FAMILIES:
             return a, f"finishes {graph.names[a]} (a split normalization)"
     return None, ""
 
 
-#: Op families (:data:`_FAMILY`) Torch-TensorRT decomposes into matmuls: a layer named after a matmul may be
+#: Op families (:data:`~mixprec_explorer.ops.FAMILY`) Torch-TensorRT decomposes into matmuls: a layer named after a matmul may be
 #: computing a captured node of these families; every family also matches itself
 _DECOMPOSED_INTO = {"attention": frozenset({"matmul"}), "linear": frozenset({"matmul"})}
 
@@ -636,7 +606,7 @@ def _named_anchor(graph: _Graph, layer_name: str, numel: int | None, claimed: in
     if numel is None or not decoded.ir_op:
         return None
     base = _ir_basename(decoded.ir_op)
-    engine = _FAMILY.get(base, base)
+    engine = FAMILY.get(base, base)
     found: set[int] = set()
     for ref in decoded.refs:
         if ref.module is None:
@@ -644,7 +614,7 @@ def _named_anchor(graph: _Graph, layer_name: str, numel: int | None, claimed: in
         for i, n in enumerate(graph.names):
             info = graph.view.nodes[n]
             op = op_basename(info.op)
-            family = _FAMILY.get(op, op)
+            family = FAMILY.get(op, op)
             if (info.module == ref.module and (graph.calls >> i) & 1 and not (claimed >> i) & 1
                     and graph.numel(i) == numel and (family == engine or engine in _DECOMPOSED_INTO.get(family, ()))):
                 found.add(i)
@@ -679,7 +649,7 @@ def _named_nodes(graph: _Graph, layer_name: str, aliases: Mapping[str, str]) -> 
         else:
             out.extend(i for i, n in enumerate(graph.names)
                        if ref.module and graph.view.nodes[n].module == ref.module
-                       and op_basename(graph.view.nodes[n].op) not in _FREE_OPS)
+                       and op_basename(graph.view.nodes[n].op) not in FREE_OPS)
     return out
 
 
