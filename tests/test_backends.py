@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from mixprec_explorer import BackendUnavailable, Explorer, Settings
+from mixprec_explorer import BackendUnavailable, Explorer, OptionError, OptionTypeError, Settings
 from mixprec_explorer import backends as B
 from mixprec_explorer.backends.base import Compiled, Profile
 from mixprec_explorer.backends.fingerprint import describe_inputs, fingerprint_plan, fingerprint_program
@@ -151,6 +151,32 @@ def test_backend_options_reach_the_backend():
     model = Explorer(MLP().eval(), (torch.randn(2, 8),))
     with pytest.raises(TypeError, match="no_such_option"):
         B.compile_plan(model, FP16, device="cpu", backend="torch", isolate=False, progress=False, no_such_option=1)
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"mode": "fast"}, OptionError, r"mode must be one of 'eager', 'compiled'; got 'fast'"),
+    ({"cast_non_float": "no"}, OptionTypeError, r"cast_non_float must be True or False"),
+    ({"compile_options": {"fullgrph": True}}, OptionTypeError, r"'fullgrph' are not torch.compile keywords"),
+    ({"compile_options": {"dynamic": True}}, OptionError, r"used only with mode='compiled'"),
+    ({"mode": "compiled", "compile_options": {"mode": "fastest"}}, OptionError, r"one of 'default'.*'max-autotune'"),
+])
+def test_option_values_are_refused_before_any_worker_starts(ex, options, error, message):
+    B.shutdown_worker()
+    worker = B.get_worker()
+    generation = worker.generation
+    with pytest.raises(error, match=message):
+        ex.compile(FP16, backend="torch", progress=False, **options)
+    assert not worker.is_alive and worker.generation == generation  # nothing was started, shipped or compiled
+
+
+def test_profile_and_device_values_are_refused_before_any_work(ex):
+    compiled = ex.compile(FP16, backend="torch", device="cpu", isolate=False, progress=False)
+    with pytest.raises(OptionError, match="profile_runs must be at least 1"):
+        ex.profile(compiled, progress=False, profile_runs=0)
+    with pytest.raises(OptionError, match="device must be a torch device.*'gpu'"):
+        ex.compile(FP16, backend="torch", device="gpu", progress=False)
+    with pytest.raises(OptionError, match="timeout_s must be a positive"):
+        ex.compile(FP16, backend="torch", device="cpu", progress=False, timeout_s=0)
 
 
 def test_interleaved_timing_takes_plans_in_blocks_in_a_new_order_each_turn():

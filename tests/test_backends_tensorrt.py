@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mixprec_explorer import BackendUnavailable, Explorer, Settings, SettingsError
+from mixprec_explorer import BackendUnavailable, Explorer, OptionError, OptionTypeError, Settings, SettingsError
 from mixprec_explorer.backends import tensorrt as trt_backend
 from mixprec_explorer.backends import timing
 from mixprec_explorer.backends.base import Profile
@@ -32,6 +32,7 @@ from mixprec_explorer.backends.tensorrt import (
     TensorRTBackend,
     build_calibration_dataloader,
     build_compile_kwargs,
+    check_compile_options,
     choose_runtime,
     debugger_kwargs,
     engine_name,
@@ -84,6 +85,58 @@ def test_signature_from_source_reads_methods_and_rejects_missing() -> None:
         signature_from_source(source, "compile")
     with pytest.raises(ValueError, match="no class"):
         signature_from_source(source, "Nope.__init__")
+
+
+# -- option values, checked before any work ----------------------------------------------------------------------
+_COMPILE_SNIPPET = """
+def compile(exported_program, inputs=None, *, arg_inputs=None, min_block_size: int = 5,
+            torch_executed_ops: Optional[Collection[Target]] = None, optimization_level: Optional[int] = None,
+            pass_through_build_failures: bool = False, **kwargs): ...
+"""
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"build": "cast"}, OptionError, r"build must be one of .*'autocast', 'cast_graph'; got 'cast'"),
+    ({"log_level": "verbose"}, OptionError, r"log_level must be one of 'debug', 'info'"),
+    ({"use_python_runtime": "yes"}, OptionTypeError, r"use_python_runtime must be True or False"),
+    ({"logging_dir": 3}, OptionTypeError, r"logging_dir must be a path"),
+    ({"min_block_size": 0}, OptionError, r"min_block_size must be at least 1; got 0"),
+    ({"optimization_level": 7}, OptionError, r"optimization_level must be from 0 to 5"),
+    ({"torch_executed_ops": "torch.ops.aten.embedding.default"}, OptionTypeError,
+     r"torch_executed_ops must be a collection.*for one item write \{'torch.ops.aten.embedding.default'\}"),
+    ({"use_fp32_acc": True}, SettingsError, r"precision setting: set it through Settings"),
+    ({"arg_inputs": []}, SettingsError, r"set by the TensorRT backend itself"),
+])
+def test_compile_option_values_are_refused_without_tensorrt(options, error, message) -> None:
+    with pytest.raises(error, match=message):
+        TensorRTBackend().check_options("compile", options)  # what compile_plan runs before any work
+
+
+def test_compile_options_are_checked_against_the_releases_signature() -> None:
+    signature = signature_from_source(_COMPILE_SNIPPET)
+    assert signature.parameters["min_block_size"].annotation == "int"
+    with pytest.raises(OptionTypeError, match=r"2\.13\.0's dynamo.compile has no option 'min_blok_size'; did you "
+                                              r"mean 'min_block_size'"):
+        check_compile_options({"min_blok_size": 1}, signature, version="2.13.0")
+    with pytest.raises(OptionTypeError, match="pass_through_build_failures must be True or False"):
+        check_compile_options({"pass_through_build_failures": 1}, signature)
+    with pytest.raises(OptionTypeError, match="min_block_size must be an int"):
+        check_compile_options({"min_block_size": 2.5}, signature)
+    check_compile_options({"min_block_size": 1, "optimization_level": None, "build": "cast_graph",
+                           "torch_executed_ops": {"torch.ops.aten.embedding.default"}}, signature)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("tag", ["2.10.0", "2.13.0"])
+def test_common_option_values_pass_the_real_signature(tag: str, release) -> None:
+    rel = release(tag)
+    good = {"min_block_size": 1, "optimization_level": 3, "num_avg_timing_iters": 1, "workspace_size": 1 << 30,
+            "max_aux_streams": None, "tiling_optimization_level": "fast", "torch_executed_modules": ["x"],
+            "torch_executed_ops": {"torch.ops.aten.embedding.default"}, "truncate_double": True,
+            "log_level": "info", "build": "cast_graph"}
+    check_compile_options(good, rel.compile_signature(), version=tag)
+    debugger = rel.source("dynamo/debug/_Debugger.py")
+    assert all(f"'{level}'" in debugger for level in trt_backend.LOG_LEVELS)
 
 
 @pytest.mark.network

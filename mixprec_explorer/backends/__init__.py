@@ -189,7 +189,10 @@ def choose_backend(backend: str = "auto") -> tuple[str, str]:
 def _device(device: str | torch.device | None) -> str:
     if device is None:
         return "cuda:0" if torch.cuda.is_available() else "cpu"
-    parsed = torch.device(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise OptionError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from err
     return f"cuda:{parsed.index or 0}" if parsed.type == "cuda" else str(parsed)
 
 
@@ -207,19 +210,25 @@ def _freeze(value: Any) -> Any:
 
 
 def check_options(backend: str, method: str, options: Mapping[str, Any]) -> None:
-    """Raise OptionTypeError naming the accepted ones when ``options`` holds a keyword the backend's ``method``
-    ("compile" or "profile") does not take; a method that takes ``**options`` checks them itself."""
+    """Check ``options`` of the backend's ``method`` ("compile" or "profile") by name and value, before any work.
+
+    A keyword the method does not take raises OptionTypeError naming the accepted ones (a method that takes
+    ``**options`` leaves names to the backend); the backend's ``check_options(method, options)``, where it has
+    one, then refuses values it would refuse later (OptionError naming the valid ones).
+    """
     if not options:
         return
-    signature = inspect.signature(getattr(get_backend(backend), method))
-    params = signature.parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return
-    known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise OptionTypeError(f"the {backend} backend's {method} got unexpected option(s) "
-                              f"{', '.join(map(repr, unknown))}; it takes {', '.join(map(repr, known)) or 'none'}")
+    instance = get_backend(backend)
+    params = inspect.signature(getattr(instance, method)).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        known = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise OptionTypeError(f"the {backend} backend's {method} got unexpected option(s) "
+                                  f"{', '.join(map(repr, unknown))}; it takes {', '.join(map(repr, known)) or 'none'}")
+    validate = getattr(instance, "check_options", None)
+    if validate is not None:
+        validate(method, options)
 
 
 def _one_batch(explorer: Explorer, inputs: Inputs) -> tuple[Batch, tuple[str, ...]]:
@@ -356,14 +365,17 @@ def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: 
     "torch"; ``device`` defaults to "cuda:0" where CUDA is available, else "cpu". ``isolate=False`` runs in
     this process (faster, no crash protection). Other keywords are the backend's own options (torch:
     ``mode="eager"|"compiled"``; tensorrt: ``build="cast_graph"`` and ``dynamo.compile`` options), checked against
-    the backend before any work: an unknown one raises OptionTypeError (a TypeError). The plan is decided here and passed to the backend (in the
-    worker too). ``_fault`` ("exit", "segfault", "raise") makes the worker fail (testing hook).
+    the backend by name and value before any work: an unknown one raises OptionTypeError (a TypeError), a
+    value the backend would refuse OptionError naming the valid ones. The plan is decided here and passed to the
+    backend (in the worker too). ``_fault`` ("exit", "segfault", "raise") makes the worker fail (testing hook).
     Raises BackendUnavailable when the backend cannot run here; WorkerCrashed when the worker dies or times out.
     """
     settings = explorer.settings if settings is None else settings
     name, choice = choose_backend(backend)
-    check_options(name, "compile", options)
+    check_options(name, "compile", options)  # names and values, before anything is shipped or compiled
     device = _device(device)
+    if timeout_s is not None and not timeout_s > 0:
+        raise OptionError(f"timeout_s must be a positive number of seconds or None; got {timeout_s!r}")
     key = cache_key(explorer, settings, name, device, {**options, "isolate": bool(isolate)})
     if use_cache and _fault is None and key in _CACHE:
         _CACHE.move_to_end(key)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import difflib
 import importlib
 import inspect
 import json
@@ -53,6 +54,7 @@ from ..parsers.trace import (
 from ..records import EndToEnd, LayerRecord
 from ..settings import Settings, write_atomic
 from .base import Compiled, Profile
+from .options import check_annotated, check_bool, check_int, check_one_of, check_path, check_str_collection
 from .timing import device_synchronizer, summarize_ms, time_runs
 from .torch_plan import to_device
 
@@ -73,6 +75,7 @@ __all__ = [
     "TensorRTHandle",
     "build_calibration_dataloader",
     "build_compile_kwargs",
+    "check_compile_options",
     "choose_runtime",
     "debugger_kwargs",
     "engine_name",
@@ -116,7 +119,8 @@ class _SourceDefault:
 def signature_from_source(source: str, function: str = "compile") -> inspect.Signature:
     """The signature of a function (``"compile"``) or method (``"Debugger.__init__"``) read from source text.
 
-    Nothing is imported and defaults stay unevaluated (their ``repr`` is the source text); ``self`` is kept.
+    Nothing is imported and defaults stay unevaluated (their ``repr`` is the source text), keyword-only
+    annotations are kept as text; ``self`` is kept.
     Used to check our keywords against a Torch-TensorRT release's files without importing tensorrt.
 
     >>> sig = signature_from_source("def compile(ep, inputs=None, *, arg_inputs=None, **kwargs): ...")
@@ -144,7 +148,8 @@ def signature_from_source(source: str, function: str = "compile") -> inspect.Sig
     if args.vararg is not None:
         params.append(P(args.vararg.arg, P.VAR_POSITIONAL))
     for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if default is None else _SourceDefault(ast.unparse(default))))
+        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if default is None else _SourceDefault(ast.unparse(default)),
+                        annotation=P.empty if arg.annotation is None else ast.unparse(arg.annotation)))
     if args.kwarg is not None:
         params.append(P(args.kwarg.arg, P.VAR_KEYWORD))
     return inspect.Signature(params)
@@ -212,6 +217,63 @@ def _inputs_keyword(signature: inspect.Signature) -> str:
     return "arg_inputs" if "arg_inputs" in signature.parameters else "inputs"
 
 
+def _refuse_reserved(key: str) -> None:
+    """SettingsError for a compile option that belongs in Settings or that the backend sets itself."""
+    if key in Settings().to_compile_kwargs():
+        raise SettingsError(f"{key!r} is a precision setting: set it through Settings, not as a compile option")
+    if key in _RESERVED or key == "autocast_calibration_dataloader":
+        raise SettingsError(f"{key!r} is set by the TensorRT backend itself; it cannot be passed as an option")
+
+
+#: ``Debugger(log_level=...)`` values (torch_tensorrt ``dynamo/debug/_Debugger.py``, 2.10-2.14)
+LOG_LEVELS = ("debug", "info", "warning", "error", "internal_errors", "graphs")
+#: value checks of common ``dynamo.compile`` options beyond their annotated kind (``_defaults.py``, 2.10-2.14)
+_OPTION_CHECKS: dict[str, Any] = {
+    "min_block_size": lambda w, n, v: check_int(w, n, v, low=1),
+    "optimization_level": lambda w, n, v: check_int(w, n, v, low=0, high=5, optional=True),
+    "num_avg_timing_iters": lambda w, n, v: check_int(w, n, v, low=0),
+    "workspace_size": lambda w, n, v: check_int(w, n, v, low=0),
+    "max_aux_streams": lambda w, n, v: check_int(w, n, v, low=0, optional=True),
+    "tiling_optimization_level": lambda w, n, v: check_one_of(w, n, v, ("none", "fast", "moderate", "full")),
+    "torch_executed_ops": lambda w, n, v: check_str_collection(w, n, v, optional=True),
+    "torch_executed_modules": lambda w, n, v: check_str_collection(w, n, v, optional=True),
+}
+
+
+def check_compile_options(options: Mapping[str, Any], signature: inspect.Signature | None = None, *,
+                          version: str = "(installed)") -> None:
+    """Check the TensorRT backend's compile options by name and value before any work.
+
+    The backend's own (``build``, ``use_python_runtime``, ``log_level``, ``logging_dir``) always; ``dynamo.compile``
+    options against ``signature`` (the installed release's: names, and the kinds its annotations give) where given,
+    and common ones' ranges (``min_block_size >= 1``, ``optimization_level`` 0-5, ``torch_executed_ops`` a set).
+    Raises OptionError / OptionTypeError naming the option and what it takes; SettingsError for a precision setting
+    or a keyword the backend sets itself.
+    """
+    where = "the tensorrt backend's compile"
+    named = _keyword_names(signature) if signature is not None else None
+    for key, value in options.items():
+        if key == "build":
+            check_one_of(where, "build", value, BUILDS)
+        elif key == "use_python_runtime":
+            check_bool(where, key, value)
+        elif key == "log_level":
+            check_one_of(where, key, value, LOG_LEVELS)
+        elif key == "logging_dir":
+            check_path(where, key, value, optional=True)
+        else:
+            _refuse_reserved(key)
+            if named is not None and signature is not None:
+                if key not in named:
+                    close = difflib.get_close_matches(key, sorted(named), n=3)
+                    raise OptionTypeError(
+                        f"{where}: torch_tensorrt {version}'s dynamo.compile has no option {key!r}"
+                        + (f"; did you mean {', '.join(map(repr, close))}?" if close else ""))
+                check_annotated(where, key, value, signature.parameters[key].annotation)
+            if key in _OPTION_CHECKS:
+                _OPTION_CHECKS[key](where, key, value)
+
+
 def build_compile_kwargs(settings: Settings, signature: inspect.Signature, *, version: str = "(installed)",
                          inputs: Sequence[Any] = (), device: Any = None, calibration: Any = None,
                          pass_python_runtime: bool = False, options: Mapping[str, Any] | None = None,
@@ -225,10 +287,7 @@ def build_compile_kwargs(settings: Settings, signature: inspect.Signature, *, ve
     """
     requested = settings.to_compile_kwargs()
     for key, value in (options or {}).items():
-        if key in requested:
-            raise SettingsError(f"{key!r} is a precision setting: set it through Settings, not as a compile option")
-        if key in _RESERVED or key == "autocast_calibration_dataloader":
-            raise SettingsError(f"{key!r} is set by the TensorRT backend itself; it cannot be passed as an option")
+        _refuse_reserved(key)
         requested[key] = value
     if calibration is not None:
         requested["autocast_calibration_dataloader"] = calibration
@@ -357,7 +416,7 @@ def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profil
     folder's mapping file carries) and returns what :meth:`TensorRTBackend.profile` returns, without TensorRT or a
     GPU. The folder records no end-to-end latency:
     ``end_to_end`` is NaN with ``runs=0`` and a note says so. Raises ParseError naming the folder when it holds
-    no layer information.
+    no layer information, ProfileMismatch when its engines were built from another graph (:func:`_check_recorded`).
     """
     folder = Path(directory)
     layer_infos = read_layer_info_dir(folder)
@@ -375,6 +434,7 @@ def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profil
         if records or not more:  # an unreadable trace gives no timings (profile_from_records says so)
             timings[sub] = records
     nan = float("nan")
+    target = FxView.of(explorer.captured) if view is not None and explorer is not None else None
     if view is None:
         if explorer is None:
             raise ParseError(f"{folder}: no graph in a {MAPPING_FILE} there; map it with ex.load_profile(folder)")
@@ -383,7 +443,33 @@ def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profil
     profile = profile_from_records(
         layer_infos, timings, node_modules=modules, end_to_end=EndToEnd(nan, nan, nan, 0),
         device="recorded elsewhere", versions={}, post_to_pre=post_to_pre, notes=notes, view=view)
+    profile = _check_recorded(profile, folder, view, post_to_pre, target, rename)
     return rename_profile(profile, rename) if rename else profile
+
+
+def _check_recorded(profile: Profile, folder: Path, view: FxView, post_to_pre: Mapping[str, str],
+                    target: FxView | None, rename: Mapping[str, str]) -> Profile:
+    """``profile`` with its ``match_score``: ProfileMismatch where the folder's engines were built from another graph
+    or batch size (inputs, module names, layer sizes: :func:`~mixprec_explorer.parsers.mapping.check_engines`), a
+    ProfileMatchWarning and a note where they fit only in part. ``target``: the explorer's graph where ``view`` is
+    the folder's own."""
+    from ..errors import ProfileMismatch
+    from ..parsers.mapping import ProfileMatchWarning, check_engines
+
+    check = check_engines([*profile.layers, *profile.unattributed], view, post_to_pre, target=target, rename=rename)
+    differ = "; ".join(check.differences)
+    if check.contradicts:
+        raise ProfileMismatch(
+            f"{folder}: its engines were not built from this explorer's graph ({differ}; agreeing: "
+            f"{check.summary()}). Load it into an Explorer of the model and example inputs it was recorded with "
+            "(the same batch size and input shapes), or measure this one: ex.profile(ex.compile(...)) on a GPU")
+    notes = list(profile.notes)
+    if check.score < 1:
+        message = (f"{folder}: its engines fit this graph only in part (match score {check.score:.2f}; "
+                   f"{differ}; agreeing: {check.summary()}); read per-node figures with care")
+        warnings.warn(message, ProfileMatchWarning, stacklevel=4)
+        notes.append(message)
+    return dataclasses.replace(profile, match_score=check.score, notes=tuple(notes))
 
 
 MAPPING_FILE = "mixprec_mapping.json"  #: beside the traces ex.profile records: what placing them needs elsewhere
@@ -765,6 +851,20 @@ class TensorRTBackend:
                            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
                            f"torch_tensorrt itself is installed ({install_hint(EXTRA)})")
         return True, ""
+
+    def check_options(self, method: str, options: Mapping[str, Any]) -> None:
+        """Raise for a compile option whose name or value the build would refuse (:func:`check_compile_options`,
+        against the installed ``dynamo.compile`` where torch_tensorrt imports); profile takes none."""
+        if method != "compile":
+            return
+        signature, version = None, "(installed)"
+        try:
+            ttrt = _load().torch_tensorrt
+            signature = inspect.signature(ttrt.dynamo.compile)
+            version = str(getattr(ttrt, "__version__", version))
+        except BackendUnavailable:
+            pass  # names are checked when the backend is there; values of the known options now
+        check_compile_options(options, signature, version=version)
 
     def _require(self) -> SimpleNamespace:
         mods = _load()

@@ -8,17 +8,19 @@ handle. How the plan is applied (casts, FP32 accumulation, weight-cast folding) 
 
 from __future__ import annotations
 
+import inspect
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import BackendUnavailable, OptionError
+from ..errors import BackendUnavailable, OptionError, OptionTypeError
 from ..records import EndToEnd, LayerRecord
 from .base import Compiled, Profile
+from .options import check_bool, check_int, check_one_of
 from .timing import device_synchronizer, summarize_ms, time_runs
 from .torch_plan import OWNER, PlannedGraph, apply_plan, flatten_inputs, load_module, to_device
 from .torch_plan import RESULT as RESULT  # re-exported
@@ -83,6 +85,37 @@ class TorchBackend:
     def availability(self) -> tuple[bool, str]:
         """Always usable where torch imports (CPU at least)."""
         return True, ""
+
+    def check_options(self, method: str, options: Mapping[str, Any]) -> None:
+        """Raise OptionError / OptionTypeError for a value ``compile`` or ``profile`` would refuse (names are
+        checked by the caller against the signatures); run before anything is shipped or compiled."""
+        where = f"the torch backend's {method}"
+        if method == "profile":
+            if "profile_runs" in options:
+                check_int(where, "profile_runs", options["profile_runs"], low=1)
+            return
+        if "mode" in options:
+            check_one_of(where, "mode", options["mode"], MODES)
+        for name in ("cast_non_float", "fold_weight_casts"):
+            if name in options:
+                check_bool(where, name, options[name])
+        extra = options.get("compile_options")
+        if extra is None:
+            return
+        if not isinstance(extra, Mapping):
+            raise OptionTypeError(f"{where}: compile_options must be a dict of torch.compile keywords; got {extra!r}")
+        known = [n for n, p in inspect.signature(torch.compile).parameters.items() if p.kind is p.KEYWORD_ONLY]
+        unknown = sorted(set(extra) - set(known))
+        if unknown:
+            raise OptionTypeError(f"{where}: compile_options {', '.join(map(repr, unknown))} are not torch.compile "
+                                  f"keywords; it takes {', '.join(map(repr, known))}")
+        if extra and options.get("mode", "eager") != "compiled":
+            raise OptionError(f"{where}: compile_options are torch.compile's, used only with mode='compiled'; "
+                              f"got mode={options.get('mode', 'eager')!r}")
+        if extra.get("mode") is not None:
+            from torch._inductor import list_mode_options
+
+            check_one_of(f"{where} (torch.compile)", "compile_options['mode']", extra["mode"], list_mode_options())
 
     def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, *, mode: str = "eager",
                 cast_non_float: bool = False, fold_weight_casts: bool = True,
