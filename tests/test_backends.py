@@ -169,6 +169,16 @@ def test_option_values_are_refused_before_any_worker_starts(ex, options, error, 
     assert not worker.is_alive and worker.generation == generation  # nothing was started, shipped or compiled
 
 
+def test_search_and_frontier_refuse_option_values_before_any_work(ex):
+    B.shutdown_worker()
+    worker = B.get_worker()
+    with pytest.raises(OptionError, match="mode must be one of 'eager', 'compiled'; got 'fast'"):
+        ex.search(backend="torch", compile_options={"mode": "fast"}, progress=False)
+    with pytest.raises(OptionTypeError, match="unexpected option.*'fast_mode'"):
+        ex.frontier(backend="torch", compile_options={"fast_mode": True}, progress=False)
+    assert not worker.is_alive and ex.last_search is None
+
+
 def test_profile_and_device_values_are_refused_before_any_work(ex):
     compiled = ex.compile(FP16, backend="torch", device="cpu", isolate=False, progress=False)
     with pytest.raises(OptionError, match="profile_runs must be at least 1"):

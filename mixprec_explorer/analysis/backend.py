@@ -81,6 +81,12 @@ class Build:
     #: where given, every plan is compiled once per analysis and counted (see :class:`CompileLog`)
     log: CompileLog | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.backend is not None and self.options:  # a bad option value is refused before the analysis starts
+            from ..backends import check_options, choose_backend
+
+            check_options(choose_backend(self.backend)[0], "compile", self.options)
+
     def compile(self, explorer: Explorer, settings: Settings, backend: str | None = None,
                 options: Mapping[str, Any] | None = None) -> Compiled:
         """The compiled plan for ``settings`` (cached by the backends), on this build's backend unless given."""
