@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MixprecError, ParseError
+from .errors import MixprecError, ParseError, ZooError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,10 +62,12 @@ def load_model(spec: str) -> tuple[Any, Any]:
     """(model, example_inputs) from ``package.module:callable`` or a built-in name; UsageError otherwise."""
     if spec in BUILTIN_MODELS:
         return BUILTIN_MODELS[spec]()
+    if spec.startswith("zoo:"):
+        return _zoo_model(spec)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise UsageError(f"MODEL must be 'package.module:callable' or one of {', '.join(BUILTIN_MODELS)}; "
-                         f"got {spec!r}")
+        raise UsageError(f"MODEL must be 'package.module:callable', 'zoo:NAME[:real]' or one of "
+                         f"{', '.join(BUILTIN_MODELS)}; got {spec!r}")
     sys.path.insert(0, str(Path.cwd()))  # let `mypkg.models:build` work from the project folder
     try:
         module = importlib.import_module(module_name)
@@ -90,6 +92,17 @@ def load_model(spec: str) -> tuple[Any, Any]:
     if not (isinstance(result, tuple) and len(result) == 2):
         raise UsageError(f"MODEL {spec!r} must return (model, example_inputs), got {type(result).__name__}")
     return result
+
+
+def _zoo_model(spec: str) -> tuple[Any, Any]:
+    """``zoo:NAME`` (small size) or ``zoo:NAME:real`` from :mod:`mixprec_explorer.zoo`; UsageError otherwise."""
+    from . import zoo  # imported here: the zoo's libraries load only when a zoo model is asked for
+
+    _, name, size = (spec.split(":", 2) + ["small"])[:3]
+    try:
+        return zoo.build(name, size=size)
+    except ZooError as err:
+        raise UsageError(f"MODEL {spec!r}: {err}") from None
 
 
 def _explorer(spec: str, settings_path: str | None) -> Explorer:
@@ -295,8 +308,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixprec-explorer",
         description="See, predict and export Torch-TensorRT mixed-precision settings, node by node.",
-        epilog="MODEL: 'package.module:callable' returning (model, example_inputs), or one of "
-               + ", ".join(BUILTIN_MODELS) + ".")
+        epilog="MODEL: 'package.module:callable' returning (model, example_inputs), 'zoo:NAME' or "
+               "'zoo:NAME:real' (mixprec_explorer.zoo.names()), or one of " + ", ".join(BUILTIN_MODELS) + ".")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, model: bool = True) -> None:

@@ -18,6 +18,7 @@ ParseError             ValueError             TensorRT text or JSON cannot be pa
 BackendUnavailable     RuntimeError           a backend's library (or device) is missing here
 WorkerCrashed          RuntimeError           the worker process died or timed out
 CompileFailure         RuntimeError           a backend could not build the plan
+ZooError               --                     a zoo model is unknown or its optional library is missing
 =====================  =====================  ==========================================================
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "SettingsError",
     "UnknownName",
     "WorkerCrashed",
+    "ZooError",
 ]
 
 
@@ -112,3 +114,8 @@ class CompileFailure(MixprecError, RuntimeError):
 
     def __reduce__(self):  # keep the fields across the worker process boundary
         return (type(self), (str(self), self.node, self.op, self.remedies))
+
+
+class ZooError(MixprecError):
+    """A zoo model that is not there (the message lists close names) or cannot be built here (it names the
+    ``pip install`` that adds its library)."""

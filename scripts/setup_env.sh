@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) the project's virtual environment; safe to run again and again.
 #
-#   scripts/setup_env.sh            the package with its notebook and test extras
+#   scripts/setup_env.sh            the package with its test, notebook and zoo extras
 #   scripts/setup_env.sh --browser  the same, plus Debian's chromium for the browser test
 #
-# Environment: VENV (default .venv), PYTHON (default python3), TORCH_SPEC (default torch==2.13.0,
-# the CPU build this machine keeps on disk; a plain "torch" would pull a multi-GB CUDA build).
+# Environment: VENV (default .venv), PYTHON (default python3), EXTRAS (default test,notebook,zoo),
+# TORCH_SPEC (default "torch==2.14.1 torchvision==0.29.1", space-separated pip requirements).
+#
+# Why that torch: the zoo test (tests/test_zoo.py) builds torchvision, timm and transformers models, and
+# torchvision only loads beside the torch it was built for. PyPI's torchvision does not load beside the
+# CPU torch 2.13.0 build kept on disk here; the registry's torch 2.14.1 + torchvision 0.29.1 pair does
+# (about 2 minutes and 6 GB to install). The pair is installed together, first, so that nothing later
+# resolves "torch>=2.6" to another build; pyproject.toml never pins torch (torch>=2.6 stays). Where the
+# pair is not available, the package's own range is installed and pip picks a torchvision to match.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-EXTRAS="${EXTRAS:-test,notebook}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
+EXTRAS="${EXTRAS:-test,notebook,zoo}"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 want_browser=0
 for arg in "$@"; do
     case "$arg" in
         --browser) want_browser=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "setup_env.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -35,10 +42,13 @@ fi
 py="$VENV/bin/python"
 pip=("$py" -m pip --disable-pip-version-check --no-input --quiet)
 
-# 2. PyTorch first, so that nothing later resolves "torch>=2.6" to a fresh CUDA download.
-if ! has_module torch; then
+# 2. PyTorch first, so that nothing later resolves "torch>=2.6" to a fresh CUDA download; with the zoo
+#    extra, also when torchvision is missing or does not load beside the torch that is there.
+imports() { "$py" -c "import $1" >/dev/null 2>&1; }
+if ! has_module torch || { [[ ",$EXTRAS," == *,zoo,* ]] && ! imports torchvision; }; then
     say "installing $TORCH_SPEC"
-    if ! "${pip[@]}" install "$TORCH_SPEC"; then
+    read -r -a torch_spec <<< "$TORCH_SPEC"
+    if ! "${pip[@]}" install "${torch_spec[@]}"; then
         say "$TORCH_SPEC is not available here; falling back to the package's own torch range"
         "${pip[@]}" install "torch>=2.6"
     fi
