@@ -10,21 +10,29 @@ tensor, a tuple, a list of batches): over several batches, every metric covers a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils import _pytree as pytree
 
+from . import dtypes
 from .analysis import Batch, Inputs, normalize_inputs, rel_l2
-from .errors import OptionError
+from .calibration import range_issues, range_limits, trace_reference_stats
+from .errors import MixprecError, OptionError
+from .numbers import format_number
+from .records import CalibrationStat, NodeInfo
 
 if TYPE_CHECKING:
     from .backends.base import Compiled
     from .explorer import Explorer
 
-__all__ = ["AccuracyReport", "CollectOutputs", "compare_outputs", "measure_accuracy", "node_errors", "tf32_note"]
+__all__ = ["AccuracyReport", "CollectOutputs", "compare_outputs", "measure_accuracy", "node_errors",
+           "numerics_notes", "tf32_note"]
+
+#: Above this share of the reference's nonzero output values read as 0, the low-precision output is "mostly flushed"
+MOSTLY_FLUSHED = 0.5
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,78 @@ def tf32_note(device: str, cudnn_tf32: bool, matmul_tf32: bool) -> str | None:
             "reference set torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False")
 
 
+def _nodes_do(count: int) -> str:
+    return "1 node does" if count == 1 else f"{count} nodes do"
+
+
+def _where(issue: str, low: torch.dtype, stats: Mapping[str, CalibrationStat], source: str,
+           nodes: Collection[str] | None, infos: Mapping[str, NodeInfo] | None) -> str:
+    """``"FP16 underflow after node X (module m): ..."``: the first node in graph order whose range leaves ``low``'s
+    the same way, from ``stats`` (``source``: "calibrated" or "measured"), among ``nodes`` where given."""
+    name = dtypes.display_name(low)
+    _, normal, top = range_limits(low)
+    found = [i for i in range_issues(stats, low, nodes) if i.issue == issue]
+    if not found:
+        bound = f"lies wholly below {name}'s smallest normal {format_number(normal, 2)}" if issue == "underflow" \
+            else f"exceeds {name}'s max {top:.6g}"
+        return f"no node's {source} range {bound}: it happens inside the low-precision computation"
+    first = found[0]
+    module = infos[first.node].module if infos is not None and first.node in infos else ""
+    at = f"{name} {issue} after node {first.node}" + (f" (module {module})" if module else "")
+    if issue == "overflow":
+        return (f"{at}, the first in graph order whose {source} |x| max ({format_number(first.max_abs, 2)}) exceeds "
+                f"{name}'s max {top:.6g}; {_nodes_do(len(found))}. Keep them in FP32 (with calibration data, "
+                "the I/O range rule's autocast_max_output_threshold does) or use BF16")
+    zero = sum(i.rounds_to_zero for i in found)
+    fix = "; BF16 (FP32's exponent range) or keeping them in FP32 avoids it" if low != torch.bfloat16 \
+        else "; keeping them in FP32 avoids it"
+    return (f"{at}, the first in graph order whose {source} |x| max ({format_number(first.max_abs, 2)}) lies below "
+            f"{name}'s smallest normal {format_number(normal, 2)}; {_nodes_do(len(found))}"
+            + (f", {zero} of them so far below that all of their values round to 0" if zero else "") + fix)
+
+
+def numerics_notes(reference: Any, outputs: Any, low: torch.dtype,
+                   ranges: Callable[[], tuple[Mapping[str, CalibrationStat], str]], *,
+                   nodes: Collection[str] | None = None, infos: Mapping[str, NodeInfo] | None = None,
+                   what: str | None = None) -> list[str]:
+    """Notes when a low-precision output (``low``) is all zeros, mostly flushed to 0, or inf/NaN where the FP32
+    reference is not, each with where it starts: the first node whose range leaves ``low``'s.
+
+    ``ranges`` is called only when there is something to place: it gives (node -> CalibrationStat in graph order,
+    "calibrated" or "measured"); ``nodes`` restricts the search to the nodes the plan runs in ``low``; ``infos`` (the
+    explorer's nodes) adds their module paths. ``what`` names the output (default ``"the FP16 output"``).
+    """
+    refs, outs = _leaves(_fp32(reference)), _leaves(_fp32(outputs))
+    if not refs or len(refs) != len(outs):
+        return []
+    ref = torch.cat([r.float().flatten() for r in refs])
+    out = torch.cat([o.float().flatten() for o in outs])
+    name = dtypes.display_name(low)
+    what = what or f"the {name} output"
+    found: list[tuple[str, str]] = []  # (issue, the finding)
+    bad = int((~torch.isfinite(out) & torch.isfinite(ref)).sum())
+    if bad:
+        found.append(("overflow", f"{what} has {bad} inf or NaN values where the FP32 reference's are "
+                                  "finite"))
+    nonzero = ref != 0
+    flushed = int(((out == 0) & nonzero).sum())
+    total = int(nonzero.sum())
+    if total and flushed == total and not bool((out != 0).any()):
+        peak = float(ref[torch.isfinite(ref)].abs().max()) if bool(torch.isfinite(ref).any()) else math.inf
+        found.append(("underflow", f"{what} is all zeros (the FP32 reference's |x| max is "
+                                   f"{format_number(peak, 2)})"))
+    elif total and flushed / total > MOSTLY_FLUSHED:
+        found.append(("underflow", f"{what} is mostly flushed to 0 ({flushed / total:.0%} of the values "
+                                   "that are nonzero in the FP32 reference)"))
+    if not found:
+        return []
+    try:
+        stats, source = ranges()
+    except MixprecError:
+        return [finding for _, finding in found]
+    return [f"{finding}: {_where(issue, low, stats, source, nodes, infos)}" for issue, finding in found]
+
+
 @dataclass(frozen=True)
 class CollectOutputs:
     """(reference outputs, compiled outputs, per-node errors or None, notes) for each batch, run where the
@@ -206,4 +286,16 @@ def measure_accuracy(explorer: Explorer, compiled: Compiled, inputs: Inputs = No
     batches = tuple(normalize_inputs(explorer.captured, inputs))
     task = CollectOutputs(batches, per_node, what=f"{compiled.backend} accuracy run")
     (ref, out, errors, notes), more = run_task(explorer, compiled, task, timeout_s=timeout_s)
+    settings = compiled.settings
+    low = settings.autocast_low_precision_type if settings.autocast_active else None
+    if low is not None:
+        plan = compiled.plan if compiled.plan is not None else explorer.plan(settings)
+
+        def ranges() -> tuple[Mapping[str, CalibrationStat], str]:
+            if explorer.calibration:
+                return explorer.calibration, "calibrated"
+            return trace_reference_stats(explorer.exported_program, batches), "measured"
+
+        notes = [*numerics_notes(ref, out, low, ranges, nodes={r.name for r in plan if r.dtype == low},
+                                 infos=explorer.nodes), *notes]
     return compare_outputs(ref, out, per_node=errors, backend=compiled.backend, notes=[*notes, *more])

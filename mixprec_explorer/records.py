@@ -6,6 +6,7 @@ Units are in the field names: ``latency_ms`` is milliseconds, ``flops`` floating
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,18 @@ class CalibrationStat:
     max_abs: float  #: largest |x| seen (nan-free; 0.0 for empty tensors)
     shape: tuple[int, ...]  #: shape after concatenating batches along dim 0, as Torch-TensorRT does
     numel: int  #: elements recorded
+    dtype: torch.dtype | None = None  #: the output's dtype (None: not recorded)
+
+    def range_issue(self, low: torch.dtype) -> str | None:
+        """Whether this output leaves ``low``'s normal range: "overflow" (|x| max above its largest finite value),
+        "underflow" (every |x| below its smallest normal), else None (also for integer outputs, all-zero outputs and a
+        reference that is itself inf, which no low type is to blame for)."""
+        if (self.dtype is not None and not self.dtype.is_floating_point) or not math.isfinite(self.max_abs):
+            return None
+        info = torch.finfo(low)
+        if self.max_abs > info.max:
+            return "overflow"
+        return "underflow" if 0 < self.max_abs < info.smallest_normal else None
 
 
 @dataclass(frozen=True)

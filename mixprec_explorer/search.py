@@ -45,6 +45,7 @@ from .analysis import (
     progress_steps,
     with_exclusions,
 )
+from .calibration import record_stats
 from .errors import CompileFailure, OptionError, WorkerCrashed
 from .explorer import module_pattern
 from .inputs import Batch
@@ -153,6 +154,9 @@ class SearchResult:
     compiles_beyond_calibration: int = 0  #: of those, beyond all-FP32 and all-low
     compiles_reused: int = 0  #: of those, handed back by the compile cache (built earlier in this process)
     backend_plans: tuple[BackendPlan, ...] = ()  #: every plan measured on the backend, predicted against measured
+    #: what the errors alone do not say: the all-low plan's output is all zeros, mostly flushed or inf, and after
+    #: which node the low type's range is left (see :func:`~mixprec_explorer.accuracy.numerics_notes`)
+    notes: tuple[str, ...] = ()
 
     def _with_counts(self, compiles: int, beyond: int, reused: int) -> SearchResult:
         """This result with its compile counts."""
@@ -164,10 +168,20 @@ class SearchResult:
                                                                      "unreachable"))]
 
     def time_saved_share(self) -> float | None:
-        """(all-FP32 - chosen) / (all-FP32 - all-low), as confirmed on the backend; None where not confirmed or where
-        all-low is not at least 5 % faster than all-FP32 (nothing to share)."""
-        fp32, low, mine = ((self.confirmed.get(k) or {}).get("latency_ms") for k in ("fp32", "all_low", "chosen"))
-        if fp32 is None or low is None or mine is None or not low * 1.05 < fp32:
+        """The share of all-low's time saving this plan keeps, (t_fp32 - t_plan) / (t_fp32 - t_low), as confirmed on
+        the backend (``confirmed["time_saved_share"]``): 0 for a plan with no node in low precision, 1 for the
+        all-low plan, whatever the timing noise; None where not confirmed, or where all-low is not at least 5 %
+        faster than all-FP32 (nothing to share). Timing noise can put a plan slightly below 0 or above 1."""
+        chosen, all_low = self.confirmed.get("chosen") or {}, self.confirmed.get("all_low") or {}
+        mine, low, fp32 = chosen.get("latency_ms"), all_low.get("latency_ms"), \
+            (self.confirmed.get("fp32") or {}).get("latency_ms")
+        if mine is None:
+            return None
+        if chosen.get("low_nodes") == 0:
+            return 0.0
+        if chosen.get("low_nodes") is not None and chosen.get("low_nodes") == all_low.get("low_nodes"):
+            return 1.0  # exclusions only take nodes out of the all-low plan: as many is the same set
+        if fp32 is None or low is None or not low * 1.05 < fp32:
             return None
         return float((fp32 - mine) / (fp32 - low))
 
@@ -182,7 +196,7 @@ class SearchResult:
     def explain(self) -> str:
         """Why the plan is what it is: one line per exclusion (what it is, why it stays FP32); first, where the
         budget is missed, that it is missed and the floor (the least error any measured plan reached)."""
-        lines = []
+        lines = list(self.notes)
         measured = (self.confirmed.get("chosen") or {}).get("error") if self.confirmed else None
         if not self.reachable:
             lines.append(f"budget {self.budget:.3g} {self.metric} is NOT reachable: no plan meets it. The least "
@@ -229,6 +243,9 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, 
         return sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
 
     for module, gain in sens.module_fp32_gain.items():
+        if not module:
+            # the root's own ops: "^$" names no module a user knows; op candidates and the all-FP32 floor reach them
+            continue
         members = tuple(n for n in explorer.modules.get(module, ()) if n in sens.node_low_error)
         out.append(Candidate("module", module_pattern(module), members, gain, sens.module_low_error[module],
                              cost_of(members)))
@@ -254,7 +271,8 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, 
         singles = []
         for op in explorer.ops():
             members = tuple(n for n, i in explorer.nodes.items() if i.op == op and n in run.classified)
-            if len(members) >= 2:  # a one-node op is already a module candidate's business
+            # a one-node op is already a module candidate's business, unless it is the root's own
+            if len(members) >= 2 or any(not explorer.nodes[n].module for n in members):
                 singles.append(measured("op", op, members))
         out.extend(singles)
         # Pairs of the op types that err most for what they cost: together they can keep a whole path FP32 (a
@@ -754,7 +772,7 @@ class _Search:
         beyond = [k for k in state.get("probes", {}) if k != "0"]
         result = SearchResult(final, self.budget, self.metric, err <= self.budget, err, self.plan_ms(final), chosen,
                               tuple(self.steps), self.evaluator.count, state.get("latency_source", self.latency.source),
-                              backend_probes=len(beyond))
+                              backend_probes=len(beyond), notes=tuple(self.numerics_notes()))
         if self.checker is None:  # the forward pass's word is final: its least error, all-FP32's where needed
             best = min(self.steps, key=lambda s: s.error, default=None)
             floor, where = (best.error, f"forward pass: {best.action}") if best is not None else (err, "chosen")
@@ -764,6 +782,24 @@ class _Search:
             return replace(result, reachable=floor <= self.budget, floor_error=floor, floor_plan=where)._with_counts(
                 *self._counts())
         return self._confirm(result, unreachable)
+
+    def numerics_notes(self) -> list[str]:
+        """Where the all-low plan's forward-pass output is all zeros, mostly flushed or inf: that, and after which
+        node (the explorer's calibration, else the ranges of the search's own FP32 run)."""
+        from .accuracy import numerics_notes
+
+        run, low = self.runner, self.base.autocast_low_precision_type
+        if low is None:
+            return []
+
+        def ranges() -> tuple[Mapping[str, Any], str]:
+            if self.explorer.calibration:
+                return self.explorer.calibration, "calibrated"
+            return record_stats(env.items() for env in run.base(torch.float32)), "measured"
+
+        return numerics_notes(run.reference(), run.outputs(run.base(low)), low, ranges,
+                              nodes=self.evaluator.low_nodes(self.base), infos=self.explorer.nodes,
+                              what="the all-low plan's output")
 
     def _counts(self) -> tuple[int, int, int]:
         """(distinct plans compiled on the backend, of those beyond all-FP32 and all-low, of those reused)."""
@@ -812,13 +848,13 @@ class _Search:
                 self.record(c, profile=profile, latency_ms=timings[s].median_ms)
         for label, s in (("fp32", self.fp32), ("all_low", self.base), ("chosen", result.settings)):
             t = timings[s]
-            measured[label] = {"error": known[s], "latency_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms}
+            measured[label] = {"error": known[s], "latency_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
+                               "low_nodes": len(self.evaluator.low_nodes(s))}
         measured["backend"] = compiled[result.settings].backend
         fp32, all_low, mine = (measured[k]["latency_ms"] for k in ("fp32", "all_low", "chosen"))
         measured["speedup_over_fp32"] = fp32 / mine if mine else None
         measured["all_low_speedup"] = fp32 / all_low if all_low else None
-        if all_low and mine:
-            measured["share_of_all_low_speedup"] = all_low / mine  # (fp32/mine) / (fp32/all_low)
+        measured["time_saved_share"] = replace(result, confirmed=measured).time_saved_share()
         plans = tuple(BackendPlan(label, role, s, len(s.autocast_excluded_nodes) + len(s.autocast_excluded_ops),
                                   forward, predicted, known[s], predicted_ms, timings[s].median_ms)
                       for label, role, s, forward, predicted, predicted_ms in rows)

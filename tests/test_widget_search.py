@@ -113,7 +113,7 @@ def test_search_loads_the_exclusion_recolours_explains_and_undo_goes_back(app: W
     text = app.matter_text.value
     for part in ("within budget", "module ^blowup$: removes inf", "confirmed on torch", "speedup over FP32",
                  "how:", "calibrate: torch measures all-low at",
-                 "share of the all-low speedup", f"{result.confirmed['chosen']['error']:.3g}",
+                 "share of all-low's time saving kept", f"{result.confirmed['chosen']['error']:.3g}",
                  f"backend compiles: {result.compiles} ({result.compiles_beyond_calibration} beyond all-FP32"):
         assert part in text, part
     assert result.compiles >= 3, "all-FP32, all-low and the chosen plan were built"

@@ -74,12 +74,12 @@ def search_text(result: Any) -> str:
     c = result.confirmed or {}
     if c:
         chosen, fp32, low = c.get("chosen") or {}, c.get("fp32") or {}, c.get("all_low") or {}
-        share = c.get("share_of_all_low_speedup")
+        share = result.time_saved_share()
         lines += [f"confirmed on {c.get('backend', '?')}: error {opt(chosen.get('error'))}, "
                   f"{opt(chosen.get('latency_ms'), '.4g')} ms (all FP32 {opt(fp32.get('latency_ms'), '.4g')} ms, "
                   f"all low {opt(low.get('latency_ms'), '.4g')} ms)",
                   f"speedup over FP32: {opt(c.get('speedup_over_fp32'))}x (all low: {opt(c.get('all_low_speedup'))}x)"
-                  f" · share of the all-low speedup: {opt(share, '.0%')}"]
+                  f" · share of all-low's time saving kept: {opt(share, '.0%')}"]
         if result.compiles:
             lines.append(f"backend compiles: {result.compiles} ({result.compiles_beyond_calibration} beyond all-FP32 "
                          f"and all-low" + (f", {result.compiles_reused} reused" if result.compiles_reused else "")
