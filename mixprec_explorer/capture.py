@@ -10,14 +10,14 @@ import linecache
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 import torch
 
-from . import costs
+from .costs import estimate_bytes, estimate_flops, numel
 from .errors import CaptureError
 from .ops import REMOVED_BY, UNCLASSIFIED_OPS, qualified_op_name
 from .records import NodeInfo
@@ -61,10 +61,49 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any] | Any, st
         first = reason[0] if reason else type(err).__name__
         raise CaptureError(
             f"torch.export could not capture {type(model).__name__}: {type(err).__name__}: {first}\n"
-            "Hint: Torch-TensorRT needs the same export to succeed. Common fixes: make data-dependent "
+            + "".join(f"Hint: {hint}\n" for hint in capture_hints(model, args, err))
+            + "Hint: Torch-TensorRT needs the same export to succeed. Other common fixes: make data-dependent "
             "control flow static (torch.cond), pass example inputs of the right shapes and dtypes as a tuple, "
             "or export it yourself and pass the ExportedProgram."
         ) from err
+
+
+_UNKNOWN_TYPE = re.compile(r"Found <class '(?P<type>[\w.<>]+)'> in (?P<where>output|input)|"
+                           r"Unsupported input type <class '(?P<input>[\w.<>]+)'>")
+
+
+def capture_hints(model: torch.nn.Module, args: tuple[Any, ...], err: BaseException) -> tuple[str, ...]:
+    """The fixes for the causes of a failed export that name their remedy (Hugging Face's cache, ``ModelOutput``
+    and ``return_dict``, a tokenizer's dict as input, an encoder-decoder without decoder inputs), most specific
+    first; empty when none applies."""
+    text = str(err)
+    config = getattr(model, "config", None)
+    found = _UNKNOWN_TYPE.search(text)
+    typ = (found["type"] or found["input"]) if found else ""
+    short = typ.rsplit(".", 1)[-1]
+    hints: list[str] = []
+    if "Cache" in short or (getattr(config, "use_cache", False) and "past_key_values" in text):
+        hints.append(f"the model returns its key/value cache ({short or 'past_key_values'}), which torch.export "
+                     "cannot capture: pass use_cache=False (model.config.use_cache = False before capturing, or a "
+                     "wrapper whose forward calls model(..., use_cache=False))")
+    elif found and found["where"] == "output":
+        if config is not None and (short.endswith("Output") or typ.startswith("transformers.")):
+            hints.append(f"torch.export cannot flatten the model's output type {short}: set "
+                         "model.config.return_dict = False (it then returns a tuple of tensors), or wrap the model "
+                         "to return the tensors you need (model(...).last_hidden_state)")
+        else:
+            hints.append(f"the model's output type {typ} is unknown to torch.export: register it "
+                         "(torch.export.register_dataclass for a dataclass), or wrap the model to return tensors")
+    if (found is not None and (found["input"] or found["where"] == "input")) or any(isinstance(a, Mapping) for a in args):
+        hints.append(f"an example input is of type {short or 'dict'} (a tokenizer's output?): pass its tensors as a tuple "
+                     "of positional inputs in forward's order, e.g. (enc['input_ids'], enc['attention_mask'])")
+    if "return_dict" in text and not any("return_dict" in h for h in hints):
+        hints.append("set model.config.return_dict = False (or call with return_dict=False in a wrapper): the "
+                     "model then returns a tuple of tensors")
+    if "decoder_input_ids" in text or (getattr(config, "is_encoder_decoder", False) and "inputs_embeds" in text):
+        hints.append("an encoder-decoder needs decoder inputs: capture its encoder alone (model.get_encoder(), or "
+                     "T5EncoderModel), or pass decoder_input_ids positionally in a wrapper")
+    return tuple(hints)
 
 
 def _tensors(val: Any) -> list[Any]:
@@ -161,7 +200,7 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
         described = []
         for t in _tensors(node.meta.get("val")):
             shape = _shape(t)
-            described.append((shape, t.dtype, costs.numel(shape) * t.dtype.itemsize))
+            described.append((shape, t.dtype, numel(shape) * t.dtype.itemsize))
         tensors[node.name] = described
         if node.op == "placeholder" and node.name not in user_inputs or node.op == "get_attr":
             hidden.add(node.name)
@@ -203,8 +242,8 @@ def capture(model_or_ep: torch.nn.Module | torch.export.ExportedProgram,
             output_shapes=out_shapes,
             output_dtypes=tuple(d[1] for d in outs),
             param_count=params,
-            flops=costs.estimate_flops(op, in_shapes, out_shapes) if is_call else 0,
-            bytes_moved=costs.estimate_bytes(op, in_bytes, [d[2] for d in outs]) if is_call else 0,
+            flops=estimate_flops(op, in_shapes, out_shapes) if is_call else 0,
+            bytes_moved=estimate_bytes(op, in_bytes, [d[2] for d in outs]) if is_call else 0,
             removed_by=REMOVED_BY.get(op) if is_call else None,
             source=source_line(node.meta.get("stack_trace")) if is_call else None,
         )

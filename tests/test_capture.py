@@ -117,3 +117,83 @@ def _line_of(text: str) -> int:
 ])
 def test_source_line_of_a_stack_trace(trace: str | None, expected: tuple[str, int, str] | None) -> None:
     assert source_line(trace) == expected
+
+
+# -- hints for the common Hugging Face causes (transformers 5.x, tiny random configs) ----------------------------
+def _ids(vocab: int = 100) -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.randint(0, vocab, (2, 16))
+
+
+@pytest.mark.filterwarnings("ignore:.*bos_token_id|.*eos_token_id")
+def test_a_key_value_cache_in_the_outputs_says_use_cache_false_and_that_fixes_it():
+    transformers = pytest.importorskip("transformers")
+    model = transformers.GPT2Model(transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100)).eval()
+    with pytest.raises(CaptureError) as info:
+        Explorer(model, (_ids(),))
+    text = str(info.value)
+    assert "DynamicCache" in text and "not a known type" in text  # torch.export's own reason, kept
+    assert "Hint: the model returns its key/value cache (DynamicCache)" in text
+    assert "use_cache=False" in text and "model.config.use_cache = False" in text
+
+    class NoCache(torch.nn.Module):  # the wrapper the hint offers
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.model(ids, use_cache=False).last_hidden_state
+
+    assert "embedding" in Explorer(NoCache().eval(), (_ids(),)).nodes
+    model.config.use_cache = False  # and the config switch
+    assert "embedding" in Explorer(model, (_ids(),)).nodes
+
+
+def test_a_tokenizer_dict_as_input_says_to_pass_its_tensors_positionally():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                     vocab_size=100)
+    model = transformers.BertModel(config).eval()
+    ids = _ids()
+    encoding = transformers.BatchEncoding({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    for given in (encoding, dict(encoding)):
+        with pytest.raises(CaptureError, match=r"Hint: an example input is of type (BatchEncoding|dict).*"
+                                               r"\(enc\['input_ids'\], enc\['attention_mask'\]\)"):
+            Explorer(model, (given,))
+    assert "embedding" in Explorer(model, (encoding["input_ids"], encoding["attention_mask"])).nodes
+
+
+def test_an_encoder_decoder_without_decoder_inputs_says_to_capture_its_encoder():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.T5Config(d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16, vocab_size=100)
+    model = transformers.T5Model(config).eval()
+    with pytest.raises(CaptureError, match=r"input_ids or inputs_embeds\n.*Hint: an encoder-decoder needs decoder "
+                                           r"inputs: capture its encoder alone \(model.get_encoder\(\)"):
+        Explorer(model, (_ids(),))
+    assert "embedding" in Explorer(model.get_encoder(), (_ids(),)).nodes
+
+
+def test_an_output_type_export_cannot_flatten_says_return_dict_or_register():
+    import dataclasses
+    from types import SimpleNamespace
+
+    @dataclasses.dataclass
+    class EncoderOutput:
+        last_hidden_state: torch.Tensor
+
+    class Encoder(torch.nn.Module):  # shaped like a Hugging Face model: a config, a ModelOutput-like result
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = SimpleNamespace(return_dict=True)
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> EncoderOutput:
+            return EncoderOutput(self.fc(x))
+
+    with pytest.raises(CaptureError, match=r"Hint: torch.export cannot flatten the model's output type EncoderOutput.*return_dict = False"):
+        Explorer(Encoder().eval(), (torch.randn(2, 4),))
+    plain = Encoder().eval()
+    del plain.config
+    with pytest.raises(CaptureError, match=r"Hint: the model's output type .*EncoderOutput is unknown to torch.export: "
+                                           r"register it \(torch.export.register_dataclass"):
+        Explorer(plain, (torch.randn(2, 4),))
