@@ -15,6 +15,7 @@ OptionTypeError        TypeError              an argument is of a kind the funct
 UnknownName            KeyError               a node, layer, module or stored object is not there
 MissingResult          ValueError             a call needs a result that has not been computed yet
 ParseError             ValueError             TensorRT text or JSON cannot be parsed
+ProfileMismatch        ValueError             a recorded profile's engines were built from another graph
 BackendUnavailable     RuntimeError           a backend's library (or device) is missing here
 WorkerCrashed          RuntimeError           the worker process died or timed out
 CompileFailure         RuntimeError           a backend could not build the plan
@@ -34,6 +35,7 @@ __all__ = [
     "OptionError",
     "OptionTypeError",
     "ParseError",
+    "ProfileMismatch",
     "SettingsError",
     "UnknownName",
     "WorkerCrashed",
@@ -91,6 +93,11 @@ class MissingResult(MixprecError, ValueError):
 
 class ParseError(MixprecError, ValueError):
     """A TensorRT layer-info, profile or log text could not be parsed; the message names the place."""
+
+
+class ProfileMismatch(MixprecError, ValueError):
+    """A recorded folder's engines were built from another model or input shapes than the explorer's graph; the
+    message names what differs (inputs, module names, layer sizes) and how to load or record the right one."""
 
 
 class BackendUnavailable(MixprecError, RuntimeError):

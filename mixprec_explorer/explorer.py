@@ -628,8 +628,10 @@ class Explorer:
         ``path`` is the ``profiling_results_dir`` of ``enable_profiling(..., profile_format="trex")`` (per engine:
         ``<engine>_engine_layer_information.json`` + ``<engine>_engine_engine_execution_profile.trace``), or the
         folder ``ex.profile`` recorded (``profile.recorded_in``, with ``mixprec_mapping.json``: maps exactly as the
-        live profile). No GPU or TensorRT needed; the engine must have been built from this explorer's graph.
-        Raises ParseError. Kept as ``last_profile``.
+        live profile). No GPU or TensorRT needed. The engines must have been built from this explorer's graph: a
+        folder of another model or batch size raises ProfileMismatch naming what differs; one that fits in part
+        warns (ProfileMatchWarning) and says how well in ``match_score``. Raises ParseError for an unreadable
+        folder. Kept as ``last_profile``.
         """
         from .backends.tensorrt import profile_from_dir
 

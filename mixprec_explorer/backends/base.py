@@ -67,6 +67,9 @@ class Profile:
     notes: tuple[str, ...] = ()
     profiled_run_ms: float | None = None  #: median wall time of one profiled run (profiler and ranges on), if known
     recorded_in: str | None = None  #: the folder of traces :meth:`Explorer.load_profile` maps again anywhere, if any
+    #: 0..1, for a folder loaded with :meth:`Explorer.load_profile`: how well its engines fit the graph (1: inputs,
+    #: outputs, module names and layer sizes all agree); None where not checked (a live profile)
+    match_score: float | None = None
 
     def node_latency_ms(self) -> dict[str, float]:
         """Latency per FX node (ms); a fused layer's time is split by its ``node_weights`` (evenly without)."""

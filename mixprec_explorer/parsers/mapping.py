@@ -9,14 +9,17 @@ layer that names nothing the graph knows stays unattributed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from mixprec_explorer.parsers.dataflow import FxView, match_engine_layers
+from mixprec_explorer.ops import family_of
+from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
 from mixprec_explorer.parsers.names import NodeRef, layer_refs, tensor_names_of
 from mixprec_explorer.parsers.trace import engine_order
 from mixprec_explorer.records import LayerRecord
 
-__all__ = ["attribute_layers", "map_layers"]
+__all__ = ["EngineCheck", "ProfileMatchWarning", "attribute_layers", "check_engines", "map_layers"]
 
 
 def attribute_layers(
@@ -176,3 +179,230 @@ def map_layers(
 
 
 _UNNAMED = {"confidence": "unmatched", "why": "neither its tensors nor its name place it on the graph"}
+
+
+# -- were these engines built from this graph? ------------------------------------------------------------------------
+class ProfileMatchWarning(UserWarning):
+    """A recorded folder's engines fit the graph only in part (``Profile.match_score`` below 1): read its
+    per-node figures with care."""
+
+
+@dataclass(frozen=True)
+class EngineCheck:
+    """Whether a folder's engines were built from a graph: each piece of evidence as (agreeing, compared), and
+    what differs in words. Nothing compared counts as agreeing."""
+
+    inputs: tuple[int, int]  #: engine inputs named as the graph's user inputs, with their element count
+    outputs: tuple[int, int]  #: the last engine's ``output<N>`` with graph output N's element count
+    names: tuple[int, int]  #: module paths in layer and tensor names that are modules of the graph (distinct)
+    placed: tuple[int, int]  #: convolution and matmul layers the dataflow placed on 1-4 such nodes per gemm
+    sizes: tuple[int, int]  #: engine tensors whose element count some node of the graph has
+    graph: tuple[int, int] = (0, 0)  #: nodes of a folder's own graph (a cast graph's) that are this graph's
+    #: the first engine's other inputs, taken for the graph's remaining user inputs by position
+    unnamed_inputs: tuple[int, int] = (0, 0)
+    differences: tuple[str, ...] = ()  #: what differs, in words
+
+    @staticmethod
+    def _fraction(pair: tuple[int, int]) -> float:
+        return pair[0] / pair[1] if pair[1] else 1.0
+
+    @property
+    def score(self) -> float:
+        """0..1: the weakest agreeing fraction of inputs, outputs, module names, placed layers and graph nodes."""
+        return min(self._fraction(p) for p in (self.inputs, self.unnamed_inputs, self.outputs, self.names,
+                                                self.placed, self.graph))
+
+    @property
+    def contradicts(self) -> bool:
+        """True where the engines cannot come from this graph: an input of the graph's name with another size
+        (batch, image, sequence), module names or nodes the graph lacks, compute layers the dataflow cannot place, or tensor sizes the
+        graph never has."""
+        return (self.inputs[0] < self.inputs[1] or self._fraction(self.names) < NAMES_NEEDED
+                or self._fraction(self.graph) < NAMES_NEEDED or self._fraction(self.placed) < PLACED_NEEDED
+                or self._fraction(self.sizes) < SIZES_NEEDED)
+
+    def summary(self) -> str:
+        """The evidence in one line: ``inputs 1/1, outputs 1/1, module names 24/24, ...``."""
+        parts = [("inputs", self.inputs), ("unnamed inputs", self.unnamed_inputs), ("outputs", self.outputs), ("module names", self.names),
+                 ("compute layers placed", self.placed), ("tensor sizes", self.sizes), ("graph nodes", self.graph)]
+        return ", ".join(f"{label} {a}/{c}" for label, (a, c) in parts if c)
+
+
+#: below these agreeing fractions the engines were built from another graph (every recorded folder of the
+#: right model agrees fully on names and placed layers; tensor sizes 0.85 and up, intermediates having no node)
+NAMES_NEEDED, PLACED_NEEDED, SIZES_NEEDED = 0.9, 0.8, 0.5
+#: kernel op words of a layer that runs a convolution or matmul
+_GEMM_WORDS = frozenset({"Corr", "Conv", "Deconv", "Fc", "Gemm", "MatMul", "Bmm", "Mm", "Mha", "Attn", "Fmha"})
+_COMPUTE_FAMILIES = frozenset({"conv", "linear", "matmul", "attention"})
+_SHOWN = 3  # differences named per kind
+_Shape = Callable[[str], "list[int] | None"]  # a graph node's output shape (None: none known)
+
+
+def _dims(record: LayerRecord, key: str) -> list[tuple[str, list[int] | None, int | None]]:
+    """(name, dimensions, element count) of a record's input or output tensors; None where not all known."""
+    out: list[tuple[str, list[int] | None, int | None]] = []
+    for t in record.extra.get(key) or ():
+        if isinstance(t, Mapping) and isinstance(t.get("Name"), str):
+            dims = t.get("Dimensions")
+            if isinstance(dims, list) and all(isinstance(d, int) and d >= 0 for d in dims):
+                out.append((t["Name"], list(dims), math.prod(dims)))
+            else:
+                out.append((t["Name"], None, None))
+    return out
+
+
+def check_engines(layers: Iterable[LayerRecord], view: FxView, post_to_pre: Mapping[str, str] | None = None, *,
+                  target: FxView | None = None, rename: Mapping[str, str] | None = None) -> EngineCheck:
+    """How well mapped engine layers (attributed and not, with ``extra["engine"]``) fit ``view``, the graph they
+    were mapped on: engine inputs and outputs against the graph's, module paths in names, compute layers placed
+    along the dataflow, tensor sizes. ``target`` (with ``rename``): the explorer's graph, where ``view`` is the
+    folder's own (a cast graph): its nodes must be the target's."""
+    records = list(layers)
+    engines: dict[object, list[LayerRecord]] = {}
+    for record in records:
+        engines.setdefault(record.extra.get("engine"), []).append(record)
+    order = sorted(engines, key=engine_order)
+    differences: list[str] = []
+
+    def shape(node: str) -> list[int] | None:
+        info = view.nodes.get(node)
+        return list(info.output_shapes[0]) if info is not None and info.output_shapes else None
+
+    inputs, unnamed = _check_inputs(engines, order, view, set(view.nodes) | set(post_to_pre or {}), shape,
+                                    differences)
+    outputs = _check_outputs(engines[order[-1]] if order else [], view, shape, differences)
+    names = _check_names(records, view, differences)
+    placed = _check_placed(records, view, differences)
+    sizes = _check_sizes(records, view, differences)
+    graph = _check_graph(view, target, rename or {}, differences) if target is not None else (0, 0)
+    return EngineCheck(inputs, outputs, names, placed, sizes, graph, unnamed, tuple(differences))
+
+
+def _check_inputs(engines: Mapping[object, Sequence[LayerRecord]], order: Sequence[object], view: FxView,
+                  known: set[str], shape: _Shape, differences: list[str]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Engine inputs that are the graph's user inputs, by name and (the first engine's inputs the graph does not
+    name) by position as the dataflow places them: the same element count? ``(by name, by position)``."""
+    pairs: list[tuple[object, str, list[int] | None, int | None, str | None, bool]] = []
+    for engine in order:
+        produced = {name for r in engines[engine] for name, _, _ in _dims(r, "Outputs")}
+        seen: set[str] = set()
+        free = []
+        for record in engines[engine]:
+            for name, dims, numel in _dims(record, "Inputs"):
+                if name in produced or name in seen:
+                    continue
+                seen.add(name)
+                if name in view.inputs:
+                    pairs.append((engine, name, dims, numel, name, True))
+                elif engine == order[0] and name not in known:
+                    free.append((name, dims, numel))
+        if engine == order[0]:
+            unclaimed = [u for u in view.inputs if u not in seen]
+            for k, (name, dims, numel) in enumerate(free):
+                pairs.append((engine, name, dims, numel, unclaimed[k] if k < len(unclaimed) else None, False))
+    counts = {True: [0, 0], False: [0, 0]}
+    for engine, name, dims, numel, node, by_name in pairs:
+        want = shape(node) if node is not None else None
+        if node is not None and (numel is None or want is None):
+            continue
+        counts[by_name][1] += 1
+        if node is not None and numel == math.prod(want or ()):
+            counts[by_name][0] += 1
+        elif node is None:
+            differences.append(f"engine {engine} reads an input {name!r} {dims} the graph does not have")
+        else:
+            differences.append(f"engine {engine}'s input {name!r} is {dims}; this graph's input {node!r} is {want}")
+    return (counts[True][0], counts[True][1]), (counts[False][0], counts[False][1])
+
+
+def _check_outputs(last: Sequence[LayerRecord], view: FxView, shape: _Shape, differences: list[str]) -> tuple[int, int]:
+    """The last engine's ``output<N>`` against graph output N (where the engine writes as many as the graph)."""
+    outs = [(name, dims, numel) for r in last for name, dims, numel in _dims(r, "Outputs")
+            if name.startswith("output") and name[6:].isdigit()]
+    if len({name for name, _, _ in outs}) != len(view.outputs):
+        return 0, 0  # the graph's tail runs outside the engines: no position to compare
+    agree = compared = 0
+    for name, dims, numel in dict((name, (name, dims, numel)) for name, dims, numel in outs).values():
+        want = shape(view.outputs[int(name[6:])])
+        if numel is None or want is None:
+            continue
+        compared += 1
+        if numel == math.prod(want):
+            agree += 1
+        else:
+            differences.append(f"the last engine's {name} is {dims}; this graph's output {int(name[6:])} is {want}")
+    return agree, compared
+
+
+def _check_names(records: Sequence[LayerRecord], view: FxView, differences: list[str]) -> tuple[int, int]:
+    """Module paths that layer and tensor names carry: modules of the graph (or containers of them)?"""
+    modules: set[str] = set()
+    for info in view.nodes.values():
+        parts = info.module.split(".") if info.module else []
+        modules.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
+    named = {ref.module for r in records for ref in layer_refs(r.name, tensor_names_of(r.extra)) if ref.module}
+    missing = sorted(named - modules)
+    if missing:
+        differences.append("layer names refer to modules this graph lacks: " + ", ".join(map(repr, missing[:_SHOWN]))
+                           + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""))
+    return len(named) - len(missing), len(named)
+
+
+def _check_placed(records: Sequence[LayerRecord], view: FxView, differences: list[str]) -> tuple[int, int]:
+    """Convolution and matmul layers: did the dataflow (element counts along the engine's tensors) put each on
+    one to four convolution, linear, matmul or attention nodes per gemm it runs? On another graph they land on
+    none, or on a whole tail of the graph."""
+    agree = compared = 0
+    for record in records:
+        gemms = sum(1 for w in kernel_ops(record.name, record.layer_type) if w in _GEMM_WORDS)
+        if not gemms:
+            continue
+        compared += 1
+        heavy = sum(1 for n in record.nodes if n in view.nodes and family_of(view.nodes[n].op) in _COMPUTE_FAMILIES)
+        if 1 <= heavy <= 4 * gemms:
+            agree += 1
+    if agree < compared:
+        differences.append(f"{compared - agree} of {compared} convolution and matmul layers fit no such node of "
+                           "this graph along the engine's tensor sizes")
+    return agree, compared
+
+
+def _check_sizes(records: Sequence[LayerRecord], view: FxView, differences: list[str]) -> tuple[int, int]:
+    """Engine tensors (per engine and name) whose element count some node of the graph outputs."""
+    sizes = {math.prod(s) for info in view.nodes.values() for s in info.output_shapes}
+    tensors: dict[tuple[object, str], int] = {}
+    for record in records:
+        for key in ("Inputs", "Outputs"):
+            for name, _, numel in _dims(record, key):
+                if numel is not None:
+                    tensors[(record.extra.get("engine"), name)] = numel
+    agree = sum(1 for numel in tensors.values() if numel in sizes)
+    if tensors and agree / len(tensors) < SIZES_NEEDED:
+        differences.append(f"{len(tensors) - agree} of {len(tensors)} engine tensors have an element count no node "
+                           "of this graph has")
+    return agree, len(tensors)
+
+
+def _check_graph(view: FxView, target: FxView, rename: Mapping[str, str], differences: list[str]) -> tuple[int, int]:
+    """A folder's own graph (a cast graph) against the explorer's: its inputs and nodes, named as ``rename`` names
+    them for the explorer (casts it inserted left out), must be the explorer's (same name, module and size)."""
+    agree = compared = 0
+    missing: list[str] = []
+    for node, info in view.nodes.items():
+        if info.kind == "input":
+            name = node
+        elif info.kind == "call_function" and not rename.get(node, node).startswith("<cast>"):
+            name = rename.get(node, node)
+        else:
+            continue
+        compared += 1
+        other = target.nodes.get(name)
+        if other is not None and other.module == info.module and [math.prod(s) for s in other.output_shapes[:1]] == \
+                [math.prod(s) for s in info.output_shapes[:1]]:
+            agree += 1
+        else:
+            missing.append(name)
+    if missing:
+        differences.append(f"{len(missing)} of {compared} nodes of the folder's graph are not this graph's (same "
+                           f"name, module and size): {', '.join(map(repr, missing[:_SHOWN]))}")
+    return agree, compared
