@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixprec_explorer.parsers import attribute_layers, parse_layer_info, parse_layer_log, parse_profile
+from mixprec_explorer.parsers.dataflow import FxView
+from mixprec_explorer.parsers.mapping import check_engines, map_layers
 from mixprec_explorer.records import LayerRecord
 
 from _data import REFERENCE, SAMPLES
@@ -140,3 +142,30 @@ def test_fuzz_partition_is_complete_and_only_uses_graph_nodes(names: list[str], 
     done, left = attribute_layers(layers, node_modules)
     assert len(done) + len(left) == len(layers)
     assert all(r.nodes and set(r.nodes) <= set(node_modules) for r in done)
+
+
+def _linear_engine(batch: int, modules: tuple[str, ...] = ("linear1", "linear2", "linear3")) -> list[LayerRecord]:
+    """One engine of the reference autocast model's three linears (10 -> 10 -> 30 -> 40) as Torch-TensorRT names
+    its gemms, reading ``x`` of ``batch`` rows."""
+    widths, tensors = (10, 10, 30, 40), ("x", "t1", "t2", "output0")
+    return [LayerRecord(f"[MATRIX_MULTIPLY]-[aten_ops.linear.default]-[{m}/linear_matrix_multiply]", "gemm", extra={
+        "engine": "_run_on_acc_0", "Inputs": [{"Name": tensors[k], "Dimensions": [batch, widths[k]]}],
+        "Outputs": [{"Name": tensors[k + 1], "Dimensions": [batch, widths[k + 1]]}]}) for k, m in enumerate(modules)]
+
+
+def test_engine_check_weighs_inputs_names_and_placement(autocast_ex) -> None:
+    view = FxView.of(autocast_ex.captured)
+    modules = {n: i.module for n, i in autocast_ex.nodes.items() if i.kind == "call_function"}
+
+    def check(layers: list[LayerRecord]):
+        done, left = map_layers(layers, view, modules)
+        return check_engines([*done, *left], view)
+
+    right = check(_linear_engine(1))
+    assert (right.score, right.contradicts, right.differences) == (1.0, False, ())
+    assert right.summary() == "inputs 1/1, outputs 1/1, module names 3/3, compute layers placed 3/3, tensor sizes 4/4"
+    batch = check(_linear_engine(2))
+    assert batch.contradicts and batch.inputs == (0, 1)
+    assert "input 'x' is [2, 10]; this graph's input 'x' is [1, 10]" in batch.differences[0]
+    renamed = check(_linear_engine(1, ("linear1", "linear2", "head")))
+    assert renamed.names == (2, 3) and renamed.contradicts and "modules this graph lacks: 'head'" in renamed.differences[0]
