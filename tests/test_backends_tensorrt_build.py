@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from mixprec_explorer import Explorer, Settings, examples
-from mixprec_explorer.backends.tensorrt import compile_failure, rename_profile
-from mixprec_explorer.errors import CompileFailure, MixprecError
+from mixprec_explorer.backends.cast_graph import cast_program
+from mixprec_explorer.backends.tensorrt import AUTO_CAST_GRAPH_NOTE, BUILDS, build_mode, compile_failure, rename_profile
+from mixprec_explorer.errors import CompileFailure, MixprecError, OptionError
 
 from _data import RTX
 
@@ -69,3 +70,41 @@ def test_an_engine_without_execution_context_points_at_fp16_attention() -> None:
     # all-FP32 plans have no attention in FP16 to blame
     plain = compile_failure(RuntimeError(message), ex, ex, ex.plan(Settings()), {}, "cast_graph", Path("log.txt"))
     assert not any("execution context" in r for r in plain.remedies)
+
+
+# -- build="auto": the cast graph where autocast would break integer tensors -------------------------------------
+@pytest.fixture(scope="module")
+def tiny_bert() -> Explorer:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                     vocab_size=100)
+    return Explorer(transformers.BertModel(config).eval(), (torch.randint(0, 100, (2, 16)),))
+
+
+@pytest.mark.filterwarnings("ignore:Torch-TensorRT .* autocast turns integer tensors")
+def test_auto_builds_the_cast_graph_where_autocast_would_cast_embedding_indices(tiny_bert) -> None:
+    plan = tiny_bert.plan(FP16)
+    failing = {c.node for c in plan.integer_casts if c.fails}
+    assert "embedding" in failing  # the captured BERT's token ids reach an FP16-classified embedding
+    mode, note = build_mode(plan)
+    assert mode == "cast_graph"
+    assert note.startswith(AUTO_CAST_GRAPH_NOTE) and "build='autocast' forces autocast" in note
+    assert "which fails at gather, embedding, embedding_1" in note
+    # what it builds instead: the plan's casts on floats only, so the embeddings still read integer ids
+    program = cast_program(tiny_bert, FP16, plan=plan)
+    embeddings = [n for n in program.graph.nodes if n.target is torch.ops.aten.embedding.default]
+    assert embeddings and all(not n.args[1].meta["val"].dtype.is_floating_point for n in embeddings)
+    # explicit values are taken as given
+    assert build_mode(plan, "autocast") == ("autocast", "")
+    assert build_mode(plan, "cast_graph") == ("cast_graph", "")
+
+
+def test_auto_keeps_autocast_where_no_integer_tensor_is_cast(tiny_bert) -> None:
+    assert build_mode(tiny_bert.plan(Settings())) == ("autocast", "")  # FP32: autocast off, nothing cast
+    mlp = Explorer(*examples.reference_autocast_model())
+    plan = mlp.plan(FP16)
+    assert not plan.integer_casts and build_mode(plan) == ("autocast", "")
+    assert BUILDS[0] == "auto"
+    with pytest.raises(OptionError, match="build must be one of 'auto', 'autocast', 'cast_graph'; got 'graph'"):
+        build_mode(plan, "graph")

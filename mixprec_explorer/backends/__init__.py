@@ -364,7 +364,8 @@ def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: 
     ``backend`` is "auto" (TensorRT where usable, else PyTorch; ``Compiled.notes`` says which), "tensorrt" or
     "torch"; ``device`` defaults to "cuda:0" where CUDA is available, else "cpu". ``isolate=False`` runs in
     this process (faster, no crash protection). Other keywords are the backend's own options (torch:
-    ``mode="eager"|"compiled"``; tensorrt: ``build="cast_graph"`` and ``dynamo.compile`` options), checked against
+    ``mode="eager"|"compiled"``; tensorrt: ``build="auto"|"autocast"|"cast_graph"``, "auto" building the cast graph
+    by itself where autocast would cast integer tensors, and ``dynamo.compile`` options), checked against
     the backend by name and value before any work: an unknown one raises OptionTypeError (a TypeError), a
     value the backend would refuse OptionError naming the valid ones. The plan is decided here and passed to the
     backend (in the worker too). ``_fault`` ("exit", "segfault", "raise") makes the worker fail (testing hook).

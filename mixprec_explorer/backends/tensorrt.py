@@ -75,6 +75,7 @@ __all__ = [
     "TensorRTHandle",
     "build_calibration_dataloader",
     "build_compile_kwargs",
+    "build_mode",
     "check_compile_options",
     "choose_runtime",
     "debugger_kwargs",
@@ -661,7 +662,34 @@ def _node_modules(explorer: Explorer) -> dict[str, str]:
 
 
 # -- building through the cast graph, and failures ----------------------------------------------------------------
-BUILDS = ("autocast", "cast_graph")
+BUILDS = ("auto", "autocast", "cast_graph")
+#: what ``build="auto"`` (the default) picked, in the compiled notes
+AUTO_CAST_GRAPH_NOTE = "build='auto' built the cast graph by itself"
+
+
+def build_mode(plan: PrecisionPlan, build: str = "auto") -> tuple[str, str]:
+    """How the TensorRT backend builds ``plan``: ``("autocast" or "cast_graph", note)``; the note is "" unless
+    ``build="auto"`` chose the cast graph.
+
+    "auto" builds the cast graph when Torch-TensorRT's autocast would turn integer tensors into floats
+    (``plan.integer_casts``): where an op needs the integers (embedding indices) the build or the run fails, elsewhere
+    integer values change without a word (FP16 holds integers exactly only up to 2048). The cast graph applies the
+    same plan's casts to floating-point tensors only. "autocast" and "cast_graph" are taken as given.
+    """
+    check_one_of("the tensorrt backend's compile", "build", build, BUILDS)
+    if build != "auto":
+        return build, ""
+    casts = tuple(getattr(plan, "integer_casts", ()))
+    if not casts:
+        return "autocast", ""
+    failing = list(dict.fromkeys(c.node for c in casts if c.fails))
+    nodes = failing or list(dict.fromkeys(c.node for c in casts))
+    shown = ", ".join(nodes[:4]) + (f" and {len(nodes) - 4} more" if len(nodes) > 4 else "")
+    effect = (f"which fails at {shown}" if failing else f"which changes their values at {shown}")
+    return "cast_graph", (f"{AUTO_CAST_GRAPH_NOTE}: autocast would turn integer tensors into floats "
+                          f"({len(casts)} in plan.integer_casts), {effect}; the same plan's casts were applied to "
+                          "floating-point tensors only and compiled with autocast off (build='autocast' forces "
+                          "autocast)")
 _EXECUTING = re.compile(r"While executing %(?P<node>\w+) : .*?call_function\[target=(?P<op>[\w.]+)\]")
 
 
@@ -748,7 +776,7 @@ def compile_failure(err: Exception, built: Explorer, explorer: Explorer, plan: P
     if attention:
         remedies.append("the engine built but TensorRT could not create its execution context; on TensorRT-RTX 1.4 "
                         "an FP16 attention block does this (Myelin's cuDNN graph fails; BERT-base, "
-                        "docs/benchmarks.md): keep attention in FP32, autocast_excluded_nodes="
+                        "docs/live-engine.md): keep attention in FP32, autocast_excluded_nodes="
                         f"{{{attention!r}}}")
     where = f" at FX node {node!r} ({op})" if node else (f" at {op}" if op else "")
     message = (f"Torch-TensorRT could not build this plan{where}: {type(err).__name__}: {first}\n"
@@ -876,18 +904,18 @@ class TensorRTBackend:
         """Build the engines for ``plan.settings``; raises BackendUnavailable where TensorRT or CUDA is missing.
 
         ``plan`` is the caller's: Torch-TensorRT decides the precisions itself from the settings and calibration,
-        and a build through the cast graph (``build="cast_graph"``) applies ``plan``'s casts.
+        and a build through the cast graph applies ``plan``'s casts.
 
-        Options: ``use_python_runtime`` (bool), ``log_level`` (the Debugger's, default "info"),
+        Options: ``build`` ("auto", the default: the cast graph where autocast would cast integer tensors, see
+        :func:`build_mode`; "autocast"; "cast_graph"), ``use_python_runtime`` (bool), ``log_level`` (the
+        Debugger's, default "info"),
         ``logging_dir`` (default: a new temporary folder), and any ``dynamo.compile`` option by name.
         """
         mods = self._require()
         ttrt = mods.torch_tensorrt
         settings = plan.settings
         device = _cuda_device(device)
-        build = str(options.pop("build", "autocast"))
-        if build not in BUILDS:
-            raise SettingsError(f"build={build!r} is not one of {', '.join(map(repr, BUILDS))}")
+        build, chose = build_mode(plan, options.pop("build", "auto"))
         user_explorer, user_settings = explorer, settings
         rename: dict[str, str] = {}
         if build == "cast_graph":
@@ -903,7 +931,7 @@ class TensorRTBackend:
             separate_python_module=hasattr(importlib.import_module("torch_tensorrt.dynamo.runtime"),
                                            "PythonTorchTensorRTModule"),
         )
-        notes = list(runtime.notes) + list(settings.warnings())
+        notes = list(runtime.notes) + list(settings.warnings()) + ([chose] if chose else [])
         if build == "cast_graph":
             notes.append("build='cast_graph': mixprec_explorer applied the plan's casts to floating-point tensors "
                          "only and compiled the result with autocast off (strong typing)")

@@ -72,7 +72,8 @@ class MeasurePanel:
 
     @guarded("compile & profile")
     def compile_and_profile(self) -> None:
-        """Compile the current plan, profile it, try accuracy, then offer the measured colourings."""
+        """Compile the current plan, profile it, try accuracy, then offer the measured colourings. The backend picks
+        the build (TensorRT: the cast graph where autocast would cast integer tensors) and the message says which."""
         app, explorer = self.app, self.app.explorer
         ok, reason = backend_status()
         if not ok:
@@ -104,8 +105,11 @@ class MeasurePanel:
             self.show_profile(profile)
             app.refresh()
             e2e = getattr(getattr(profile, "end_to_end", None), "median_ms", None)
+            # how the build went where the backend chose it (TensorRT's cast graph for integer casts)
+            chosen = [note for note in compiled.notes if note.startswith("build='auto'")]
             app.say(f"profiled on {esc(getattr(profile, 'device', '?'))} with {esc(compiled.backend)}"
-                    + (f": {e2e:.4g} ms end to end" if e2e is not None else ""))
+                    + (f": {e2e:.4g} ms end to end" if e2e is not None else "")
+                    + "".join(f"<br><small>{esc(note)}</small>" for note in chosen))
         finally:
             self.compile_button.disabled = False
             self.progress.layout.visibility = "hidden"
