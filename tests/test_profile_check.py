@@ -16,8 +16,18 @@ import pytest
 import torch
 
 from mixprec_explorer import Explorer, ProfileMismatch, examples
-from mixprec_explorer.backends.tensorrt import MAPPING_FILE, profile_from_dir
-from mixprec_explorer.parsers.mapping import ProfileMatchWarning
+from mixprec_explorer.backends.tensorrt import (
+    MAPPING_FILE,
+    profile_from_dir,
+    profile_from_records,
+    read_layer_info_dir,
+    read_mapping_file,
+    read_trace_dir,
+    trace_records,
+)
+from mixprec_explorer.parsers.dataflow import FxView
+from mixprec_explorer.parsers.mapping import ProfileMatchWarning, check_engines
+from mixprec_explorer.records import EndToEnd
 
 from _data import LIVE, RTX
 
@@ -123,3 +133,19 @@ def test_a_folder_that_fits_in_part_warns_and_carries_its_score(tmp_path: Path, 
     assert profile.match_score == pytest.approx(11 / 12)
     assert any("fit this graph only in part" in note for note in profile.notes)
     assert profile.attributed_share is not None and profile.attributed_share >= 0.95
+
+
+def test_a_cast_graph_folder_fits_the_graph_it_was_built_from() -> None:
+    """BERT-base's cast FP16 folder carries the cast program's graph; renamed, its nodes are the captured BERT
+    graph's (recorded beside it), the cast program's own assert nodes aside."""
+    folder = LIVE / "bert_base_b32_cast_fp16"
+    post_to_pre, rename, view = read_mapping_file(folder)
+    assert view is not None
+    infos = read_layer_info_dir(folder)
+    timings = {sub: trace_records(text, None, sub)[0] for sub, text in read_trace_dir(folder, infos).items()}
+    modules = {n: i.module for n, i in view.nodes.items() if i.kind == "call_function"}
+    mapped = profile_from_records(infos, timings, node_modules=modules, end_to_end=EndToEnd(0.0, 0.0, 0.0, 0),
+                                  device="", versions={}, post_to_pre=post_to_pre, view=view)  # as load_profile maps
+    bert = FxView.from_dict(json.loads((LIVE / "bert_base_b32_fp32_graph.json").read_text()))
+    check = check_engines(mapped.layers + mapped.unattributed, view, post_to_pre, target=bert, rename=rename)
+    assert check.graph == (308, 308) and check.score == 1.0 and not check.contradicts
