@@ -1,6 +1,6 @@
 """Core benchmark: capture overhead (vs Google Model Explorer's adapter), full plan, toggle-to-new-plan.
 
-Run: ``python benchmarks/bench_core.py [--quick] [--markdown FILE]``. Prints one table; medians of
+Run: ``python benchmarks/run.py core [--quick] [--markdown FILE]``. Prints one table; medians of
 several runs on this machine. torch.export itself is timed once per model and reported apart: both
 tools start from the same ExportedProgram.
 """
@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import machine as this_machine  # noqa: E402  (benchmarks/ is the script folder)
-from _common import markdown_table  # noqa: E402
+from _common import machine as this_machine
+from _common import markdown_table
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.capture import capture
@@ -71,12 +71,12 @@ def bench(name: str, model: torch.nn.Module, inputs: tuple, runs: int) -> dict[s
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py core", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-node graph and the big models")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--markdown", help="also write the table as markdown to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cases = [("stack ~100", *layer_stack(100)), ("stack ~1,000", *layer_stack(1000)),
              ("stack ~2,000", *layer_stack(2000))]
     if not args.quick:
@@ -101,7 +101,4 @@ def main() -> None:
         from mixprec_explorer.settings import write_atomic
 
         write_atomic(args.markdown, text)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,6 +1,6 @@
 """Figure benchmark: graph figure build, in-place recolour, payload size, and the widget's click latency.
 
-Run: ``python benchmarks/bench_figure.py [--quick] [--runs N] [--markdown FILE]``. Prints one table; every time
+Run: ``python benchmarks/run.py figure [--quick] [--runs N] [--markdown FILE]``. Prints one table; every time
 is the median of several runs on this machine (CPU only; the browser's rendering is not included).
 
 - build, cold: ``build_figure`` with no cached layout (layered layout + hover text + figure), ms
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from pathlib import Path
 import plotly
 import plotly.graph_objects as go
 import torch
+from _common import machine
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.examples import layer_stack, resnet50
@@ -123,8 +122,10 @@ def bench_click(model: tuple, runs: int) -> dict[str, float]:
     assert not app.errors, app.errors
     assert len(ex.settings.autocast_excluded_nodes) == runs
     return {"points": len(trace.x), "click_ms": click_s * 1e3, "sent_kb": statistics.median(sent) / 1e3}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="run.py figure", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 nodes only (skips the 10k capture)")
     parser.add_argument("--runs", type=int, default=7, help="runs per median (default 7)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
@@ -146,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     click = clicks[1][1]
 
     lines = [
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}, torch {torch.__version__}, plotly {plotly.__version__}",
+        f"machine: {machine()}, plotly {plotly.__version__}",
         f"medians of {args.runs} runs (cold builds: {max(1, args.runs // 2)})",
         "",
         "| nodes | points | trace | capture (s) | build cold (ms) | build warm (ms) | recolour Figure (ms) "
@@ -173,7 +173,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(text + "\n", encoding="utf-8")
     return 0 if all(ok for _, ok in checks) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

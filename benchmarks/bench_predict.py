@@ -1,6 +1,6 @@
 """Prediction benchmark: what a click costs, ``ex.predict()`` after a one-node change, on CPU.
 
-Run: ``python benchmarks/bench_predict.py [--quick] [--clicks N] [--markdown FILE]``. Prints one table. Per graph:
+Run: ``python benchmarks/run.py predict [--quick] [--clicks N] [--markdown FILE]``. Prints one table. Per graph:
 the predictor is calibrated for real (all-FP32 and all-FP16 profiles on the PyTorch eager backend, on CPU, and
 sensitivity over a sample of 64 nodes: it leaves the tables their full size and keeps the run short),
 then each click toggles one node's module exclusion, as a click in the widget does, and asks for the prediction.
@@ -19,6 +19,8 @@ import time
 import warnings
 
 import torch
+from _common import machine as this_machine
+from _common import markdown_table
 
 from mixprec_explorer import Explorer, Settings, SettingsWarning
 from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
@@ -26,10 +28,6 @@ from mixprec_explorer.explorer import module_pattern
 from mixprec_explorer.predict import measure_calibration
 
 TARGET_MS = 20.0
-
-
-from _common import machine as this_machine  # noqa: E402  (benchmarks/ is the script folder)
-from _common import markdown_table  # noqa: E402
 
 
 def bench(name: str, model: torch.nn.Module, inputs: tuple, clicks: int, sample: int | None) -> dict[str, object]:
@@ -68,12 +66,12 @@ def bench(name: str, model: torch.nn.Module, inputs: tuple, clicks: int, sample:
             "within_target": "yes" if statistics.median(click) * 1e3 <= TARGET_MS else "no"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py predict", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the 2,000-node stack only")
     parser.add_argument("--clicks", type=int, default=200)
     parser.add_argument("--markdown", help="also write the table as markdown to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cases = [("stack ~2,000", *layer_stack(nodes=2000), 64)]
     if not args.quick:
         cases += [("ResNet-50 (batch 1)", *resnet50(), 64), ("encoder 12 layers (batch 1)", *transformer_encoder(), 64)]
@@ -91,7 +89,4 @@ def main() -> None:
         from mixprec_explorer.settings import write_atomic
 
         write_atomic(args.markdown, text)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

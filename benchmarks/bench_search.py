@@ -1,8 +1,8 @@
 """Search benchmark: sensitivity and search time, evaluations against bisection, compiles, speedup retained.
 
-Run: ``python benchmarks/bench_search.py [--models resnet50,encoder] [--budgets 1e-3,1e-2] [--small] [--mode M]``.
-On a GPU it uses the PyTorch backend in compiled mode; on CPU (``--small``: models ``stack`` and ``encoder``) tiny
-models and eager mode unless ``--mode compiled``.
+Run: ``python benchmarks/run.py search [--models resnet50,encoder] [--budgets 1e-3,1e-2] [--small] [--mode M]``.
+On a GPU it uses the PyTorch backend in compiled mode (FP16); on CPU eager mode unless ``--mode compiled`` (BF16);
+``--small`` takes the models' tiny CPU sizes. Models: the built-in examples or any zoo name.
 Prints one table (the compile column: distinct plans compiled on the backend per search, in total and beyond the
 all-FP32 and all-low calibration plans); ``--markdown FILE`` also writes it.
 """
@@ -10,16 +10,15 @@ all-FP32 and all-low calibration plans); ``--markdown FILE`` also writes it.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import build_model, fmt, machine
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
-from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
 from mixprec_explorer.explorer import module_pattern
 from mixprec_explorer.search import DEFAULT_MAX_PROBES
 
@@ -43,11 +42,11 @@ def bisection_evaluations(ex: Explorer, inputs: tuple, budget: float, low: torch
     return ev.count, lo
 
 
-def run(name: str, make, budgets: list[float], device: str, mode: str, low: torch.dtype) -> list[dict]:
+def run(name: str, small: bool, budgets: list[float], device: str, mode: str, low: torch.dtype) -> list[dict]:
     rows = []
     for budget in budgets:
         start = time.perf_counter()
-        model, inputs = make()
+        model, inputs = build_model(name, small=small, batch=32)
         model = model.to(device)
         inputs = tuple(x.to(device) for x in inputs)
         ex = Explorer(model, inputs)
@@ -76,7 +75,7 @@ def run(name: str, make, budgets: list[float], device: str, mode: str, low: torc
             "within budget / floor": "yes" if result.within_budget else
             f"no (floor {result.floor_error:.3g}{'' if result.reachable else ', unreachable'})",
             "speedup": c.get("speedup_over_fp32"), "all-low speedup": c.get("all_low_speedup"),
-            "share": c.get("share_of_all_low_speedup"), "total_s": total_s,
+            "time saved share": result.time_saved_share(), "total_s": total_s,
             "_detail": f"{name} at {budget:g}: " + (", ".join(f"`{e.value}`" for e in result.exclusions) or "none")
                        + "".join(f"; {s.action}" for s in result.steps if s.action.startswith(("bisect", "unreach")))
                        + "".join(f"; {p.label}: predicted {p.predicted_error:.3g}, measured {p.measured_error:.3g}"
@@ -85,39 +84,28 @@ def run(name: str, make, budgets: list[float], device: str, mode: str, low: torc
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py search", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50,encoder")
     parser.add_argument("--budgets", default="1e-3,1e-2")
-    parser.add_argument("--small", action="store_true", help="tiny models (CI / CPU)")
+    parser.add_argument("--small", action="store_true", help="the models' tiny CPU sizes")
     parser.add_argument("--mode", choices=("eager", "compiled"), help="torch backend mode (default: compiled on a "
                         "GPU, eager on a CPU)")
     parser.add_argument("--markdown")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     mode = args.mode or ("compiled" if device == "cuda" else "eager")
     low = torch.float16 if device == "cuda" else torch.bfloat16
-    if args.small:
-        makers = {"stack": lambda: layer_stack(40), "encoder": lambda: transformer_encoder(2, 2, 16, 64, 4, 128)}
-    else:
-        makers = {"resnet50": lambda: resnet50(batch=32), "encoder": lambda: transformer_encoder(batch=32)}
     budgets = [float(b) for b in args.budgets.split(",")]
     rows = []
     for name in args.models.split(","):
-        if name in makers:
-            rows += run(name, makers[name], budgets, device, mode, low)
+        rows += run(name, args.small, budgets, device, mode, low)
     header = [k for k in rows[0] if not k.startswith("_")] if rows else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]) for k in header)
-                     + " |")
+    lines += ["| " + " | ".join(fmt(row[k]) for k in header) + " |" for row in rows]
     lines += ["", "Exclusions chosen:", ""] + [f"* {row['_detail']}" for row in rows]
-    dev = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
-    text = f"Device: {dev}; torch {torch.__version__}; backend torch ({mode}), low type {low}.\n\n" + "\n".join(lines)
+    text = f"Device: {machine()}; backend torch ({mode}), low type {low}.\n\n" + "\n".join(lines)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

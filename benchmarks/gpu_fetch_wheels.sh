@@ -2,7 +2,7 @@
 # out for two transfers under 64 MiB each: .whlA (first half of the 86 MB libs wheel) and .whlB (the other half,
 # its sha256 and the small wheels). Run here, in the repo root; both folders are kept out of git
 # (.git/info/exclude). Then: a first device call carries .whlA and copies it to /tmp/stage; a second carries .whlB
-# and runs `bash benchmarks/gpu_run_live.sh` (README, "A live engine").
+# and runs `bash benchmarks/gpu_run.sh SUBCOMMAND...` (docs/live-engine.md, "On the GPU machine").
 set -euo pipefail
 TTRT=${TTRT:-2.11.0}; TRT=${TRT:-1.4.0.76}
 for d in .whl .whlA .whlB; do grep -qx "/$d/" .git/info/exclude 2>/dev/null || echo "/$d/" >> .git/info/exclude; done

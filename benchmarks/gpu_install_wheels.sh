@@ -1,4 +1,4 @@
-# Sourced by the gpu_run_*.sh scripts: install the carried TensorRT-RTX wheels into /tmp/site unless a warm machine
+# Sourced by gpu_run.sh: install the carried TensorRT-RTX wheels into /tmp/site unless a warm machine
 # already has them (the first call carried .whlA to /tmp/stage, this one carries .whlB), and put them on PYTHONPATH.
 export PYTHONUNBUFFERED=1
 whl=/tmp/tensorrt_rtx_cu13_libs-1.4.0.76-py3-none-manylinux_2_28_x86_64.whl

@@ -24,7 +24,7 @@ The model, per node of the captured graph:
   towards all-low, which stays exact.
 
 A prediction is O(nodes) over tables built once per calibration: no torch work (about 2 ms on a 2,000-node graph,
-``benchmarks/bench_predict.py``). Measurements are registered explicitly with :meth:`Predictor.record`
+``python benchmarks/run.py predict``). Measurements are registered explicitly with :meth:`Predictor.record`
 (``ex.record_measurement``): a ``Profile`` alone does not say which plan it measured, the compile handle does.
 :func:`measure_calibration` runs the whole calibration for one backend.
 

@@ -7,5 +7,5 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = DATA / "trt_samples"  #: TREx's ResNet-18 engines (TensorRT 8.x, A100): layer JSON and profiles
 RTX = DATA / "trt_rtx_h200"  #: TensorRT-RTX engines of the examples, recorded on an H200
-LIVE = DATA / "trt_rtx_live"  #: engines recorded live by benchmarks/gpu_live_engine.py (encoder, BERT-base)
+LIVE = DATA / "trt_rtx_live"  #: engines recorded live by benchmarks/run.py live (encoder, BERT-base)
 REFERENCE = DATA / "reference" / "torch_tensorrt_mixed_precision_logs.txt"  #: the guide's three layer logs

@@ -138,7 +138,7 @@ def test_load_profile_names_a_wrong_folder(explorers: dict[str, Explorer], tmp_p
 def test_layers_on_a_second_stream_are_named_as_overlapping(explorers: dict[str, Explorer]) -> None:
     """ResNet-50 FP32 runs its four downsample branches on stream 1 beside the main path (12 layers with their
     zero-time sync steps): their time overlaps, which is why node latencies add up to more than end-to-end there
-    (1.11-1.18x on the live H200, docs/benchmarks.md)."""
+    (1.11-1.18x on the live H200, docs/timing.md)."""
     profile = explorers["resnet"].load_profile(RTX / "resnet50_b8_fp32" / "profile")
     assert any(n.startswith("12 layers (8.9 % of layer time) ran on a second stream") for n in profile.notes)
     assert profile.overlapped_ms == pytest.approx(0.089 * profile.layer_sum_ms, rel=0.01)
@@ -207,7 +207,7 @@ ENCODER = LIVE / "encoder_b32_fp32"
 
 
 def test_live_encoder_engine_lands_on_fx_nodes() -> None:
-    """Recorded by benchmarks/gpu_live_engine.py on an H200 (TensorRT-RTX 1.4.0.76): attention decomposed into
+    """Recorded by ``benchmarks/run.py live`` on an H200 (TensorRT-RTX 1.4.0.76): attention decomposed into
     gemm + softmax kernels, layer norms split over two kernels, many view/transpose nodes."""
     ex = Explorer(*examples.transformer_encoder(batch=32, seq=128))
     profile = ex.load_profile(ENCODER)
@@ -276,7 +276,7 @@ def _layer(name: str, ins: list[tuple[str, list[int]]], outs: list[tuple[str, li
 
 
 def test_an_engine_that_starts_inside_attention_lands_on_its_nodes() -> None:
-    """BERT-base on TensorRT-RTX 1.4 (docs/gpu/live/): Torch-TensorRT runs each softmax in PyTorch, so every later
+    """BERT-base on TensorRT-RTX 1.4 (docs/live-engine.md): Torch-TensorRT runs each softmax in PyTorch, so every later
     engine starts at the softmax *inside* a decomposed scaled_dot_product_attention and ends at the next one's
     scores. Its kernels follow the layers recorded there (sizes scaled down): the attention finishes on its
     node, the second half of a split layer norm stays on that norm, the fused q/k/v gemm lands on its three
@@ -326,7 +326,7 @@ BERT = LIVE / "bert_base_b32_cast_fp16"
 
 
 def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> None:
-    """Recorded by benchmarks/gpu_live_engine.py on an H200 (TensorRT-RTX 1.4.0.76, docs/gpu/live/): Hugging Face
+    """Recorded by ``benchmarks/run.py live`` on an H200 (TensorRT-RTX 1.4.0.76, docs/live-engine.md): Hugging Face
     BERT-base (random weights, batch 32, sequence 128) built through the cast graph in FP16 with every layer's
     attention FP32, the exclusion its CompileFailure suggested. Torch-TensorRT runs each softmax in PyTorch, so 13
     engines each start inside an attention. ex.profile kept the cast graph in mixprec_mapping.json, so the folder
@@ -356,7 +356,7 @@ BERT_PLAIN = LIVE / "bert_base_b32_fp32_plain"
 
 @pytest.mark.parametrize("names", ["plain", "with ex.profile's names"])
 def test_a_split_graph_maps_the_same_from_a_folder_torch_tensorrt_wrote_alone(tmp_path, names) -> None:
-    """Recorded by benchmarks/gpu_diag_plain_folder.py on an H200 (TensorRT-RTX 1.4.0.76): BERT-base FP32, batch 32,
+    """Recorded on an H200 by a diagnosis since retired (TensorRT-RTX 1.4.0.76; docs/mapping.md): BERT-base FP32, batch 32,
     13 engines with PyTorch's softmax between them, the folder as Torch-TensorRT's runtime wrote it (layer
     information and traces only). Its later engines' inputs carry post-decomposition names (``_safe_softmax_1``)
     the captured graph lacks; their gemms' names place them. Live, both ways mapped 231 of 231 nodes as ex.profile

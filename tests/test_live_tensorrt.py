@@ -1,7 +1,7 @@
 """The live engine on a GPU: TensorRT-RTX (or TensorRT) compiles, profiles and lands every layer on FX nodes.
 
-Runs where torch_tensorrt imports with a CUDA device (``bash benchmarks/gpu_run_live.sh`` on the lent H200 sets
-``LIVE_TESTS=1``); elsewhere every test skips with the backend's own reason.
+Runs where torch_tensorrt imports with a CUDA device (``LIVE_TESTS=1 bash benchmarks/gpu_run.sh ...`` on the lent
+H200 runs them); elsewhere every test skips with the backend's own reason.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_reference_explicit_typing_on_the_live_engine() -> None:
 def test_encoder_cast_graph_builds_what_autocast_cannot() -> None:
     """Autocast fails on the encoder (integer indices cast); build="cast_graph" builds the same plan and its
     overlay lands on the captured graph's own nodes. Layer norms are kept in FP32: in FP16 the engine computes
-    their statistics in FP32 anyway (docs/benchmarks.md)."""
+    their statistics in FP32 anyway (docs/live-engine.md)."""
     from mixprec_explorer.errors import CompileFailure
 
     model, inputs = examples.transformer_encoder(layers=2, batch=8, seq=64)
@@ -95,7 +95,7 @@ def test_the_widget_compiles_and_profiles_on_the_live_engine() -> None:
 
 def test_a_builder_crash_comes_back_as_an_error_and_the_explorer_goes_on() -> None:
     """TensorRT-RTX 1.4's builder segfaults on the encoder with attention kept FP32 between FP16 matmuls (found by
-    the encoder's diagnosis, docs/benchmarks.md). Built in the worker process (the default), the crash is a
+    the encoder's diagnosis, docs/live-engine.md). Built in the worker process (the default), the crash is a
     WorkerCrashed naming the signal, and the next compile of the same explorer works."""
     from mixprec_explorer.errors import WorkerCrashed
 

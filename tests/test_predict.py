@@ -237,8 +237,8 @@ def test_the_recorded_h200_engines_predict_the_mixed_one():
 def test_gpu_predict_small_run(tmp_path):
     out = tmp_path / "predict.md"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_predict.py"), "--small", "--models", "encoder", "--plans", "3",
-         "--runs", "5", "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "predict-live", "--small", "--models", "encoder",
+         "--plans", "3", "--runs", "5", "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     doc = json.loads(out.with_suffix(".json").read_text())
     assert {j["backend"] for j in doc["jobs"]} == {"eager", "compiled"}
@@ -269,7 +269,7 @@ def test_overlapping_single_node_errors_are_not_counted_twice():
 
 
 def test_mixed_plans_that_run_under_their_parts_move_the_next_mixed_prediction():
-    """The compiled encoder on an H200 (docs/benchmarks.md, predictor run 4): Inductor fuses mixed plans unlike
+    """The compiled encoder on an H200 (docs/prediction.md): Inductor fuses mixed plans unlike
     either calibration plan, and they ran 10-25 % under the sum of their parts. Two mixed plans measured that way
     move a third one's prediction by a fitted offset; the calibration plans stay exact."""
     torch.manual_seed(0)

@@ -342,13 +342,13 @@ def test_a_probe_limit_of_zero_compiles_only_the_calibration_plans(monkeypatch, 
 
 @pytest.mark.slow
 def test_the_live_search_script_runs_small_on_the_cpu(tmp_path):
-    """benchmarks/gpu_search_live.py end to end (tiny models, PyTorch eager): rows, compile counts, exported plans."""
+    """``benchmarks/run.py search-live`` end to end (tiny models, PyTorch eager): rows, compile counts, exported plans."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_search_live.py"), "--small", "--models",
+    run = subprocess.run([sys.executable, str(root / "benchmarks" / "run.py"), "search-live", "--small", "--models",
                           "resnet50,encoder", "--budgets", "1e-3", "--out", str(tmp_path)], capture_output=True,
                          text=True, timeout=600, cwd=root)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

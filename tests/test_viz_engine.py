@@ -93,7 +93,7 @@ def test_a_single_engine_keeps_plain_labels(ex: Explorer) -> None:
 
 def test_a_layer_on_a_second_stream_says_its_time_overlaps(ex: Explorer) -> None:
     """ResNet-50 FP32 runs its downsample branches on stream 1: their bars say why layer times add up to more than
-    end to end (docs/benchmarks.md: 1.11-1.18x, 1.00-1.05x without them)."""
+    end to end (docs/timing.md: 1.11-1.18x, 1.00-1.05x without them)."""
     from mixprec_explorer.backends.tensorrt import profile_from_dir
 
     fp32 = profile_from_dir(RTX / "resnet50_b8_fp32" / "profile", ex)  # the fixture keeps its own last profile

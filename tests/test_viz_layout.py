@@ -118,7 +118,7 @@ def test_layout_is_cached_per_graph_until_it_changes() -> None:
 
 
 def test_ten_thousand_nodes_are_laid_out_and_cached() -> None:
-    g = _stack(2500)  # 10,001 nodes, 12,500 edges (its speed is measured in benchmarks/bench_figure.py)
+    g = _stack(2500)  # 10,001 nodes, 12,500 edges (its speed is measured by benchmarks/run.py figure)
     lay = layered_layout(g)
     assert len(lay.positions) == g.number_of_nodes()
     assert layered_layout(g) is lay
