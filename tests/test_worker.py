@@ -12,7 +12,8 @@ import torch
 
 from mixprec_explorer import Explorer, OptionError, OptionTypeError, Settings, UnknownName, WorkerCrashed
 from mixprec_explorer import backends as B
-from mixprec_explorer.backends.worker import FunctionCall, Ref, get_worker, numerics_flags
+from mixprec_explorer.backends.subject import Subject
+from mixprec_explorer.backends.worker import FunctionCall, Ref, get_worker, numerics_flags, shutdown_worker
 from mixprec_explorer.examples import reference_autocast_model
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
@@ -195,3 +196,21 @@ def test_an_input_type_no_other_process_can_import_is_refused_before_shipping():
     assert worker.models == held  # nothing was sent
     compiled = ex.compile(backend="torch", device="cpu", progress=False, isolate=False)
     torch.testing.assert_close(B.run_compiled(ex, compiled), ex.example_inputs[0].x * 2)
+
+
+def test_the_worker_compiles_profiles_and_runs_without_the_facade():
+    """The worker holds the captured graph and batches (a Subject), never an Explorer: backends sit below the
+    facade, and a calibrated explorer's batches reach it as they are."""
+    shutdown_worker()
+    ex = Explorer(*reference_autocast_model())
+    ex.calibrate([ex.example_inputs, (torch.randn(1, 10),)])
+    compiled = ex.compile(FP16, backend="torch", device="cpu", progress=False)
+    ex.profile(compiled, runs=2, warmup=0, progress=False)
+    B.run_compiled(ex, compiled)
+    worker = get_worker()
+    held = worker.call(FunctionCall(type, (Ref("model", compiled.handle.model),)))
+    assert held is Subject
+    batches = worker.call(FunctionCall(getattr, (Ref("model", compiled.handle.model), "calibration_batches")))
+    assert len(batches) == 2 and torch.equal(batches[1][0], ex.calibration_batches[1][0])
+    loaded = worker.call(FunctionCall(eval, ("sorted(__import__('sys').modules)",)))
+    assert "mixprec_explorer.explorer" not in loaded and "mixprec_explorer.backends.torch_backend" in loaded

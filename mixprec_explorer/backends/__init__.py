@@ -41,7 +41,7 @@ from .torch_plan import to_device
 from .worker import get_worker, progress_bar, report_progress, shutdown_worker
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
+    from .subject import Model, Planner
 
 __all__ = [
     "AUTO_ORDER",
@@ -231,14 +231,14 @@ def check_options(backend: str, method: str, options: Mapping[str, Any]) -> None
         validate(method, options)
 
 
-def _one_batch(explorer: Explorer, inputs: Inputs) -> tuple[Batch, tuple[str, ...]]:
+def _one_batch(explorer: Model, inputs: Inputs) -> tuple[Batch, tuple[str, ...]]:
     """The first batch of ``inputs`` (every door's rules), and a note when more were given."""
     batches = normalize_inputs(explorer.captured, inputs)
     note = (f"measured on the first of the {len(batches)} batches given",) if len(batches) > 1 else ()
     return batches[0], note
 
 
-def cache_key(explorer: Explorer, settings: Settings, backend: str, device: str,
+def cache_key(explorer: Planner, settings: Settings, backend: str, device: str,
               options: Mapping[str, Any] | None = None) -> CacheKey:
     """The compile cache's one key: model fingerprint, settings, plan digest, example inputs, backend, device,
     options. :func:`compile_plan` sets it on every Compiled; backends never build one."""
@@ -278,7 +278,7 @@ class WorkerHandle:
     options: dict[str, Any] = field(default_factory=dict)  #: backend options, to redo the compile
 
 
-def run_here(explorer: Explorer, compiled: Compiled, inputs: Batch) -> Any:
+def run_here(explorer: Model, compiled: Compiled, inputs: Batch) -> Any:
     """The compiled plan's outputs for one batch, in this process (where the compiled plan must live)."""
     backend = get_backend(compiled.backend)
     if hasattr(backend, "run"):
@@ -292,7 +292,7 @@ def run_here(explorer: Explorer, compiled: Compiled, inputs: Batch) -> Any:
         return module(*args)
 
 
-def time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: Batch, runs: int,
+def time_here(explorer: Model, compileds: Sequence[Compiled], inputs: Batch, runs: int,
               warmup: int) -> list[EndToEnd]:
     """End-to-end latency of plans compiled in this process, timed in turns on one batch."""
     devices = list(dict.fromkeys(c.device for c in compileds))
@@ -311,14 +311,14 @@ def time_here(explorer: Explorer, compileds: Sequence[Compiled], inputs: Batch, 
     return [summarize_ms(t) for t in times]
 
 
-def _model_id(explorer: Explorer) -> str:
+def _model_id(explorer: Model) -> str:
     batches = explorer.calibration_batches
     shapes, names = describe_inputs(explorer.example_inputs)
     tag = hashlib.sha256(repr((shapes, names, id(batches) if batches else 0)).encode()).hexdigest()[:12]
     return f"{fingerprint_program(explorer.exported_program)[:24]}-{tag}"
 
 
-def _ship_model(explorer: Explorer, timeout_s: float | None) -> str:
+def _ship_model(explorer: Model, timeout_s: float | None) -> str:
     worker = get_worker()
     worker.ensure_started()
     model = _model_id(explorer)
@@ -338,7 +338,7 @@ def _ship_model(explorer: Explorer, timeout_s: float | None) -> str:
     return model
 
 
-def _compile_in_worker(explorer: Explorer, name: str, settings: Settings, device: str, options: dict[str, Any],
+def _compile_in_worker(explorer: Planner, name: str, settings: Settings, device: str, options: dict[str, Any],
                        fault: str | None, timeout_s: float | None) -> Compiled:
     worker = get_worker()
     model = _ship_model(explorer, timeout_s)
@@ -354,7 +354,7 @@ def _finalize(compiled: Compiled) -> Compiled:
     return compiled
 
 
-def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: str = "auto",
+def compile_plan(explorer: Planner, settings: Settings | None = None, backend: str = "auto",
                  device: str | torch.device | None = None, *, isolate: bool = True, progress: bool = True,
                  use_cache: bool = True, timeout_s: float | None = None, _fault: str | None = None,
                  **options: Any) -> Compiled:
@@ -398,7 +398,7 @@ def compile_plan(explorer: Explorer, settings: Settings | None = None, backend: 
     return compiled
 
 
-def _live(explorer: Explorer, compiled: Compiled, timeout_s: float | None) -> tuple[Compiled, tuple[str, ...]]:
+def _live(explorer: Planner, compiled: Compiled, timeout_s: float | None) -> tuple[Compiled, tuple[str, ...]]:
     """``compiled``, redone in a new worker first if the worker that held it has stopped (its handle is re-pointed)."""
     handle: WorkerHandle = compiled.handle
     worker = get_worker()
@@ -411,7 +411,7 @@ def _live(explorer: Explorer, compiled: Compiled, timeout_s: float | None) -> tu
     return compiled, ("compiled again: the worker process that held this compile had stopped",)
 
 
-def run_task(explorer: Explorer, compiled: Compiled, task: PlanTask, *, timeout_s: float | None = None
+def run_task(explorer: Planner, compiled: Compiled, task: PlanTask, *, timeout_s: float | None = None
              ) -> tuple[Any, tuple[str, ...]]:
     """``(task(explorer, compiled), notes)`` run where ``compiled`` lives: here, or in the worker (tensors then come
     back on the CPU; notes say when the worker had to compile it again)."""
@@ -422,7 +422,7 @@ def run_task(explorer: Explorer, compiled: Compiled, task: PlanTask, *, timeout_
     return get_worker().call(request, timeout_s=timeout_s), notes
 
 
-def profile_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, runs: int = 20,
+def profile_compiled(explorer: Planner, compiled: Compiled, inputs: Inputs = None, runs: int = 20,
                      warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None,
                      **options: Any) -> Profile:
     """Run a compiled plan: per-layer dtypes and latency mapped onto FX nodes, and end-to-end latency.
@@ -441,7 +441,7 @@ def profile_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = No
     return dataclasses.replace(result, notes=tuple(result.notes) + notes) if notes else result
 
 
-def time_plans(explorer: Explorer, compileds: Sequence[Compiled], inputs: Inputs = None, runs: int = 30,
+def time_plans(explorer: Planner, compileds: Sequence[Compiled], inputs: Inputs = None, runs: int = 30,
                warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None) -> list[EndToEnd]:
     """End-to-end latency (an EndToEnd each, ms) of several compiled plans timed in turns, for a fair comparison.
 
@@ -465,7 +465,7 @@ def time_plans(explorer: Explorer, compileds: Sequence[Compiled], inputs: Inputs
         return get_worker().call(request, timeout_s=timeout_s)
 
 
-def run_compiled(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, *,
+def run_compiled(explorer: Planner, compiled: Compiled, inputs: Inputs = None, *,
                  timeout_s: float | None = None) -> Any:
     """The compiled plan's outputs for ``inputs`` (default: the example inputs): one batch's outputs, or a list
     of them for a list of batches; CPU tensors when from a worker."""

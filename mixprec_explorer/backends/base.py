@@ -17,8 +17,8 @@ from ..records import EndToEnd, LayerRecord
 from ..settings import Settings
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
     from ..policy import PrecisionPlan
+    from .subject import Model
 
 
 @dataclass(frozen=True)
@@ -138,10 +138,10 @@ class Backend(Protocol):
         """(usable here, reason in words when not)."""
         ...
 
-    def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, **options: Any) -> Compiled:
+    def compile(self, explorer: Model, plan: PrecisionPlan, device: str, **options: Any) -> Compiled:
         """Build ``plan`` (its ``settings`` included) for ``device``; reject unknown ``options`` with TypeError."""
         ...
 
-    def profile(self, explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...], runs: int,
+    def profile(self, explorer: Model, compiled: Compiled, inputs: tuple[Any, ...], runs: int,
                 warmup: int) -> Profile:
         ...

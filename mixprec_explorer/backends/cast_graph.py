@@ -33,18 +33,19 @@ import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch.utils import _pytree as pytree
 
 from ..errors import MixprecError, SettingsError
+from ..ops import ASSERT_OPS, qualified_op_name
 from ..settings import Settings, write_atomic
 from .torch_plan import OWNER, ROLE, apply_plan, to_device
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
     from ..policy import PrecisionPlan
+    from .subject import Model, Planner
 
 __all__ = ["NODE_KEY", "ROLE_KEY", "CastGraphError", "cast_program", "compile_kwargs_for_cast_program",
            "compile_snippet", "export_cast_program", "node_dtypes", "save_program_atomic",
@@ -53,7 +54,6 @@ __all__ = ["NODE_KEY", "ROLE_KEY", "CastGraphError", "cast_program", "compile_kw
 NODE_KEY = "mixprec_node"  #: ``meta["custom"]`` key: the captured graph's node a program node belongs to
 ROLE_KEY = "mixprec_role"  #: ``meta["custom"]`` key: "op" (the model's node) or "cast" (a cast the plan inserted)
 
-_ASSERTS = {torch.ops.aten._assert_tensor_metadata.default, torch.ops.aten._assert_scalar.default}
 
 
 class CastGraphError(MixprecError, RuntimeError):
@@ -134,7 +134,8 @@ def _symbol(size: torch.SymInt) -> Any:
     """
     try:
         expr = size.node._expr
-        replacements = size.node.shape_env.replacements
+        shape_env = size.node.shape_env
+        replacements = shape_env.replacements if shape_env is not None else {}
         for _ in range(64):
             nxt = replacements.get(expr)
             if nxt is None or not getattr(nxt, "is_symbol", False):
@@ -182,11 +183,18 @@ def _dynamic_shapes(ep: torch.export.ExportedProgram, args: tuple[Any, ...], *, 
     return pytree.tree_unflatten(specs, spec)
 
 
-def cast_program(explorer: Explorer, settings: Settings | None = None, *, device: str | None = None,
+def _planner(model: Model) -> Planner:
+    if not callable(getattr(model, "plan", None)):
+        raise SettingsError("this model does not decide plans: pass settings and plan to cast_program")
+    return cast("Planner", model)
+
+
+def cast_program(explorer: Model, settings: Settings | None = None, *, device: str | None = None,
                  plan: PrecisionPlan | None = None) -> torch.export.ExportedProgram:
     """The plan for ``settings`` (None: the explorer's current ones) as an ExportedProgram with the casts in it.
 
-    ``plan`` is that plan where the caller already has it (a compile passes the one it decided).
+    ``plan`` is that plan where the caller already has it (a compile passes the one it decided, with any
+    captured graph, an Explorer or not).
 
     Floating-point tensors are cast to each classified node's planned dtype; integer and bool tensors never are.
     Compile it with :func:`compile_kwargs_for_cast_program` (autocast off, strong typing). ``device`` is where the
@@ -194,11 +202,11 @@ def cast_program(explorer: Explorer, settings: Settings | None = None, *, device
     stay dynamic. Raises :class:`SettingsError` for weak typing and :class:`CastGraphError` if the casts cannot
     be applied or the result cannot be exported.
     """
-    s = explorer.settings if settings is None else settings
+    s = _planner(explorer).settings if settings is None else settings
     settings_for_cast_program(s)  # refuses weak typing
     ep = explorer.exported_program
     dev = device or _program_device(ep)
-    plan = _without_accumulation(plan if plan is not None else explorer.plan(s))
+    plan = _without_accumulation(plan if plan is not None else _planner(explorer).plan(s))
     try:
         planned = apply_plan(ep, plan, device=dev, cast_non_float=False, fold_weight_casts=False)
     except Exception as err:
@@ -229,7 +237,7 @@ def node_dtypes(program: torch.export.ExportedProgram) -> dict[str, torch.dtype]
     out: dict[str, torch.dtype] = {}
     for node in program.graph.nodes:
         custom = node.meta.get("custom") or {}
-        if node.op != "call_function" or custom.get(ROLE_KEY) != "op" or node.target in _ASSERTS:
+        if node.op != "call_function" or custom.get(ROLE_KEY) != "op" or qualified_op_name(node.target) in ASSERT_OPS:
             continue
         val = node.meta.get("val")
         first = next((v for v in (val if isinstance(val, (list, tuple)) else [val]) if isinstance(v, torch.Tensor)),
@@ -316,7 +324,7 @@ def save_program_atomic(program: torch.export.ExportedProgram, path: str | os.Pa
     return write_atomic(path, lambda handle: torch.export.save(program, handle))
 
 
-def export_cast_program(explorer: Explorer, path: str | os.PathLike[str], settings: Settings | None = None, *,
+def export_cast_program(explorer: Planner, path: str | os.PathLike[str], settings: Settings | None = None, *,
                         device: str | None = None) -> tuple[Path, Path]:
     """Write the cast program (``torch.export.save``, atomic) and, beside it, a ``.py`` that compiles it.
 

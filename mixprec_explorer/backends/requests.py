@@ -20,10 +20,10 @@ import torch
 
 from ..inputs import Batch
 from .shipping import Shipment, load_program
+from .subject import Model, Subject, subject_of
 from .worker import report_progress, stored
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
     from ..policy import PrecisionPlan
     from .base import Compiled
 
@@ -42,7 +42,7 @@ class PlanTask(Protocol):
     @property
     def what(self) -> str: ...
 
-    def __call__(self, explorer: Explorer, compiled: Compiled) -> Any: ...
+    def __call__(self, explorer: Model, compiled: Compiled) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RunPlan:
     batch: Batch
     what: str = "run"
 
-    def __call__(self, explorer: Explorer, compiled: Compiled) -> Any:
+    def __call__(self, explorer: Model, compiled: Compiled) -> Any:
         from . import run_here
 
         return run_here(explorer, compiled, self.batch)
@@ -68,7 +68,7 @@ class ProfilePlan:
     options: Mapping[str, Any] = field(default_factory=dict)
     what: str = "profile"
 
-    def __call__(self, explorer: Explorer, compiled: Compiled) -> Any:
+    def __call__(self, explorer: Model, compiled: Compiled) -> Any:
         from . import get_backend
 
         return get_backend(compiled.backend).profile(explorer, compiled, self.batch, self.runs, self.warmup,
@@ -78,8 +78,8 @@ class ProfilePlan:
 # -- requests the worker executes against what it stores ----------------------------------------------------------
 @dataclass(frozen=True)
 class LoadModel:
-    """(worker) An Explorer over the program :func:`~.shipping.save_program` wrote at ``path``, calibrated with the
-    parent's batches."""
+    """(worker) A :class:`~.subject.Subject` over the program :func:`~.shipping.save_program` wrote at ``path``, with
+    the parent's calibration batches (the plan comes with each compile, so nothing is calibrated here)."""
 
     path: str
     example_inputs: Batch
@@ -87,13 +87,8 @@ class LoadModel:
     shipment: Shipment = Shipment()
     what: str = "loading the model in the worker"
 
-    def execute(self, store: Mapping[str, Any]) -> Explorer:
-        from ..explorer import Explorer
-
-        explorer = Explorer(load_program(self.path, self.shipment), self.example_inputs)
-        if self.calibration_batches:
-            explorer.calibrate(list(self.calibration_batches))
-        return explorer
+    def execute(self, store: Mapping[str, Any]) -> Subject:
+        return subject_of(load_program(self.path, self.shipment), self.example_inputs, self.calibration_batches)
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ from .torch_plan import to_device
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
-    from ..explorer import Explorer
     from ..policy import PrecisionPlan
+    from .subject import Model
 
 __all__ = [
     "ACC_PREFIX",
@@ -409,7 +409,7 @@ def build_calibration_dataloader(batches: Iterable[Any], device: str | torch.dev
 
 
 # -- reading what the runtime wrote (the files are parsed in parsers/trace.py) ------------------------------------
-def profile_from_dir(directory: str | Path, explorer: Explorer | None) -> Profile:
+def profile_from_dir(directory: str | Path, explorer: Model | None) -> Profile:
     """The :class:`Profile` of a folder the C++ runtime wrote with ``enable_profiling(..., profile_format="trex")``.
 
     Reads every ``<engine>_engine_layer_information.json`` and its ``<engine>_engine_engine_execution_profile.trace``
@@ -657,7 +657,7 @@ def map_post_to_pre(graph_module: torch.fx.GraphModule, pre_names: Collection[st
     return out
 
 
-def _node_modules(explorer: Explorer) -> dict[str, str]:
+def _node_modules(explorer: Model) -> dict[str, str]:
     return {name: info.module for name, info in explorer.nodes.items() if info.kind == "call_function"}
 
 
@@ -690,13 +690,16 @@ def build_mode(plan: PrecisionPlan, build: str = "auto") -> tuple[str, str]:
                           f"({len(casts)} in plan.integer_casts), {effect}; the same plan's casts were applied to "
                           "floating-point tensors only and compiled with autocast off (build='autocast' forces "
                           "autocast)")
+
+
 _EXECUTING = re.compile(r"While executing %(?P<node>\w+) : .*?call_function\[target=(?P<op>[\w.]+)\]")
 
 
-def _cast_build(explorer: Explorer, plan: PrecisionPlan, device: str) -> tuple[Explorer, Settings, dict[str, str]]:
-    """The plan's casts applied by mixprec_explorer (floats only): (cast-program explorer, its settings, rename)."""
-    from ..explorer import Explorer as CastExplorer
+def _cast_build(explorer: Model, plan: PrecisionPlan, device: str) -> tuple[Model, Settings, dict[str, str]]:
+    """The plan's casts applied by mixprec_explorer (floats only): (the cast program as a Subject, its settings,
+    rename)."""
     from .cast_graph import NODE_KEY, ROLE_KEY, cast_program, settings_for_cast_program
+    from .subject import subject_of
 
     settings = plan.settings
     program = cast_program(explorer, settings, device=device, plan=plan)
@@ -706,7 +709,7 @@ def _cast_build(explorer: Explorer, plan: PrecisionPlan, device: str) -> tuple[E
         if n.op == "call_function" and NODE_KEY in custom:
             # a cast the plan inserted is written "<cast>" + its consumer: charged to it, its dtype not the node's
             rename[n.name] = ("<cast>" if custom.get(ROLE_KEY) == "cast" else "") + custom[NODE_KEY]
-    return CastExplorer(program), settings_for_cast_program(settings), rename
+    return subject_of(program), settings_for_cast_program(settings), rename
 
 
 def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
@@ -731,7 +734,7 @@ _NO_CONTEXT = re.compile(r"exec_ctx|execution context", re.IGNORECASE)
 _ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
 
 
-def _low_attention_pattern(explorer: Explorer, plan: PrecisionPlan) -> str | None:
+def _low_attention_pattern(explorer: Model, plan: PrecisionPlan) -> str | None:
     """One regex for every attention module the plan runs in low precision, layer numbers as any number, or None
     (``bert.encoder.layer.0.attention.self.query`` gives ``^bert\\.encoder\\.layer\\.\\d+\\.attention(\\.|$)``)."""
     tops = set()
@@ -748,7 +751,7 @@ def _low_attention_pattern(explorer: Explorer, plan: PrecisionPlan) -> str | Non
     return "^" + (tops.pop() if len(tops) == 1 else "(" + "|".join(sorted(tops)) + ")") + r"(\.|$)"
 
 
-def compile_failure(err: Exception, built: Explorer, explorer: Explorer, plan: PrecisionPlan,
+def compile_failure(err: Exception, built: Model, explorer: Model, plan: PrecisionPlan,
                     rename: Mapping[str, str], build: str, log: Path) -> CompileFailure:
     """Torch-TensorRT's exception as a :class:`CompileFailure` naming the FX node it stopped at and the remedies."""
     text = str(err)
@@ -796,7 +799,7 @@ class TensorRTHandle:
     runtime: str  #: "cpp" or "python"
     logging_dir: str  #: the Debugger's folder (``torch_tensorrt_logging.log``, engine profiles)
     fallback: tuple[str, ...] = ()  #: ``_run_on_gpu_N`` submodules that run in PyTorch
-    graph: Any = None  #: for build="cast_graph": the Explorer of the cast program the engines were built from
+    graph: Any = None  #: for build="cast_graph": the Subject of the cast program the engines were built from
     rename: dict[str, str] = field(default_factory=dict)  #: cast-program node -> the captured node it belongs to
     post_to_pre: dict[str, str] = field(default_factory=dict)  #: post- -> pre-decomposition node names
     versions: dict[str, str] = field(default_factory=dict)
@@ -900,7 +903,7 @@ class TensorRTBackend:
             raise BackendUnavailable(self.availability()[1])
         return mods
 
-    def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, **options: Any) -> Compiled:
+    def compile(self, explorer: Model, plan: PrecisionPlan, device: str, **options: Any) -> Compiled:
         """Build the engines for ``plan.settings``; raises BackendUnavailable where TensorRT or CUDA is missing.
 
         ``plan`` is the caller's: Torch-TensorRT decides the precisions itself from the settings and calibration,
@@ -991,7 +994,7 @@ class TensorRTBackend:
                         handle=handle, notes=tuple(notes))
 
     @staticmethod
-    def _post_to_pre(explorer: Explorer, ttrt: Any, notes: list[str]) -> dict[str, str]:
+    def _post_to_pre(explorer: Model, ttrt: Any, notes: list[str]) -> dict[str, str]:
         """Decompose a copy with Torch-TensorRT's table to learn which pre-decomposition node each op came from."""
         try:
             table = importlib.import_module("torch_tensorrt.dynamo.lowering").get_decompositions()
@@ -1002,7 +1005,7 @@ class TensorRTBackend:
                          "layers are attributed by module path")
             return {}
 
-    def profile(self, explorer: Explorer, compiled: Compiled, inputs: tuple[Any, ...], runs: int,
+    def profile(self, explorer: Model, compiled: Compiled, inputs: tuple[Any, ...], runs: int,
                 warmup: int) -> Profile:
         """Per-layer datatypes and latency of every engine, then end-to-end latency with profiling off."""
         mods = self._require()

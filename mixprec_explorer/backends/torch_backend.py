@@ -39,8 +39,8 @@ from .torch_profile import (
 from .worker import report_progress
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
     from ..policy import PrecisionPlan
+    from .subject import Model
 
 __all__ = ["MODES", "PlannedGraph", "TorchBackend", "TorchProgram", "apply_plan", "attribute_events", "flatten_inputs",
            "iter_node_values", "observe_dtypes", "run_ranged", "time_runs", "to_device",
@@ -117,7 +117,7 @@ class TorchBackend:
 
             check_one_of(f"{where} (torch.compile)", "compile_options['mode']", extra["mode"], list_mode_options())
 
-    def compile(self, explorer: Explorer, plan: PrecisionPlan, device: str, *, mode: str = "eager",
+    def compile(self, explorer: Model, plan: PrecisionPlan, device: str, *, mode: str = "eager",
                 cast_non_float: bool = False, fold_weight_casts: bool = True,
                 compile_options: dict[str, Any] | None = None) -> Compiled:
         """Apply ``plan`` to a copy of the graph on ``device``; ``mode="compiled"`` also runs
@@ -153,11 +153,11 @@ class TorchBackend:
         return Compiled(backend=NAME, device=str(device), settings=settings,
                         compile_s=time.perf_counter() - start, handle=program, notes=tuple(notes))
 
-    def run(self, explorer: Explorer, compiled: Compiled, inputs: Sequence[Any]) -> Any:
+    def run(self, explorer: Model, compiled: Compiled, inputs: Sequence[Any]) -> Any:
         """The compiled plan's outputs for ``inputs`` (on its device)."""
         return compiled.handle(*inputs)
 
-    def profile(self, explorer: Explorer, compiled: Compiled, inputs: Sequence[Any], runs: int, warmup: int, *,
+    def profile(self, explorer: Model, compiled: Compiled, inputs: Sequence[Any], runs: int, warmup: int, *,
                 profile_runs: int = 10) -> Profile:
         """Observed dtypes per node, per-node latency from ``profile_runs`` profiled runs (median), and end-to-end
         latency over ``runs`` runs after ``warmup``, with profiling off and device synchronisation."""
@@ -196,11 +196,11 @@ class TorchBackend:
         return self._assemble(explorer, compiled, observed, ranged, loose, kernels, orphan, n_prof, end_to_end)
 
     @staticmethod
-    def _assemble(explorer: Explorer, compiled: Compiled, observed: dict, ranged: dict, loose: dict,
+    def _assemble(explorer: Model, compiled: Compiled, observed: dict, ranged: dict, loose: dict,
                   kernels: dict, orphan_us: float, n_prof: int, end_to_end: EndToEnd) -> Profile:
         program: TorchProgram = compiled.handle
         planned = program.planned
-        plan = compiled.plan if compiled.plan is not None else explorer.plan(compiled.settings)
+        plan = compiled.plan  # set by compile_plan (the plan it passed down); None: no predicted dtypes
         eager = program.mode == "eager"
         per_node: dict[str, dict[str, list[float]]] = {}
         for label, per_run in ranged.items():
@@ -218,7 +218,7 @@ class TorchBackend:
         layers = []
         for owner in owners:
             info = explorer.nodes.get(owner)
-            rec = plan.get(owner)
+            rec = plan.get(owner) if plan is not None else None
             ins, outs = observed.get(owner, ((), ()))
             roles = per_node.get(owner, {})
             top = sorted(kernels.get(owner, {}).items(), key=lambda kv: -kv[1])[:3]

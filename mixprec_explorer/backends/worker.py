@@ -49,7 +49,7 @@ class InjectedFailure(MixprecError, RuntimeError):
 
 @dataclass(frozen=True)
 class Ref:
-    """Stands for an object that lives in the worker: ``kind`` is "model" (an Explorer) or "compiled"."""
+    """Stands for an object that lives in the worker: ``kind`` is "model" (a :class:`~.subject.Subject`) or "compiled"."""
 
     kind: str
     id: str
