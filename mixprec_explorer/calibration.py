@@ -13,22 +13,21 @@ largest finite value (overflow: inf).
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from . import dtypes
+from .dtypes import LOW_PRECISION_TYPES, display_name
 from .errors import SettingsError
 from .numbers import format_number
+from .ops import UNCLASSIFIED_OPS, qualified_op_name
 from .records import CalibrationStat
 
 __all__ = ["Calibration", "RangeIssue", "range_issues", "range_limits", "range_summary", "record_stats",
            "trace_reference_stats"]
 
-_SKIPPED_TARGETS = (torch.ops.higher_order.wrap_with_autocast, operator.getitem)
 
 
 def _max_abs(t: torch.Tensor) -> float:
@@ -49,7 +48,8 @@ class _Recorder:
         self.stats: dict[str, list[Any]] = {}
 
     def add(self, node: torch.fx.Node, out: Any) -> None:
-        if node.op != "call_function" or node.target in _SKIPPED_TARGETS or not isinstance(out, torch.Tensor):
+        if (node.op != "call_function" or qualified_op_name(node.target) in UNCLASSIFIED_OPS
+                or not isinstance(out, torch.Tensor)):
             return
         seen = self.stats.get(node.name)
         shape = tuple(out.shape)
@@ -138,7 +138,7 @@ class RangeIssue:
     def text(self) -> str:
         """``"conv2d_17: |x| max 2.5e-05, below FP16's smallest normal 6.1e-05"``."""
         tiny, normal, top = range_limits(self.low)
-        name = dtypes.display_name(self.low)
+        name = display_name(self.low)
         if self.issue == "overflow":
             return f"{self.node}: |x| max {format_number(self.max_abs, 2)}, above {name}'s max {top:.6g} (inf)"
         where = (f"below {format_number(tiny / 2, 2)}, half {name}'s smallest subnormal: all of it rounds to 0"
@@ -163,8 +163,8 @@ def range_summary(stats: Mapping[str, CalibrationStat], low: torch.dtype | None 
     """In words, per low-precision type (``low``, else FP16 and BF16): how many nodes' ranges underflow or overflow
     it, and the first of each in graph order."""
     lines = []
-    for dtype in (low,) if low is not None else dtypes.LOW_PRECISION_TYPES:
-        name, issues = dtypes.display_name(dtype), range_issues(stats, dtype)
+    for dtype in (low,) if low is not None else LOW_PRECISION_TYPES:
+        name, issues = display_name(dtype), range_issues(stats, dtype)
         if not issues:
             _, normal, top = range_limits(dtype)
             lines.append(f"{name}: all {len(stats)} nodes' ranges fit its normal range ({format_number(normal, 2)} "

@@ -20,11 +20,11 @@ import torch
 
 from .calibration import trace_reference_stats
 from .capture import CapturedGraph, capture, is_autocast_skipped
-from .errors import MissingResult, SettingsError, UnknownName
+from .errors import MissingResult, OptionTypeError, SettingsError, UnknownName
 from .inputs import Batch, Inputs, as_batches, check_batch
 from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
-from .settings import Settings, qualified_op_name, write_atomic
+from .settings import Settings, module_pattern, qualified_op_name, subtree_pattern, write_atomic
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -32,10 +32,8 @@ if TYPE_CHECKING:
 
     from .accuracy import AccuracyReport
     from .backends.base import Compiled, Profile
-    from .compare import Comparison
-    from .frontier import Frontier
+    from .results import Comparison, Frontier, Sensitivity
     from .search import SearchResult
-    from .sensitivity import Sensitivity
     from .viz.graph import Grouping
 
 
@@ -97,11 +95,6 @@ class _ExtensionsView(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-
-def module_pattern(module: str) -> str:
-    """The anchored regex a user would write for exactly one module path (``^layer1\\.0\\.conv1$``)."""
-    return f"^{re.escape(module)}$"
 
 
 class Explorer:
@@ -344,8 +337,6 @@ class Explorer:
         module = self.resolve_module(target)
         info = self.nodes.get(target)
         if (info is None or info.kind != "call_function") and self._is_container(module):
-            from .search import subtree_pattern
-
             return module, subtree_pattern(module)
         return module, module_pattern(module)
 
@@ -353,8 +344,6 @@ class Explorer:
         """Every regex :meth:`exclude` may have written for ``module`` (exact, and subtree for a non-root path)."""
         if not module:
             return {module_pattern(module)}
-        from .search import subtree_pattern
-
         return {module_pattern(module), subtree_pattern(module)}
 
     def _reach(self, pattern: str) -> tuple[str, ...]:
@@ -545,18 +534,65 @@ class Explorer:
         return self.settings
 
     # -- layers above the core, imported on first use: the core loads no plotly, ipywidgets or torch_tensorrt --
+    # viz draws records: the facade hands it the captured graph, the plan and the results it keeps
+    def _plan_of(self, plan: PrecisionPlan | Settings) -> PrecisionPlan:
+        """A PrecisionPlan as given, or this explorer's plan of a Settings; OptionTypeError for anything else."""
+        if isinstance(plan, PrecisionPlan):
+            return plan
+        if isinstance(plan, Settings):
+            return self.plan(plan)
+        raise OptionTypeError(f"expected a PrecisionPlan or Settings to compare with, got {type(plan).__name__}")
+
+    def _overlays(self, color_by: str, profile: Profile | None, accuracy: Any, sensitivity: Sensitivity | None,
+                  compare_to: PrecisionPlan | Settings | None) -> dict[str, Any]:
+        """What a graph figure draws over its plan: the results given, else the last ones kept."""
+        from .viz.colors import FP32_COST
+
+        return {"profile": profile if profile is not None else self.last_profile,
+                "accuracy": accuracy if accuracy is not None else self.last_accuracy,
+                "sensitivity": sensitivity if sensitivity is not None else self.last_sensitivity,
+                "compare_to": self._plan_of(compare_to) if compare_to is not None else None,
+                "fp32_cost_ms": self.predictor.fp32_cost_ms() if color_by == FP32_COST else None,
+                "calibration": self.calibration}
+
     def figure(self, settings: Settings | None = None, color_by: str = "precision", *,
                group_by_module: Grouping = "auto", expanded: Iterable[str] = (), profile: Profile | None = None,
                accuracy: AccuracyReport | None = None, plan: PrecisionPlan | None = None, height: int | None = None,
                width: int | None = None, sensitivity: Sensitivity | None = None,
                compare_to: PrecisionPlan | Settings | None = None,
                compare_labels: tuple[str, str] = ("A", "B")) -> go.Figure:
-        """A plotly Figure of the graph coloured by ``color_by`` (see :func:`mixprec_explorer.viz.graph.build_figure`)."""
+        """A plotly Figure of the graph coloured by ``color_by`` (see :func:`mixprec_explorer.viz.graph.build_figure`).
+
+        ``plan`` (default: the plan of ``settings``, else of the current settings) is drawn; ``profile``,
+        ``accuracy`` and ``sensitivity`` default to ``last_profile``, ``last_accuracy`` and ``last_sensitivity``;
+        ``compare_to`` takes a PrecisionPlan or Settings.
+        """
         from .viz.graph import build_figure
 
-        return build_figure(self, settings, color_by, group_by_module, expanded, profile, accuracy, plan=plan,
-                            height=height, width=width, sensitivity=sensitivity, compare_to=compare_to,
-                            compare_labels=compare_labels)
+        return build_figure(self.captured, plan if plan is not None else self.plan(settings), color_by,
+                            group_by_module=group_by_module, expanded=expanded, height=height, width=width,
+                            compare_labels=compare_labels,
+                            **self._overlays(color_by, profile, accuracy, sensitivity, compare_to))
+
+    def recolor(self, fig: go.Figure, plan: PrecisionPlan | None = None, color_by: str | None = None, *,
+                profile: Profile | None = None, accuracy: AccuracyReport | None = None,
+                sensitivity: Sensitivity | None = None, compare_to: PrecisionPlan | Settings | None = None,
+                compare_labels: tuple[str, str] = ("A", "B")) -> None:
+        """Update a :meth:`figure` (or its FigureWidget) in place for ``plan`` (default: the current one), coloured
+        by ``color_by`` (default: as last); results default as for :meth:`figure`
+        (see :func:`mixprec_explorer.viz.graph.recolor`)."""
+        from .viz.graph import color_by_of, recolor
+
+        color_by = color_by or color_by_of(fig)
+        recolor(fig, self.captured, plan if plan is not None else self.plan(), color_by, compare_labels=compare_labels,
+                **self._overlays(color_by, profile, accuracy, sensitivity, compare_to))
+
+    def figure_of(self, result: Sensitivity | Frontier | Comparison, **options: Any) -> go.Figure:
+        """The figure of an analysis result: a Sensitivity's bar chart (``by=``, ``top=``), a Frontier's scatter,
+        a Comparison's two graphs (``mode="difference"``, ``labels=``...); see :func:`mixprec_explorer.viz.draw`."""
+        from .viz import draw
+
+        return draw(result, captured=self.captured, **options)
 
     def widget(self, *, color_by: str = "precision", group_by_module: Grouping = "auto", height: int | None = None,
                search_options: dict[str, Any] | None = None,
@@ -572,7 +608,8 @@ class Explorer:
 
         ``profile`` defaults to the last one measured or loaded. ``select`` is an FX node name (its layers are
         outlined) or an engine layer's name or position (outlined; ``viz.engine.nodes_for_layer`` gives its FX
-        nodes, ``viz.highlight(ex.figure(), ex, nodes)`` rings them). Raises MissingResult without a profile.
+        nodes, ``viz.highlight(fig, ex.captured, nodes)`` rings them in ``fig = ex.figure()``). Raises MissingResult
+        without a profile.
         """
         from .viz.engine import build_engine_figure
 
@@ -586,11 +623,19 @@ class Explorer:
     def save_html(self, path: str | os.PathLike[str], *, settings: Settings | None = None,
                   color_by: str = "precision", group_by_module: Grouping = "auto", profile: Profile | None = None,
                   accuracy: AccuracyReport | None = None, title: str | None = None) -> Path:
-        """A standalone HTML report (graph, plan table, summary) that opens offline."""
+        """A standalone HTML report (graph, plan table, summary) that opens offline; written atomically.
+
+        ``profile`` and ``accuracy`` default to ``last_profile`` and ``last_accuracy``.
+        """
         from .viz.report import save_html
 
-        return save_html(self, path, settings=settings, color_by=color_by, group_by_module=group_by_module,
-                         profile=profile, accuracy=accuracy, title=title)
+        s = settings if settings is not None else self.settings
+        plan = self.plan(s)
+        profile = profile if profile is not None else self.last_profile
+        figure = self.figure(color_by=color_by, group_by_module=group_by_module, profile=profile, accuracy=accuracy,
+                             plan=plan)
+        return save_html(self.captured, path, plan, settings=s, figure=figure, summary=self.summary(plan),
+                         warnings=self.check_settings(s), profile=profile, title=title)
 
     def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None, *,
                 isolate: bool = True, progress: bool = True, use_cache: bool = True, timeout_s: float | None = None,
@@ -688,7 +733,7 @@ class Explorer:
                  compile_options: Mapping[str, Any] | None = None, measure: bool = False,
                  executor: str | None = None, low_dtype: torch.dtype | None = None,
                  progress: bool = True) -> Frontier:
-        """A sweep of plans from all-low to all-FP32 with latency and error; ``.figure()`` draws it. Kept as
+        """A sweep of plans from all-low to all-FP32 with latency and error; ``ex.figure_of(result)`` draws it. Kept as
         ``last_frontier`` (see :func:`mixprec_explorer.frontier.compute_frontier`)."""
         from .frontier import compute_frontier
 
@@ -704,7 +749,7 @@ class Explorer:
         """Per-node changes between two plans or Settings (dtype, and latency/error where given)."""
         from .compare import compare_plans
 
-        return compare_plans(self, plan_a, plan_b, profiles=profiles, node_errors=node_errors)
+        return compare_plans(self._plan_of(plan_a), self._plan_of(plan_b), profiles=profiles, node_errors=node_errors)
 
     def __repr__(self) -> str:
         calls = sum(1 for i in self.nodes.values() if i.kind == "call_function")

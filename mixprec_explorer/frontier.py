@@ -7,7 +7,6 @@ latency from :func:`~mixprec_explorer.analysis.price_nodes` (or, with ``measure=
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,52 +24,14 @@ from .analysis import (
     price_nodes,
     with_exclusions,
 )
-from .explorer import module_pattern
+from .results import Frontier, FrontierPoint
 from .sensitivity import compute_sensitivity
-from .settings import Settings
+from .settings import module_pattern
 
 if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
     from .explorer import Explorer
 
 __all__ = ["Frontier", "FrontierPoint", "compute_frontier", "pareto_flags"]
-
-
-@dataclass(frozen=True)
-class FrontierPoint:
-    """One plan of the sweep with its error and latency."""
-
-    label: str  #: "all low", "+3 FP32 modules", "all FP32"
-    settings: Settings
-    fp32_modules: tuple[str, ...]  #: modules kept in FP32 (most sensitive first)
-    error: float  #: measured by one forward pass (metric units)
-    latency_ms: float  #: estimated, or measured where ``measured`` is True
-    measured: bool
-    on_front: bool  #: not dominated by any other point in (latency, error)
-
-
-@dataclass(frozen=True)
-class Frontier:
-    """A sweep of plans; ``figure()`` draws it with the Pareto front highlighted."""
-
-    points: tuple[FrontierPoint, ...]
-    metric: str
-    latency_source: str
-
-    def front(self) -> list[FrontierPoint]:
-        return sorted((p for p in self.points if p.on_front), key=lambda p: p.latency_ms)
-
-    def figure(self) -> go.Figure:
-        from .viz.frontier import frontier_figure
-
-        return frontier_figure(self)
-
-    def widget(self, explorer: Explorer):
-        """The scatter as a widget: clicking a point loads that plan into ``explorer.settings`` (undoable)."""
-        from .widget.frontier import build_frontier_widget
-
-        return build_frontier_widget(explorer, self)
 
 
 def pareto_flags(points: Sequence[tuple[float, float]]) -> list[bool]:

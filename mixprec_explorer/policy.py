@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from . import dtypes
 from .capture import CapturedGraph, is_autocast_skipped
+from .dtypes import PALETTE, display_name
 from .errors import UnknownName
 from .ops import AUTOCAST_REGION_OP, CONV_DEPTH_OPS, FP32_ACC_OPS, GEMM_DEPTH_OPS, SDPA_OP, op_basename
 from .records import CalibrationStat, NodeInfo, NodePrecision
@@ -98,7 +98,7 @@ class IntegerCast:
         arg = f" {self.argument!r}" if self.argument else ""
         how = "cast to" if self.via == "cast" else "relabelled"
         text = (f"{self.node} <- {self.input} ({str(self.input_dtype).replace('torch.', '')}{arg}) "
-                f"{how} {dtypes.display_name(self.cast_dtype)}")
+                f"{how} {display_name(self.cast_dtype)}")
         return f"{text}: {self.why}" if why else text
 
 
@@ -167,7 +167,7 @@ class PrecisionPlan:
         out: dict[str, int] = {}
         for rec in self._records.values():
             if rec.rule != "removed":
-                key = dtypes.display_name(rec.dtype)
+                key = display_name(rec.dtype)
                 out[key] = out.get(key, 0) + 1
         return out
 
@@ -208,8 +208,8 @@ class PrecisionPlan:
     def to_rows(self) -> list[dict[str, str]]:
         """One dict per node (name, op, module, dtype, accumulate, rule, reason), for tables and DataFrames."""
         return [{"name": r.name, "op": r.op.replace("torch.ops.", ""), "module": r.module,
-                 "dtype": dtypes.display_name(r.dtype) if r.rule != "removed" else "-",
-                 "accumulate": dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype else "",
+                 "dtype": display_name(r.dtype) if r.rule != "removed" else "-",
+                 "accumulate": display_name(r.accumulate_dtype) if r.accumulate_dtype else "",
                  "rule": r.rule, "reason": r.reason} for r in self]
 
     def _repr_html_(self) -> str:
@@ -220,7 +220,7 @@ class PrecisionPlan:
                        for h in ("node", "op", "module", "dtype", "acc", "reason"))
         body = []
         for row in self.to_rows():
-            colour = dtypes.PALETTE.get(row["dtype"], dtypes.PALETTE["other"])
+            colour = PALETTE.get(row["dtype"], PALETTE["other"])
             cells = [escape(row["name"]), escape(row["op"]), escape(row["module"] or "(root)"),
                      f"<span style='color:{colour};font-weight:bold'>{row['dtype']}</span>",
                      escape(row["accumulate"]), escape(row["reason"])]
@@ -308,7 +308,7 @@ class Policy:
             return NodePrecision(name, op, module, None, None, "removed",
                                  f"deleted by Torch-TensorRT's {info.removed_by} pass before autocast runs")
         if op == AUTOCAST_REGION_OP:
-            shown = ", ".join(dtypes.display_name(d) for d in dict.fromkeys(info.output_dtypes)) or "no tensor"
+            shown = ", ".join(display_name(d) for d in dict.fromkeys(info.output_dtypes)) or "no tensor"
             return rec(info.dtype, "autocast_region",
                        f"torch.autocast region: its ops keep PyTorch autocast semantics ({shown} out); "
                        "Torch-TensorRT autocast does not look inside")
@@ -322,7 +322,7 @@ class Policy:
             why = " (autocast enabled without autocast_low_precision_type: the pass does nothing)" \
                 if settings.enable_autocast else ""
             return rec(info.dtype, "explicit",
-                       f"explicit typing: {dtypes.display_name(info.dtype)} as the exported graph gives it{why}")
+                       f"explicit typing: {display_name(info.dtype)} as the exported graph gives it{why}")
         low = settings.autocast_low_precision_type
         for pattern in sorted(settings.autocast_excluded_nodes):
             if self._matches(pattern, module):
@@ -342,12 +342,12 @@ class Policy:
         if limit is not None and facts.depth is not None and facts.depth > limit:
             return rec(torch.float32, "depth",
                        f"depth of reduction {facts.depth} > autocast_max_depth_of_reduction {limit}")
-        return rec(low, "low_precision", f"autocast: no rule kept it in FP32 -> {dtypes.display_name(low)}")
+        return rec(low, "low_precision", f"autocast: no rule kept it in FP32 -> {display_name(low)}")
 
     def _integer_note(self, info: NodeInfo, dtype: torch.dtype) -> str:
         """The reason's note where the pass turns this classified node's integer tensors into floats ("" if not)."""
         args = self._int_args.get(info.name, ())
-        shown = dtypes.display_name(dtype)
+        shown = display_name(dtype)
         if args:
             listed = ", ".join(f"{a.input} ({str(a.dtype).replace('torch.', '')}"
                                f"{f' {a.argument!r}' if a.argument else ''})" for a in args)
@@ -423,7 +423,7 @@ class Policy:
 def _consequence(op: str, arg: _IntArg, dtype: torch.dtype) -> tuple[bool, str]:
     """(fails, why) for one integer argument turned into ``dtype`` at an ``op`` node."""
     stem = op_basename(op)
-    shown = dtypes.display_name(dtype)
+    shown = display_name(dtype)
     if arg.argument in _INDEX_ARGUMENTS.get(stem, ()):
         seen = f' (seen: "{_SEEN[stem, dtype]}")' if (stem, dtype) in _SEEN else ""
         return True, f"{stem} needs int32/int64 {arg.argument}, a {shown} tensor is rejected{seen}"

@@ -18,7 +18,6 @@ import itertools
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -47,10 +46,9 @@ from .analysis import (
 )
 from .calibration import record_stats
 from .errors import CompileFailure, OptionError, WorkerCrashed
-from .explorer import module_pattern
 from .inputs import Batch
 from .sensitivity import Sensitivity, compute_sensitivity
-from .settings import Settings, write_atomic
+from .settings import Settings, module_pattern, subtree_pattern, write_atomic
 
 if TYPE_CHECKING:
     from .backends.base import Compiled, Profile
@@ -223,11 +221,6 @@ class SearchResult:
         lines += [f"{c.kind} {c.value}: removes {c.gain:.3g} {self.metric} when kept in FP32 "
                   f"(alone in low precision: {c.low_error:.3g}); costs ~{c.cost_ms:.3g} ms" for c in self.exclusions]
         return "\n".join(lines)
-
-
-def subtree_pattern(prefix: str) -> str:
-    """The regex for a module and everything under it (``^layer1(\\.|$)``), as ``re.match`` applies it."""
-    return f"^{re.escape(prefix)}(\\.|$)"
 
 
 def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, ops: bool = True,

@@ -9,7 +9,6 @@ whose inputs actually changed. Errors are :mod:`mixprec_explorer.analysis.metric
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,36 +22,12 @@ from .analysis import (
     normalize_inputs,
     progress_steps,
 )
+from .results import Sensitivity
+
+__all__ = ["Sensitivity", "compute_sensitivity"]
 
 if TYPE_CHECKING:
     from .explorer import Explorer
-
-
-@dataclass(frozen=True)
-class Sensitivity:
-    """Per node and per module: error when only it runs low, and error removed when only it stays FP32."""
-
-    metric: str  #: name of the error metric ("rel_l2")
-    low_dtype: torch.dtype  #: the low-precision type used
-    all_low_error: float  #: error of the all-low-precision plan
-    node_low_error: dict[str, float]  #: node -> error when only this node is low precision
-    node_fp32_gain: dict[str, float]  #: node -> all_low_error minus error when only this node stays FP32
-    module_low_error: dict[str, float]  #: module path -> error when only its nodes are low precision
-    module_fp32_gain: dict[str, float]  #: module path -> error removed when only its nodes stay FP32
-    nodes_evaluated: int  #: node evaluations spent (the naive method spends one forward per change)
-    naive_evaluations: int  #: what one full forward pass per change would have cost, in node evaluations
-
-    def ranking(self, by: str = "module") -> list[tuple[str, float]]:
-        """(name, error removed in FP32), most helpful first."""
-        gains = self.module_fp32_gain if by == "module" else self.node_fp32_gain
-        low = self.module_low_error if by == "module" else self.node_low_error
-        return sorted(gains.items(), key=lambda kv: (-kv[1], -low.get(kv[0], 0.0)))
-
-    def figure(self, by: str = "module", top: int = 30):
-        """Sorted bar chart: error removed when kept in FP32, and error when alone in low precision."""
-        from .viz.charts import build_sensitivity_chart
-
-        return build_sensitivity_chart(self, by=by, top=top)
 
 
 def compute_sensitivity(explorer: Explorer, inputs: Inputs = None, metric: str = "rel_l2", *,

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from . import dtypes
+from .dtypes import LOW_PRECISION_TYPES, from_name, to_name
 from .errors import SettingsError
 from .ops import qualified_op_name  # here too: where explorer and users have always found it
 
@@ -102,12 +102,22 @@ def suggest_ops(name: str, extra: Iterable[str] = ()) -> list[str]:
     return ["torch.ops." + h for h in dict.fromkeys(hits)][:5]
 
 
+def module_pattern(module: str) -> str:
+    """The anchored regex a user would write for exactly one module path (``^layer1\\.0\\.conv1$``)."""
+    return f"^{re.escape(module)}$"
+
+
+def subtree_pattern(prefix: str) -> str:
+    """The regex for a module and everything under it (``^layer1(\\.|$)``), as ``re.match`` applies it."""
+    return f"^{re.escape(prefix)}(\\.|$)"
+
+
 def _normalise_low_type(value: Any) -> torch.dtype | None:
     if value is None or isinstance(value, torch.dtype):
         return value
     if isinstance(value, str):
         try:
-            return dtypes.from_name(value)
+            return from_name(value)
         except ValueError as err:
             raise SettingsError(f"autocast_low_precision_type: {err}") from None
     # torch_tensorrt.dtype (f16/bf16) has .to(torch.dtype)
@@ -153,7 +163,7 @@ class Settings:
                 raise SettingsError(f"{name} must be True or False, got {getattr(self, name)!r}")
         object.__setattr__(self, "autocast_low_precision_type", _normalise_low_type(self.autocast_low_precision_type))
         low = self.autocast_low_precision_type
-        if low is not None and low not in dtypes.LOW_PRECISION_TYPES:
+        if low is not None and low not in LOW_PRECISION_TYPES:
             raise SettingsError(
                 f"autocast_low_precision_type must be torch.float16 or torch.bfloat16 (or None), got {low}"
             )
@@ -273,7 +283,7 @@ class Settings:
             "settings": {
                 "use_explicit_typing": self.use_explicit_typing,
                 "enable_autocast": self.enable_autocast,
-                "autocast_low_precision_type": dtypes.to_name(self.autocast_low_precision_type),
+                "autocast_low_precision_type": to_name(self.autocast_low_precision_type),
                 "autocast_excluded_nodes": sorted(self.autocast_excluded_nodes),
                 "autocast_excluded_ops": sorted(self.autocast_excluded_ops),
                 "autocast_max_output_threshold": self.autocast_max_output_threshold,

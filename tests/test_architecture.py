@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 import mixprec_explorer
 
@@ -33,7 +37,8 @@ def test_no_module_imports_another_modules_private_names() -> None:
 
 
 def test_the_analysis_core_depends_only_on_the_layers_below_it() -> None:
-    below = {"capture", "settings", "errors", "records", "dtypes", "costs", "policy", "inputs", "ops"}
+    below = {"capture", "settings", "errors", "records", "dtypes", "costs", "policy", "inputs", "ops",
+             "backends"}  # house.md: Analysis -> Backends, Core, Ground
     for path in sorted((PACKAGE / "analysis").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in tree.body:  # module level: what importing the core loads
@@ -68,3 +73,146 @@ def test_make_test_runs_mypy_from_the_test_extra() -> None:
     assert any(req.startswith("mypy") for req in project["project"]["optional-dependencies"]["test"])
     assert "test" in root.joinpath("scripts", "setup_env.sh").read_text(encoding="utf-8").split('EXTRAS="${EXTRAS:-')[1]
     assert project["tool"]["mypy"]["files"] == ["mixprec_explorer"]
+
+
+# -- the house (../shared/design/house.md): the import graph, as the before-stop hook reads it ---------------------
+def _module_name(path: Path) -> str:
+    name = ".".join(("mixprec_explorer", *path.relative_to(PACKAGE).with_suffix("").parts))
+    return name.removesuffix(".__init__")
+
+
+@functools.cache
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, every import counted (function-level and TYPE_CHECKING ones too).
+
+    ``from . import x`` is an arrow to the package face as well as to ``x``: it imports the package first.
+    """
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = {m: set() for m in files}
+    for module, path in files.items():
+        base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    stem = base[: len(base) - node.level + 1] + ([node.module] if node.module else [])
+                    source = ".".join(stem)
+                else:
+                    source = node.module or ""
+                targets = [source, *(f"{source}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            edges[module].update(t for t in targets if t in files and t != module)
+    return edges
+
+
+#: The parts of the house, by module (prefix match on the dotted name after ``mixprec_explorer.``).
+LAYERS = {
+    "faces": ("cli", "widget"),
+    "facade": ("explorer",),
+    "viz": ("viz",),
+    "analysis": ("analysis", "sensitivity", "search", "frontier", "predict", "accuracy", "sweep", "compare",
+                 "results"),
+    "backends": ("backends",),
+    "parsers": ("parsers",),
+    "core": ("capture", "settings", "policy", "calibration", "inputs"),
+    "ground": ("records", "errors", "dtypes", "numbers", "costs", "ops", "_optional", "examples"),
+}
+FACE, FACADE = "mixprec_explorer", "mixprec_explorer.explorer"
+
+
+def _layer(module: str) -> str | None:
+    if module == FACE:
+        return "faces"
+    rest = module.removeprefix("mixprec_explorer.")
+    for layer, prefixes in LAYERS.items():
+        if any(rest == p or rest.startswith(p + ".") for p in prefixes):
+            return layer
+    return None
+
+
+def _arrows(source: str, target: str) -> list[str]:
+    """Every import from a module of layer ``source`` to one of layer ``target`` (the face counts as a face)."""
+    graph = _import_graph()
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() if _layer(m) == source
+                  for t in targets if _layer(t) == target or (target == "face" and t == FACE))
+
+
+@pytest.mark.parametrize("layer", ["viz", "core", "parsers", "ground"])
+def test_nothing_below_the_facade_imports_explorer_py(layer: str) -> None:
+    assert [a for a in _arrows(layer, "facade")] == []
+
+
+def test_analysis_and_viz_do_not_import_each_other_and_viz_reads_only_result_records() -> None:
+    assert _arrows("analysis", "viz") == []
+    assert [a for a in _arrows("viz", "analysis") if not a.endswith("-> mixprec_explorer.results")] == []
+
+
+@pytest.mark.parametrize("layer", ["viz", "core", "parsers", "ground"])
+def test_the_lower_layers_never_import_the_package_face(layer: str) -> None:
+    """``from .. import dtypes`` imports the face (and with it, lazily, everything): name the module instead."""
+    assert _arrows(layer, "face") == []
+
+
+def test_backends_do_not_import_analysis_and_the_ground_imports_nothing_above_it() -> None:
+    assert _arrows("backends", "analysis") == []  # the inputs normaliser is Core, used by both
+    for upper in ("faces", "facade", "viz", "analysis", "backends", "parsers", "core"):
+        assert _arrows("ground", upper) == [], upper
+
+
+def test_viz_draws_without_the_explorer_module_loaded() -> None:
+    """A figure from records alone: viz and the results it draws load neither explorer.py nor an analysis."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mixprec_explorer.viz, mixprec_explorer.viz.frontier, mixprec_explorer.results;"
+            "bad = [m for m in ('mixprec_explorer.explorer', 'mixprec_explorer.sensitivity', "
+            "'mixprec_explorer.analysis', 'mixprec_explorer.search') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+# -- each concept once: the duplicates issue 22 found stay single ------------------------------------------------
+def _defining(predicate: Callable[[ast.AST], bool]) -> list[str]:
+    """Modules whose code (docstrings left out) holds a node ``predicate`` accepts."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        nodes = list(ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+        prose = {id(n.value) for n in nodes if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+        if any(predicate(node) for node in nodes if id(node) not in prose):
+            found.append(str(path.relative_to(PACKAGE)).replace("\\", "/"))
+    return found
+
+
+def _calls(name: str) -> Callable[[ast.AST], bool]:
+    """A call of ``name`` (``os.replace``, ``_get_qualified_name``) or a reference to the attribute or name."""
+    def match(node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute):
+            return f"{getattr(node.value, 'id', '')}.{node.attr}" == name or node.attr == name
+        return isinstance(node, ast.Name) and node.id == name
+    return match
+
+
+def _string(text: str) -> Callable[[ast.AST], bool]:
+    return lambda node: isinstance(node, ast.Constant) and isinstance(node.value, str) and text in node.value
+
+
+def test_one_atomic_write() -> None:
+    assert _defining(_calls("os.replace")) == ["settings.py"]  # settings.write_atomic: text, bytes or a writer
+
+
+def test_one_qualified_op_name_and_one_op_taxonomy() -> None:
+    assert _defining(_calls("_get_qualified_name")) == ["ops.py"]
+    for op in ("_assert_scalar", "_assert_tensor_metadata", "wrap_with_autocast", "native_layer_norm",
+               "_scaled_dot_product_flash_attention", "conv_transpose2d", "lift_fresh_copy"):
+        assert _defining(_string(op)) == ["ops.py"], op
+    # the same ops as torch objects (torch.ops.aten._assert_scalar.default) are the taxonomy written again
+    for attribute in ("_assert_scalar", "_assert_tensor_metadata", "wrap_with_autocast"):
+        assert _defining(_calls(attribute)) == [], attribute
+
+
+def test_one_module_pattern_and_one_subtree_pattern() -> None:
+    for name in ("module_pattern", "subtree_pattern"):
+        defined = _defining(lambda node, name=name: isinstance(node, ast.FunctionDef) and node.name == name)
+        assert defined == ["settings.py"], name

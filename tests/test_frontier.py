@@ -8,6 +8,7 @@ import torch
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.frontier import pareto_flags
+from mixprec_explorer.viz import draw
 
 from test_sensitivity import Fragile
 
@@ -26,7 +27,8 @@ def test_frontier_spans_all_low_to_all_fp32_and_draws():
     assert last.label == "all FP32" and last.error == 0.0
     assert frontier.points[1].fp32_modules == ("blowup",) and frontier.points[1].error < 1e-2
     assert any(p.on_front for p in frontier.points)
-    fig = frontier.figure()
+    fig = draw(frontier)
+    assert ex.figure_of(frontier).to_json() == fig.to_json()
     assert len(fig.data) == 2 and list(fig.data[0].customdata) == list(range(len(frontier.points)))
 
 
@@ -44,7 +46,7 @@ def test_zero_and_infinite_errors_are_still_drawn():
     torch.manual_seed(0)
     ex = Explorer(Fragile().eval(), (torch.rand(3, 4),))
     ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
-    fig = ex.frontier(progress=False).figure()
+    fig = ex.figure_of(ex.frontier(progress=False))
     ys = list(fig.data[0].y)
     assert all(0 < y < math.inf for y in ys), "a log axis drops 0 and inf: they sit at its edges"
     assert fig.data[0].marker.symbol[0] == "triangle-up" and fig.data[0].marker.symbol[-1] == "triangle-down"

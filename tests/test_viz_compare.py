@@ -10,10 +10,10 @@ import torch
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.dtypes import PALETTE
-from mixprec_explorer.viz import compare
+from mixprec_explorer.viz import compare, draw
 from mixprec_explorer.viz import graph as vg
 from mixprec_explorer.viz.compare import build_compare_figure
-from mixprec_explorer.viz.graph import OverlayUnavailable, build_figure, changed_nodes, recolor
+from mixprec_explorer.viz.graph import OverlayUnavailable, changed_nodes
 
 from test_sensitivity import Fragile
 
@@ -46,7 +46,9 @@ def _ringed(fig: go.Figure, nodes_trace: int, ring_trace: int) -> set[str]:
 
 
 def test_side_by_side_draws_each_plan_in_its_own_panel(ex: Explorer) -> None:
-    fig = build_compare_figure(ex, A, B)
+    fig = ex.figure_of(ex.compare(A, B))
+    direct = build_compare_figure(ex.captured, ex.plan(A), ex.plan(B))  # the records alone draw the same
+    assert direct.to_json() == fig.to_json()
     go.Figure(fig.to_dict())  # full validation of every property
     per_panel = len(fig.data) // 2
     a_nodes, b_nodes = vg.NODES, per_panel + vg.NODES
@@ -67,7 +69,7 @@ def test_side_by_side_draws_each_plan_in_its_own_panel(ex: Explorer) -> None:
 
 
 def test_difference_view_highlights_changed_nodes_by_their_new_dtype(ex: Explorer) -> None:
-    fig = build_compare_figure(ex, ex.compare(A, B), mode="difference", labels=("fast", "safe"))
+    fig = ex.figure_of(ex.compare(A, B), mode="difference", labels=("fast", "safe"))
     go.Figure(fig.to_dict())
     colours = _colours(fig, vg.NODES)
     assert colours["exp"] == colours["div"] == PALETTE["FP32"]
@@ -79,32 +81,38 @@ def test_difference_view_highlights_changed_nodes_by_their_new_dtype(ex: Explore
     assert "fast \u2192 safe: FP16 \u2192 FP32</b> (rule low_precision \u2192 excluded_node)" in hover["exp"]
     assert "fast \u2192 safe (2 nodes change dtype)" in fig.layout.title.text
     # still a graph figure: recolour it in place against another plan
-    recolor(fig, ex, ex.plan(B), color_by="changed", compare_to=B)
+    ex.recolor(fig, ex.plan(B), color_by="changed", compare_to=B)
     assert set(_colours(fig, vg.NODES).values()) == {vg._LIGHT}
 
 
 def test_changed_groups_rules_and_missing_plan(ex: Explorer) -> None:
-    grouped = build_figure(ex, settings=B, color_by="changed", compare_to=A, group_by_module=1)
+    grouped = ex.figure(settings=B, color_by="changed", compare_to=A, group_by_module=1)
     assert _colours(grouped, vg.NODES)["module:blowup"] == PALETTE["FP32"]
     i = list(grouped.data[vg.NODES].customdata).index("module:blowup")
     assert "A \u2192 B: now FP32 2" in grouped.data[vg.NODES].hovertext[i]
     # FP32 accumulation changes no dtype: its own category, and not counted as a dtype change
     acc = A.replace(use_fp32_acc=True)
-    fig = build_figure(ex, settings=acc, color_by="changed", compare_to=A)
+    fig = ex.figure(settings=acc, color_by="changed", compare_to=A)
     assert _colours(fig, vg.NODES)["linear"] == vg._CHANGED_COLORS[vg._RULE_ONLY]
     assert changed_nodes(ex.plan(A), ex.plan(acc)) == []
     assert changed_nodes(ex.plan(A), ex.plan(acc), dtype_only=False) == ["linear", "linear_1"]
     with pytest.raises(OverlayUnavailable, match="compare_to="):
-        build_figure(ex, color_by="changed")
+        ex.figure(color_by="changed")
 
 
 def test_bad_arguments_are_named(ex: Explorer) -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
-        build_compare_figure(ex, A, B, mode="overlay")
+        build_compare_figure(ex.captured, ex.plan(A), ex.plan(B), mode="overlay")
     with pytest.raises(TypeError, match="needs plan_b"):
-        build_compare_figure(ex, A)
+        build_compare_figure(ex.captured, ex.plan(A))
+    with pytest.raises(TypeError, match="expected a PrecisionPlan"):
+        build_compare_figure(ex.captured, ex.plan(A), "fp16")
     with pytest.raises(TypeError, match="PrecisionPlan or Settings"):
-        build_compare_figure(ex, A, "fp16")
+        ex.compare(A, "fp16")
+    with pytest.raises(ValueError, match="captured=ex.captured"):
+        draw(ex.compare(A, B))  # a comparison is drawn on its graph
+    with pytest.raises(TypeError, match="nothing draws a Settings"):
+        ex.figure_of(A)
 
 
 def test_the_docstring_examples_run() -> None:

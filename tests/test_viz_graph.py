@@ -54,7 +54,7 @@ def _profile(measured: dict[str, torch.dtype], latency: dict[str, float]) -> Pro
 
 
 def test_figure_is_valid_plotly_with_one_edge_trace_and_one_node_trace(ex: Explorer) -> None:
-    fig = build_figure(ex)
+    fig = ex.figure()
     go.Figure(fig.to_dict())  # full validation of every property
     edges, nodes = fig.data[vg.EDGES], fig.data[vg.NODES]
     assert edges.mode == "lines" and nodes.mode == "markers"
@@ -72,7 +72,7 @@ def test_figure_is_valid_plotly_with_one_edge_trace_and_one_node_trace(ex: Explo
 
 
 def test_nodes_are_coloured_by_predicted_dtype_with_the_fixed_palette(ex: Explorer) -> None:
-    fig = build_figure(ex)
+    fig = ex.figure()
     assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP16"]
     assert _colour_of(fig, _point(fig, "linear_1")) == PALETTE["FP32"]
     assert _colour_of(fig, _point(fig, "linear_2")) == PALETTE["FP16"]
@@ -83,7 +83,7 @@ def test_nodes_are_coloured_by_predicted_dtype_with_the_fixed_palette(ex: Explor
 
 
 def test_excluded_and_fp32_accumulation_nodes_are_marked(ex: Explorer) -> None:
-    fig = build_figure(ex)
+    fig = ex.figure()
     nodes = fig.data[vg.NODES]
     pos = {k: (x, y) for k, x, y in zip(nodes.customdata, nodes.x, nodes.y)}
     excluded = set(zip(fig.data[vg.EXCLUDED].x, fig.data[vg.EXCLUDED].y))
@@ -98,7 +98,7 @@ def test_excluded_and_fp32_accumulation_nodes_are_marked(ex: Explorer) -> None:
 
 
 def test_hover_names_everything_a_user_asks_about(ex: Explorer) -> None:
-    fig = build_figure(ex)
+    fig = ex.figure()
     text = fig.data[vg.NODES].hovertext[_point(fig, "linear_1")]
     for part in ("linear_1", "torch.ops.aten.linear.default", "linear2", "torch.nn.modules.linear.Linear",
                  "(1, 10)", "(1, 30)", "dtype: <b>FP32</b>", "accumulate: -", "excluded_node", "^linear2$",
@@ -111,7 +111,7 @@ def test_hover_names_everything_a_user_asks_about(ex: Explorer) -> None:
 
 def test_settings_argument_plans_without_changing_the_explorer(ex: Explorer) -> None:
     before = ex.settings
-    fig = build_figure(ex, settings=Settings())
+    fig = ex.figure(settings=Settings())
     assert ex.settings == before
     assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP32"]
     assert len(fig.data[vg.EXCLUDED].x) == 0
@@ -119,7 +119,7 @@ def test_settings_argument_plans_without_changing_the_explorer(ex: Explorer) -> 
 
 @pytest.mark.parametrize("color_by", ["reason", "module"])
 def test_other_discrete_colourings(ex: Explorer, color_by: str) -> None:
-    fig = build_figure(ex, color_by=color_by)
+    fig = ex.figure(color_by=color_by)
     go.Figure(fig.to_dict())
     legend = [t.name for t in fig.data[vg.FIRST_LEGEND_TRACE:] if t.visible]
     if color_by == "reason":
@@ -132,23 +132,23 @@ def test_other_discrete_colourings(ex: Explorer, color_by: str) -> None:
 
 def test_unknown_colouring_and_missing_measurements_say_what_to_do(ex: Explorer) -> None:
     with pytest.raises(ValueError, match="color_by must be one of"):
-        build_figure(ex, color_by="speed")
+        ex.figure(color_by="speed")
     for name in ("latency", "measured_dtype", "mismatch"):
         with pytest.raises(OverlayUnavailable, match="needs a profile"):
-            build_figure(ex, color_by=name)
+            ex.figure(color_by=name)
     with pytest.raises(OverlayUnavailable, match="accuracy"):
-        build_figure(ex, color_by="error")
+        ex.figure(color_by="error")
     assert set(COLOR_BY) == {"precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch",
-                             "sensitivity", "changed", "fp32_cost"}
+                             "sensitivity", "changed", "fp32_cost", "range"}
     with pytest.raises(OverlayUnavailable, match="Calibrate what-if"):
-        build_figure(ex, color_by="fp32_cost")
+        ex.figure(color_by="fp32_cost")
 
 
 def test_profile_overlays_latency_measured_dtype_and_mismatch(ex: Explorer) -> None:
     # linear_2 is predicted FP16 but "measured" FP32: a mismatch; linear_1 (FP32) has no timing
     profile = _profile({"linear": FP16, "linear_1": torch.float32, "linear_2": torch.float32},
                        {"linear": 0.5, "linear_2": 0.2})
-    fig = build_figure(ex, color_by="latency", profile=profile)
+    fig = ex.figure(color_by="latency", profile=profile)
     go.Figure(fig.to_dict())
     marker = fig.data[vg.NODES].marker
     assert marker.showscale is True and "latency" in marker.colorbar.title.text
@@ -158,17 +158,17 @@ def test_profile_overlays_latency_measured_dtype_and_mismatch(ex: Explorer) -> N
     hover = fig.data[vg.NODES].hovertext[_point(fig, "linear_2")]
     assert "measured: FP32 · 0.2 ms" in hover and "differs from predicted FP16" in hover
 
-    recolor(fig, ex, color_by="mismatch", profile=profile)
+    ex.recolor(fig, color_by="mismatch", profile=profile)
     assert _colour_of(fig, _point(fig, "linear_2")) == vg._MISMATCH_COLORS["mismatch"]
     assert _colour_of(fig, _point(fig, "linear")) == vg._MISMATCH_COLORS["match"]
     assert _colour_of(fig, _point(fig, "x")) == vg._MISMATCH_COLORS["not measured"]
-    recolor(fig, ex, color_by="measured_dtype", profile=profile)
+    ex.recolor(fig, color_by="measured_dtype", profile=profile)
     assert _colour_of(fig, _point(fig, "linear_2")) == PALETTE["FP32"]
     assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP16"]
 
     ex.last_profile = profile  # where ex.profile(...) leaves it
     try:
-        build_figure(ex, color_by="latency")
+        ex.figure(color_by="latency")
     finally:
         ex.last_profile = None
 
@@ -178,7 +178,7 @@ def test_profile_overlays_latency_measured_dtype_and_mismatch(ex: Explorer) -> N
     type("Result", (), {"node_errors": lambda self: {"linear": 1e-3, "linear_2": 1e-1}})(),
 ])
 def test_error_overlay_uses_a_log_scale(ex: Explorer, accuracy: object) -> None:
-    fig = build_figure(ex, color_by="error", accuracy=accuracy)
+    fig = ex.figure(color_by="error", accuracy=accuracy)
     marker = fig.data[vg.NODES].marker
     values = dict(zip(fig.data[vg.NODES].customdata, marker.color))
     assert values["linear"] == pytest.approx(-3) and values["linear_2"] == pytest.approx(-1)
@@ -186,13 +186,33 @@ def test_error_overlay_uses_a_log_scale(ex: Explorer, accuracy: object) -> None:
     assert "relative error: 0.1" in fig.data[vg.NODES].hovertext[_point(fig, "linear_2")]
 
 
+def test_viz_draws_the_records_it_is_given_and_reads_nothing_else(ex: Explorer) -> None:
+    """The figure functions take the captured graph, the plan and the results; only the facade fills in the
+    explorer's last results."""
+    direct = build_figure(ex.captured, ex.plan(), group_by_module=None)
+    assert direct.to_json() == ex.figure(group_by_module=None).to_json()
+    profile = _profile({"linear": FP16}, {"linear": 0.5})
+    ex.last_profile = profile
+    try:
+        with pytest.raises(OverlayUnavailable, match="needs a profile"):
+            build_figure(ex.captured, ex.plan(), "latency")  # viz does not fish in ex.last_profile
+        fig = ex.figure(color_by="latency")  # the facade passes it down
+        build_figure(ex.captured, ex.plan(), "latency", profile=profile)
+    finally:
+        ex.last_profile = None
+    recolor(fig, ex.captured, ex.plan(Settings()), "precision")
+    assert _colour_of(fig, _point(fig, "linear")) == PALETTE["FP32"]
+    with pytest.raises(TypeError, match="must be a PrecisionPlan"):
+        build_figure(ex.captured, ex.plan(), "changed", compare_to=Settings())  # the facade plans Settings
+
+
 def test_recolor_updates_in_place_without_resending_positions(ex: Explorer) -> None:
-    fig = build_figure(ex)
+    fig = ex.figure()
     x_before = fig.data[vg.NODES].x
     i = _point(fig, "linear_1")
     assert _colour_of(fig, i) == PALETTE["FP32"]
     ex.include("linear2")
-    recolor(fig, ex)
+    ex.recolor(fig)
     assert _colour_of(fig, i) == PALETTE["FP16"]
     assert fig.data[vg.NODES].x is x_before
     assert len(fig.data[vg.EXCLUDED].x) == 0
@@ -201,26 +221,26 @@ def test_recolor_updates_in_place_without_resending_positions(ex: Explorer) -> N
 
 def test_recolor_works_on_a_figure_widget(ex: Explorer) -> None:
     pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget")
-    fw = go.FigureWidget(build_figure(ex))
+    fw = go.FigureWidget(ex.figure())
     ex.include("linear2")
-    recolor(fw, ex, color_by="reason")
+    ex.recolor(fw, color_by="reason")
     assert fw.layout.meta["mixprec"]["color_by"] == "reason"
-    recolor(fw, ex)  # keeps the last colouring
+    ex.recolor(fw)  # keeps the last colouring
     assert fw.layout.meta["mixprec"]["color_by"] == "reason"
 
 
 def test_recolor_refuses_a_foreign_figure(ex: Explorer, stack: Explorer) -> None:
     with pytest.raises(ValueError, match="not made by"):
-        recolor(go.Figure(), ex)
+        ex.recolor(go.Figure())
     with pytest.raises(ValueError, match="does not match"):
-        recolor(build_figure(stack), ex)
+        ex.recolor(stack.figure())
 
 
 def test_modules_collapse_expand_and_show_their_precision_mix(stack: Explorer) -> None:
     stack.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
     stack.exclude("blocks.3.1")  # one of blocks.3's three nodes stays FP32
-    full = build_figure(stack, group_by_module=None)
-    grouped = build_figure(stack, group_by_module=2)
+    full = stack.figure(group_by_module=None)
+    grouped = stack.figure(group_by_module=2)
     go.Figure(grouped.to_dict())
     keys = list(grouped.data[vg.NODES].customdata)
     assert len(keys) < len(full.data[vg.NODES].customdata)
@@ -241,31 +261,31 @@ def test_modules_collapse_expand_and_show_their_precision_mix(stack: Explorer) -
     assert share == pytest.approx({PALETTE["FP16"]: 2 / 3, PALETTE["FP32"]: 1 / 3})
     assert grouped.data[vg.LABELS].text[i] == "blocks.3 · 3 nodes"
     stack.include("blocks.3.1")
-    recolor(grouped, stack)  # the bar follows the plan
+    stack.recolor(grouped)  # the bar follows the plan
     assert {grouped.data[vg.MIX].marker.color[j] for j in at} == {PALETTE["FP16"]}
 
-    opened = build_figure(stack, group_by_module=2, expanded={"blocks.3"})
+    opened = stack.figure(group_by_module=2, expanded={"blocks.3"})
     keys = list(opened.data[vg.NODES].customdata)
     assert "module:blocks.3" not in keys and "layer_norm_3" in keys and "module:blocks.4" in keys
-    assert build_view(stack, 2, {"blocks.3"}) is build_view(stack, 2, ["blocks.3"])  # cached
+    assert build_view(stack.captured, 2, {"blocks.3"}) is build_view(stack.captured, 2, ["blocks.3"])  # cached
     with pytest.raises(ValueError, match="group_by_module"):
-        build_figure(stack, group_by_module=0)
+        stack.figure(group_by_module=0)
 
 
 def test_large_graphs_switch_to_webgl(stack: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert build_figure(stack, group_by_module=None).data[vg.NODES].type == "scatter"
+    assert stack.figure(group_by_module=None).data[vg.NODES].type == "scatter"
     monkeypatch.setattr(vg, "GL_THRESHOLD", 50)
     monkeypatch.setattr(vg, "LABEL_LIMIT", 50)
     vg.clear_caches()
     try:
-        fig = build_figure(stack, group_by_module=None)
+        fig = stack.figure(group_by_module=None)
     finally:
         vg.clear_caches()
     assert not fig.data[vg.LABELS].text  # no labels past LABEL_LIMIT points
     assert fig.data[vg.NODES].type == "scattergl" and fig.data[vg.EDGES].type == "scattergl"
     go.Figure(fig.to_dict())
     stack.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
-    recolor(fig, stack)
+    stack.recolor(fig)
     lo, hi = fig.layout.yaxis.range  # a tall graph opens at its top, at one pixel per layout unit
     assert lo <= max(fig.data[vg.NODES].y) <= hi and min(fig.data[vg.NODES].y) < lo
 
@@ -275,8 +295,8 @@ def test_figures_never_show_themselves(ex: Explorer, monkeypatch: pytest.MonkeyP
         raise AssertionError("a figure function called show()")
 
     monkeypatch.setattr(go.Figure, "show", boom)
-    build_figure(ex)
-    recolor(build_figure(ex), ex)
+    ex.figure()
+    ex.recolor(ex.figure())
 
 
 # -- legibility, measured on the figure itself -------------------------------------------------------------------
@@ -372,7 +392,7 @@ def encoder() -> Explorer:
 
 def test_resnet50_opens_as_its_stem_layers_and_head_every_point_labelled_nothing_overlapping(resnet: Explorer
                                                                                             ) -> None:
-    fig = build_figure(resnet)
+    fig = resnet.figure()
     keys = list(fig.data[vg.NODES].customdata)
     assert keys == ["x", "conv2d", "batch_norm", "relu_", "max_pool2d", "module:layer1", "module:layer2",
                     "module:layer3", "module:layer4", "adaptive_avg_pool2d", "flatten", "linear", "output"]
@@ -389,7 +409,7 @@ def test_resnet50_opens_as_its_stem_layers_and_head_every_point_labelled_nothing
 
 
 def test_encoder_opens_as_its_layers_every_point_labelled_nothing_overlapping(encoder: Explorer) -> None:
-    fig = build_figure(encoder)
+    fig = encoder.figure()
     keys = list(fig.data[vg.NODES].customdata)
     assert [k for k in keys if k.startswith("module:")] == [f"module:layers.{i}" for i in range(12)]
     assert {"embedding · embed", "embedding_1 · pos"} <= set(fig.data[vg.LABELS].text)
@@ -406,7 +426,7 @@ def test_encoder_opens_as_its_layers_every_point_labelled_nothing_overlapping(en
 ])
 def test_expanded_groups_stay_legible(which: str, expanded: set[str], request: pytest.FixtureRequest) -> None:
     ex = request.getfixturevalue(which)
-    fig = build_figure(ex, expanded=expanded)
+    fig = ex.figure(expanded=expanded)
     keys = set(fig.data[vg.NODES].customdata)
     assert not {f"module:{path}" for path in expanded} & keys  # opened
     assert fig.layout.meta["mixprec"]["expanded"] == sorted(expanded | ({"layers"} if which == "encoder" else set()))
@@ -417,7 +437,7 @@ def test_expanded_groups_stay_legible(which: str, expanded: set[str], request: p
 
 def test_the_attention_fan_out_is_spaced_by_its_labels(encoder: Explorer) -> None:
     # ungrouped: the twelve layers' attention fan-outs, embedding and embedding_1 side by side
-    fig = build_figure(encoder, group_by_module=None)
+    fig = encoder.figure(group_by_module=None)
     assert len(fig.data[vg.NODES].x) == len(encoder.nodes)
     plot, boxes = _drawn_boxes(fig)
     assert _overlaps(boxes) == []
@@ -430,33 +450,33 @@ def test_the_attention_fan_out_is_spaced_by_its_labels(encoder: Explorer) -> Non
 
 
 def test_recolouring_keeps_the_scale_and_the_labels_apart(resnet: Explorer) -> None:
-    fig = build_figure(resnet)
+    fig = resnet.figure()
     plot_before = _screen(fig)[0]
     ranges = (tuple(fig.layout.xaxis.range), tuple(fig.layout.yaxis.range))
     for color_by in ("module", "reason", "precision"):
-        recolor(fig, resnet, color_by=color_by)
+        resnet.recolor(fig, color_by=color_by)
         plot, boxes = _drawn_boxes(fig)
         assert (plot[2] - plot[0], plot[3] - plot[1]) == pytest.approx(
             (plot_before[2] - plot_before[0], plot_before[3] - plot_before[1]))
         assert (tuple(fig.layout.xaxis.range), tuple(fig.layout.yaxis.range)) == ranges
         assert _overlaps(boxes) == []
     profile = _profile({"linear": FP16}, {"linear": 0.5})
-    recolor(fig, resnet, color_by="latency", profile=profile)  # a colour bar: kept in a margin of its own
+    resnet.recolor(fig, color_by="latency", profile=profile)  # a colour bar: kept in a margin of its own
     plot, boxes = _drawn_boxes(fig)
     assert plot[2] - plot[0] == pytest.approx(plot_before[2] - plot_before[0])
     assert fig.layout.margin.r >= 100 and fig.data[vg.NODES].marker.colorbar.x > 1.0
 
 
 def test_the_page_scrolls_over_the_graph_and_dragging_pans(ex: Explorer) -> None:
-    fig = build_figure(ex)
+    fig = ex.figure()
     assert fig.layout.dragmode == "pan"
     assert fig.layout.autosize is False  # a fixed size: one layout unit is one pixel
     # no scrollZoom in the figure: plotly's default config leaves the wheel to the page for cartesian plots
 
 
 def test_a_given_size_shows_part_of_a_tall_graph_at_the_same_scale(resnet: Explorer) -> None:
-    whole = build_figure(resnet, group_by_module=None)
-    small = build_figure(resnet, group_by_module=None, height=500, width=600)
+    whole = resnet.figure(group_by_module=None)
+    small = resnet.figure(group_by_module=None, height=500, width=600)
     assert (small.layout.width, small.layout.height) == (600, 500)
     _, boxes = _drawn_boxes(small)
     assert _overlaps(boxes) == []
@@ -467,18 +487,18 @@ def test_a_given_size_shows_part_of_a_tall_graph_at_the_same_scale(resnet: Explo
 
 
 def test_reveal_pans_to_a_node_out_of_view(resnet: Explorer) -> None:
-    fig = build_figure(resnet, group_by_module=None, height=500)
+    fig = resnet.figure(group_by_module=None, height=500)
     before = tuple(fig.layout.yaxis.range)
-    points = vg.reveal(fig, resnet, ["linear"])  # the head, far below the first view
+    points = vg.reveal(fig, resnet.captured, ["linear"])  # the head, far below the first view
     y = fig.data[vg.NODES].y[points[0]]
     lo, hi = fig.layout.yaxis.range
     assert lo < y < hi and hi - lo == pytest.approx(before[1] - before[0])
-    assert vg.reveal(fig, resnet, ["linear"]) == points and tuple(fig.layout.yaxis.range) == (lo, hi)  # in view
-    assert vg.reveal(fig, resnet, ["nosuch"]) == []
+    assert vg.reveal(fig, resnet.captured, ["linear"]) == points and tuple(fig.layout.yaxis.range) == (lo, hi)  # in view
+    assert vg.reveal(fig, resnet.captured, ["nosuch"]) == []
 
 
 def test_hover_shows_the_source_line_that_made_the_node(resnet: Explorer) -> None:
-    fig = build_figure(resnet, group_by_module=None)
+    fig = resnet.figure(group_by_module=None)
     hover = fig.data[vg.NODES].hovertext[_point(fig, "add")]
     assert "source: mixprec_explorer/examples.py:70  return self.relu(out + identity)" in hover
 
@@ -489,9 +509,9 @@ def test_an_exclusion_keeps_the_figure_frame(nodes):
     new frame replots the whole figure in the browser instead of recolouring one point."""
     explorer = Explorer(*layer_stack(nodes=nodes))
     explorer.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
-    before = build_figure(explorer, group_by_module=None)
+    before = explorer.figure(group_by_module=None)
     explorer.exclude("blocks.3.0")
-    after = build_figure(explorer, group_by_module=None)
+    after = explorer.figure(group_by_module=None)
     assert "FP32" in after.layout.title.text and "FP32" not in before.layout.title.text
     frame = ("height", "width", "margin", "title.pad")
     assert [before.layout[k] if "." not in k else before.layout.title.pad for k in frame] == \

@@ -10,13 +10,14 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+import mixprec_explorer
 from mixprec_explorer import Explorer, LayerRecord, Settings
 from mixprec_explorer.backends.base import Profile
 from mixprec_explorer.dtypes import PALETTE
 from mixprec_explorer.examples import reference_autocast_model
 from mixprec_explorer.records import EndToEnd
 from mixprec_explorer.viz.charts import build_latency_chart
-from mixprec_explorer.viz.report import render_html, save_html
+from mixprec_explorer.viz.report import render_html
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def profile() -> Profile:
 
 
 def test_save_html_writes_a_standalone_offline_page(ex: Explorer, tmp_path: Path) -> None:
-    path = save_html(ex, tmp_path / "out" / "report.html")
+    path = ex.save_html(tmp_path / "out" / "report.html")
     assert path == tmp_path / "out" / "report.html"
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
@@ -56,6 +57,7 @@ def test_save_html_writes_a_standalone_offline_page(ex: Explorer, tmp_path: Path
     assert "^linear2$" in text and "excluded_node" in text
     assert "share of FLOPs" in text and "80.8%" in text
     assert "torch_tensorrt.dynamo.compile(" in text
+    assert f"mixprec_explorer {mixprec_explorer.__version__} \u00b7" in text  # the installed version, as the package says
     settings_json = re.search(r"<pre>(\{.*?\})\s*</pre>", text, re.S)
     assert settings_json and json.loads(settings_json.group(1).replace("&quot;", '"'))["settings"]["enable_autocast"]
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # atomic: no temporary left behind
@@ -67,8 +69,9 @@ def test_explorer_save_html_and_escaping(ex: Explorer, tmp_path: Path) -> None:
     assert "&lt;b&gt;mine&lt;/b&gt;" in text and "<b>mine</b>" not in text
 
 
-def test_report_with_a_profile_has_measured_columns_and_the_latency_chart(ex: Explorer, profile: Profile) -> None:
-    text = render_html(ex, profile=profile, group_by_module=1)
+def test_report_with_a_profile_has_measured_columns_and_the_latency_chart(ex: Explorer, profile: Profile,
+                                                                          tmp_path: Path) -> None:
+    text = ex.save_html(tmp_path / "r.html", profile=profile, group_by_module=1).read_text(encoding="utf-8")
     assert 'id="mixprec-latency"' in text
     assert "<th>measured</th>" in text and "0.5" in text
     assert text.count("<script") >= 2
@@ -90,8 +93,15 @@ def test_latency_chart_sorts_by_cost_and_colours_by_dtype(profile: Profile) -> N
     assert len(build_latency_chart(list(profile.layers)).layout.yaxis.categoryarray) == 3
 
 
+def _render(ex: Explorer) -> str:
+    """The report from records alone, as ex.save_html gathers them."""
+    plan = ex.plan()
+    return render_html(ex.captured, plan, settings=ex.settings, figure=ex.figure(plan=plan),
+                       summary=ex.summary(plan), warnings=ex.check_settings())
+
+
 def test_plan_table_shows_the_source_line_of_each_node(ex: Explorer) -> None:
-    text = render_html(ex)
+    text = _render(ex)
     assert "<th>source</th>" in text
     row = re.search(r"<tr><td>linear_1</td>.*?</tr>", text).group(0)
     assert "<code>mixprec_explorer/examples.py:35</code> return self.linear3(self.linear2(self.linear1(x)))" in row
@@ -99,6 +109,6 @@ def test_plan_table_shows_the_source_line_of_each_node(ex: Explorer) -> None:
 
 
 def test_the_page_scrolls_over_the_graph(ex: Explorer) -> None:
-    text = render_html(ex)
+    text = _render(ex)
     assert '"scrollZoom": false' in text and '"scrollZoom": true' not in text
     assert "Scroll to zoom" not in text

@@ -15,7 +15,7 @@ from mixprec_explorer.sensitivity import Sensitivity
 from mixprec_explorer.viz import charts
 from mixprec_explorer.viz import graph as vg
 from mixprec_explorer.viz.charts import build_sensitivity_chart
-from mixprec_explorer.viz.graph import OverlayUnavailable, build_figure, recolor
+from mixprec_explorer.viz.graph import OverlayUnavailable
 
 from test_sensitivity import Fragile
 
@@ -56,14 +56,14 @@ def _made_up(**node_low_error: float) -> Sensitivity:
 
 def test_without_a_result_the_error_names_the_call_to_make(ex: Explorer) -> None:
     with pytest.raises(OverlayUnavailable, match=r"ex\.sensitivity\(inputs\)"):
-        build_figure(ex, color_by="sensitivity")
+        ex.figure(color_by="sensitivity")
     assert {"sensitivity", "changed"} <= set(vg.COLOR_BY)
 
 
 def test_colours_by_the_error_with_only_that_node_low(ex: Explorer) -> None:
     s = ex.sensitivity(progress=False)
     assert math.isinf(s.node_low_error["exp"]) and s.node_low_error["linear"] > s.node_low_error["linear_1"] > 0
-    fig = build_figure(ex, color_by="sensitivity")  # from ex.last_sensitivity
+    fig = ex.figure(color_by="sensitivity")  # from ex.last_sensitivity
     go.Figure(fig.to_dict())
     marker = fig.data[vg.NODES].marker
     assert marker.showscale is True and "only this node FP16" in marker.colorbar.title.text
@@ -79,13 +79,13 @@ def test_colours_by_the_error_with_only_that_node_low(ex: Explorer) -> None:
 
 def test_hover_shows_the_node_and_module_figures(ex: Explorer) -> None:
     s = ex.sensitivity(progress=False)
-    fig = build_figure(ex)  # any colouring: the figures are in the hover once a result exists
+    fig = ex.figure()  # any colouring: the figures are in the hover once a result exists
     hover = dict(zip(fig.data[vg.NODES].customdata, fig.data[vg.NODES].hovertext))
     assert "alone in FP16: <b>inf</b>" in hover["exp"] and "module blowup: alone in FP16: inf" in hover["exp"]
     assert f"alone in FP16: <b>{s.node_low_error['linear']:.3g}</b>" in hover["linear"]
     assert "removes inf" in hover["exp"]  # keeping module blowup in FP32 makes the output finite again
     assert "sensitivity" not in hover["x"]
-    grouped = build_figure(ex, color_by="sensitivity", group_by_module=1)
+    grouped = ex.figure(color_by="sensitivity", group_by_module=1)
     i = list(grouped.data[vg.NODES].customdata).index("module:blowup")
     assert "most sensitive node, alone in low precision: inf" in grouped.data[vg.NODES].hovertext[i]
     assert _colour(grouped, "module:blowup") == TOP
@@ -93,7 +93,7 @@ def test_hover_shows_the_node_and_module_figures(ex: Explorer) -> None:
 
 def test_an_explicit_result_wins_and_zero_error_gets_its_own_tick(ex: Explorer) -> None:
     made = _made_up(linear=0.0, exp=math.inf, div=1e-2, linear_1=1e-4)
-    fig = build_figure(ex, color_by="sensitivity", sensitivity=made)
+    fig = ex.figure(color_by="sensitivity", sensitivity=made)
     ticks = dict(zip(fig.data[vg.NODES].marker.colorbar.ticktext, fig.data[vg.NODES].marker.colorbar.tickvals))
     assert {"0", "inf", "1e-4", "1e-2"} <= set(ticks)
     assert _value(fig, "linear") == pytest.approx(ticks["0"])
@@ -101,7 +101,7 @@ def test_an_explicit_result_wins_and_zero_error_gets_its_own_tick(ex: Explorer) 
     assert _colour(fig, "linear") == BOTTOM  # no error at all: the bottom of the scale, not "n/a"
     assert _colour(fig, "exp") == TOP
     # recolour in place with another result: the values follow it
-    recolor(fig, ex, color_by="sensitivity", sensitivity=_made_up(linear=1.0, exp=1e-3, div=1e-3, linear_1=1e-3))
+    ex.recolor(fig, color_by="sensitivity", sensitivity=_made_up(linear=1.0, exp=1e-3, div=1e-3, linear_1=1e-3))
     assert _colour(fig, "linear") == TOP and _colour(fig, "exp") == BOTTOM
 
 
@@ -118,6 +118,7 @@ def test_chart_sorts_by_error_removed_and_draws_inf_and_zero(ex: Explorer) -> No
     assert kept.x[0] == max(lengths) and kept.x[1] == min(lengths)  # inf past the rest, 0 at the floor
     assert kept.marker.color == "#0072B2" and alone.marker.color == "#E69F00"  # FP32 blue, FP16 orange
     assert "FP16" in alone.name and "FP32" in kept.name
+    assert ex.figure_of(s).to_json() == fig.to_json()  # the facade draws the record the same way
     by_node = build_sensitivity_chart(s, by="node", top=2)
     assert len(by_node.data[0].y) == 2 and "top 2 of 4" in by_node.layout.title.text
     with pytest.raises(ValueError, match="by must be"):

@@ -1,7 +1,9 @@
 """What an analysis measures on a backend: per-node prices (a latency model) and a plan's error as built.
 
 :class:`Build` says how an analysis compiles (backend, device, in the worker or not, backend options), so search
-and the frontier pass one object rather than forwarding ``**options`` through three layers.
+and the frontier pass one object rather than forwarding ``**options`` through three layers. What compiles, profiles
+and checks a plan is a :class:`Bench` (the facade, ``Explorer``, is one): this module names the three calls it
+makes and nothing else of the explorer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -22,10 +24,26 @@ from .plans import all_fp32_settings
 
 if TYPE_CHECKING:
     from ..backends.base import Compiled, Profile
-    from ..explorer import Explorer
+    from ..records import NodeInfo
     from ..settings import Settings
 
-__all__ = ["Build", "CompileLog", "CompiledEntry", "LatencyModel", "backend_error", "calibration_profiles", "price_nodes"]
+__all__ = ["Bench", "Build", "CompileLog", "CompiledEntry", "LatencyModel", "backend_error", "calibration_profiles",
+           "price_nodes"]
+
+
+class Bench(Protocol):
+    """What an analysis compiles, profiles and checks plans with (``Explorer`` is one): its graph's node records
+    and three calls."""
+
+    @property
+    def nodes(self) -> Mapping[str, NodeInfo]: ...
+
+    def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None, *,
+                isolate: bool = True, progress: bool = True, **backend_options: Any) -> Compiled: ...
+
+    def profile(self, compiled: Compiled, inputs: Inputs = None, *, progress: bool = True) -> Profile: ...
+
+    def accuracy(self, compiled: Compiled, inputs: Inputs = None) -> Any: ...
 
 #: Every Compiled an analysis was handed in this process, by id (weakly): a later analysis handed the same object
 #: (the compile cache's) knows it was not built for it.
@@ -87,7 +105,7 @@ class Build:
 
             check_options(choose_backend(self.backend)[0], "compile", self.options)
 
-    def compile(self, explorer: Explorer, settings: Settings, backend: str | None = None,
+    def compile(self, bench: Bench, settings: Settings, backend: str | None = None,
                 options: Mapping[str, Any] | None = None) -> Compiled:
         """The compiled plan for ``settings`` (cached by the backends), on this build's backend unless given."""
         name = backend or self.backend
@@ -99,7 +117,7 @@ class Build:
         if self.log is not None and key in self.log.entries:
             return self.log.entries[key].compiled
         started = time.perf_counter()
-        compiled = explorer.compile(settings, backend=name, device=self.device, isolate=self.isolate,
+        compiled = bench.compile(settings, backend=name, device=self.device, isolate=self.isolate,
                                     progress=self.progress, **chosen)
         seconds = time.perf_counter() - started
         built = _HANDED.get(id(compiled)) is not compiled
@@ -108,8 +126,8 @@ class Build:
             self.log.entries[key] = CompiledEntry(settings, key[1], key[2], built, seconds, compiled)
         return compiled
 
-    def profile(self, explorer: Explorer, compiled: Compiled, inputs: Inputs = None) -> Profile:
-        return explorer.profile(compiled, inputs, progress=self.progress)
+    def profile(self, bench: Bench, compiled: Compiled, inputs: Inputs = None) -> Profile:
+        return bench.profile(compiled, inputs, progress=self.progress)
 
 
 @dataclass(frozen=True)
@@ -129,12 +147,12 @@ class LatencyModel:
         return cls(fp32.node_latency_ms(), low.node_latency_ms(), f"profile:{fp32.backend}")
 
     @classmethod
-    def roofline(cls, explorer: Explorer, low: torch.dtype) -> LatencyModel:
+    def roofline(cls, nodes: Mapping[str, NodeInfo], low: torch.dtype) -> LatencyModel:
         """Crude model (H100-like ratios): matmul family twice as fast in low precision, bytes halve."""
-        from ..costs import MATMUL_FAMILY, op_basename
+        from ..ops import MATMUL_FAMILY, op_basename
 
         fp32, lowd = {}, {}
-        for name, info in explorer.nodes.items():
+        for name, info in nodes.items():
             if info.kind != "call_function":
                 continue
             dense = op_basename(info.op) in MATMUL_FAMILY
@@ -145,7 +163,7 @@ class LatencyModel:
         return cls(fp32, lowd, "estimate:roofline")
 
 
-def calibration_profiles(explorer: Explorer, base: Settings, build: Build, objective: str = "latency"
+def calibration_profiles(bench: Bench, base: Settings, build: Build, objective: str = "latency"
                          ) -> tuple[LatencyModel, list[tuple[Compiled, Profile]]]:
     """Per-node prices for ``base`` (all low) and all-FP32, and the (compiled, profile) pairs measured for them.
 
@@ -156,35 +174,35 @@ def calibration_profiles(explorer: Explorer, base: Settings, build: Build, objec
     """
     low = base.autocast_low_precision_type or torch.float16
     if objective != "latency" or build.backend is None:
-        return LatencyModel.roofline(explorer, low), []
+        return LatencyModel.roofline(bench.nodes, low), []
     settings = (all_fp32_settings(base), base)
-    compiled = [build.compile(explorer, s) for s in settings]
-    profiles = [build.profile(explorer, c) for c in compiled]
+    compiled = [build.compile(bench, s) for s in settings]
+    profiles = [build.profile(bench, c) for c in compiled]
     pairs = list(zip(compiled, profiles))
     model = LatencyModel.from_profiles(*profiles)
     if model.fp32_ms and model.low_ms:
         return model, pairs
     eager = {"mode": "eager"}  # the torch backend's own option; the build's are for its own backend
-    priced = [build.compile(explorer, s, backend="torch", options=eager) for s in settings]
-    profiles = [build.profile(explorer, c) for c in priced]
+    priced = [build.compile(bench, s, backend="torch", options=eager) for s in settings]
+    profiles = [build.profile(bench, c) for c in priced]
     pairs = list(zip(priced, profiles)) + pairs
     model = LatencyModel.from_profiles(*profiles)
     if not (model.fp32_ms and model.low_ms):
-        return LatencyModel.roofline(explorer, low), pairs
+        return LatencyModel.roofline(bench.nodes, low), pairs
     return LatencyModel(model.fp32_ms, model.low_ms, f"profile:torch eager (per-node prices for {build.backend})"), \
         pairs
 
 
-def price_nodes(explorer: Explorer, base: Settings, build: Build, objective: str = "latency") -> LatencyModel:
+def price_nodes(bench: Bench, base: Settings, build: Build, objective: str = "latency") -> LatencyModel:
     """Per-node prices for ``base`` (all low) and all-FP32: two profiles on ``build``'s backend.
 
     The roofline estimate where ``build.backend`` is None or the objective is not latency; see
     :func:`calibration_profiles`, which also returns the profiles.
     """
-    return calibration_profiles(explorer, base, build, objective)[0]
+    return calibration_profiles(bench, base, build, objective)[0]
 
 
-def backend_error(explorer: Explorer, settings: Settings, inputs: Inputs, metric: str, build: Build,
+def backend_error(bench: Bench, settings: Settings, inputs: Inputs, metric: str, build: Build,
                   backend: str | None = None) -> float:
     """The plan's error (metric units) as ``build``'s backend (or ``backend``) compiles and runs it.
 
@@ -192,8 +210,8 @@ def backend_error(explorer: Explorer, settings: Settings, inputs: Inputs, metric
     """
     if metric not in METRICS:
         raise OptionError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    compiled = build.compile(explorer, settings, backend=backend)
-    error = getattr(explorer.accuracy(compiled, inputs), f"{metric}_error", None)
+    compiled = build.compile(bench, settings, backend=backend)
+    error = getattr(bench.accuracy(compiled, inputs), f"{metric}_error", None)
     if error is None:
         raise OptionError(f"the accuracy report has no {metric} error; use one of {', '.join(METRICS)}")
     return math.inf if math.isnan(error) else float(error)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ import torch
 from torch.fx import Node
 from torch.utils import _pytree as pytree
 
-from ..ops import ASSERT_OPS, qualified_op_name
+from ..ops import ASSERT_OPS, FP32_ACC_OPS, UNCLASSIFIED_OPS, qualified_op_name
 
 if TYPE_CHECKING:
     from ..policy import PrecisionPlan
@@ -47,9 +46,6 @@ RESULT = "mixprec_result"  #: node meta key: True on the node whose value the or
 _LOW_RULES = frozenset({"low_precision"})
 _HIGH_RULES = frozenset({"excluded_node", "excluded_op", "io_range", "depth"})
 _aten = torch.ops.aten
-_ACC_TARGETS = {_aten.linear.default, _aten.matmul.default, _aten.mm.default, _aten.bmm.default, _aten.mv.default,
-                _aten.dot.default, _aten.addmm.default}
-_UNCLASSIFIED = {operator.getitem, torch.ops.higher_order.wrap_with_autocast}
 _MAX_LISTED = 6
 
 
@@ -250,7 +246,8 @@ class _Rewriter:
             node.meta[OWNER], node.meta[ROLE], node.meta[RESULT] = node.name, "op", True
             original = node.meta.get("val")
             rec = self.plan.get(node.name)
-            dtype = _target_dtype(rec) if node.target not in _UNCLASSIFIED else None
+            op = qualified_op_name(node.target)
+            dtype = _target_dtype(rec) if op not in UNCLASSIFIED_OPS else None
             if dtype is not None:
                 self.targets[node.name] = dtype
                 node.args = self._cast(node, node.args, dtype)
@@ -263,7 +260,7 @@ class _Rewriter:
                 with contextlib.suppress(Exception), self.fake:
                     fallback = original.to(dtype)
             self.value[node] = self._run_fake(node, fallback)
-            if rec is not None and rec.accumulate_dtype == torch.float32 and node.target in _ACC_TARGETS:
+            if rec is not None and rec.accumulate_dtype == torch.float32 and op in FP32_ACC_OPS:
                 if self.acc_by_cast:
                     self._fp32_acc(node)
                 elif isinstance(self.value[node], torch.Tensor) and self.value[node].dtype == torch.float16:

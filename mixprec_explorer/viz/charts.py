@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
-from .. import dtypes
+from ..dtypes import PALETTE, display_name
 from ..errors import OptionError
 from ..numbers import format_number
 from ..records import LayerRecord
 
 if TYPE_CHECKING:
-    from ..sensitivity import Sensitivity
+    from ..results import Sensitivity
 
 __all__ = ["build_latency_chart", "build_sensitivity_chart", "layer_hover"]
 
@@ -33,10 +33,10 @@ def _label(rank: int, layer: LayerRecord, attributed: bool) -> str:
 
 def layer_hover(layer: LayerRecord, attributed: bool, total_ms: float) -> str:
     """One engine layer's hover: kernel, type, dtypes in and out, latency and share, FX nodes, match (HTML)."""
-    names = ", ".join(dtypes.display_name(d) for d in layer.output_dtypes) or "-"
-    ins = ", ".join(dtypes.display_name(d) for d in layer.input_dtypes) or "-"
+    names = ", ".join(display_name(d) for d in layer.output_dtypes) or "-"
+    ins = ", ".join(display_name(d) for d in layer.input_dtypes) or "-"
     text = (f"<b>{layer.name}</b><br>type: {layer.layer_type or '-'}<br>in: {ins} · out: {names}"
-            + (f" · accumulate: {dtypes.display_name(layer.accumulate_dtype)}" if layer.accumulate_dtype else "")
+            + (f" · accumulate: {display_name(layer.accumulate_dtype)}" if layer.accumulate_dtype else "")
             + f"<br>latency: {layer.latency_ms:.4g} ms")
     share = layer.share if layer.share is not None else (layer.latency_ms or 0.0) / total_ms if total_ms else None
     if share is not None:
@@ -49,7 +49,7 @@ def layer_hover(layer: LayerRecord, attributed: bool, total_ms: float) -> str:
         shown = ", ".join(layer.nodes[:6]) + (f" +{len(layer.nodes) - 6}" if len(layer.nodes) > 6 else "")
         text += f"<br>FX nodes: {shown}"
     if layer.node_dtypes:
-        text += f"<br>computes in: {', '.join(sorted({dtypes.display_name(d) for _, d in layer.node_dtypes}))}"
+        text += f"<br>computes in: {', '.join(sorted({display_name(d) for _, d in layer.node_dtypes}))}"
     if layer.modules:
         text += f"<br>modules: {', '.join(layer.modules[:4])}"
     match = layer.extra.get("match", {})
@@ -75,9 +75,9 @@ def build_latency_chart(profile: Any | Iterable[LayerRecord], *, top: int = 40, 
     labels = [_label(i + 1, r, a) for i, (r, a) in enumerate(shown)]
     groups: dict[str, list[int]] = {}
     for i, (r, _) in enumerate(shown):
-        key = dtypes.display_name(r.output_dtypes[0] if r.output_dtypes else None)
-        groups.setdefault(key if key in dtypes.PALETTE else "other", []).append(i)
-    order = [k for k in dtypes.PALETTE if k in groups]
+        key = display_name(r.output_dtypes[0] if r.output_dtypes else None)
+        groups.setdefault(key if key in PALETTE else "other", []).append(i)
+    order = [k for k in PALETTE if k in groups]
     fig = go.Figure(layout={
         "template": "plotly_white",
         "height": height or max(300, 90 + 20 * len(shown)),
@@ -93,7 +93,7 @@ def build_latency_chart(profile: Any | Iterable[LayerRecord], *, top: int = 40, 
     for key in order:
         idx = groups[key]
         fig.add_bar(
-            orientation="h", name=key, marker_color=dtypes.PALETTE[key],
+            orientation="h", name=key, marker_color=PALETTE[key],
             x=[shown[i][0].latency_ms for i in idx], y=[labels[i] for i in idx],
             hovertext=[layer_hover(shown[i][0], shown[i][1], total_ms) for i in idx], hoverinfo="text",
         )
@@ -138,7 +138,7 @@ def build_sensitivity_chart(sensitivity: Sensitivity, by: str = "module", top: i
     names = [name or "(root)" for name, _ in shown]
     gains = [gain for _, gain in shown]
     lows = [low.get(name, math.nan) for name, _ in shown]
-    low_name = dtypes.display_name(sensitivity.low_dtype)
+    low_name = display_name(sensitivity.low_dtype)
     lengths = _log_lengths(gains + lows)
     gain_len, low_len = lengths[: len(gains)], lengths[len(gains):]
     metric = sensitivity.metric
@@ -156,12 +156,12 @@ def build_sensitivity_chart(sensitivity: Sensitivity, by: str = "module", top: i
                                     f"most helpful in FP32 first"), "font": {"size": 13}},
         "meta": {"mixprec": {"kind": "sensitivity_chart", "by": by}},
     })
-    fig.add_bar(orientation="h", name=kept, y=names, x=gain_len, marker_color=dtypes.PALETTE["FP32"],
+    fig.add_bar(orientation="h", name=kept, y=names, x=gain_len, marker_color=PALETTE["FP32"],
                 text=[format_number(v) for v in gains], textposition="outside",
                 hovertext=[f"<b>{n}</b><br>kept in FP32 alone: removes {format_number(g)} of {format_number(sensitivity.all_low_error)}"
                            for n, g in zip(names, gains)], hoverinfo="text")
     fig.add_bar(orientation="h", name=alone, y=names, x=low_len,
-                marker_color=dtypes.PALETTE.get(low_name, dtypes.PALETTE["other"]),
+                marker_color=PALETTE.get(low_name, PALETTE["other"]),
                 text=["" if math.isnan(v) else format_number(v) for v in lows], textposition="outside",
                 hovertext=[f"<b>{n}</b><br>alone in {low_name}: {metric} {'n/a' if math.isnan(v) else format_number(v)}"
                            for n, v in zip(names, lows)], hoverinfo="text")

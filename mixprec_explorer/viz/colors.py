@@ -1,10 +1,11 @@
 """Node colours of the graph figure for each ``color_by`` mode, and the colour scales they map through.
 
 A point's colour is one number through a colourscale, so a recolour sends one float array. Discrete modes
-(precision, reason, module, measured_dtype, mismatch, changed) give each point a category (the dominant member's
-for a collapsed module) and each category a step of the scale and a legend entry; continuous modes (latency,
+(precision, reason, module, measured_dtype, mismatch, changed, range) give each point a category (the dominant
+member's for a collapsed module; for range the worst) and each category a step of the scale and a legend entry; continuous modes (latency,
 error, sensitivity, fp32_cost) map values through viridis, with a grey band below it for points without a value.
-A colouring may add a line to each point's hover text (:attr:`Coloring.hover`; fp32_cost: the predicted ms).
+A colouring may add a line to each point's hover text (:attr:`Coloring.hover`; fp32_cost: the predicted ms; range:
+the calibrated |x| max against the low-precision type's limits).
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from .. import dtypes
+from ..calibration import range_limits
+from ..dtypes import PALETTE, display_name
 from ..errors import OptionError
 from ..numbers import format_number
 from .overlay import Overlay, OverlayUnavailable
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
+    from collections.abc import Mapping
+
     from ..policy import PrecisionPlan
-    from ..records import NodePrecision
-    from .graph import GraphView
+    from ..records import CalibrationStat, NodeInfo, NodePrecision
+    from .layout import GraphView
 
 __all__ = [
     "CHANGED_COLORS",
@@ -37,6 +41,8 @@ __all__ = [
     "LIGHT",
     "MISMATCH_COLORS",
     "MODULE_COLORS",
+    "RANGE",
+    "RANGE_COLORS",
     "RULE_COLORS",
     "RULE_ONLY",
     "SEQUENTIAL",
@@ -45,18 +51,21 @@ __all__ = [
     "change_label",
     "changed_nodes",
     "color_points",
-    "fp32_costs",
     "precision_label",
     "with_hover",
 ]
 
 #: Values ``color_by`` accepts. "latency", "measured_dtype" and "mismatch" need a profile, "error" an accuracy
-#: result, "sensitivity" a sensitivity result, "fp32_cost" the what-if's calibration (all-FP32 and all-low
-#: profiles on one backend, see :func:`fp32_costs`), "changed" a plan to compare with (``compare_to=``).
+#: result, "sensitivity" a sensitivity result, "fp32_cost" each node's predicted cost of staying FP32 (the
+#: what-if's calibration: all-FP32 and all-low profiles on one backend), "range" the calibration
+#: (``ex.calibrate``), "changed" a plan to compare with.
 COLOR_BY = ("precision", "reason", "module", "latency", "measured_dtype", "error", "mismatch", "sensitivity",
-            "fp32_cost", "changed")
+            "fp32_cost", "range", "changed")
 #: The "cost of staying FP32" colouring: each node's predicted ms saved by running it in low precision.
 FP32_COST = "fp32_cost"
+#: The calibrated range colouring: where each node's reference |x| max sits against the plan's low-precision type
+#: (FP16 where the plan has none), before any compile.
+RANGE = "range"
 #: Legend slots for colour categories (module colouring folds the rest into "other modules").
 LEGEND_SLOTS = 12
 GREY, LIGHT = "#999999", "#DDDDDD"
@@ -75,9 +84,12 @@ RULE_COLORS = {
 }
 MODULE_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
                  "#882255", "#44AA99", "#117733")
+#: "range" categories, worst first (a collapsed module takes its worst member's).
+RANGE_COLORS = {"overflow": "#D55E00", "underflow, all 0": "#882255", "underflow": "#E69F00",
+                "outside, kept FP32": "#0072B2", "in range": "#B7D9EE", "no range": LIGHT}
 MISMATCH_COLORS = {"match": "#56B4E9", "mismatch": "#D55E00", "TensorRT decides": GREY, "not measured": LIGHT}
 UNCHANGED, RULE_ONLY = "unchanged", "accumulation or rule only"
-CHANGED_COLORS = {**{f"now {k}": c for k, c in dtypes.PALETTE.items()},
+CHANGED_COLORS = {**{f"now {k}": c for k, c in PALETTE.items()},
                   "now TensorRT decides": "#000000", RULE_ONLY: "#882255", UNCHANGED: LIGHT}
 SEQUENTIAL = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
               "#b5de2b", "#fde725")  # viridis: colour-blind safe, light = high
@@ -103,20 +115,7 @@ def with_hover(texts: list[str], coloring: Coloring) -> list[str]:
     return [text + extra for text, extra in zip(texts, coloring.hover)]
 
 
-def fp32_costs(explorer: Explorer) -> dict[str, float]:
-    """Per node, the predicted ms that keeping it in FP32 costs over running it in low precision
-    (``explorer.predictor.fp32_cost_ms()``). Raises :class:`OverlayUnavailable`, saying what to measure, while the
-    predictor has nothing to go on (no all-FP32 and all-low profiles on one backend yet)."""
-    costs = explorer.predictor.fp32_cost_ms()
-    if not costs:
-        raise OverlayUnavailable(
-            f"color_by={FP32_COST!r} needs the what-if's calibration (an all-FP32 and an all-low profile on one "
-            "backend): click 'Calibrate what-if' in the widget, or run "
-            "mixprec_explorer.predict.measure_calibration(ex, backend=...)")
-    return costs
-
-
-def _cost_coloring(view: GraphView, costs: dict[str, float]) -> Coloring:
+def _cost_coloring(view: GraphView, costs: Mapping[str, float]) -> Coloring:
     """fp32_cost: each point's predicted ms (a collapsed module: the sum over its nodes), and the ms in its hover."""
     raw: list[float | None] = []
     hover: list[str] = []
@@ -142,8 +141,8 @@ def change_label(rec: NodePrecision | None, other: NodePrecision | None) -> str:
     if rec.dtype != other.dtype:
         if rec.dtype is None:
             return "now TensorRT decides"
-        shown = dtypes.display_name(rec.dtype)
-        return f"now {shown if shown in dtypes.PALETTE else 'other'}"
+        shown = display_name(rec.dtype)
+        return f"now {shown if shown in PALETTE else 'other'}"
     if (rec.accumulate_dtype, rec.rule) != (other.accumulate_dtype, other.rule):
         return RULE_ONLY
     return UNCHANGED
@@ -155,23 +154,22 @@ def changed_nodes(a: PrecisionPlan, b: PrecisionPlan, *, dtype_only: bool = True
     return [r.name for r in b if wanted(change_label(r, a.get(r.name)))]
 
 
-def precision_label(explorer: Explorer, plan: PrecisionPlan, name: str) -> str:
+def precision_label(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, name: str) -> str:
     """The "precision" category of one node: its planned dtype's palette name, or "other"."""
     rec = plan.get(name)
-    dtype = rec.dtype if rec is not None else explorer.nodes[name].dtype
-    label = dtypes.display_name(dtype)
-    return label if label in dtypes.PALETTE else "other"
+    dtype = rec.dtype if rec is not None else nodes[name].dtype
+    label = display_name(dtype)
+    return label if label in PALETTE else "other"
 
 
-def _point_labels(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color_by: str, ov: Overlay
+def _point_labels(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, color_by: str, ov: Overlay
                   ) -> list[str]:
     """One category per point for the discrete colourings (dominant member for a collapsed module)."""
-    nodes = explorer.nodes
 
     def label(name: str) -> str:
         rec = plan.get(name)
         if color_by == "precision":
-            return precision_label(explorer, plan, name)
+            return precision_label(nodes, plan, name)
         if color_by == "reason":
             return rec.rule if rec is not None else "input/output"
         if color_by == "module":
@@ -183,14 +181,14 @@ def _point_labels(view: GraphView, explorer: Explorer, plan: PrecisionPlan, colo
         if color_by == "measured_dtype":
             if got is _MISSING:
                 return "not measured"
-            shown = dtypes.display_name(got)
-            return shown if shown in dtypes.PALETTE else "other"
+            shown = display_name(got)
+            return shown if shown in PALETTE else "other"
         # mismatch
         if got is _MISSING or rec is None:
             return "not measured"
         if rec.dtype is None:
             return "TensorRT decides"
-        return "match" if dtypes.display_name(got) == dtypes.display_name(rec.dtype) else "mismatch"
+        return "match" if display_name(got) == display_name(rec.dtype) else "mismatch"
 
     out = []
     for names in view.members:
@@ -213,10 +211,10 @@ _MISSING = object()
 def _discrete(labels: list[str], color_by: str) -> Coloring:
     present = set(labels)
     if color_by in ("precision", "measured_dtype"):
-        order = [k for k in dtypes.PALETTE if k in present or k in ("FP32", "FP16", "BF16", "other")]
+        order = [k for k in PALETTE if k in present or k in ("FP32", "FP16", "BF16", "other")]
         if color_by == "measured_dtype":
             order = [k for k in order if k in present] + (["not measured"] if "not measured" in present else [])
-        colours = {**dtypes.PALETTE, "not measured": LIGHT}
+        colours = {**PALETTE, "not measured": LIGHT}
     elif color_by == "reason":
         order = [k for k in RULE_COLORS if k in present]
         colours = RULE_COLORS
@@ -226,6 +224,9 @@ def _discrete(labels: list[str], color_by: str) -> Coloring:
     elif color_by == "changed":
         order = [k for k in CHANGED_COLORS if k in present]
         colours = CHANGED_COLORS
+    elif color_by == RANGE:
+        order = [k for k in RANGE_COLORS if k in present]
+        colours = RANGE_COLORS
     else:  # module: the most common top-level modules get colours, the rest fold into one grey
         ranked = [k for k, _ in Counter(labels).most_common()]
         keep = ranked[: LEGEND_SLOTS - 1] if len(ranked) > LEGEND_SLOTS else ranked
@@ -299,9 +300,57 @@ def _continuous(raw: list[float | None], title: str, log: bool, extremes: bool =
     return Coloring(vals, scale, cmin, hi, (), colorbar)
 
 
-def color_points(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color_by: str, ov: Overlay
+def _range_coloring(view: GraphView, plan: PrecisionPlan, calibration: Mapping[str, CalibrationStat]) -> Coloring:
+    """range: each point's category against the plan's low type (the worst member's for a collapsed module), the
+    legend naming the type's limits, and the calibrated |x| max in the hover."""
+    low = plan.settings.autocast_low_precision_type or torch.float16
+    name, autocast = display_name(low), plan.settings.autocast_active
+    tiny, normal, top = range_limits(low)
+    says = {"overflow": f"above {name}'s max {top:.6g}: inf in {name}",
+            "underflow, all 0": f"below {format_number(tiny / 2, 2)}, half {name}'s smallest subnormal: 0 in {name}",
+            "underflow": f"below {name}'s smallest normal {format_number(normal, 2)}: subnormal in {name}, "
+                         "precision lost",
+            "outside, kept FP32": f"outside {name}'s normal range; this plan keeps it FP32",
+            "in range": f"within {name}'s normal range"}
+
+    def label(node: str) -> str:
+        stat = calibration.get(node)
+        if stat is None:
+            return "no range"
+        issue = stat.range_issue(low)
+        if issue is None:
+            return "in range"
+        rec = plan.get(node)
+        if autocast and (rec is None or rec.dtype != low):
+            return "outside, kept FP32"
+        return issue if issue == "overflow" or stat.max_abs > tiny / 2 else "underflow, all 0"
+
+    worst = list(RANGE_COLORS)
+    labels, hover = [], []
+    for names in view.members:
+        each = [label(n) for n in names]
+        labels.append(min(each, key=worst.index))
+        if len(names) == 1:
+            stat = calibration.get(names[0])
+            hover.append("" if stat is None else f"<br>calibrated |x| max {format_number(stat.max_abs, 2)}: "
+                                                 f"{says[each[0]]}")
+        else:
+            outside = [n for n, lab in zip(names, each) if lab not in ("in range", "no range")]
+            hover.append(f"<br>calibrated ranges: {len(outside)} of {len(names)} nodes outside {name}'s"
+                         + (f" (first {outside[0]})" if outside else ""))
+    coloring = _discrete(labels, RANGE)
+    shown = {"overflow": f"{name} overflow (> {top:.6g})",
+             "underflow, all 0": f"{name} underflow, all 0 (< {format_number(tiny / 2, 2)})",
+             "underflow": f"{name} underflow (< {format_number(normal, 2)})",
+             "outside, kept FP32": f"outside {name}, kept FP32", "in range": f"within {name}",
+             "no range": "no calibrated range"}
+    return dataclasses.replace(coloring, legend=tuple((shown.get(k, k), c) for k, c in coloring.legend),
+                               hover=tuple(hover))
+
+
+def color_points(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, color_by: str, ov: Overlay
                  ) -> Coloring:
-    """The colouring of every point of ``view`` by ``color_by`` (see :data:`COLOR_BY`).
+    """The colouring of every point of ``view`` (drawing ``nodes``) by ``color_by`` (see :data:`COLOR_BY`).
 
     Raises :class:`OverlayUnavailable` when the mode needs a result or plan that ``ov`` lacks.
     """
@@ -319,7 +368,18 @@ def color_points(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color
             "color_by='sensitivity' needs a sensitivity result: run ex.sensitivity(inputs) first, "
             "or pass sensitivity=")
     if color_by == FP32_COST:
-        return _cost_coloring(view, fp32_costs(explorer))
+        if not ov.fp32_cost_ms:
+            raise OverlayUnavailable(
+                f"color_by={FP32_COST!r} needs the what-if's calibration (an all-FP32 and an all-low profile on one "
+                "backend): click 'Calibrate what-if' in the widget, or run "
+                "mixprec_explorer.predict.measure_calibration(ex, backend=...)")
+        return _cost_coloring(view, ov.fp32_cost_ms)
+    if color_by == RANGE:
+        if not ov.calibration:
+            raise OverlayUnavailable(
+                "color_by='range' needs calibrated ranges: run ex.calibrate(batches) first, e.g. "
+                "ex.calibrate([ex.example_inputs]) (or pass calibration= to build_figure)")
+        return _range_coloring(view, plan, ov.calibration)
     if color_by == "changed" and ov.other is None:
         raise OverlayUnavailable(
             "color_by='changed' needs a plan to compare with: pass compare_to= (a PrecisionPlan or Settings)")
@@ -337,7 +397,7 @@ def color_points(view: GraphView, explorer: Explorer, plan: PrecisionPlan, color
         assert sens is not None
         low = sens.node_low_error
         raw = [max((low[n] for n in names if n in low), default=None) for names in view.members]
-        return _continuous(raw, f"{sens.metric}, only this node {dtypes.display_name(sens.low_dtype)}", log=True,
+        return _continuous(raw, f"{sens.metric}, only this node {display_name(sens.low_dtype)}", log=True,
                            extremes=True)
-    return _discrete(_point_labels(view, explorer, plan, color_by, ov), color_by)
+    return _discrete(_point_labels(view, nodes, plan, color_by, ov), color_by)
 

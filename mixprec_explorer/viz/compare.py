@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 
 from ..errors import OptionError, OptionTypeError
+from ..policy import PrecisionPlan
 from .colors import LEGEND_SLOTS, changed_nodes
 from .graph import FIRST_LEGEND_TRACE, Grouping, build_figure, highlight
-from .overlay import as_plan
 
 if TYPE_CHECKING:
-    from ..compare import Comparison
-    from ..explorer import Explorer
-    from ..policy import PrecisionPlan
-    from ..settings import Settings
+    from ..capture import CapturedGraph
+    from ..results import Comparison
 
 __all__ = ["MODES", "build_compare_figure"]
 
@@ -29,8 +27,8 @@ __all__ = ["MODES", "build_compare_figure"]
 MODES = ("side_by_side", "difference")
 
 
-def _plans(explorer: Explorer, plan_a: Any, plan_b: Any) -> tuple[PrecisionPlan, PrecisionPlan]:
-    from ..compare import Comparison
+def _plans(plan_a: Any, plan_b: Any) -> tuple[PrecisionPlan, PrecisionPlan]:
+    from ..results import Comparison
 
     if isinstance(plan_a, Comparison):
         if plan_b is not None:
@@ -38,19 +36,23 @@ def _plans(explorer: Explorer, plan_a: Any, plan_b: Any) -> tuple[PrecisionPlan,
         return plan_a.a, plan_a.b
     if plan_b is None:
         raise OptionTypeError("build_compare_figure needs plan_b (or a Comparison from ex.compare as plan_a)")
-    return as_plan(explorer, plan_a), as_plan(explorer, plan_b)
+    for plan in (plan_a, plan_b):
+        if not isinstance(plan, PrecisionPlan):
+            raise OptionTypeError(f"expected a PrecisionPlan to compare, got {type(plan).__name__} "
+                                  "(plan Settings first: ex.plan(settings))")
+    return plan_a, plan_b
 
 
-def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | Comparison,
-                         plan_b: PrecisionPlan | Settings | None = None, mode: str = "side_by_side", *,
+def build_compare_figure(captured: CapturedGraph, plan_a: PrecisionPlan | Comparison,
+                         plan_b: PrecisionPlan | None = None, mode: str = "side_by_side", *,
                          labels: tuple[str, str] = ("A", "B"), group_by_module: Grouping = "auto",
                          expanded: Iterable[str] = (), height: int | None = None) -> go.Figure:
-    """Plan A against plan B on ``explorer``'s graph.
+    """Plan A against plan B on the captured graph (``ex.figure_of(ex.compare(a, b))`` draws two Settings).
 
     Parameters
     ----------
-    plan_a, plan_b: PrecisionPlans or Settings; or a :class:`~mixprec_explorer.compare.Comparison`
-        (``ex.compare(a, b)``) as ``plan_a`` alone.
+    plan_a, plan_b: PrecisionPlans; or a :class:`~mixprec_explorer.compare.Comparison` (``ex.compare(a, b)``) as
+        ``plan_a`` alone.
     mode: "side_by_side": two panels sharing the vertical axis, each coloured by its plan's precision;
         "difference": one graph of plan B, coloured by what changed (grey: unchanged).
     labels: the plans' names in titles and hover.
@@ -63,24 +65,25 @@ def build_compare_figure(explorer: Explorer, plan_a: PrecisionPlan | Settings | 
     >>> import torch
     >>> ex = Explorer(*reference_autocast_model())
     >>> a = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
-    >>> fig = build_compare_figure(ex, a, a.replace(autocast_excluded_nodes={"^linear2$"}), "difference")
+    >>> b = a.replace(autocast_excluded_nodes={"^linear2$"})
+    >>> fig = build_compare_figure(ex.captured, ex.plan(a), ex.plan(b), "difference")
     >>> fig.layout.meta["mixprec"]["changed"]
     ['linear_1']
     """
     if mode not in MODES:
         raise OptionError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
-    pa, pb = _plans(explorer, plan_a, plan_b)
+    pa, pb = _plans(plan_a, plan_b)
     changed = changed_nodes(pa, pb)
     common: dict[str, Any] = {"group_by_module": group_by_module, "expanded": expanded, "height": height}
     if mode == "difference":
-        fig = build_figure(explorer, plan=pb, color_by="changed", compare_to=pa, compare_labels=labels, **common)
-        highlight(fig, explorer, changed)
+        fig = build_figure(captured, pb, "changed", compare_to=pa, compare_labels=labels, **common)
+        highlight(fig, captured, changed)
         fig.layout.meta = {"mixprec": {**fig.layout.meta["mixprec"], "changed": changed, "labels": list(labels)}}
         return fig
-    fa = build_figure(explorer, plan=pa, color_by="precision", **common)
-    fb = build_figure(explorer, plan=pb, color_by="precision", compare_to=pa, compare_labels=labels, **common)
+    fa = build_figure(captured, pa, "precision", **common)
+    fb = build_figure(captured, pb, "precision", compare_to=pa, compare_labels=labels, **common)
     for panel in (fa, fb):
-        highlight(panel, explorer, changed)
+        highlight(panel, captured, changed)
     return _side_by_side(fa, fb, labels, changed)
 
 

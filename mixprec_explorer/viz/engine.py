@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from .. import dtypes
+from ..dtypes import PALETTE, display_name
 from ..errors import MissingResult, UnknownName
 from ..parsers.trace import engine_order
 from ..records import LayerRecord
@@ -111,13 +111,13 @@ def build_engine_figure(profile: Any, *, selected_nodes: Iterable[str] = (), sel
                           line={"color": "#888888", "width": 1, "dash": "dot"})
     groups: dict[str, list[int]] = {}
     for k, r in enumerate(rows):
-        key = dtypes.display_name(r.output_dtypes[0] if r.output_dtypes else None)
-        groups.setdefault(key if key in dtypes.PALETTE else "other", []).append(k)
-    for key in [k for k in dtypes.PALETTE if k in groups] + (["other"] if "other" in groups else []):
+        key = display_name(r.output_dtypes[0] if r.output_dtypes else None)
+        groups.setdefault(key if key in PALETTE else "other", []).append(k)
+    for key in [k for k in PALETTE if k in groups] + (["other"] if "other" in groups else []):
         idx = groups[key]
         fig.add_bar(
             orientation="h", name=key, marker={
-                "color": dtypes.PALETTE.get(key, "#999999"),
+                "color": PALETTE.get(key, "#999999"),
                 "line": {"color": [_SELECTED if k in outlined else "rgba(0,0,0,0)" for k in idx],
                          "width": [3 if k in outlined else 0 for k in idx]}},
             x=[rows[k].latency_ms for k in idx], y=[labels[k] for k in idx], customdata=list(idx),

@@ -11,7 +11,7 @@ from ..dtypes import PALETTE
 from ..numbers import format_number
 
 if TYPE_CHECKING:
-    from ..frontier import Frontier
+    from ..results import Frontier
 
 
 def frontier_figure(frontier: Frontier) -> go.Figure:

@@ -25,13 +25,12 @@ import math
 import weakref
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .. import dtypes
+from ..dtypes import PALETTE, display_name
 from ..errors import OptionError
 from .colors import (
     CHANGED_COLORS,
@@ -49,14 +48,26 @@ from .colors import (
     with_hover,
 )
 from .hover import group_static_hover, node_static_hover, plan_hover, record_hover
-from .layout import GROUP_PREFIX, Box, auto_grouping, group_graph, layered_layout, text_width, without_gc
-from .overlay import Overlay, OverlayUnavailable, as_plan, gather_overlay, node_errors
+from .layout import (
+    GROUP_PREFIX,
+    Box,
+    GraphView,
+    auto_grouping,
+    forget_layouts,
+    group_graph,
+    layered_layout,
+    text_width,
+    without_gc,
+)
+from .overlay import Overlay, OverlayUnavailable, gather_overlay, node_errors
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
+    from collections.abc import Mapping
+
+    from ..capture import CapturedGraph
     from ..policy import PrecisionPlan
-    from ..sensitivity import Sensitivity
-    from ..settings import Settings
+    from ..records import CalibrationStat, NodeInfo
+    from ..results import Sensitivity
 
 __all__ = [
     "COLOR_BY",
@@ -64,11 +75,11 @@ __all__ = [
     "GraphView",
     "Grouping",
     "OverlayUnavailable",
-    "as_plan",
     "build_figure",
     "build_view",
     "changed_nodes",
     "clear_caches",
+    "color_by_of",
     "highlight",
     "node_errors",
     "recolor",
@@ -104,45 +115,12 @@ _RULE_ONLY, _SEQUENTIAL = RULE_ONLY, SEQUENTIAL
 
 
 # -- what is drawn ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GraphView:
-    """The drawn items (one per node, or per collapsed module) in point order, with their positions.
-
-    Coordinates are pixels of the figure (x to the right, y up), so label boxes can be reasoned about directly.
-    """
-
-    keys: tuple[str, ...]  #: node name, or "module:<path>" for a collapsed module
-    members: tuple[tuple[str, ...], ...]  #: the FX nodes each point stands for
-    x: np.ndarray  #: px
-    y: np.ndarray  #: px, 0 at the top row, decreasing downward
-    edge_x: np.ndarray  #: NaN-separated edge polylines
-    edge_y: np.ndarray
-    layers: int  #: rows of the layout
-    group_by_module: int | None  #: module depth modules are collapsed to (None: no grouping)
-    expanded: frozenset[str]  #: module paths opened one level
-    point_of: dict[str, int]  #: node name or key -> point index
-    static_hover: tuple[str, ...]  #: the settings-independent part of each point's hover text
-    sizes: np.ndarray  #: marker size, px
-    symbols: tuple[str, ...]  #: marker symbol per point
-    labels: tuple[str, ...] | None = None  #: text beside each point (None past LABEL_LIMIT points)
-    label_x: np.ndarray | None = None  #: px where each label starts (left-aligned)
-    label_y: np.ndarray | None = None  #: px of each label's middle
-    bounds: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  #: x min, x max, y min, y max of all boxes
-
-    def is_group(self, index: int) -> bool:
-        """True if point ``index`` is a collapsed module."""
-        return self.keys[index].startswith(GROUP_PREFIX)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
 _SYMBOL_OF_KIND = {"call_function": "circle", "input": "triangle-down", "output": "triangle-up"}
 _VIEWS: weakref.WeakKeyDictionary[Any, dict[tuple[int | None, frozenset[str]], GraphView]] = \
     weakref.WeakKeyDictionary()
 
 
-def resolve_grouping(explorer: Explorer, group_by_module: Grouping, expanded: Iterable[str] = ()
+def resolve_grouping(captured: CapturedGraph, group_by_module: Grouping, expanded: Iterable[str] = ()
                      ) -> tuple[int | None, frozenset[str]]:
     """``(depth, expanded)`` that ``group_by_module`` and ``expanded`` draw; "auto" adds the groups a large graph
     opens with (see :func:`~mixprec_explorer.viz.layout.auto_grouping`) to ``expanded``.
@@ -150,7 +128,7 @@ def resolve_grouping(explorer: Explorer, group_by_module: Grouping, expanded: It
     Raises ValueError for anything but None, "auto" or a depth >= 1.
     """
     if group_by_module == "auto":
-        depth, opened = auto_grouping(explorer.graph)
+        depth, opened = auto_grouping(captured.graph)
         return depth, (opened | frozenset(expanded)) if depth is not None else frozenset()
     if group_by_module is not None and (isinstance(group_by_module, bool) or not isinstance(group_by_module, int)
                                         or group_by_module < 1):
@@ -180,14 +158,15 @@ def _node_label(name: str, module: str, depth: int | None, opened: frozenset[str
 
 
 @without_gc
-def build_view(explorer: Explorer, group_by_module: Grouping = "auto", expanded: Iterable[str] = ()) -> GraphView:
-    """The drawn items of ``explorer``'s graph, grouped by module down to ``group_by_module`` (cached).
+def build_view(captured: CapturedGraph, group_by_module: Grouping = "auto", expanded: Iterable[str] = ()
+               ) -> GraphView:
+    """The drawn items of the captured graph, grouped by module down to ``group_by_module`` (cached).
 
     ``group_by_module="auto"`` groups a large graph as :func:`~mixprec_explorer.viz.layout.auto_grouping` says,
     plus the paths in ``expanded``.
     """
-    depth, opened = resolve_grouping(explorer, group_by_module, expanded)
-    graph = explorer.graph
+    depth, opened = resolve_grouping(captured, group_by_module, expanded)
+    graph = captured.graph
     cache = _VIEWS.setdefault(graph, {})
     key = (depth, opened)
     if key in cache:
@@ -197,7 +176,7 @@ def build_view(explorer: Explorer, group_by_module: Grouping = "auto", expanded:
     else:
         drawn, members = group_graph(graph, depth, opened)
     keys = tuple(drawn.nodes)
-    nodes = explorer.nodes
+    nodes = captured.nodes
     mem = tuple(members[k] for k in keys)
     point_of: dict[str, int] = {}
     for i, (k, names) in enumerate(zip(keys, mem)):
@@ -253,29 +232,32 @@ def build_view(explorer: Explorer, group_by_module: Grouping = "auto", expanded:
 
 def clear_caches() -> None:
     """Forget cached layouts, views and hover text (for benchmarks of a cold draw)."""
-    from . import layout
-
-    layout._CACHE.clear()
+    forget_layouts()
     _VIEWS.clear()
     record_hover.cache_clear()
 
 
-def view_of(fig: go.Figure, explorer: Explorer) -> GraphView:
+def view_of(fig: go.Figure, captured: CapturedGraph) -> GraphView:
     """The view a figure made by :func:`build_figure` draws (from its ``layout.meta``)."""
     meta = (fig.layout.meta or {}).get("mixprec") if isinstance(fig.layout.meta, dict) else None
     if not meta:
         raise OptionError("this figure was not made by mixprec_explorer.viz.graph.build_figure")
-    view = build_view(explorer, meta.get("group_by_module"), meta.get("expanded") or ())
+    view = build_view(captured, meta.get("group_by_module"), meta.get("expanded") or ())
     if len(fig.data) <= NODES or len(fig.data[NODES].x) != len(view):
-        raise OptionError("the figure does not match this explorer's graph (rebuild it with build_figure)")
+        raise OptionError("the figure does not match this captured graph (rebuild it with build_figure)")
     return view
 
 
+def color_by_of(fig: go.Figure) -> str:
+    """The ``color_by`` a :func:`build_figure` figure was last coloured by."""
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    return str(meta.get("mixprec", {}).get("color_by", "precision"))
+
+
 # -- the figure ---------------------------------------------------------------------------------------------
-def _group_mix(view: GraphView, explorer: Explorer, plan: PrecisionPlan) -> dict[int, Counter[str]]:
+def _group_mix(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan) -> dict[int, Counter[str]]:
     """Precision counts of each collapsed module's live nodes (removed nodes left out)."""
     out: dict[int, Counter[str]] = {}
-    nodes = explorer.nodes
     name_of: dict[Any, str] = {}  # dtype -> palette name, as precision_label names it
     for i, names in enumerate(view.members):
         if len(names) < 2:
@@ -288,8 +270,8 @@ def _group_mix(view: GraphView, explorer: Explorer, plan: PrecisionPlan) -> dict
             dtype = rec.dtype if rec is not None else nodes[n].dtype
             label = name_of.get(dtype)
             if label is None:
-                shown = dtypes.display_name(dtype)
-                label = name_of[dtype] = shown if shown in dtypes.PALETTE else "other"
+                shown = display_name(dtype)
+                label = name_of[dtype] = shown if shown in PALETTE else "other"
             counts[label] += 1
         out[i] = counts
     return out
@@ -308,13 +290,13 @@ def _marks(view: GraphView, plan: PrecisionPlan, mix: dict[int, Counter[str]]
         common = mix[i].most_common() if i in mix else []
         if len(common) > 1:
             mixed.append(i)
-            ring.append(dtypes.PALETTE.get(common[1][0], GREY))
+            ring.append(PALETTE.get(common[1][0], GREY))
     return {EXCLUDED: (excluded, []), ACCUMULATE: (acc, []), MIXED: (mixed, ring)}
 
 
 def _bars(view: GraphView, mix: dict[int, Counter[str]]) -> tuple[list[float], list[float], list[float], list[str]]:
     """Segments of the groups' precision bars: (start x, length, y, colour), in palette order."""
-    order = {k: i for i, k in enumerate(dtypes.PALETTE)}
+    order = {k: i for i, k in enumerate(PALETTE)}
     base: list[float] = []
     length: list[float] = []
     ys: list[float] = []
@@ -329,7 +311,7 @@ def _bars(view: GraphView, mix: dict[int, Counter[str]]) -> tuple[list[float], l
             base.append(at)
             length.append(width)
             ys.append(float(view.y[i]) + _BAR_DY)
-            colours.append(dtypes.PALETTE.get(label, GREY))
+            colours.append(PALETTE.get(label, GREY))
             at += width
     return base, length, ys, colours
 
@@ -354,7 +336,7 @@ def _template() -> dict[str, Any]:
     return pio.templates["plotly_white"].to_plotly_json()
 
 
-def _title(explorer: Explorer, plan: PrecisionPlan, view: GraphView, color_by: str, ov: Overlay) -> str:
+def _title(plan: PrecisionPlan, view: GraphView, color_by: str, ov: Overlay) -> str:
     """The figure's title: phrases joined by `` · `` (it wraps between phrases only)."""
     counts = ", ".join(f"{k} {v}" for k, v in sorted(plan.counts().items(), key=lambda kv: -kv[1]))
     groups = sum(view.is_group(i) for i in range(len(view)))
@@ -363,7 +345,7 @@ def _title(explorer: Explorer, plan: PrecisionPlan, view: GraphView, color_by: s
         how = f"change {ov.labels[0]} \u2192 {ov.labels[1]} ({len(changed_nodes(ov.other, plan))} nodes change dtype)"
     elif color_by == "sensitivity" and ov.sensitivity is not None:
         how = (f"sensitivity ({ov.sensitivity.metric} with only the node in "
-               f"{dtypes.display_name(ov.sensitivity.low_dtype)})")
+               f"{display_name(ov.sensitivity.low_dtype)})")
     elif color_by == FP32_COST:
         how = "predicted cost of staying FP32 (ms saved in low precision)"
     phrases = [f"coloured by {how}"]
@@ -486,27 +468,33 @@ def _legend_names(view: GraphView, coloring: Coloring) -> list[str]:
 
 
 @without_gc
-def build_figure(explorer: Explorer, settings: Settings | None = None, color_by: str = "precision",
+def build_figure(captured: CapturedGraph, plan: PrecisionPlan, color_by: str = "precision", *,
                  group_by_module: Grouping = "auto", expanded: Iterable[str] = (), profile: Any = None,
-                 accuracy: Any = None, *, plan: PrecisionPlan | None = None, height: int | None = None,
-                 width: int | None = None, sensitivity: Sensitivity | None = None,
-                 compare_to: PrecisionPlan | Settings | None = None,
-                 compare_labels: tuple[str, str] = ("A", "B")) -> go.Figure:
-    """The explorer's graph as a plotly Figure, nodes coloured by ``color_by`` (see :data:`COLOR_BY`).
+                 accuracy: Any = None, sensitivity: Sensitivity | None = None, compare_to: PrecisionPlan | None = None,
+                 compare_labels: tuple[str, str] = ("A", "B"), fp32_cost_ms: Mapping[str, float] | None = None,
+                 height: int | None = None, width: int | None = None,
+                 calibration: Mapping[str, CalibrationStat] | None = None) -> go.Figure:
+    """The captured graph with ``plan`` as a plotly Figure, nodes coloured by ``color_by`` (see :data:`COLOR_BY`).
+
+    ``ex.figure(...)`` calls it with the explorer's graph, plan and kept results; call it directly to draw records
+    of your own.
 
     Parameters
     ----------
-    settings: plan these settings instead of the explorer's current ones (the explorer is not changed).
+    captured: the :class:`~mixprec_explorer.capture.CapturedGraph` drawn (``ex.captured``).
+    plan: the :class:`~mixprec_explorer.policy.PrecisionPlan` coloured (``ex.plan(settings)``).
     group_by_module: "auto" (default): a graph of more than :data:`~.layout.AUTO_GROUP_NODES` nodes opens
         collapsed by module (ResNet-50: ``layer1``..``layer4``; an encoder: its layers); an int collapses modules
         to that depth of their path (``1``: ``layer1``); None draws every node.
     expanded: module paths to open one level (a click on a group in the widget adds its path here).
-    profile, accuracy: measured results for the overlays; default ``explorer.last_profile`` / ``last_accuracy``.
-    sensitivity: a :class:`~mixprec_explorer.sensitivity.Sensitivity` for ``color_by="sensitivity"`` and the
-        hover; default ``explorer.last_sensitivity`` (where ``ex.sensitivity(inputs)`` leaves it).
-    compare_to: plan A (a PrecisionPlan or Settings) to compare the drawn plan B with: ``color_by="changed"``
-        colours the nodes whose dtype differs by their new dtype, and the hover says ``A -> B``;
-        ``compare_labels`` names the two plans in the hover.
+    profile, accuracy: measured results for the overlays (a ``Profile``; an accuracy result or a mapping node ->
+        relative error).
+    sensitivity: a :class:`~mixprec_explorer.sensitivity.Sensitivity` for ``color_by="sensitivity"`` and the hover.
+    compare_to: plan A (a PrecisionPlan) to compare ``plan`` (B) with: ``color_by="changed"`` colours the nodes
+        whose dtype differs by their new dtype, and the hover says ``A -> B``; ``compare_labels`` names the two.
+    fp32_cost_ms: per node, the predicted ms that staying FP32 costs (``ex.predictor.fp32_cost_ms()``), for
+        ``color_by="fp32_cost"``.
+    calibration: per node, the calibrated range (``ex.calibration``), for ``color_by="range"``.
     height, width: figure size in px (default: the drawing's size, up to :data:`MAX_HEIGHT` x :data:`MAX_WIDTH`;
         one layout pixel stays one screen pixel, so a smaller figure shows part of the graph, panned by dragging).
 
@@ -515,10 +503,9 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
 
     Raises :class:`OverlayUnavailable` when ``color_by`` needs a result or plan that is absent.
     """
-    view = build_view(explorer, group_by_module, expanded)
-    plan = plan if plan is not None else explorer.plan(settings)
-    ov = gather_overlay(explorer, profile, accuracy, sensitivity, compare_to, compare_labels)
-    coloring = color_points(view, explorer, plan, color_by, ov)
+    view = build_view(captured, group_by_module, expanded)
+    ov = gather_overlay(profile, accuracy, sensitivity, compare_to, compare_labels, fp32_cost_ms, calibration)
+    coloring = color_points(view, captured.nodes, plan, color_by, ov)
     kind = go.Scattergl if len(view) > GL_THRESHOLD else go.Scatter
     labelled = view.labels is not None
     traces: list[Any] = [
@@ -526,7 +513,8 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
              line={"color": "#B8B8B8", "width": 1}),
         kind(x=view.x, y=view.y, mode="markers", name="nodes",
              customdata=np.array(view.keys, dtype=object),
-             hovertext=with_hover(plan_hover(view, explorer, plan, ov), coloring), hoverinfo="text", showlegend=False,
+             hovertext=with_hover(plan_hover(view, captured.nodes, plan, ov), coloring), hoverinfo="text",
+             showlegend=False,
              marker={"size": view.sizes, "symbol": list(view.symbols), "line": {"width": 1, "color": "#FFFFFF"},
                      "color": coloring.values, "colorscale": coloring.colorscale, "cmin": coloring.cmin,
                      "cmax": coloring.cmax, "showscale": coloring.colorbar is not None,
@@ -553,7 +541,7 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
                           marker={**_mark(index), "size": 13 if index != ACCUMULATE else 9,
                                   **({"color": GREY} if index == MIXED else {})})
                for i, (index, name) in enumerate(_MARK_NAMES.items())]
-    plot_w, plot_h, room, xr, yr = _plot_area(view, width, height, _title(explorer, plan, view, color_by, ov),
+    plot_w, plot_h, room, xr, yr = _plot_area(view, width, height, _title(plan, view, color_by, ov),
                                               _legend_names(view, coloring), coloring.colorbar is not None)
     fig = go.Figure(data=traces, layout={
         "template": _template(),
@@ -573,38 +561,38 @@ def build_figure(explorer: Explorer, settings: Settings | None = None, color_by:
                              "expanded": sorted(view.expanded), "color_by": color_by,
                              "plot": [plot_w, plot_h, room]}},
     }, _validate=False)
-    _apply(fig, view, explorer, plan, color_by, ov, coloring, hover=False)
+    _apply(fig, view, captured.nodes, plan, color_by, ov, coloring, hover=False)
     return fig
 
 
 @without_gc
-def recolor(fig: go.Figure, explorer: Explorer, plan: PrecisionPlan | None = None, color_by: str | None = None,
-            profile: Any = None, accuracy: Any = None, *, sensitivity: Sensitivity | None = None,
-            compare_to: PrecisionPlan | Settings | None = None, compare_labels: tuple[str, str] = ("A", "B")
-            ) -> None:
+def recolor(fig: go.Figure, captured: CapturedGraph, plan: PrecisionPlan, color_by: str | None = None, *,
+            profile: Any = None, accuracy: Any = None, sensitivity: Sensitivity | None = None,
+            compare_to: PrecisionPlan | None = None, compare_labels: tuple[str, str] = ("A", "B"),
+            fp32_cost_ms: Mapping[str, float] | None = None,
+            calibration: Mapping[str, CalibrationStat] | None = None) -> None:
     """Update colours, overlay marks, hover and legend of a :func:`build_figure` figure in place.
 
     Works on a ``go.Figure`` or ``go.FigureWidget`` (one batched update: positions are not resent).
-    ``plan`` defaults to the explorer's current plan, ``color_by`` to the figure's last colouring;
-    the other arguments are those of :func:`build_figure` (``compare_to`` is not remembered: pass it again).
+    ``color_by`` defaults to the figure's last colouring (:func:`color_by_of`); the other arguments are those of
+    :func:`build_figure` (none is remembered: pass the results to draw again).
     """
-    view = view_of(fig, explorer)
-    color_by = color_by or fig.layout.meta["mixprec"].get("color_by", "precision")
-    plan = plan if plan is not None else explorer.plan()
-    ov = gather_overlay(explorer, profile, accuracy, sensitivity, compare_to, compare_labels)
-    coloring = color_points(view, explorer, plan, color_by, ov)
-    _apply(fig, view, explorer, plan, color_by, ov, coloring, hover=True)
+    view = view_of(fig, captured)
+    color_by = color_by or color_by_of(fig)
+    ov = gather_overlay(profile, accuracy, sensitivity, compare_to, compare_labels, fp32_cost_ms, calibration)
+    coloring = color_points(view, captured.nodes, plan, color_by, ov)
+    _apply(fig, view, captured.nodes, plan, color_by, ov, coloring, hover=True)
 
 
-def _apply(fig: go.Figure, view: GraphView, explorer: Explorer, plan: PrecisionPlan, color_by: str, ov: Overlay,
-           coloring: Coloring, *, hover: bool) -> None:
-    mix = _group_mix(view, explorer, plan)
+def _apply(fig: go.Figure, view: GraphView, infos: Mapping[str, NodeInfo], plan: PrecisionPlan, color_by: str,
+           ov: Overlay, coloring: Coloring, *, hover: bool) -> None:
+    mix = _group_mix(view, infos, plan)
     marks = _marks(view, plan, mix)
-    hovertext = with_hover(plan_hover(view, explorer, plan, ov), coloring) if hover else None
+    hovertext = with_hover(plan_hover(view, infos, plan, ov), coloring) if hover else None
     bar_base, bar_len, bar_y, bar_colours = _bars(view, mix)
     meta = fig.layout.meta["mixprec"]
     plot_w, plot_h, room = meta["plot"]
-    frame = _frame(plot_w, plot_h, _title(explorer, plan, view, color_by, ov), _legend_names(view, coloring),
+    frame = _frame(plot_w, plot_h, _title(plan, view, color_by, ov), _legend_names(view, coloring),
                    coloring.colorbar is not None, room)
     with fig.batch_update():
         nodes = fig.data[NODES]
@@ -646,9 +634,9 @@ def _apply(fig: go.Figure, view: GraphView, explorer: Explorer, plan: PrecisionP
 
 
 @without_gc
-def highlight(fig: go.Figure, explorer: Explorer, names: Iterable[str]) -> list[int]:
+def highlight(fig: go.Figure, captured: CapturedGraph, names: Iterable[str]) -> list[int]:
     """Ring the points that draw ``names`` (node names or module keys); returns their point indices."""
-    view = view_of(fig, explorer)
+    view = view_of(fig, captured)
     points = sorted({view.point_of[n] for n in names if n in view.point_of})
     with fig.batch_update():
         fig.data[HIGHLIGHT].x = view.x[points]
@@ -658,10 +646,10 @@ def highlight(fig: go.Figure, explorer: Explorer, names: Iterable[str]) -> list[
 
 
 @without_gc
-def reveal(fig: go.Figure, explorer: Explorer, names: Iterable[str]) -> list[int]:
+def reveal(fig: go.Figure, captured: CapturedGraph, names: Iterable[str]) -> list[int]:
     """Pan ``fig`` (keeping its scale) so that the first point drawing ``names`` is in view, if it is not;
     returns the point indices that draw ``names`` (for a search box: ``highlight`` rings them, this shows them)."""
-    view = view_of(fig, explorer)
+    view = view_of(fig, captured)
     points = sorted({view.point_of[n] for n in names if n in view.point_of})
     if not points:
         return points

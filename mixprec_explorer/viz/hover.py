@@ -13,17 +13,18 @@ import html
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .. import dtypes
+from ..dtypes import display_name
 from ..numbers import format_number, format_si
 from .colors import UNCHANGED, change_label, precision_label
 from .layout import GROUP_PREFIX
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
+    from collections.abc import Mapping
+
     from ..policy import PrecisionPlan
     from ..records import NodeInfo, NodePrecision
-    from ..sensitivity import Sensitivity
-    from .graph import GraphView
+    from ..results import Sensitivity
+    from .layout import GraphView
     from .overlay import Overlay
 
 __all__ = ["group_static_hover", "node_static_hover", "plan_hover", "record_hover", "short_path", "source_text"]
@@ -31,7 +32,7 @@ __all__ = ["group_static_hover", "node_static_hover", "plan_hover", "record_hove
 
 # -- the static part ----------------------------------------------------------------------------------------
 def _tensors(shapes: tuple[tuple[int, ...], ...], types: tuple[Any, ...]) -> str:
-    parts = [f"{tuple(s)} {dtypes.display_name(d)}" for s, d in zip(shapes[:4], types[:4])]
+    parts = [f"{tuple(s)} {display_name(d)}" for s, d in zip(shapes[:4], types[:4])]
     if len(shapes) > 4:
         parts.append(f"+{len(shapes) - 4} more")
     return ", ".join(parts) or "-"
@@ -113,7 +114,7 @@ def _sensitivity_text(sens: Sensitivity) -> dict[str, str]:
     for known, text in _SENSITIVITY_TEXT:
         if known is sens:
             return text
-    low = dtypes.display_name(sens.low_dtype)
+    low = display_name(sens.low_dtype)
     rank = {name: i + 1 for i, (name, _) in enumerate(sens.ranking("node"))}
     out: dict[str, str] = {}
     for name, err in sens.node_low_error.items():
@@ -134,23 +135,24 @@ def _sensitivity_text(sens: Sensitivity) -> dict[str, str]:
 def _dtype_text(rec: NodePrecision | None) -> str:
     if rec is None:
         return "-"
-    return dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
+    return display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
 
 
-def plan_hover(view: GraphView, explorer: Explorer, plan: PrecisionPlan, ov: Overlay) -> list[str]:
-    """The full hover text of every point of ``view``: its static part, then what ``plan`` and ``ov`` add."""
+def plan_hover(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, ov: Overlay) -> list[str]:
+    """The full hover text of every point of ``view`` (drawing ``nodes``): its static part, then what ``plan`` and
+    ``ov`` add."""
     out = []
     sens_text = _sensitivity_text(ov.sensitivity) if ov.sensitivity is not None else None
     for key, static, names in zip(view.keys, view.static_hover, view.members):
         if len(names) == 1:
-            text = static + _node_dynamic_hover(explorer, plan, ov, names[0])
+            text = static + _node_dynamic_hover(nodes, plan, ov, names[0])
             if sens_text is not None and names[0] in sens_text:
-                text += sens_text[names[0]] + sens_text.get(GROUP_PREFIX + explorer.nodes[names[0]].module, "")
+                text += sens_text[names[0]] + sens_text.get(GROUP_PREFIX + nodes[names[0]].module, "")
             out.append(text)
             continue
         recs = [plan.get(n) for n in names]
         live = [r for r in recs if r is not None and r.rule != "removed"]
-        mix = Counter(precision_label(explorer, plan, r.name) for r in live)
+        mix = Counter(precision_label(nodes, plan, r.name) for r in live)
         rules = Counter(r.rule for r in live)
         text = static + "<br>precisions: " + " · ".join(f"{k} {v}" for k, v in mix.most_common())
         text += "<br>rules: " + ", ".join(f"{k} {v}" for k, v in rules.most_common())
@@ -186,9 +188,9 @@ def plan_hover(view: GraphView, explorer: Explorer, plan: PrecisionPlan, ov: Ove
 @functools.lru_cache(maxsize=1 << 16)
 def record_hover(rec: NodePrecision) -> str:
     """The predicted part of a node's hover (records are reused across incremental plans, so this caches well)."""
-    acc = dtypes.display_name(rec.accumulate_dtype) if rec.accumulate_dtype is not None else "-"
+    acc = display_name(rec.accumulate_dtype) if rec.accumulate_dtype is not None else "-"
     shown = "none (removed before autocast)" if rec.rule == "removed" else \
-        dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
+        display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
     return f"<br>dtype: <b>{shown}</b> · accumulate: {acc}<br>rule: {rec.rule}: {_wrap(rec.reason)}"
 
 
@@ -196,15 +198,15 @@ def _short_layer(text: str) -> str:
     return text if len(text) <= 70 else text[:40] + "…" + text[-29:]
 
 
-def _node_dynamic_hover(explorer: Explorer, plan: PrecisionPlan, ov: Overlay, name: str) -> str:
+def _node_dynamic_hover(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, ov: Overlay, name: str) -> str:
     rec = plan.get(name)
     if rec is None:
-        return f"<br>dtype: {dtypes.display_name(explorer.nodes[name].dtype)} (as given)"
+        return f"<br>dtype: {display_name(nodes[name].dtype)} (as given)"
     text = record_hover(rec)
     if ov.measured is not None:
-        shown = dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
+        shown = display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
         if name in ov.measured:
-            got = dtypes.display_name(ov.measured[name])
+            got = display_name(ov.measured[name])
             ms = (ov.latency_ms or {}).get(name)
             text += f"<br>measured: {got}" + (f" · {ms:.4g} ms" if ms is not None else "")
             if ms is not None and ov.total_ms:
@@ -229,7 +231,7 @@ def _node_dynamic_hover(explorer: Explorer, plan: PrecisionPlan, ov: Overlay, na
             if other is not None and other.rule != rec.rule:
                 text += f" (rule {other.rule} \u2192 {rec.rule})"
             if other is not None and other.accumulate_dtype != rec.accumulate_dtype:
-                text += (f" (accumulate {dtypes.display_name(other.accumulate_dtype) if other.accumulate_dtype else '-'}"
-                         f" \u2192 {dtypes.display_name(rec.accumulate_dtype) if rec.accumulate_dtype else '-'})")
+                text += (f" (accumulate {display_name(other.accumulate_dtype) if other.accumulate_dtype else '-'}"
+                         f" \u2192 {display_name(rec.accumulate_dtype) if rec.accumulate_dtype else '-'})")
     return text
 

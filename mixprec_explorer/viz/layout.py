@@ -28,8 +28,8 @@ from typing import Any, ParamSpec, TypeVar
 import networkx as nx
 import numpy as np
 
-__all__ = ["AUTO_GROUP_NODES", "GROUP_PREFIX", "Box", "Layout", "auto_grouping", "group_graph", "group_key",
-           "layered_layout", "paused_gc", "text_width", "without_gc"]
+__all__ = ["AUTO_GROUP_NODES", "GROUP_PREFIX", "Box", "GraphView", "Layout", "auto_grouping", "forget_layouts",
+           "group_graph", "group_key", "layered_layout", "paused_gc", "text_width", "without_gc"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,7 +76,45 @@ class Layout:
     bounds: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  #: x min, x max, y min, y max of all boxes
 
 
+@dataclass(frozen=True)
+class GraphView:
+    """The drawn items (one per node, or per collapsed module) in point order, with their positions.
+
+    Coordinates are pixels of the figure (x to the right, y up), so label boxes can be reasoned about directly.
+    """
+
+    keys: tuple[str, ...]  #: node name, or "module:<path>" for a collapsed module
+    members: tuple[tuple[str, ...], ...]  #: the FX nodes each point stands for
+    x: np.ndarray  #: px
+    y: np.ndarray  #: px, 0 at the top row, decreasing downward
+    edge_x: np.ndarray  #: NaN-separated edge polylines
+    edge_y: np.ndarray
+    layers: int  #: rows of the layout
+    group_by_module: int | None  #: module depth modules are collapsed to (None: no grouping)
+    expanded: frozenset[str]  #: module paths opened one level
+    point_of: dict[str, int]  #: node name or key -> point index
+    static_hover: tuple[str, ...]  #: the settings-independent part of each point's hover text
+    sizes: np.ndarray  #: marker size, px
+    symbols: tuple[str, ...]  #: marker symbol per point
+    labels: tuple[str, ...] | None = None  #: text beside each point (None past LABEL_LIMIT points)
+    label_x: np.ndarray | None = None  #: px where each label starts (left-aligned)
+    label_y: np.ndarray | None = None  #: px of each label's middle
+    bounds: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  #: x min, x max, y min, y max of all boxes
+
+    def is_group(self, index: int) -> bool:
+        """True if point ``index`` is a collapsed module."""
+        return self.keys[index].startswith(GROUP_PREFIX)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 _CACHE: weakref.WeakKeyDictionary[nx.DiGraph, tuple[tuple[Any, ...], Layout]] = weakref.WeakKeyDictionary()
+
+
+def forget_layouts() -> None:
+    """Forget the cached layouts (for benchmarks of a cold draw)."""
+    _CACHE.clear()
 
 
 def layered_layout(graph: nx.DiGraph, *, sweeps: int = 8, boxes: Mapping[Any, Box] | None = None,

@@ -1,8 +1,8 @@
 """What the graph figure draws over the predicted plan: measured results (a profile, per-node errors), a sensitivity
-result and a plan to compare with, gathered once per draw.
+result, a plan to compare with and the predicted cost of staying FP32, gathered once per draw.
 
-Each defaults to what the explorer keeps in ``explorer.last_profile``, ``last_accuracy`` and ``last_sensitivity`` (where ``ex.profile``, ``ex.accuracy`` and
-``ex.sensitivity`` leave their results).
+Every one is an argument: the facade (``ex.figure``) passes what the explorer keeps (``ex.last_profile``,
+``last_accuracy``, ``last_sensitivity``) where the caller gave nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingResult, OptionTypeError
+from ..policy import PrecisionPlan
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
-    from ..policy import PrecisionPlan
-    from ..sensitivity import Sensitivity
-    from ..settings import Settings
+    from ..records import CalibrationStat
+    from ..results import Sensitivity
 
-__all__ = ["Overlay", "OverlayUnavailable", "as_plan", "gather_overlay", "node_errors"]
+__all__ = ["Overlay", "OverlayUnavailable", "gather_overlay", "node_errors"]
 
 
 class OverlayUnavailable(MissingResult):
@@ -38,15 +37,20 @@ class Overlay:
     other: PrecisionPlan | None = None  #: the plan compared with ("A"; the drawn plan is "B")
     labels: tuple[str, str] = ("A", "B")
     layers: dict[str, tuple[str, ...]] | None = None  #: per node, the engine layers (with match) that ran it
+    fp32_cost_ms: Mapping[str, float] | None = None  #: per node, predicted ms that staying FP32 costs
+    calibration: Mapping[str, CalibrationStat] | None = None  #: per node, the calibrated range (``ex.calibration``)
 
 
-def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity: Sensitivity | None = None,
-                   compare_to: PrecisionPlan | Settings | None = None, compare_labels: tuple[str, str] = ("A", "B")
-                   ) -> Overlay:
-    """The overlay of one draw: the arguments given, else the explorer's last results."""
-    profile = profile if profile is not None else explorer.last_profile
-    accuracy = accuracy if accuracy is not None else explorer.last_accuracy
-    sensitivity = sensitivity if sensitivity is not None else explorer.last_sensitivity
+def gather_overlay(profile: Any = None, accuracy: Any = None, sensitivity: Sensitivity | None = None,
+                   compare_to: PrecisionPlan | None = None, compare_labels: tuple[str, str] = ("A", "B"),
+                   fp32_cost_ms: Mapping[str, float] | None = None,
+                   calibration: Mapping[str, CalibrationStat] | None = None) -> Overlay:
+    """The overlay of one draw from the results given (None: not drawn).
+
+    ``profile`` is a :class:`~mixprec_explorer.backends.base.Profile`, ``accuracy`` an accuracy result or a mapping
+    node -> relative error; ``compare_to`` is plan A (a PrecisionPlan; the drawn plan is B). Raises
+    OptionTypeError for a ``compare_to`` that is not a PrecisionPlan.
+    """
     latency = measured = errors = None
     layers: dict[str, tuple[str, ...]] | None = None
     total = 0.0
@@ -65,8 +69,11 @@ def gather_overlay(explorer: Explorer, profile: Any, accuracy: Any, sensitivity:
             errors = node_errors(accuracy)
         except OverlayUnavailable:
             errors = None
-    other = as_plan(explorer, compare_to) if compare_to is not None else None
-    return Overlay(latency, measured, errors, total, sensitivity, other, compare_labels, layers)
+    if compare_to is not None and not isinstance(compare_to, PrecisionPlan):
+        raise OptionTypeError(f"compare_to must be a PrecisionPlan (plan A), got {type(compare_to).__name__}; "
+                              "ex.figure(compare_to=...) also takes Settings")
+    return Overlay(latency, measured, errors, total, sensitivity, compare_to, compare_labels, layers,
+                   dict(fp32_cost_ms) if fp32_cost_ms is not None else None, calibration or None)
 
 
 def node_errors(accuracy: Any) -> dict[str, float]:
@@ -82,15 +89,3 @@ def node_errors(accuracy: Any) -> dict[str, float]:
     raise OverlayUnavailable(
         f"this accuracy result ({type(accuracy).__name__}) has no per-node errors; "
         "measure them with ex.accuracy(compiled, per_node=True)")
-
-
-def as_plan(explorer: Explorer, plan: PrecisionPlan | Settings) -> PrecisionPlan:
-    """A PrecisionPlan as given, or the explorer's plan of a Settings."""
-    from ..policy import PrecisionPlan
-    from ..settings import Settings
-
-    if isinstance(plan, PrecisionPlan):
-        return plan
-    if isinstance(plan, Settings):
-        return explorer.plan(plan)
-    raise OptionTypeError(f"expected a PrecisionPlan or Settings to compare with, got {type(plan).__name__}")

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import importlib.metadata
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import plotly.io as pio
 
-from .. import dtypes
+from ..dtypes import PALETTE, display_name
 from ..settings import write_atomic
 from .charts import build_latency_chart
-from .graph import NODES, Grouping, build_figure
+from .graph import NODES
 from .hover import short_path
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
+    import plotly.graph_objects as go
+
+    from ..capture import CapturedGraph
+    from ..policy import PrecisionPlan
+    from ..records import NodeInfo
     from ..settings import Settings
 
 __all__ = ["render_html", "save_html"]
@@ -46,14 +52,22 @@ def _e(value: Any) -> str:
 
 
 def _swatch(name: str) -> str:
-    return f'<span class="swatch" style="background:{dtypes.PALETTE.get(name, dtypes.PALETTE["other"])}"></span>'
+    return f'<span class="swatch" style="background:{PALETTE.get(name, PALETTE["other"])}"></span>'
 
 
-def _summary_table(explorer: Explorer, plan: Any) -> str:
+def _version() -> str:
+    """This package's version, from its installed metadata ("unknown" when run from a bare source tree)."""
+    try:
+        return importlib.metadata.version("mixprec-explorer")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _summary_table(summary: Mapping[str, Mapping[str, float]]) -> str:
     rows = "".join(
         f"<tr><td>{_swatch(k)}{_e(k)}</td><td class=num>{int(v['nodes'])}</td>"
         f"<td class=num>{v['flops_share']:.1%}</td></tr>"
-        for k, v in sorted(explorer.summary(plan).items(), key=lambda kv: -kv[1]["flops_share"]))
+        for k, v in sorted(summary.items(), key=lambda kv: -kv[1]["flops_share"]))
     return f"<table><tr><th>precision</th><th>nodes</th><th>share of FLOPs</th></tr>{rows}</table>"
 
 
@@ -63,9 +77,9 @@ def _exclusions(settings: Settings) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p>none</p>"
 
 
-def _source_cell(explorer: Explorer, name: str) -> str:
+def _source_cell(nodes: Mapping[str, NodeInfo], name: str) -> str:
     """The Python line that made node ``name``: ``file:line`` (full path on hover) and the line's text."""
-    info = explorer.nodes.get(name)
+    info = nodes.get(name)
     if info is None or info.source is None:
         return "<td class=src></td>"
     path, line, code = info.source
@@ -73,7 +87,7 @@ def _source_cell(explorer: Explorer, name: str) -> str:
             f"{_e(code)}</td>")
 
 
-def _plan_table(explorer: Explorer, plan: Any, profile: Any) -> str:
+def _plan_table(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, profile: Any) -> str:
     latency = profile.node_latency_ms() if profile is not None else {}
     measured = profile.node_dtypes() if profile is not None else {}
     extra = "<th>measured</th><th>latency (ms)</th>" if profile is not None else ""
@@ -82,42 +96,37 @@ def _plan_table(explorer: Explorer, plan: Any, profile: Any) -> str:
     body = []
     for r in plan:
         shown = "removed" if r.rule == "removed" else \
-            dtypes.display_name(r.dtype) if r.dtype is not None else "TensorRT decides"
-        acc = dtypes.display_name(r.accumulate_dtype) if r.accumulate_dtype is not None else ""
+            display_name(r.dtype) if r.dtype is not None else "TensorRT decides"
+        acc = display_name(r.accumulate_dtype) if r.accumulate_dtype is not None else ""
         cells = (f"<td>{_e(r.name)}</td><td>{_e(r.op.replace('torch.ops.', ''))}</td><td>{_e(r.module or '(root)')}</td>"
                  f"<td>{_swatch(shown)}{_e(shown)}</td><td>{_e(acc)}</td><td>{_e(r.rule)}</td><td>{_e(r.reason)}</td>"
-                 + _source_cell(explorer, r.name))
+                 + _source_cell(nodes, r.name))
         if profile is not None:
-            got = dtypes.display_name(measured[r.name]) if r.name in measured else ""
+            got = display_name(measured[r.name]) if r.name in measured else ""
             ms = f"{latency[r.name]:.4g}" if r.name in latency else ""
             cells += f"<td>{_e(got)}</td><td class=num>{ms}</td>"
         body.append(f"<tr>{cells}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
-def render_html(explorer: Explorer, *, settings: Settings | None = None, color_by: str = "precision",
-                group_by_module: Grouping = "auto", profile: Any = None, accuracy: Any = None,
+def render_html(captured: CapturedGraph, plan: PrecisionPlan, *, settings: Settings, figure: go.Figure,
+                summary: Mapping[str, Mapping[str, float]], warnings: Sequence[str] = (), profile: Any = None,
                 title: str | None = None) -> str:
     """The report as one HTML string with plotly.js inlined (opens offline, no server).
 
-    ``group_by_module`` as for :func:`~mixprec_explorer.viz.graph.build_figure` ("auto": a large graph is drawn
-    collapsed by module; the plan table below lists every node, with the source line that made it).
+    ``figure`` is the graph drawn (:func:`~mixprec_explorer.viz.graph.build_figure` of ``captured`` and
+    ``plan``, which ``settings`` plan); ``summary`` the explorer's per-precision counts
+    (``ex.summary(plan)``), ``warnings`` its remarks on the settings (``ex.check_settings``); with a
+    ``profile`` the plan table gains measured columns and the page the latency chart and the engine view.
+    ``ex.save_html(path)`` gathers all of it.
     """
-    from .. import __version__
-
-    s = settings if settings is not None else explorer.settings
-    plan = explorer.plan(s)
-    profile = profile if profile is not None else explorer.last_profile
-    fig = build_figure(explorer, settings=s, color_by=color_by, group_by_module=group_by_module,
-                       profile=profile, accuracy=accuracy, plan=plan)
-    graph = pio.to_html(fig, full_html=False, include_plotlyjs=True, config=_CONFIG, div_id="mixprec-graph")
+    graph = pio.to_html(figure, full_html=False, include_plotlyjs=True, config=_CONFIG, div_id="mixprec-graph")
     chart = ""
     if profile is not None:
         chart_fig = build_latency_chart(profile)
         chart = "<h2>Measured latency per layer</h2>" + pio.to_html(
             chart_fig, full_html=False, include_plotlyjs=False, config=_CONFIG, div_id="mixprec-latency")
-        chart += _engine_section(explorer, fig, profile)
-    warnings = explorer.check_settings(s)
+        chart += _engine_section(captured, figure, profile)
     warn = "".join(f"<li class=warn>{_e(w)}</li>" for w in warnings)
     heading = title or f"Mixed-precision plan: {len(plan)} nodes"
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
@@ -125,12 +134,12 @@ def render_html(explorer: Explorer, *, settings: Settings | None = None, color_b
 <html lang="en"><head><meta charset="utf-8"><title>{_e(heading)}</title><style>{_CSS}</style></head>
 <body>
 <h1>{_e(heading)}</h1>
-<p class="meta">mixprec_explorer {_e(__version__)} · written {_e(stamp)} · predicted by Torch-TensorRT's
+<p class="meta">mixprec_explorer {_e(_version())} · written {_e(stamp)} · predicted by Torch-TensorRT's
 rule-based autocast rules{' · measured on ' + _e(profile.device) if profile is not None else ''}</p>
 <h2>Summary</h2>
-{_summary_table(explorer, plan)}
+{_summary_table(summary)}
 <h2>Exclusions in force</h2>
-{_exclusions(s)}
+{_exclusions(settings)}
 {f'<h2>Warnings</h2><ul>{warn}</ul>' if warn else ''}
 <h2>Graph</h2>
 <p class="meta">Hover a node for its op, module, shapes, dtype, the rule that decided it and the source line
@@ -139,15 +148,15 @@ toolbar, double-click to return to the first view.</p>
 {graph}
 {chart}
 <h2>Settings</h2>
-<pre>{_e(s.to_json())}</pre>
-<pre>{_e(s.to_python())}</pre>
+<pre>{_e(settings.to_json())}</pre>
+<pre>{_e(settings.to_python())}</pre>
 <h2>Plan</h2>
-{_plan_table(explorer, plan, profile)}
+{_plan_table(captured.nodes, plan, profile)}
 </body></html>
 """
 
 
-def _engine_section(explorer: Explorer, fig: Any, profile: Any) -> str:
+def _engine_section(captured: CapturedGraph, fig: Any, profile: Any) -> str:
     """The engine view, linked both ways with the graph: a click on a layer rings its FX nodes, a click on a
     node outlines its layers (plain plotly.js events, no server)."""
     from .engine import build_engine_figure, engine_layers
@@ -156,7 +165,7 @@ def _engine_section(explorer: Explorer, fig: Any, profile: Any) -> str:
     rows = engine_layers(profile)
     if not rows:
         return ""
-    view = view_of(fig, explorer)
+    view = view_of(fig, captured)
     layer_points = [sorted({view.point_of[n] for n in r.nodes if n in view.point_of}) for r in rows]
     engine = pio.to_html(build_engine_figure(profile), full_html=False, include_plotlyjs=False, config=_CONFIG,
                          div_id="mixprec-engine")
@@ -190,6 +199,9 @@ nodes it ran in the graph above; click a node in the graph to outline its layers
 """
 
 
-def save_html(explorer: Explorer, path: str | os.PathLike[str], **options: Any) -> Path:
-    """Write :func:`render_html` to ``path`` atomically; returns the path. Options as for :func:`render_html`."""
-    return write_atomic(path, render_html(explorer, **options))
+def save_html(captured: CapturedGraph, path: str | os.PathLike[str], plan: PrecisionPlan, *, settings: Settings,
+              figure: go.Figure, summary: Mapping[str, Mapping[str, float]], warnings: Sequence[str] = (),
+              profile: Any = None, title: str | None = None) -> Path:
+    """Write :func:`render_html` to ``path`` atomically; returns the path. Arguments as for :func:`render_html`."""
+    return write_atomic(path, render_html(captured, plan, settings=settings, figure=figure, summary=summary,
+                                          warnings=warnings, profile=profile, title=title))

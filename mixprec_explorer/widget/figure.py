@@ -1,5 +1,5 @@
 """The graph in the app (:class:`GraphFigure`): a plotly FigureWidget of
-:func:`~mixprec_explorer.viz.graph.build_figure`, and what clicking it, grouping, colouring and finding do.
+:meth:`Explorer.figure <mixprec_explorer.Explorer.figure>`, and what clicking it, grouping, colouring and finding do.
 
 A click on a node toggles its module's exclusion (the click path: toggle, re-plan, recolour in place, panels);
 a click on a collapsed module expands it. Only a change of what is drawn (grouping, expand, collapse) redraws
@@ -8,7 +8,7 @@ the traces; everything else recolours them in place. The graph observes the app'
 observe).
 
 The part draws into a plain Figure (:attr:`GraphFigure.drawn`, recoloured by
-:func:`~mixprec_explorer.viz.graph.recolor`) and :class:`~._sync.FigureSync` sends the browser only what changed
+:meth:`Explorer.recolor <mixprec_explorer.Explorer.recolor>`) and :class:`~._sync.FigureSync` sends the browser only what changed
 in it: after a click, the few nodes' colours and hover texts, the marks and the title.
 """
 
@@ -24,10 +24,8 @@ from ..viz.graph import (
     HIGHLIGHT,
     MIXED,
     NODES,
-    build_figure,
     build_view,
     highlight,
-    recolor,
     reveal,
 )
 from ..viz.layout import GROUP_PREFIX, without_gc
@@ -92,7 +90,7 @@ class GraphFigure:
     @property
     def view(self) -> GraphView:
         """What the figure currently draws."""
-        return build_view(self.app.explorer, self.app.group_by_module, self.expanded)
+        return build_view(self.app.explorer.captured, self.app.group_by_module, self.expanded)
 
     def point_index(self, name: str) -> int:
         """Index in :attr:`node_trace` of the point that draws node (or module key) ``name``."""
@@ -117,14 +115,14 @@ class GraphFigure:
         a result that does not exist yet.
         """
         app = self.app
-        recolor(self.drawn, app.explorer, plan, app.color_by)
-        highlight(self.drawn, app.explorer, [app.selected] if app.selected else app.found)
+        app.explorer.recolor(self.drawn, plan, app.color_by)
+        highlight(self.drawn, app.explorer.captured, [app.selected] if app.selected else app.found)
         self.figure_sync.push()
 
     def _new_figure(self) -> go.Figure:
         app = self.app
-        return build_figure(app.explorer, color_by=app.color_by, group_by_module=app.group_by_module,
-                            expanded=self.expanded, height=self.height)
+        return app.explorer.figure(color_by=app.color_by, group_by_module=app.group_by_module,
+                                   expanded=self.expanded, height=self.height)
 
     def _wire(self) -> None:
         self.node_trace.on_click(self._on_click)
@@ -198,11 +196,11 @@ class GraphFigure:
         """Ring the points drawing ``names`` (pan to the first if it is out of view) and send the browser that."""
         app = self.app
         app.found, app.selected = list(names), None
-        points = highlight(self.drawn, app.explorer, names)
+        points = highlight(self.drawn, app.explorer.captured, names)
         if points:
             self.figure_sync.adopt_view()
             if not self._in_view(points[0]):
-                reveal(self.drawn, app.explorer, names)
+                reveal(self.drawn, app.explorer.captured, names)
         self.figure_sync.push()
 
     @guarded("searching")
@@ -212,14 +210,14 @@ class GraphFigure:
         names = find_nodes(app.explorer, query)
         app.found = names
         app.selected = names[0] if len(names) == 1 else None
-        points = highlight(self.drawn, app.explorer, names)
+        points = highlight(self.drawn, app.explorer.captured, names)
         if not names:
             self.figure_sync.push()
             app.say(f"no node or module matches {esc(query)!s}" if query.strip() else "")
             return names
         self.figure_sync.adopt_view()  # pan from where the reader left the graph
         if not self._in_view(points[0]):  # a graph that shows it already is not moved
-            reveal(self.drawn, app.explorer, names)
+            reveal(self.drawn, app.explorer.captured, names)
         self.figure_sync.push()
         app.say(f"{len(names)} node(s) match <code>{esc(query)}</code>, drawn by {len(points)} point(s)")
         return names
