@@ -588,13 +588,14 @@ def _completes(graph: _Graph, anchors: Sequence[int | None], numel: int | None,
     if numel is None or all(w in _FREE_WORDS for w in words):
         return None, ""
     for a in anchors:
-        if a is not None and graph.numel(a) == numel and family_of(graph.view.nodes[graph.names[a]].op) in _SPLIT_FAMILIES:
+        if a is not None and graph.numel(a) == numel and \
+                family_of(graph.view.nodes[graph.names[a]].op) in _SPLIT_FAMILIES:
             return a, f"finishes {graph.names[a]} (a split normalization)"
     return None, ""
 
 
-#: Op families (:data:`~mixprec_explorer.ops.FAMILY`) Torch-TensorRT decomposes into matmuls: a layer named after a matmul may be
-#: computing a captured node of these families; every family also matches itself
+#: Op families (:data:`~mixprec_explorer.ops.FAMILY`) Torch-TensorRT decomposes into matmuls: a layer named after a
+#: matmul may be computing a captured node of these families; every family also matches itself
 _DECOMPOSED_INTO = {"attention": frozenset({"matmul"}), "linear": frozenset({"matmul"})}
 
 
