@@ -3,9 +3,9 @@
 Run: ``python benchmarks/run.py figure [--quick] [--runs N] [--markdown FILE]``. Prints one table; every time
 is the median of several runs on this machine (CPU only; the browser's rendering is not included).
 
-- build, cold: ``build_figure`` with no cached layout (layered layout + hover text + figure), ms
+- build, cold: ``ex.figure`` (``viz.graph.build_figure``) with no cached layout (layered layout + hover text + figure), ms
 - build, warm: the same with the layout cached (what a re-draw after a settings change costs), ms
-- recolour: ``recolor(fig, ...)`` of a go.Figure and of a FigureWidget for a changed plan (plan itself excluded), ms
+- recolour: ``ex.recolor(fig, plan)`` of a go.Figure and of a FigureWidget for a changed plan (plan itself excluded), ms
 - payload: ``len(fig.to_json())``, the bytes a notebook or the HTML report ships, MB
 - click: a widget click on a node (ResNet-50's 175 and a 2,000-node graph, every node drawn), handled as in the
   browser: toggle the module's exclusion + re-plan + recolour + what changed sent + summary/details panels, ms;
@@ -35,7 +35,7 @@ from _common import machine
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.examples import layer_stack, resnet50
-from mixprec_explorer.viz.graph import build_figure, clear_caches, recolor
+from mixprec_explorer.viz.graph import clear_caches
 
 TARGETS = {"build_10k_s": 2.0, "recolor_10k_ms": 100.0, "click_2k_ms": 50.0}
 
@@ -62,9 +62,9 @@ def bench_size(nodes: int, runs: int) -> dict[str, float]:
     capture_s = time.perf_counter() - start
     autocast(ex)
     ex.plan()
-    cold = median_s(lambda: build_figure(ex, group_by_module=None), max(1, runs // 2), setup=clear_caches)
-    warm = median_s(lambda: build_figure(ex, group_by_module=None), runs)
-    fig = build_figure(ex, group_by_module=None)  # every node drawn
+    cold = median_s(lambda: ex.figure(group_by_module=None), max(1, runs // 2), setup=clear_caches)
+    warm = median_s(lambda: ex.figure(group_by_module=None), runs)
+    fig = ex.figure(group_by_module=None)  # every node drawn
     fw = go.FigureWidget(fig)
     modules = [m for m in ex.modules if m]
     plans = []
@@ -72,9 +72,9 @@ def bench_size(nodes: int, runs: int) -> dict[str, float]:
         ex.exclude(modules[(i * 7) % len(modules)])
         plans.append(ex.plan())
     it = iter(plans * 2)
-    recolour = median_s(lambda: recolor(fig, ex, next(it)), runs)
+    recolour = median_s(lambda: ex.recolor(fig, next(it)), runs)
     it = iter(plans * 2)
-    recolour_fw = median_s(lambda: recolor(fw, ex, next(it)), runs)
+    recolour_fw = median_s(lambda: ex.recolor(fw, next(it)), runs)
     return {
         "points": len(fig.data[1].x),
         "capture_s": capture_s,
