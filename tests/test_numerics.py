@@ -153,3 +153,58 @@ def test_search_says_the_all_low_output_underflows_and_lists_no_empty_module_pat
     assert result.explain().splitlines()[0] == result.notes[0]
     assert all(c.value not in ("^$", "") for c in result.exclusions), [c.value for c in result.exclusions]
     assert not any(s.action.endswith("add ^$") for s in result.steps)
+
+
+def _colour(fig, name: str) -> str:
+    """The colour node ``name`` is drawn in, from its value and the discrete colourscale."""
+    from mixprec_explorer.viz import graph as vg
+
+    marker = fig.data[vg.NODES].marker
+    index = list(fig.data[vg.NODES].customdata).index(name)
+    frac = (float(marker.color[index]) - marker.cmin) / (marker.cmax - marker.cmin)
+    return [c for p, c in marker.colorscale if p <= frac + 1e-12][-1]
+
+
+def test_range_colour_shows_where_calibrated_ranges_leave_the_low_type_before_any_compile():
+    pytest.importorskip("plotly")
+    from mixprec_explorer.errors import MixprecError
+    from mixprec_explorer.viz import graph as vg
+    from mixprec_explorer.viz.colors import RANGE_COLORS
+
+    torch.manual_seed(0)
+    ex = Explorer(Shrinking().eval(), (torch.randn(4, 8),))
+    ex.settings = FP16
+    with pytest.raises(MixprecError, match=r"needs calibrated ranges: run ex\.calibrate\(batches\) first"):
+        ex.figure(color_by="range")
+    stats = ex.calibrate([ex.example_inputs])
+    assert 1e-4 < stats["linear"].max_abs < 1e-2 and 1e-8 < stats["linear_1"].max_abs < FP16_NORMAL
+    assert stats["linear_2"].max_abs < FP16_TINY / 2  # the premise: fc1 ~1e-3, fc2 ~1e-6, fc3 ~1e-9
+    fig = ex.figure(color_by="range", group_by_module=None)
+    assert _colour(fig, "linear") == RANGE_COLORS["in range"]
+    assert _colour(fig, "linear_1") == RANGE_COLORS["underflow"]
+    assert _colour(fig, "linear_2") == RANGE_COLORS["underflow, all 0"]
+    legend = {t.name for t in fig.data[vg.FIRST_LEGEND_TRACE:] if t.visible}
+    assert {"within FP16", "FP16 underflow (< 6.1e-05)", "FP16 underflow, all 0 (< 3e-08)"} <= legend
+    hover = fig.data[vg.NODES].hovertext[list(fig.data[vg.NODES].customdata).index("linear_1")]
+    assert "calibrated |x| max 4.3e-06: below FP16's smallest normal 6.1e-05: subnormal in FP16" in hover
+
+    ex.exclude("fc3")  # the plan keeps it FP32: said, in its own colour
+    kept = ex.figure(color_by="range", group_by_module=None)
+    assert _colour(kept, "linear_2") == RANGE_COLORS["outside, kept FP32"]
+    assert _colour(kept, "linear_1") == RANGE_COLORS["underflow"]
+    bf16 = ex.figure(BF16, color_by="range", group_by_module=None)
+    assert {_colour(bf16, n) for n in ("linear", "linear_1", "linear_2")} == {RANGE_COLORS["in range"]}
+
+
+def test_the_widget_offers_the_range_colour_once_calibrated():
+    pytest.importorskip("ipywidgets")
+    from mixprec_explorer.widget.app import WidgetApp
+
+    torch.manual_seed(0)
+    ex = Explorer(Shrinking().eval(), (torch.randn(4, 8),))
+    ex.settings = FP16
+    app = WidgetApp(ex)
+    assert ("range (needs ex.calibrate)", "range") in app.color_by_choice.options
+    ex.calibrate([ex.example_inputs])
+    app.color_by = "range"
+    assert app.errors == [] and app.color_by == "range"

@@ -26,7 +26,7 @@ from .status import guarded
 __all__ = ["Controls"]
 
 _NEEDS = {"latency": "profile", "measured_dtype": "profile", "mismatch": "profile", "error": "accuracy",
-          "sensitivity": "sensitivity", FP32_COST: "Calibrate what-if"}
+          "sensitivity": "sensitivity", FP32_COST: "Calibrate what-if", "range": "ex.calibrate"}
 #: Dropdown labels of the colourings whose value says too little.
 _LABELS = {FP32_COST: "cost of staying FP32 (ms)"}
 #: Colourings the dropdown leaves out: "changed" compares two plans (see mixprec_explorer.viz.compare).
@@ -117,7 +117,8 @@ class Controls:
         except OverlayUnavailable:
             per_node = False
         have = {"profile": explorer.last_profile is not None, "accuracy": per_node,
-                "sensitivity": explorer.last_sensitivity is not None, "Calibrate what-if": self._costs_predicted()}
+                "sensitivity": explorer.last_sensitivity is not None, "Calibrate what-if": self._costs_predicted(),
+                "ex.calibrate": bool(explorer.calibration)}
         return [(_LABELS.get(c, c) + ("" if c not in _NEEDS or have[_NEEDS[c]] else f" (needs {_NEEDS[c]})"), c)
                 for c in COLOR_BY if c not in _NOT_IN_DROPDOWN]
 
