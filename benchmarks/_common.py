@@ -73,8 +73,12 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], header: Sequence[str]) -> 
 def tensorrt_versions() -> dict[str, str]:
     """torch_tensorrt's and TensorRT's versions, imported as the TensorRT backend imports them (TensorRT-RTX's
     unusable plugin module marked absent first)."""
+    from mixprec_explorer.backends import available_backends
     from mixprec_explorer.backends.tensorrt_rtx import block_broken_plugin
 
+    ok, reason = available_backends()["tensorrt"]
+    if not ok:
+        raise SystemExit(f"this benchmark needs the TensorRT backend: {reason} (and a CUDA GPU)")
     block_broken_plugin()
     import tensorrt
     import torch_tensorrt

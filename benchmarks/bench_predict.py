@@ -24,8 +24,8 @@ from _common import markdown_table
 
 from mixprec_explorer import Explorer, Settings, SettingsWarning
 from mixprec_explorer.examples import layer_stack, resnet50, transformer_encoder
-from mixprec_explorer.explorer import module_pattern
 from mixprec_explorer.predict import measure_calibration
+from mixprec_explorer.settings import module_pattern
 
 TARGET_MS = 20.0
 

@@ -46,7 +46,7 @@ import torch
 from _common import build_model
 
 from mixprec_explorer import Explorer, Settings, SettingsWarning
-from mixprec_explorer.explorer import module_pattern
+from mixprec_explorer.settings import module_pattern
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = Path(__file__).resolve().parent / "run.py"

@@ -19,8 +19,8 @@ from _common import build_model, fmt, machine
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
-from mixprec_explorer.explorer import module_pattern
 from mixprec_explorer.search import DEFAULT_MAX_PROBES
+from mixprec_explorer.settings import module_pattern
 
 
 def bisection_evaluations(ex: Explorer, inputs: tuple, budget: float, low: torch.dtype) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from _common import build_model
 from mixprec_explorer import Explorer, Settings, WorkerCrashed
 from mixprec_explorer.backends import available_backends
 from mixprec_explorer.costs import MATMUL_FAMILY, op_basename
-from mixprec_explorer.explorer import module_pattern
+from mixprec_explorer.settings import module_pattern
 
 
 def _rate(device: str, work: float, fn, reps: int) -> float:
