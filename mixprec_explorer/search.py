@@ -54,8 +54,8 @@ if TYPE_CHECKING:
     from .backends.base import Compiled, Profile
     from .explorer import Explorer
 
-__all__ = ["DEFAULT_MAX_PROBES", "STRATEGIES", "BackendPlan", "Candidate", "LatencyModel", "SearchResult",
-           "SearchStep", "candidates", "run_search", "subtree_pattern"]
+__all__ = ["DEFAULT_MAX_PROBES", "ROOT_PATTERN", "STRATEGIES", "BackendPlan", "Candidate", "LatencyModel",
+           "SearchResult", "SearchStep", "candidates", "run_search", "subtree_pattern"]
 
 STATE_SCHEMA = "mixprec_explorer.search"
 #: 3: the predictor picks the prefixes compiled on the backend; all-FP32 measured first (floor, reachability)
@@ -77,6 +77,9 @@ LITTLE_SAVED = 0.5
 PAIRED_OPS = 4
 #: Joins the two op names of an "ops" candidate's value
 OPS_JOIN = " + "
+#: The regex of the root module (module path ""): the ops of the model's own forward, outside any submodule (a
+#: residual add written there); Torch-TensorRT matches it, and it is the only module regex that keeps just them FP32
+ROOT_PATTERN = module_pattern("")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,12 @@ class Candidate:
     gain: float  #: error removed when only it stays FP32 from the all-low plan (metric units)
     low_error: float  #: error when only it runs low precision
     cost_ms: float  #: predicted latency added by keeping it in FP32, casts included (ms; may be negative)
+
+    def describe(self) -> str:
+        """``"module ^layer1$"``, ``"op torch.ops.aten.add.Tensor"``; the root's regex ``^$`` in words."""
+        if self.kind == "module" and self.value == ROOT_PATTERN:
+            return f"the model's own forward (its {len(self.nodes)} ops outside any submodule; module regex ^$)"
+        return f"{self.kind} {self.value}"
 
 
 @dataclass(frozen=True)
@@ -218,7 +227,7 @@ class SearchResult:
         if not self.exclusions:
             lines.append("no exclusions: the all-low-precision plan" + (" is within budget" if self.within_budget
                                                                         else ""))
-        lines += [f"{c.kind} {c.value}: removes {c.gain:.3g} {self.metric} when kept in FP32 "
+        lines += [f"{c.describe()}: removes {c.gain:.3g} {self.metric} when kept in FP32 "
                   f"(alone in low precision: {c.low_error:.3g}); costs ~{c.cost_ms:.3g} ms" for c in self.exclusions]
         return "\n".join(lines)
 
@@ -236,9 +245,6 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, 
         return sum(latency.fp32_ms.get(n, 0.0) - latency.low_ms.get(n, 0.0) for n in members)
 
     for module, gain in sens.module_fp32_gain.items():
-        if not module:
-            # the root's own ops: "^$" names no module a user knows; op candidates and the all-FP32 floor reach them
-            continue
         members = tuple(n for n in explorer.modules.get(module, ()) if n in sens.node_low_error)
         out.append(Candidate("module", module_pattern(module), members, gain, sens.module_low_error[module],
                              cost_of(members)))
@@ -264,8 +270,7 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, 
         singles = []
         for op in explorer.ops():
             members = tuple(n for n, i in explorer.nodes.items() if i.op == op and n in run.classified)
-            # a one-node op is already a module candidate's business, unless it is the root's own
-            if len(members) >= 2 or any(not explorer.nodes[n].module for n in members):
+            if len(members) >= 2:  # a one-node op is already a module candidate's business
                 singles.append(measured("op", op, members))
         out.extend(singles)
         # Pairs of the op types that err most for what they cost: together they can keep a whole path FP32 (a

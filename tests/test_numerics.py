@@ -10,7 +10,7 @@ from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.accuracy import numerics_notes
 from mixprec_explorer.calibration import Calibration, range_issues, range_limits
 from mixprec_explorer.records import CalibrationStat
-from mixprec_explorer.search import run_search
+from mixprec_explorer.search import Candidate, run_search
 
 from test_sensitivity import Fragile
 
@@ -139,7 +139,7 @@ class Shrinking(torch.nn.Module):
         return torch.flatten(self.fc3(self.fc2(self.fc1(x))) * 2.0, 1)
 
 
-def test_search_says_the_all_low_output_underflows_and_lists_no_empty_module_pattern():
+def test_search_says_the_all_low_output_underflows_and_names_the_roots_ops_in_words():
     torch.manual_seed(0)
     ex = Explorer(Shrinking().eval(), (torch.randn(4, 8),))
     ex.settings = FP16
@@ -150,9 +150,16 @@ def test_search_says_the_all_low_output_underflows_and_lists_no_empty_module_pat
     assert result.notes and result.notes[0].startswith(
         "the all-low plan's output is all zeros (the FP32 reference's |x| max is ")
     assert "FP16 underflow after node linear_1 (module fc2), the first in graph order whose measured" in result.notes[0]
-    assert result.explain().splitlines()[0] == result.notes[0]
-    assert all(c.value not in ("^$", "") for c in result.exclusions), [c.value for c in result.exclusions]
-    assert not any(s.action.endswith("add ^$") for s in result.steps)
+    lines = result.explain().splitlines()
+    assert lines[0] == result.notes[0]
+    assert not any(line.startswith("module ^$") for line in lines), "the root's regex is said in words"
+    root = [c for c in result.exclusions if c.value == "^$"]
+    assert not root or any(line.startswith("the model's own forward (its 2 ops outside any submodule; module "
+                                           "regex ^$)") for line in lines)
+    assert all(c.value for c in result.exclusions), "no empty regex"
+    assert Candidate("module", "^$", ("mul", "flatten"), 0.0, 1.0, 0.0).describe() == \
+        "the model's own forward (its 2 ops outside any submodule; module regex ^$)"
+    assert Candidate("module", "^fc3$", ("linear_2",), 0.0, 1.0, 0.0).describe() == "module ^fc3$"
 
 
 def _colour(fig, name: str) -> str:
