@@ -28,7 +28,7 @@ from mixprec_explorer.errors import MixprecError
 from mixprec_explorer.settings import write_atomic
 
 #: The steps, in the order they run.
-STEPS = ("capture", "plan", "check_settings", "figure", "save_html", "export_reload", "cast_program", "compile",
+STEPS = ("capture", "plan", "exclude_block", "check_settings", "figure", "save_html", "export_reload", "cast_program", "compile",
          "profile", "accuracy")
 #: A step's outcome; "n/a": the step does not apply (no integer casts to cast around).
 OUTCOMES = ("ok", "n/a", "error", "failure", "skipped")
@@ -110,8 +110,12 @@ def _first_lines(err: BaseException, limit: int = 600) -> str:
 
 
 def run_model(name: str, size: str = "small", *, batch: int = 2, folder: Path | None = None,
-              profile_runs: int = PROFILE_RUNS) -> ZooRecord:
-    """Every step for one zoo model; never raises for the model's own failures (they are the record)."""
+              profile_runs: int = PROFILE_RUNS, warmup: int = 1) -> ZooRecord:
+    """Every step for one zoo model; never raises for the model's own failures (they are the record).
+
+    ``profile_runs`` timed runs after ``warmup`` (and as many profiled ones); ``folder`` keeps the HTML report
+    and the settings file (default: a temporary folder).
+    """
     entry = zoo.entry(name)
     ok, reason = zoo.available(name)
     if not ok:
@@ -131,6 +135,7 @@ def run_model(name: str, size: str = "small", *, batch: int = 2, folder: Path | 
                 return ex.plan()
 
             planned = _step(results, "plan", plan)
+            _independent(results, "exclude_block", lambda: _exclude_block(ex, planned))
             _independent(results, "check_settings", ex.check_settings)
             _independent(results, "figure", ex.figure)
             _independent(results, "save_html", lambda: ex.save_html(out / f"{name}.html"))
@@ -139,7 +144,7 @@ def run_model(name: str, size: str = "small", *, batch: int = 2, folder: Path | 
                          lambda: ex.cast_program() if planned.integer_casts else _NOT_APPLICABLE)
             compiled = _step(results, "compile", lambda: ex.compile(FP16, backend="torch", progress=False))
             _independent(results, "profile", lambda: facts.update(
-                latency_ms=ex.profile(compiled, runs=profile_runs, warmup=1, progress=False).end_to_end.median_ms))
+                latency_ms=ex.profile(compiled, runs=profile_runs, warmup=warmup, progress=False).end_to_end.median_ms))
 
             def accuracy() -> None:
                 report = ex.accuracy(compiled)
@@ -163,6 +168,33 @@ def _independent(results: list[StepResult], name: str, fn: Callable[[], Any]) ->
         return _step(results, name, fn)
     except _Stop:
         return None
+
+
+def _exclude_block(ex: Explorer, planned: Any) -> str:
+    """Keep one block (a container module, such as ``features.1`` or ``layer1.0``) in FP32 by its path, as a
+    user would: every node inside it must leave FP16. The FP16 settings are restored afterwards."""
+    block = _a_block(ex)
+    try:
+        ex.exclude(block)
+        plan = ex.plan()
+        inside = [n for m, members in ex.modules.items() if m.startswith(block + ".") for n in members]
+        still = [n for n in inside if plan[n].dtype == torch.float16]
+        if still:
+            raise AssertionError(f"ex.exclude({block!r}) left {len(still)} of its nodes FP16: {still[:5]}")
+    finally:
+        ex.settings = FP16
+    return block
+
+
+def _a_block(ex: Explorer) -> str:
+    """The first container module in graph order, two levels deep where the model has such (else one)."""
+    paths = [m for m in ex.modules if m]
+    for depth in (2, 1):
+        for path in paths:
+            parts = path.split(".")
+            if len(parts) > depth:
+                return ".".join(parts[:depth])
+    raise AssertionError(f"no container module among {paths[:5]}")
 
 
 def _export_reload(ex: Explorer, path: Path) -> None:
