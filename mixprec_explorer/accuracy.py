@@ -26,6 +26,7 @@ from .records import CalibrationStat, NodeInfo
 
 if TYPE_CHECKING:
     from .backends.base import Compiled
+    from .backends.subject import Model
     from .explorer import Explorer
 
 __all__ = ["AccuracyReport", "CollectOutputs", "compare_outputs", "measure_accuracy", "node_errors",
@@ -242,8 +243,8 @@ class CollectOutputs:
     per_node: bool = False
     what: str = "accuracy run"
 
-    def __call__(self, explorer: Explorer, compiled: Compiled) -> tuple[list[Any], list[Any], dict[str, float] | None,
-                                                                        list[str]]:
+    def __call__(self, explorer: Model, compiled: Compiled) -> tuple[list[Any], list[Any], dict[str, float] | None,
+                                                                     list[str]]:
         from .backends import run_here
         from .backends.torch_backend import apply_plan, flatten_inputs, load_module, to_device
 
@@ -262,7 +263,10 @@ class CollectOutputs:
         if self.per_node:
             planned = getattr(compiled.handle, "planned", None)
             if planned is None:
-                plan = compiled.plan if compiled.plan is not None else explorer.plan(compiled.settings)
+                plan = compiled.plan
+                if plan is None:  # a Compiled made by hand (compile_plan always sets it): the facade plans it
+                    planner: Any = explorer
+                    plan = planner.plan(compiled.settings)
                 planned = apply_plan(explorer.exported_program, plan, device=device)
                 notes.append("per-node errors are from the PyTorch backend's copy of the plan, not from the "
                              f"{compiled.backend} build")
