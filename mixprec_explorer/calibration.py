@@ -84,11 +84,18 @@ def trace_reference_stats(ep: torch.export.ExportedProgram, batches: Iterable[An
     """
     module = ep.module()
     recorder = _Recorder()
+    # Torch-TensorRT keeps the first batch's output tensors themselves, so an in-place op later in that run
+    # (add_, relu_) changes what it recorded; from the second batch on it keeps torch.cat copies. Reading the first
+    # batch's outputs after its run records the same values.
+    first_run: list[tuple[torch.fx.Node, Any]] = []
 
     class _Tracer(torch.fx.Interpreter):
         def run_node(self, n: torch.fx.Node) -> Any:
             out = super().run_node(n)
-            recorder.add(n, out)
+            if count == 0:
+                first_run.append((n, out))
+            else:
+                recorder.add(n, out)
             return out
 
     tracer = _Tracer(module)
@@ -112,6 +119,9 @@ def trace_reference_stats(ep: torch.export.ExportedProgram, batches: Iterable[An
                     f"calibration batch {index} failed to run through the exported model: "
                     f"{type(err).__name__}: {first}{hint}"
                 ) from err
+            for node, out in first_run:
+                recorder.add(node, out)
+            first_run.clear()
             count += 1
     if count == 0:
         raise SettingsError("calibration got no batches; pass an iterable of input tuples, e.g. [(x,)]")

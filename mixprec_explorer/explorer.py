@@ -25,6 +25,7 @@ from .inputs import Batch, Inputs, as_batches, check_batch
 from .policy import Policy, PrecisionPlan
 from .records import CalibrationStat, NodeInfo
 from .settings import Settings, module_pattern, qualified_op_name, subtree_pattern, write_atomic
+from .targets import Target, TargetComparison, resolve_target
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -111,12 +112,16 @@ class Explorer:
     """
 
     def __init__(self, model: torch.nn.Module | torch.export.ExportedProgram,
-                 example_inputs: Sequence[Any] | Any | None = None, settings: Settings | None = None) -> None:
-        self._captured: CapturedGraph = capture(model, example_inputs)
-        self._policy = Policy(self._captured)
+                 example_inputs: Sequence[Any] | Any | None = None, settings: Settings | None = None, *,
+                 target: Target | str | None = None) -> None:
         first = settings if settings is not None else Settings()
         if not isinstance(first, Settings):
             raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(settings).__name__}")
+        #: the Torch-TensorRT release and TensorRT flavour spoken for: chosen, the settings' own, or the installed one
+        self._release: Target = resolve_target(target if target is not None else first.target)
+        self._check_target(first)
+        self._captured: CapturedGraph = capture(model, example_inputs)
+        self._policy = Policy(self._captured)
         self._history: list[Settings] = [first]  #: undo history; the current settings are _history[_cursor]
         self._cursor = 0
         self._plans: OrderedDict[Settings, PrecisionPlan] = OrderedDict()
@@ -188,6 +193,70 @@ class Explorer:
         self._ops = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         return dict(self._ops)
 
+    # -- the target: which Torch-TensorRT release the settings, rules and compile call are for -----------------
+    @property
+    def target(self) -> Target:
+        """The Torch-TensorRT release and TensorRT flavour spoken for (``ex.target = "2.12"`` changes it)."""
+        return self._release
+
+    @target.setter
+    def target(self, value: Target | str | None) -> None:
+        new = resolve_target(value)
+        if self.settings.target is not None and self.settings.target != new:
+            raise SettingsError(f"the current settings are bound to {self.settings.target.spec}; set "
+                                f"ex.settings = ex.settings.replace(target=None) first to move to {new.spec}")
+        self.settings.check_target(new)  # the current settings must mean something there
+        self._release = new
+        self._plans.clear()
+        self._last_plan = None
+
+    def _check_target(self, settings: Settings) -> None:
+        """SettingsError where ``settings`` are bound to another target, or this target cannot honour them."""
+        if settings.target is not None and settings.target != self._release:
+            raise SettingsError(
+                f"these settings are bound to target {settings.target.spec} but the explorer targets "
+                f"{self._release.spec}: set ex.target = {settings.target.spec!r} first, or use "
+                "settings.replace(target=None)")
+        settings.check_target(self._release)
+
+    def compare_targets(self, before: Target | str, after: Target | str,
+                        settings: Settings | None = None) -> TargetComparison:
+        """What changes for this model and ``settings`` (None: the current ones) from release ``before`` to
+        ``after`` ("2.11", "2.13", "2.12-rtx"): nodes whose precision, accumulation or placement moves, settings
+        that vanish or change meaning, and the compile call on each side. ``.text()`` summarises it."""
+        from .dtypes import display_name
+        from .targets import setting_changes, shifts
+
+        s = (settings if settings is not None else self.settings).replace(target=None)
+        a, b = resolve_target(before), resolve_target(after)
+        sides = []
+        for t in (a, b):
+            refused, effective = "", s
+            try:
+                s.check_target(t)
+            except SettingsError as err:
+                refused = str(err)
+                # what the same call does there: 2.13+ ignore use_explicit_typing=False (strong typing)
+                if not s.use_explicit_typing and not t.has("use_explicit_typing") and not t.is_rtx:
+                    effective = s.replace(use_explicit_typing=True)
+            try:
+                plan = self._policy.plan(effective, None, target=t)
+                call = effective.to_python(target=t, calibration=bool(self.calibration) and s.enable_autocast)
+            except SettingsError:
+                plan, call = None, f"# none: {refused}"
+            if refused and plan is not None:
+                call = f"# {t.spec} refuses these settings; the same keywords there amount to:\n{call}"
+            sides.append((refused, plan, call))
+        (ref_a, plan_a, call_a), (ref_b, plan_b, call_b) = sides
+        nodes = () if plan_a is None or plan_b is None else shifts(
+            plan_a, plan_b.as_dict(), plan_a.fallbacks, plan_b.fallbacks, display_name)
+        return TargetComparison(
+            a, b, nodes,
+            setting_changes(a, b, use_explicit_typing=s.use_explicit_typing,
+                            low_type=s.autocast_low_precision_type, use_fp32_acc=s.use_fp32_acc),
+            call_a, call_b, ref_a, ref_b,
+            plan_a.counts() if plan_a is not None else {}, plan_b.counts() if plan_b is not None else {})
+
     # -- settings and history ---------------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
@@ -198,6 +267,7 @@ class Explorer:
     def settings(self, value: Settings) -> None:
         if not isinstance(value, Settings):
             raise SettingsError(f"settings must be a mixprec_explorer.Settings, got {type(value).__name__}")
+        self._check_target(value)
         for message in self.check_settings(value):
             warnings.warn(message, SettingsWarning, stacklevel=2)
         if value != self.settings:
@@ -208,7 +278,7 @@ class Explorer:
     def check_settings(self, settings: Settings | None = None) -> list[str]:
         """Warnings about settings on this model: regexes that match no module, ops it does not contain."""
         s = settings or self.settings
-        out = list(s.warnings())
+        out = list(s.warnings(s.target or self._release))
         modules = list(self.modules)
         for pattern in sorted(s.autocast_excluded_nodes):
             hit = self._pattern_hits.get(pattern)
@@ -283,7 +353,7 @@ class Explorer:
         if cached is not None:
             self._plans.move_to_end(s)
             return cached
-        result = self._policy.plan(s, self._last_plan)
+        result = self._policy.plan(s, self._last_plan, target=s.target or self._release)
         self._plans[s] = self._last_plan = result
         if len(self._plans) > 64:
             self._plans.popitem(last=False)
@@ -525,7 +595,7 @@ class Explorer:
         if kind not in ("json", "python"):
             raise SettingsError(f"format must be 'json' or 'python', got {kind!r}")
         text = self.settings.to_json() if kind == "json" else self.settings.to_python(
-            calibration=bool(self.calibration) and self.settings.enable_autocast)
+            calibration=bool(self.calibration) and self.settings.enable_autocast, target=self.target)
         return write_atomic(path, text)
 
     def load_settings(self, path: str | os.PathLike[str]) -> Settings:

@@ -1,4 +1,9 @@
-"""The precision rules: settings (+ calibration) -> PrecisionPlan, as Torch-TensorRT 2.10-2.13 decides.
+"""The precision rules: settings (+ calibration) -> PrecisionPlan, as Torch-TensorRT 2.10-2.14 decides.
+
+The classifier and rewriter are byte-identical in every release modelled (``nodeclassifier.py`` and
+``rule_based_autocast.py`` of the 2.10.0-2.14.0 wheels); what differs by target (:mod:`mixprec_explorer.targets`)
+is applied here: FP32 accumulation only on a strongly typed network (never on TensorRT-RTX), and on TensorRT-RTX
+2.12+ BF16 depthwise convolutions run in PyTorch (``plan.fallbacks``).
 
 Mirrors ``lowering/passes/rule_based_autocast.py`` and ``nodeclassifier.py`` (rule order: excluded
 module regex, excluded op, I/O range, depth of reduction; the first that fires keeps a node in FP32)
@@ -25,6 +30,7 @@ from .errors import UnknownName
 from .ops import AUTOCAST_REGION_OP, CONV_DEPTH_OPS, FP32_ACC_OPS, GEMM_DEPTH_OPS, SDPA_OP, op_basename
 from .records import CalibrationStat, NodeInfo, NodePrecision
 from .settings import Settings
+from .targets import SUPPORTED, Target, depthwise_convolutions
 
 #: Rule codes a NodePrecision can carry, and what they mean.
 RULES = {
@@ -45,7 +51,7 @@ CLASSIFIED_RULES = frozenset({"low_precision", "excluded_node", "excluded_op", "
 
 #: Torch-TensorRT releases whose rule-based autocast casts integer tensors to float: every release with the
 #: pass so far (``_cast_all_tensor_args_to_dtype`` is unchanged from 2.10 through 2.14).
-INTEGER_CAST_RELEASES = ("2.10", "2.11", "2.12", "2.13", "2.14")
+INTEGER_CAST_RELEASES = SUPPORTED
 _RELEASES = f"{INTEGER_CAST_RELEASES[0]}-{INTEGER_CAST_RELEASES[-1]}"
 
 #: (op name, argument) pairs that must hold an integer index tensor; a float there fails the compile or run.
@@ -132,8 +138,15 @@ class PrecisionPlan:
     """The predicted precision of every call_function node; iterate for records, index by node name."""
 
     def __init__(self, settings: Settings, records: dict[str, NodePrecision], calibrated: bool,
-                 changed: tuple[str, ...] | None = None, integer_casts: tuple[IntegerCast, ...] = ()) -> None:
+                 changed: tuple[str, ...] | None = None, integer_casts: tuple[IntegerCast, ...] = (),
+                 target: Target | None = None, fallbacks: Mapping[str, str] | None = None,
+                 failures: tuple[tuple[str, str], ...] = ()) -> None:
         self.settings = settings
+        #: (node, why) where Torch-TensorRT's autocast pass itself raises on this graph, in graph order
+        self.failures = failures
+        self.target = target if target is not None else settings.target_or()  #: the release the plan is for
+        #: node -> why it runs in PyTorch rather than in an engine on this target (TensorRT-RTX BF16 depthwise convs)
+        self.fallbacks = dict(fallbacks or {})
         self._records = records
         self.calibrated = calibrated  #: whether calibration data fed the I/O-range and depth rules
         self.changed = changed  #: nodes re-decided incrementally from the previous plan (None: full plan)
@@ -181,6 +194,16 @@ class PrecisionPlan:
 
     def warnings(self) -> list[str]:
         """What will go wrong if this plan is compiled with Torch-TensorRT's autocast ([] when nothing)."""
+        out = []
+        if self.failures:
+            shown = "; ".join(f"{n}: {why}" for n, why in self.failures[:_MAX_LISTED])
+            more = f"; and {len(self.failures) - _MAX_LISTED} more" if len(self.failures) > _MAX_LISTED else ""
+            out.append(f"Torch-TensorRT {_RELEASES}'s autocast pass raises on this graph, so the compile fails at the "
+                       f"first of: {shown}{more}. Remedy: exclude those nodes' modules or ops, leave out the setting "
+                       "named, or build the cast graph (build='cast_graph')")
+        return out + self._integer_warnings()
+
+    def _integer_warnings(self) -> list[str]:
         casts = self.integer_casts
         if not casts:
             return []
@@ -288,9 +311,9 @@ class Policy:
             hit = self._match_cache[key] = re.match(pattern, module) is not None
         return hit
 
-    def decide(self, info: NodeInfo, settings: Settings) -> NodePrecision:
-        """The record for one node under ``settings``."""
-        rec = self._decide(info, settings)
+    def decide(self, info: NodeInfo, settings: Settings, target: Target | None = None) -> NodePrecision:
+        """The record for one node under ``settings`` on ``target`` (None: the settings' own or the installed one)."""
+        rec = self._decide(info, settings, target if target is not None else settings.target_or())
         if rec.rule in CLASSIFIED_RULES and rec.dtype is not None:
             note = self._integer_note(info, rec.dtype)
             if note:
@@ -298,11 +321,12 @@ class Policy:
                                     rec.reason + note)
         return rec
 
-    def _decide(self, info: NodeInfo, settings: Settings) -> NodePrecision:
+    def _decide(self, info: NodeInfo, settings: Settings, target: Target) -> NodePrecision:
         name, op, module = info.name, info.op, info.module
 
         def rec(dtype: torch.dtype | None, rule: str, reason: str) -> NodePrecision:
-            return NodePrecision(name, op, module, dtype, self._accumulate(info, dtype, settings), rule, reason)
+            return NodePrecision(name, op, module, dtype, self._accumulate(info, dtype, settings, target), rule,
+                                 reason)
 
         if info.removed_by:
             return NodePrecision(name, op, module, None, None, "removed",
@@ -361,29 +385,109 @@ class Policy:
         return ""
 
     @staticmethod
-    def _accumulate(info: NodeInfo, dtype: torch.dtype | None, settings: Settings) -> torch.dtype | None:
+    def _accumulate(info: NodeInfo, dtype: torch.dtype | None, settings: Settings,
+                    target: Target) -> torch.dtype | None:
         if not (settings.use_fp32_acc and settings.use_explicit_typing and info.op in FP32_ACC_OPS):
             return None
+        if not target.strongly_typed_network:
+            return None  # impl/matmul.py casts only on a STRONGLY_TYPED network, which TensorRT-RTX never gets
         if settings.autocast_active:
             first = dtype  # the pass casts every input to the node's dtype
         else:
             first = info.input_dtypes[0] if info.input_dtypes else None
         return torch.float32 if first == torch.float16 else None
 
-    def plan(self, settings: Settings, previous: PrecisionPlan | None = None) -> PrecisionPlan:
-        """The plan under ``settings``; reuses ``previous`` where only exclusions changed."""
+    def plan(self, settings: Settings, previous: PrecisionPlan | None = None,
+             target: Target | str | None = None) -> PrecisionPlan:
+        """The plan under ``settings`` on ``target`` (None: the settings' own, else the installed release); reuses
+        ``previous`` where only exclusions changed. Raises SettingsError where the target cannot honour them."""
+        t = settings.target_or(target)
+        settings.check_target(t)
         nodes = self.captured.nodes
         names = self.captured.producers.keys() | {n for n, i in nodes.items() if i.removed_by}
-        touched = self._touched(settings, previous) if previous is not None else None
+        touched = self._touched(settings, previous) if previous is not None and previous.target == t else None
         if touched is None:
-            records = {n: self.decide(i, settings) for n, i in nodes.items() if n in names}
-            return PrecisionPlan(settings, records, bool(self.calibration),
-                                 integer_casts=self.integer_casts(records))
-        records = dict(previous._records)  # type: ignore[union-attr]
-        for n in touched:
-            records[n] = self.decide(nodes[n], settings)
-        return PrecisionPlan(settings, records, bool(self.calibration), tuple(touched),
-                             integer_casts=self.integer_casts(records))
+            records = {n: self.decide(i, settings, t) for n, i in nodes.items() if n in names}
+            changed = None
+        else:
+            records = dict(previous._records)  # type: ignore[union-attr]
+            for n in touched:
+                records[n] = self.decide(nodes[n], settings, t)
+            changed = tuple(touched)
+        fallbacks = self._fallbacks(records, t)
+        for n, why in fallbacks.items():
+            r = records[n]
+            if why not in r.reason:
+                records[n] = NodePrecision(r.name, r.op, r.module, r.dtype, r.accumulate_dtype, r.rule,
+                                           f"{r.reason}; {why}")
+        return PrecisionPlan(settings, records, bool(self.calibration), changed,
+                             integer_casts=self.integer_casts(records), target=t, fallbacks=fallbacks,
+                             failures=self._failures(records, settings))
+
+    def _failures(self, records: Mapping[str, NodePrecision], settings: Settings) -> tuple[tuple[str, str], ...]:
+        """Where ``nodeclassifier.py``/``rule_based_autocast.py`` (2.10-2.14, byte-identical) raise on this graph."""
+        if not settings.autocast_active:
+            return ()
+        graph = {n.name: n for n in self.captured.graph_module.graph.nodes}
+        cal, out = self.calibration, []
+        limit = settings.autocast_max_depth_of_reduction
+        for name, r in records.items():
+            if r.rule not in CLASSIFIED_RULES:
+                continue
+            node = graph.get(name)
+            stack = node.meta.get("nn_module_stack") if node is not None else None
+            if settings.autocast_excluded_nodes and not stack:
+                out.append((name, "it has no nn_module_stack, so DisabledNodeNameRegexRule raises ValueError "
+                                  "('Failed to get the user specified name of the node')"))
+                continue
+            reached = r.rule in ("io_range", "depth", "low_precision")  # past the name and op exclusions
+            if reached and cal:
+                for other in (*self.captured.producers[name], *self.captured.consumers[name]):
+                    stat = cal.get(other)
+                    if stat is None or stat.numel == 0:
+                        continue
+                    if stat.dtype == torch.bool:
+                        out.append((name, f"IORangeRule calls torch.abs on the recorded bool output of {other!r}: "
+                                          "NotImplementedError (\"abs\" not implemented for 'Bool')"))
+                        break
+                    if stat.max_abs > settings.autocast_max_output_threshold:
+                        break
+                if out and out[-1][0] == name:
+                    continue
+            producers = self.captured.producers[name]
+            if reached and r.rule != "io_range" and limit is not None and producers and producers[0] in cal:
+                if r.op in CONV_DEPTH_OPS and len(producers) > 1 and producers[1] in cal:
+                    out.append((name, "DepthOfReductionRule reaches its convolution branch (the weight is an op's "
+                                      "output) and calls torch.prod on a torch.Size: TypeError"))
+                    continue
+                if r.op == SDPA_OP and len(cal[producers[0]].shape) not in (3, 4):
+                    out.append((name, "DepthOfReductionRule asserts a 3-D or 4-D attention input: AssertionError"))
+                    continue
+            val = node.meta.get("val") if node is not None else None
+            if isinstance(val, (list, tuple)):
+                out.append((name, f"it returns {len(val)} tensors, and rule_based_autocast re-types its output with "
+                                  f"node.meta['val'].to(...): AttributeError ('{type(val).__name__}' object has no "
+                                  "attribute 'to')"))
+        # the classifier's errors come first: it decides every node before the rewrite starts
+        return tuple(sorted(out, key=lambda f: "AttributeError" in f[1]))
+
+    def _fallbacks(self, records: Mapping[str, NodePrecision], target: Target) -> dict[str, str]:
+        """Nodes this target runs in PyTorch: on TensorRT-RTX 2.12+, depthwise convolutions with a BF16 input."""
+        if not (target.is_rtx and target.facts.bf16_on_rtx):
+            return {}
+        depthwise = self.__dict__.get("_depthwise")
+        if depthwise is None:
+            depthwise = self.__dict__["_depthwise"] = depthwise_convolutions(self.captured.graph_module)
+        out = {}
+        for name in sorted(depthwise):
+            r, info = records.get(name), self.captured.nodes.get(name)
+            if r is None or info is None or r.rule == "removed":
+                continue
+            first = r.dtype if r.rule in CLASSIFIED_RULES else (info.input_dtypes[0] if info.input_dtypes else None)
+            if first == torch.bfloat16:
+                out[name] = (f"runs in PyTorch on TensorRT-RTX: {target} sends a depthwise convolution with a BF16 "
+                             "input to PyTorch (depthwise_bf16_validator, pytorch/TensorRT#4178)")
+        return out
 
     def integer_casts(self, records: Mapping[str, NodePrecision]) -> tuple[IntegerCast, ...]:
         """Every integer/bool tensor the autocast pass turns into a float under these decisions, in graph order."""

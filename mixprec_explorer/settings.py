@@ -1,6 +1,7 @@
 """Settings: Torch-TensorRT's precision knobs, validated, exported as compile kwargs, Python or JSON.
 
-Names and defaults are exactly those of ``torch_tensorrt.dynamo.compile`` (2.10-2.11).
+Names and defaults are exactly those of ``torch_tensorrt.dynamo.compile`` of the target release (2.10-2.14, see
+:mod:`mixprec_explorer.targets`): the compile kwargs and the Python snippet carry only the settings that release has.
 A loaded settings file is only ever parsed as JSON: never executed, never unpickled.
 """
 
@@ -24,6 +25,7 @@ import torch
 from .dtypes import LOW_PRECISION_TYPES, from_name, to_name
 from .errors import SettingsError
 from .ops import qualified_op_name  # here too: where explorer and users have always found it
+from .targets import Target, releases_with, resolve_target
 
 SCHEMA = "mixprec_explorer.settings"
 SCHEMA_VERSION = 1
@@ -46,7 +48,12 @@ _JSON_KINDS: dict[str, tuple[type, ...]] = {
     "autocast_max_output_threshold": (int, float),
     "autocast_max_depth_of_reduction": (int, type(None)),
     "use_fp32_acc": (bool,),
+    "target": (str, type(None)),
 }
+
+#: The precision settings, by their ``dynamo.compile`` keyword (every release modelled has all but
+#: ``use_explicit_typing``, which 2.13 removed).
+PRECISION_KEYWORDS = frozenset(k for k in _JSON_KINDS if k != "target")
 
 
 def _did_you_mean(key: str, valid: Iterable[str]) -> str:
@@ -141,6 +148,8 @@ class Settings:
 
     Construct it like ``Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)``;
     derive a changed copy with :meth:`replace`. Raises :class:`SettingsError` on invalid values.
+    ``target`` (a release such as ``"2.12"`` or ``"2.13-rtx"``, see :mod:`mixprec_explorer.targets`) binds the
+    settings to one Torch-TensorRT; None (the default) leaves them to the explorer's or the installed one.
 
     >>> s = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16,
     ...              autocast_excluded_nodes={"^linear2$"})
@@ -156,6 +165,7 @@ class Settings:
     autocast_max_output_threshold: float = 512.0
     autocast_max_depth_of_reduction: int | None = None
     use_fp32_acc: bool = False
+    target: Target | None = None
 
     def __post_init__(self) -> None:
         for name in ("use_explicit_typing", "enable_autocast", "use_fp32_acc"):
@@ -203,6 +213,41 @@ class Settings:
             raise SettingsError(
                 "use_fp32_acc=True needs use_explicit_typing=True; without it Torch-TensorRT ignores FP32 accumulation"
             )
+        if self.target is not None:
+            object.__setattr__(self, "target", resolve_target(self.target))
+            self.check_target(self.target)
+
+    # -- the target --------------------------------------------------------------------------------------------
+    def target_or(self, target: Target | str | None = None) -> Target:
+        """The target these settings are for: ``target`` if given, else their own, else the installed one."""
+        return resolve_target(target if target is not None else self.target)
+
+    def check_target(self, target: Target | str | None = None) -> None:
+        """Raise :class:`SettingsError` where the target release cannot honour these settings, naming the release
+        that can (weak typing after 2.12 or on TensorRT-RTX, BF16 on TensorRT-RTX before 2.12)."""
+        t = self.target_or(target)
+        if not self.use_explicit_typing and not t.has("use_explicit_typing"):
+            raise SettingsError(
+                f"use_explicit_typing=False (weak typing): Torch-TensorRT {t.release} has no use_explicit_typing "
+                f"(removed in 2.13 by pytorch/TensorRT#4195: strong typing is its only mode, and the keyword passed "
+                f"anyway is ignored without a word); it exists in {releases_with('use_explicit_typing')}. Choose "
+                "target='2.12' for weak typing, or use autocast (enable_autocast=True, "
+                "autocast_low_precision_type=torch.float16)"
+            )
+        if not self.use_explicit_typing and t.is_rtx:
+            raise SettingsError(
+                f"use_explicit_typing=False (weak typing) on TensorRT-RTX: {t} builds strongly typed networks only "
+                "(Torch-TensorRT forces use_explicit_typing=True there); use autocast instead, or datacenter "
+                "TensorRT up to 2.12 (target='2.12') for weak typing"
+            )
+        if self.autocast_low_precision_type == torch.bfloat16 and t.is_rtx and not t.facts.bf16_on_rtx:
+            raise SettingsError(
+                f"autocast_low_precision_type=torch.bfloat16 on TensorRT-RTX: {t} treats TensorRT-RTX as having no "
+                "BF16 (its interpreter raises 'TensorRT-RTX does not support bfloat16!' for BF16 kernels and its BF16 "
+                "tests are skipped there); Torch-TensorRT 2.12 and later allow BF16 (pytorch/TensorRT#4178, still with "
+                "TensorRT-RTX 1.4) and run depthwise convolutions with a BF16 input in PyTorch. Use torch.float16, "
+                "or target='2.12-rtx' or newer"
+            )
 
     @staticmethod
     def _as_str_set(name: str, value: Any, *, ops: bool) -> frozenset[str]:
@@ -231,9 +276,13 @@ class Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def warnings(self) -> list[str]:
+    def warnings(self, target: Target | str | None = None) -> list[str]:
         """Settings that are valid but will not do what they seem to (Torch-TensorRT stays silent about them)."""
         out = []
+        t = self.target_or(target)
+        if self.use_fp32_acc and not t.strongly_typed_network:
+            out.append(f"use_fp32_acc has no effect on TensorRT-RTX: {t} creates the network without the "
+                       "STRONGLY_TYPED flag, which its FP32-accumulation casts need (impl/matmul.py)")
         if self.enable_autocast and self.autocast_low_precision_type is None:
             out.append("enable_autocast=True without autocast_low_precision_type: the autocast pass does nothing")
         if not self.enable_autocast and (self.autocast_excluded_nodes or self.autocast_excluded_ops):
@@ -242,9 +291,13 @@ class Settings:
             out.append("use_fp32_acc only applies to float16 matmuls; with bfloat16 autocast it has no effect")
         return out
 
-    def to_compile_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``torch_tensorrt.dynamo.compile`` (all eight settings, Torch-TensorRT's types)."""
-        return {
+    def to_compile_kwargs(self, target: Target | str | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``torch_tensorrt.dynamo.compile`` of the target release (:meth:`target_or`): the
+        settings it has, in Torch-TensorRT's types (``use_explicit_typing`` only up to 2.12). Raises
+        :class:`SettingsError` where the release cannot honour them (:meth:`check_target`)."""
+        t = self.target_or(target)
+        self.check_target(t)
+        kwargs = {
             "use_explicit_typing": self.use_explicit_typing,
             "enable_autocast": self.enable_autocast,
             "autocast_low_precision_type": self.autocast_low_precision_type,
@@ -254,10 +307,16 @@ class Settings:
             "autocast_max_depth_of_reduction": self.autocast_max_depth_of_reduction,
             "use_fp32_acc": self.use_fp32_acc,
         }
+        return {key: value for key, value in kwargs.items() if t.has(key)}
 
-    def to_python(self, *, model: str = "model", inputs: str = "inputs", calibration: bool = False) -> str:
-        """A runnable snippet that compiles ``model`` with these settings (names of your variables in, code out)."""
+    def to_python(self, *, model: str = "model", inputs: str = "inputs", calibration: bool = False,
+                  target: Target | str | None = None) -> str:
+        """A runnable snippet that compiles ``model`` with these settings for the target release (names of your
+        variables in, code out); only that release's keywords appear."""
+        t = self.target_or(target)
+        kwargs = self.to_compile_kwargs(t)
         lines = [
+            f"# for {t.describe(origin=False)}",
             "import torch",
             "import torch_tensorrt",
             "",
@@ -267,30 +326,31 @@ class Settings:
             f"    inputs={inputs},",
         ]
         defaults = Settings()
-        for key, value in self.to_compile_kwargs().items():
+        for key, value in kwargs.items():
             if key in ("use_explicit_typing", "enable_autocast") or getattr(self, key) != getattr(defaults, key):
                 lines.append(f"    {key}={_py_literal(value)},")
-        if calibration:
+        if calibration and t.has("autocast_calibration_dataloader"):
             lines.append("    autocast_calibration_dataloader=calibration_dataloader,  # batches of positional inputs")
         lines.append(")")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the schema name and version."""
-        return {
-            "schema": SCHEMA,
-            "version": SCHEMA_VERSION,
-            "settings": {
-                "use_explicit_typing": self.use_explicit_typing,
-                "enable_autocast": self.enable_autocast,
-                "autocast_low_precision_type": to_name(self.autocast_low_precision_type),
-                "autocast_excluded_nodes": sorted(self.autocast_excluded_nodes),
-                "autocast_excluded_ops": sorted(self.autocast_excluded_ops),
-                "autocast_max_output_threshold": self.autocast_max_output_threshold,
-                "autocast_max_depth_of_reduction": self.autocast_max_depth_of_reduction,
-                "use_fp32_acc": self.use_fp32_acc,
-            },
+        """JSON-ready dict with the schema name and version (and the target, where the settings have one)."""
+        body: dict[str, Any] = {
+            "use_explicit_typing": self.use_explicit_typing,
+            "enable_autocast": self.enable_autocast,
+            "autocast_low_precision_type": to_name(self.autocast_low_precision_type),
+            "autocast_excluded_nodes": sorted(self.autocast_excluded_nodes),
+            "autocast_excluded_ops": sorted(self.autocast_excluded_ops),
+            "autocast_max_output_threshold": self.autocast_max_output_threshold,
+            "autocast_max_depth_of_reduction": self.autocast_max_depth_of_reduction,
+            "use_fp32_acc": self.use_fp32_acc,
         }
+        if self.target is not None:
+            if not self.target.has("use_explicit_typing"):
+                del body["use_explicit_typing"]  # always True there: the release has no such setting
+            body["target"] = self.target.spec
+        return {"schema": SCHEMA, "version": SCHEMA_VERSION, "settings": body}
 
     def to_json(self) -> str:
         """The versioned JSON document (see :meth:`from_json`)."""

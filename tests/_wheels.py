@@ -22,14 +22,16 @@ PYTHONS = ("3.12", "3.11", "3.13", "3.10")
 PLATFORM = "manylinux_2_28_x86_64"
 
 
-def download(version: str, folder: Path) -> Path:
-    """The release's wheel, from the cache folder or the index; skip with the reason when it cannot be had."""
-    cached = sorted(folder.glob(f"torch_tensorrt-{version}-*.whl"))
+def download(version: str, folder: Path, package: str = "torch-tensorrt") -> Path:
+    """The release's wheel (of ``package``: torch-tensorrt or torch-tensorrt-rtx), from the cache folder or the
+    index; skip with the reason when it cannot be had."""
+    stem = package.replace("-", "_")
+    cached = sorted(folder.glob(f"{stem}-{version}-*.whl"))
     if cached:
         return cached[0]
     errors = []
     for python in PYTHONS:
-        command = [sys.executable, "-m", "pip", "download", f"torch-tensorrt=={version}", "--no-deps",
+        command = [sys.executable, "-m", "pip", "download", f"{package}=={version}", "--no-deps",
                    "--only-binary=:all:", "--platform", PLATFORM, "--python-version", python, "-d", str(folder),
                    "--disable-pip-version-check", "--quiet"]
         try:
@@ -37,11 +39,11 @@ def download(version: str, folder: Path) -> Path:
         except subprocess.TimeoutExpired:
             errors.append(f"python {python}: timed out")
             continue
-        found = sorted(folder.glob(f"torch_tensorrt-{version}-*.whl"))
+        found = sorted(folder.glob(f"{stem}-{version}-*.whl"))
         if proc.returncode == 0 and found:
             return found[0]
         errors.append(f"python {python}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1])
-    pytest.skip(f"cannot download the torch-tensorrt {version} wheel (offline, or no {PLATFORM} wheel): "
+    pytest.skip(f"cannot download the {package} {version} wheel (offline, or no {PLATFORM} wheel): "
                 + "; ".join(errors)[:500])
 
 
@@ -75,13 +77,15 @@ def wheel_folder(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory
     return Path(cache.mkdir("torch-tensorrt-wheels")) if cache is not None else tmp_path_factory.mktemp("wheels")
 
 
-def release_loader(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Release]:
-    """A function version -> Release, each wheel downloaded (or taken from the cache) once per session."""
-    loaded: dict[str, Release] = {}
+def release_loader(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Release]:
+    """A function (version, package="torch-tensorrt") -> Release, each wheel downloaded (or taken from the cache) once
+    per session."""
+    loaded: dict[tuple[str, str], Release] = {}
 
-    def load(version: str) -> Release:
-        if version not in loaded:
-            loaded[version] = Release(version, download(version, wheel_folder(config, tmp_path_factory)))
-        return loaded[version]
+    def load(version: str, package: str = "torch-tensorrt") -> Release:
+        if (version, package) not in loaded:
+            loaded[version, package] = Release(version, download(version, wheel_folder(config, tmp_path_factory),
+                                                                 package))
+        return loaded[version, package]
 
     return load

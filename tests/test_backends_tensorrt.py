@@ -147,7 +147,7 @@ def test_gating_keeps_everything_before_2_13(tag: str, release) -> None:
     assert kwargs == AUTOCAST.to_compile_kwargs()
     assert notes == ()
     weak = Settings(use_explicit_typing=False)
-    kept, _ = gate_compile_kwargs(weak.to_compile_kwargs(), signature, version=tag)
+    kept, _ = gate_compile_kwargs(weak.to_compile_kwargs(target=tag), signature, version=tag)
     assert kept["use_explicit_typing"] is False
 
 
@@ -155,9 +155,10 @@ def test_gating_keeps_everything_before_2_13(tag: str, release) -> None:
 def test_gating_drops_explicit_typing_on_2_13(release) -> None:
     signature = release("2.13.0").compile_signature()
     assert "use_explicit_typing" not in signature.parameters and "enabled_precisions" not in signature.parameters
-    kwargs, notes = gate_compile_kwargs(AUTOCAST.to_compile_kwargs(), signature, version="2.13.0")
+    older = AUTOCAST.to_compile_kwargs(target="2.12")  # what a 2.12 call passes: use_explicit_typing=True included
+    kwargs, notes = gate_compile_kwargs(older, signature, version="2.13.0")
     assert "use_explicit_typing" not in kwargs
-    assert {k: v for k, v in AUTOCAST.to_compile_kwargs().items() if k != "use_explicit_typing"} == kwargs
+    assert {k: v for k, v in older.items() if k != "use_explicit_typing"} == kwargs
     assert len(notes) == 1 and "use_explicit_typing" in notes[0]
     kwargs, _ = gate_compile_kwargs({"enabled_precisions": {torch.float32}}, signature, version="2.13.0")
     assert kwargs == {}
@@ -177,7 +178,7 @@ def test_autocast_before_2_10_is_an_error_but_defaults_are_dropped(release) -> N
     assert "enable_autocast" not in signature.parameters
     with pytest.raises(SettingsError, match=r"autocast arrived in Torch-TensorRT 2\.10.*mixprec-explorer\[tensorrt\]"):
         gate_compile_kwargs(AUTOCAST.to_compile_kwargs(), signature, version="2.9.0")
-    kwargs, notes = gate_compile_kwargs(Settings().to_compile_kwargs(), signature, version="2.9.0")
+    kwargs, notes = gate_compile_kwargs(Settings().to_compile_kwargs(target="2.10"), signature, version="2.9.0")
     assert set(kwargs) == {"use_explicit_typing", "use_fp32_acc"}
     assert len(notes) == 6  # the six autocast keywords, each at its neutral value
 

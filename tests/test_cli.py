@@ -49,7 +49,11 @@ def test_export_json_and_python(tmp_path: Path, autocast_settings: Path, capsys:
     assert "torch_tensorrt.dynamo.compile(" in py.read_text()
     txt = tmp_path / "snippet.txt"
     assert main(["export", "example", "--out", str(txt), "--format", "python"]) == 0
-    assert "use_explicit_typing=True" in txt.read_text()
+    from mixprec_explorer.targets import detect_target
+
+    target = detect_target()  # the snippet carries only the target release's keywords (none after 2.12)
+    assert ("use_explicit_typing=True" in txt.read_text()) == target.has("use_explicit_typing")
+    assert f"# for {target.describe(origin=False)}" in txt.read_text()
     assert "wrote" in capsys.readouterr().out
 
 

@@ -183,7 +183,7 @@ def test_assert_nodes_are_reported_removed(explicit_ex):
 
 
 def test_weak_typing_leaves_precision_to_tensorrt(autocast_ex):
-    plan = autocast_ex.plan(Settings(use_explicit_typing=False))
+    plan = autocast_ex.plan(Settings(use_explicit_typing=False, target="2.12"))  # weak typing ended with 2.12
     assert all(r.dtype is None and r.rule == "weak_typing" for r in plan)
 
 
@@ -266,7 +266,7 @@ def test_exclusion_only_changes_the_float_the_integers_become(encoder_ex):
     assert ex.plan().changed is not None and len(ex.plan().integer_casts) == 2
 
 
-@pytest.mark.parametrize("settings", [Settings(), Settings(use_explicit_typing=False),
+@pytest.mark.parametrize("settings", [Settings(), Settings(use_explicit_typing=False, target="2.12"),
                                       Settings(enable_autocast=True)], ids=["explicit", "weak", "no_low_type"])
 def test_no_integer_casts_without_the_autocast_pass(gather_ex, settings):
     plan = gather_ex.plan(settings)

@@ -18,11 +18,13 @@ from mixprec_explorer.settings import write_atomic
 
 def test_defaults_are_torch_tensorrt_defaults():
     s = Settings()
-    assert s.to_compile_kwargs() == {
-        "use_explicit_typing": True, "enable_autocast": False, "autocast_low_precision_type": None,
-        "autocast_excluded_nodes": set(), "autocast_excluded_ops": set(),
-        "autocast_max_output_threshold": 512.0, "autocast_max_depth_of_reduction": None, "use_fp32_acc": False,
-    }
+    common = {"enable_autocast": False, "autocast_low_precision_type": None,
+              "autocast_excluded_nodes": set(), "autocast_excluded_ops": set(),
+              "autocast_max_output_threshold": 512.0, "autocast_max_depth_of_reduction": None, "use_fp32_acc": False}
+    for release in ("2.10", "2.11", "2.12"):
+        assert s.to_compile_kwargs(target=release) == {"use_explicit_typing": True, **common}
+    for release in ("2.13", "2.14"):  # pytorch/TensorRT#4195 removed use_explicit_typing: strong typing only
+        assert s.to_compile_kwargs(target=release) == common
 
 
 @pytest.mark.parametrize("kwargs, message", [

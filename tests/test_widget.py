@@ -143,6 +143,15 @@ def test_a_click_sends_only_the_changed_points() -> None:
     assert again.arrays == 0 and app.errors == []
 
 
+def test_explicit_typing_is_locked_on_where_the_target_has_no_weak_typing() -> None:
+    ex = Explorer(*reference_autocast_model(), target="2.13")  # pytorch/TensorRT#4195 removed use_explicit_typing
+    app = WidgetApp(ex)
+    assert app.explicit_typing.disabled and app.explicit_typing.value and "2.12" in app.explicit_typing.tooltip
+    ex.target = "2.12"
+    app.refresh()
+    assert not app.explicit_typing.disabled
+
+
 def test_clicks_on_other_traces_or_no_point_do_nothing(app: WidgetApp) -> None:
     before = app.explorer.settings
     app.node_trace._dispatch_on_click(Points(point_inds=[], xs=[], ys=[], trace_name="nodes", trace_index=1), None)
@@ -161,8 +170,11 @@ def test_click_that_catches_other_nodes_shows_the_exclusion_note() -> None:
     assert "also catches" in app.details.value and "to_1" in app.details.value
 
 
-def test_every_setting_has_a_control(app: WidgetApp) -> None:
-    ex = app.explorer
+def test_every_setting_has_a_control() -> None:
+    ex = Explorer(*reference_autocast_model(), target="2.12")  # the last release with weak typing
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex)
+    assert not app.explicit_typing.disabled
     app.fp32_acc.value = True
     assert ex.settings.use_fp32_acc and ex.plan()["linear"].accumulate_dtype == torch.float32
     app.low_precision.value = "bfloat16"

@@ -52,7 +52,8 @@ from ..parsers.trace import (
     trace_records,
 )
 from ..records import EndToEnd, LayerRecord
-from ..settings import Settings, write_atomic
+from ..settings import PRECISION_KEYWORDS, Settings, write_atomic
+from ..targets import SUPPORTED, Target
 from .base import Compiled, Profile
 from .options import check_annotated, check_bool, check_int, check_one_of, check_path, check_str_collection
 from .timing import device_synchronizer, summarize_ms, time_runs
@@ -220,7 +221,7 @@ def _inputs_keyword(signature: inspect.Signature) -> str:
 
 def _refuse_reserved(key: str) -> None:
     """SettingsError for a compile option that belongs in Settings or that the backend sets itself."""
-    if key in Settings().to_compile_kwargs():
+    if key in PRECISION_KEYWORDS:
         raise SettingsError(f"{key!r} is a precision setting: set it through Settings, not as a compile option")
     if key in _RESERVED or key == "autocast_calibration_dataloader":
         raise SettingsError(f"{key!r} is set by the TensorRT backend itself; it cannot be passed as an option")
@@ -275,6 +276,17 @@ def check_compile_options(options: Mapping[str, Any], signature: inspect.Signatu
                 _OPTION_CHECKS[key](where, key, value)
 
 
+def keyword_target(version: str, rtx: bool = False) -> Target | None:
+    """The modelled release whose keywords a torch_tensorrt ``version`` takes ("2.11.0" -> 2.11; older ones, which
+    still have use_explicit_typing, -> 2.10; newer -> the newest); None where ``version`` names no release."""
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if found is None:
+        return None
+    key = (int(found.group(1)), int(found.group(2)))
+    known = [r for r in SUPPORTED if tuple(int(x) for x in r.split(".")) <= key]
+    return Target(known[-1] if known else SUPPORTED[0], "tensorrt_rtx" if rtx else "tensorrt")
+
+
 def build_compile_kwargs(settings: Settings, signature: inspect.Signature, *, version: str = "(installed)",
                          inputs: Sequence[Any] = (), device: Any = None, calibration: Any = None,
                          pass_python_runtime: bool = False, options: Mapping[str, Any] | None = None,
@@ -286,7 +298,7 @@ def build_compile_kwargs(settings: Settings, signature: inspect.Signature, *, ve
     (``min_block_size``, ``optimization_level`` ...). Raises :class:`SettingsError` for anything the release
     would silently ignore and for options that belong in :class:`Settings`.
     """
-    requested = settings.to_compile_kwargs()
+    requested = settings.to_compile_kwargs(target=keyword_target(version))
     for key, value in (options or {}).items():
         _refuse_reserved(key)
         requested[key] = value
@@ -934,7 +946,8 @@ class TensorRTBackend:
             separate_python_module=hasattr(importlib.import_module("torch_tensorrt.dynamo.runtime"),
                                            "PythonTorchTensorRTModule"),
         )
-        notes = list(runtime.notes) + list(settings.warnings()) + ([chose] if chose else [])
+        notes = list(runtime.notes) + list(settings.warnings(keyword_target(version, rtx=is_rtx(mods)))) + (
+            [chose] if chose else [])
         if build == "cast_graph":
             notes.append("build='cast_graph': mixprec_explorer applied the plan's casts to floating-point tensors "
                          "only and compiled the result with autocast off (strong typing)")
@@ -942,9 +955,11 @@ class TensorRTBackend:
             from .tensorrt_rtx import PLUGIN_NOTE
 
             notes.append(PLUGIN_NOTE)
-        if is_rtx(mods) and settings.autocast_low_precision_type == torch.bfloat16:
-            raise SettingsError("TensorRT-RTX refuses BF16; use autocast_low_precision_type=torch.float16 "
-                                "(or datacenter TensorRT for BF16)")
+        installed = keyword_target(version, rtx=is_rtx(mods))
+        settings.check_target(installed)  # weak typing after 2.12 or on TensorRT-RTX, BF16 on TensorRT-RTX before 2.12
+        if settings.target is not None and installed is not None and settings.target != installed:
+            notes.append(f"these settings were made for {settings.target.spec}; compiled with the installed "
+                         f"{installed.spec} ({version})")
         batches = explorer.calibration_batches
         loader = None
         if settings.enable_autocast and batches:

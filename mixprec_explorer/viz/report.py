@@ -149,7 +149,7 @@ toolbar, double-click to return to the first view.</p>
 {chart}
 <h2>Settings</h2>
 <pre>{_e(settings.to_json())}</pre>
-<pre>{_e(settings.to_python())}</pre>
+<pre>{_e(settings.to_python(target=plan.target))}</pre>
 <h2>Plan</h2>
 {_plan_table(captured.nodes, plan, profile)}
 </body></html>

@@ -56,6 +56,7 @@ class Controls:
         short = {"description_width": "initial"}
         self.explicit_typing = W.Checkbox(value=s.use_explicit_typing, description="explicit typing", style=short,
                                           indent=False)
+        self._follow_target()
         self.autocast = W.Checkbox(value=s.enable_autocast, description="autocast", style=short, indent=False)
         # string values: a Dropdown shows a None value as an empty box
         self.low_precision = W.Dropdown(options=[("none", "none"), ("float16", "float16"), ("bfloat16", "bfloat16")],
@@ -205,12 +206,21 @@ class Controls:
             self.syncing = False
 
     # -- keeping in step -------------------------------------------------------------------------------------------
+    def _follow_target(self) -> None:
+        """Torch-TensorRT 2.13+ and TensorRT-RTX are strongly typed only: there the explicit-typing box is locked on."""
+        target = self.app.explorer.target
+        weak = target.has("use_explicit_typing") and not target.is_rtx
+        self.explicit_typing.disabled = not weak
+        self.explicit_typing.tooltip = ("use_explicit_typing=False: weak typing, TensorRT picks each layer's precision"
+                                        if weak else f"{target} is strongly typed only: weak typing ended with 2.12")
+
     def sync(self) -> None:
         """Put every control in step with the explorer's settings and the app's view without firing callbacks."""
         app = self.app
         s = app.explorer.settings
         self.syncing = True
         try:
+            self._follow_target()
             self.explicit_typing.value = s.use_explicit_typing
             self.autocast.value = s.enable_autocast
             self.low_precision.value = _low_name(s.autocast_low_precision_type)

@@ -216,7 +216,8 @@ class ExportPanel:
 
     def show(self) -> None:
         """Show the compile call of the explorer's current settings, every line of it."""
-        snippet = self.app.explorer.settings.to_python()
+        explorer = self.app.explorer
+        snippet = explorer.settings.to_python(target=explorer.target)  # that release's keywords only
         self.snippet.value = snippet
         self.snippet.rows = snippet.count("\n") + 1  # every line shows, autocast_excluded_nodes included
 

@@ -1,0 +1,452 @@
+"""Targets: which Torch-TensorRT release, and which TensorRT flavour, the explorer speaks for.
+
+Settings, rules, compile calls and parsers differ between releases; this module holds what each supported
+release has, read from its published wheels (``torch-tensorrt`` and ``torch-tensorrt-rtx`` on PyPI) and its tag
+in pytorch/TensorRT (docs/versions.md lists what was read where). A target is chosen (``target="2.13"``,
+``"2.12-rtx"``) or detected from the installed distributions' metadata; torch_tensorrt is never imported here.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import SettingsError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "FLAVOURS",
+    "NEWEST",
+    "RELEASES",
+    "SETTING_RELEASES",
+    "SUPPORTED",
+    "NodeShift",
+    "Release",
+    "SettingChange",
+    "Target",
+    "TargetComparison",
+    "TargetWarning",
+    "depthwise_convolutions",
+    "detect_target",
+    "resolve_target",
+    "setting_changes",
+]
+
+FLAVOURS = ("tensorrt", "tensorrt_rtx")
+_FLAVOUR_NAMES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
+_DISTRIBUTIONS = {"tensorrt": "torch-tensorrt", "tensorrt_rtx": "torch-tensorrt-rtx"}
+#: distributions whose version is the TensorRT library's, per flavour, most specific first
+_LIBRARIES = {"tensorrt": ("tensorrt-cu13-libs", "tensorrt-cu12-libs", "tensorrt-cu13", "tensorrt-cu12", "tensorrt"),
+              "tensorrt_rtx": ("tensorrt-rtx-cu13-libs", "tensorrt-rtx-cu12-libs", "tensorrt-rtx-cu13",
+                               "tensorrt-rtx")}
+
+
+class TargetWarning(UserWarning):
+    """The installed Torch-TensorRT is one this package does not model; the newest modelled release is used."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one Torch-TensorRT minor release pins and has (from its wheels' METADATA, _version.py and sources)."""
+
+    version: str  #: "2.11"
+    checked: tuple[str, ...]  #: the patch releases whose wheels were read ("2.12.0", "2.12.1")
+    torch: str  #: the torch it requires
+    tensorrt: str  #: the datacenter TensorRT its torch-tensorrt wheel requires
+    tensorrt_rtx: str  #: the TensorRT-RTX its torch-tensorrt-rtx wheel requires ("" where none was published)
+    cuda: str  #: the CUDA its wheels are built for
+    weak_typing: bool  #: dynamo.compile still takes use_explicit_typing / enabled_precisions
+    bf16_on_rtx: bool  #: Torch-TensorRT lets BF16 reach TensorRT-RTX (pytorch/TensorRT#4178)
+    fp32_acc_attention: bool  #: use_fp32_acc also keeps decomposed FP16 attention in FP32 (decompose_attention=True)
+
+    @property
+    def tensorrt_major(self) -> int:
+        """10 or 11: the datacenter TensorRT generation (11 is strongly typed only, with a new inspector JSON)."""
+        return int(self.tensorrt.split(".")[0].lstrip(">=<~!"))
+
+
+#: Every release modelled, oldest first. Sources: each wheel's METADATA (Requires-Dist) and torch_tensorrt/_version.py,
+#: dynamo/_settings.py, _compiler.py, conversion/_TRTInterpreter.py and lowering/_decompositions.py.
+RELEASES: dict[str, Release] = {
+    "2.10": Release("2.10", ("2.10.0",), ">=2.10,<2.11", "10.14.1 (>=10.14.1,<10.15)", "",
+                    "13.0", True, False, False),
+    "2.11": Release("2.11", ("2.11.0",), ">=2.11,<2.12", "10.15.1 (>=10.15.1,<10.16)", "1.3 (>=1.3.0.35)",
+                    "13.0", True, False, False),
+    "2.12": Release("2.12", ("2.12.0", "2.12.1"), ">=2.12,<2.13", "10.16.1 (>=10.16.1,<10.17)",
+                    "1.4 (>=1.4.0.76,<1.5)", "13.0", True, True, False),
+    "2.13": Release("2.13", ("2.13.0",), ">=2.13,<2.14", "11.0.0 (>=11.0.0,<11.1)", "1.5 (>=1.5.0.114,<1.6)",
+                    "13.2", False, True, False),
+    "2.14": Release("2.14", ("2.14.0",), ">=2.14,<2.15", "11.1.0 (>=11.1.0,<11.2)", "1.6 (>=1.6.1.120,<1.7)",
+                    "13.2", False, True, True),
+}
+SUPPORTED = tuple(RELEASES)
+NEWEST = SUPPORTED[-1]
+
+#: The compile keywords of the precision settings and the releases whose ``dynamo.compile`` has them
+#: (first, last; None: still there). Checked with each wheel's signature of ``dynamo.compile``.
+SETTING_RELEASES: dict[str, tuple[str, str | None]] = {
+    "use_explicit_typing": ("2.6", "2.12"),  # removed by pytorch/TensorRT#4195 ("Remove deprecated apis")
+    "enabled_precisions": ("2.2", "2.12"),  # same pull request; the oldest tag read that has it is v2.2.0
+    "enable_autocast": ("2.10", None),
+    "autocast_low_precision_type": ("2.10", None),
+    "autocast_excluded_nodes": ("2.10", None),
+    "autocast_excluded_ops": ("2.10", None),
+    "autocast_max_output_threshold": ("2.10", None),
+    "autocast_max_depth_of_reduction": ("2.10", None),
+    "autocast_calibration_dataloader": ("2.10", None),
+    "use_fp32_acc": ("2.6", None),
+}
+
+
+def _key(release: str) -> tuple[int, int]:
+    major, minor = release.split(".")[:2]
+    return int(major), int(minor)
+
+
+def releases_with(setting: str) -> str:
+    """The releases whose ``dynamo.compile`` has ``setting``, in words ("2.6-2.12", "2.10 onwards")."""
+    first, last = SETTING_RELEASES[setting]
+    return f"{first}-{last}" if last else f"{first} onwards"
+
+
+def has_setting(release: str, setting: str) -> bool:
+    """True where ``dynamo.compile`` of ``release`` takes the keyword ``setting``."""
+    first, last = SETTING_RELEASES[setting]
+    return _key(first) <= _key(release) and (last is None or _key(release) <= _key(last))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Torch-TensorRT release and TensorRT flavour; ``origin`` and ``installed`` say how it was found.
+
+    Two targets are equal when release and flavour are; construct one with :func:`resolve_target`.
+    """
+
+    release: str  #: "2.13": a key of :data:`RELEASES`
+    flavour: str = "tensorrt"  #: "tensorrt" (datacenter) or "tensorrt_rtx"
+    installed: str = field(default="", compare=False)  #: "torch-tensorrt-rtx 2.11.0, tensorrt-rtx-cu13-libs 1.4.0.76"
+    origin: str = field(default="chosen", compare=False)  #: "chosen", "installed" or "default"
+
+    def __post_init__(self) -> None:
+        if self.release not in RELEASES:
+            raise SettingsError(f"target release {self.release!r} is not one mixprec_explorer models; "
+                                f"choose one of {', '.join(SUPPORTED)} (e.g. target='2.13')")
+        if self.flavour not in FLAVOURS:
+            raise SettingsError(f"target flavour {self.flavour!r}: use 'tensorrt' or 'tensorrt_rtx' "
+                                "(or a string like '2.12-rtx')")
+
+    @property
+    def facts(self) -> Release:
+        return RELEASES[self.release]
+
+    @property
+    def is_rtx(self) -> bool:
+        return self.flavour == "tensorrt_rtx"
+
+    @property
+    def spec(self) -> str:
+        """The short form :func:`resolve_target` reads back: "2.13" or "2.12-rtx"."""
+        return self.release + ("-rtx" if self.is_rtx else "")
+
+    @property
+    def library(self) -> str:
+        """The TensorRT this target builds with: what is installed, else the release's requirement."""
+        installed = [p for p in self.installed.split(", ") if "tensorrt" in p and not p.startswith("torch-")]
+        if installed:
+            return installed[0]
+        pin = self.facts.tensorrt_rtx if self.is_rtx else self.facts.tensorrt
+        return f"{_FLAVOUR_NAMES[self.flavour]} {pin or '(no torch-tensorrt-rtx wheel published)'}"
+
+    @property
+    def tensorrt_major(self) -> int | None:
+        """The datacenter TensorRT generation (10, 11); None for TensorRT-RTX, which numbers itself 1.x."""
+        return None if self.is_rtx else self.facts.tensorrt_major
+
+    @property
+    def strongly_typed_network(self) -> bool:
+        """Whether Torch-TensorRT creates the network STRONGLY_TYPED, which ``use_fp32_acc``'s casts require.
+
+        ``conversion/_TRTInterpreter.py``: on TensorRT-RTX it never sets the flag (2.10-2.14); on TensorRT it sets it
+        where ``use_explicit_typing`` is on (2.10-2.12) and always from 2.13. ``impl/matmul.py`` inserts the FP32
+        accumulation casts only where ``net.get_flag(STRONGLY_TYPED)`` holds.
+        """
+        return not self.is_rtx
+
+    def has(self, setting: str) -> bool:
+        """True where this release's ``dynamo.compile`` takes the keyword ``setting``."""
+        return has_setting(self.release, setting)
+
+    def describe(self, origin: bool = True) -> str:
+        """One line: release, flavour, TensorRT and (``origin``) where the target came from."""
+        text = f"{_DISTRIBUTIONS[self.flavour]} {self.release} with {self.library}"
+        if not origin:
+            return text
+        how = {"chosen": "chosen", "installed": "detected from the installed packages",
+               "default": "no torch-tensorrt installed: the newest release modelled"}.get(self.origin, self.origin)
+        return f"{text} ({how})"
+
+    def __str__(self) -> str:
+        return f"Torch-TensorRT {self.release} ({_FLAVOUR_NAMES[self.flavour]})"
+
+    def __repr__(self) -> str:
+        return f"Target({self.spec!r})"
+
+
+_SPEC = re.compile(r"(\d+)\.(\d+)")
+
+
+def resolve_target(value: Target | str | None = None) -> Target:
+    """The target ``value`` names: a :class:`Target`, a string ("2.13", "2.12.1", "2.11-rtx",
+    "torch-tensorrt-rtx==2.12.1"), or None for the installed one (:func:`detect_target`).
+
+    >>> resolve_target("2.12-rtx")
+    Target('2.12-rtx')
+    """
+    if value is None:
+        return detect_target()
+    if isinstance(value, Target):
+        return value
+    if not isinstance(value, str):
+        raise SettingsError(f"target must be a string like '2.13' or '2.12-rtx', or a Target; got "
+                            f"{type(value).__name__} {value!r}")
+    found = _SPEC.search(value)
+    if found is None:
+        raise SettingsError(f"target {value!r} names no release; write it as '2.13' (TensorRT) or '2.13-rtx' "
+                            f"(TensorRT-RTX); releases modelled: {', '.join(SUPPORTED)}")
+    release = f"{found.group(1)}.{found.group(2)}"
+    flavour = "tensorrt_rtx" if "rtx" in value.lower() else "tensorrt"
+    return Target(release, flavour)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def detect_target() -> Target:
+    """The installed Torch-TensorRT's target, read from package metadata (nothing imported); cached.
+
+    Without torch-tensorrt or torch-tensorrt-rtx installed: the newest release modelled (origin "default"). An
+    installed release this package does not model warns (:class:`TargetWarning`) and gives the newest one.
+    ``detect_target.cache_clear()`` makes the next call look again.
+    """
+    for flavour, distribution in _DISTRIBUTIONS.items():
+        version = _version(distribution)
+        if version is None:
+            continue
+        library = next(((name, v) for name in _LIBRARIES[flavour] if (v := _version(name))), None)
+        installed = f"{distribution} {version}" + (f", {library[0]} {library[1]}" if library else "")
+        found = _SPEC.search(version)
+        release = f"{found.group(1)}.{found.group(2)}" if found else ""
+        if release in RELEASES:
+            return Target(release, flavour, installed, "installed")
+        warnings.warn(f"{installed} is installed, which mixprec_explorer does not model (it models Torch-TensorRT "
+                      f"{', '.join(SUPPORTED)}); using {NEWEST}'s settings and rules. Choose one with "
+                      "target='2.x'", TargetWarning, stacklevel=2)
+        return Target(NEWEST, flavour, installed, f"{installed} is not modelled; {NEWEST} used instead")
+    return Target(NEWEST, "tensorrt", "", "default")
+
+
+# -- what a change of target does to the settings --------------------------------------------------------------------
+@dataclass(frozen=True)
+class SettingChange:
+    """One setting whose name, meaning or availability differs between two targets."""
+
+    setting: str  #: the compile keyword (``use_explicit_typing``) or the subject ("BF16 on TensorRT-RTX")
+    kind: str  #: "vanishes", "appears", "changes meaning" or "library"
+    text: str  #: what changes, with the release and the source that says so
+
+
+def setting_changes(before: Target, after: Target, *, use_explicit_typing: bool = True,
+                    low_type: torch.dtype | None = None, use_fp32_acc: bool = False) -> tuple[SettingChange, ...]:
+    """What moving from ``before`` to ``after`` changes in the precision settings (the values tailor the text)."""
+    a, b = before.facts, after.facts
+    out: list[SettingChange] = []
+    for name in SETTING_RELEASES:
+        had, has = before.has(name), after.has(name)
+        if had and not has:
+            why = ""
+            if name == "use_explicit_typing":
+                why = (" Strong typing is the only mode: passed anyway, the keyword falls into **kwargs and is "
+                       "ignored without a word" + (", so use_explicit_typing=False (weak typing) becomes strong "
+                                                   "typing" if not use_explicit_typing else "") + ".")
+            elif name == "enabled_precisions":
+                why = (" Passed anyway it falls into **kwargs and is ignored; before, with explicit typing it had to "
+                       "be {torch.float32} or dynamo.compile raised AssertionError (issue #4070).")
+            out.append(SettingChange(name, "vanishes", f"{name}: in {releases_with(name)}, gone in {after.release} "
+                                     f"(pytorch/TensorRT#4195).{why}"))
+        elif has and not had:
+            out.append(SettingChange(name, "appears", f"{name}: new in {after.release} ({releases_with(name)})."))
+    if a.weak_typing and not b.weak_typing and before.has("enable_autocast"):
+        out.append(SettingChange("enable_autocast", "changes meaning",
+                                 f"enable_autocast: in {before.release} it also forces use_explicit_typing=True; in "
+                                 f"{after.release} there is nothing to force (the network is always strongly typed)."))
+    if a.fp32_acc_attention != b.fp32_acc_attention:
+        now = "also covers" if b.fp32_acc_attention else "no longer covers"
+        out.append(SettingChange("use_fp32_acc", "changes meaning",
+                                 f"use_fp32_acc: in {after.release} it {now} FP16 scaled-dot-product attention "
+                                 "decomposed with decompose_attention=True (the whole attention then runs in FP32 "
+                                 "and only its output is cast back; lowering/_decompositions.py); matmul-family "
+                                 "layers are covered in both."))
+    if before.strongly_typed_network != after.strongly_typed_network:
+        where = after if not after.strongly_typed_network else before
+        out.append(SettingChange("use_fp32_acc", "changes meaning",
+                                 f"use_fp32_acc: on {_FLAVOUR_NAMES[where.flavour]} Torch-TensorRT creates the "
+                                 "network without the STRONGLY_TYPED flag (conversion/_TRTInterpreter.py), and "
+                                 "impl/matmul.py inserts the FP32-accumulation casts only on a strongly typed "
+                                 f"network: there it has no effect{' (it is set here)' if use_fp32_acc else ''}."))
+    if _bf16(before) != _bf16(after):
+        import torch
+
+        mine = " (these settings ask for BF16)" if low_type == torch.bfloat16 else ""
+        out.append(SettingChange(
+            "BF16", "changes meaning",
+            f"BF16{mine}: {_bf16_words(before)} under {before.spec}; {_bf16_words(after)} under {after.spec}. "
+            "Torch-TensorRT 2.10-2.11 treat TensorRT-RTX as having no BF16 ('TensorRT-RTX does not support "
+            "bfloat16!'); 2.12 re-enabled it (pytorch/TensorRT#4178, shipped with TensorRT-RTX 1.4) and runs "
+            "depthwise convolutions with a BF16 input in PyTorch there."))
+    if before.library != after.library:
+        detail = ""
+        if before.tensorrt_major == 10 and after.tensorrt_major == 11:
+            detail = (" TensorRT 11 has no weak typing and no per-layer precision (setPrecision/--layerPrecisions), "
+                      "and its inspector JSON changed: 'Bindings' became 'I/O Tensors' and a tensor's "
+                      "'Format/Datatype' became 'Format' and 'Datatype' (mixprec_explorer reads both).")
+        out.append(SettingChange("TensorRT", "library", f"{before.library} -> {after.library}.{detail}"))
+    return tuple(out)
+
+
+def _bf16(target: Target) -> str:
+    if not target.is_rtx:
+        return "yes"
+    return "rtx" if target.facts.bf16_on_rtx else "no"
+
+
+def _bf16_words(target: Target) -> str:
+    return {"yes": "allowed", "rtx": "allowed, depthwise convolutions in PyTorch", "no": "refused"}[_bf16(target)]
+
+
+# -- the graph facts a target's rules need ----------------------------------------------------------------------------
+#: conv op base name -> index of its ``groups`` argument (pre- and post-decomposition ATen schemas)
+_GROUPS_ARG = {"convolution": 8, "conv1d": 6, "conv2d": 6, "conv3d": 6,
+               "conv_transpose1d": 6, "conv_transpose2d": 6, "conv_transpose3d": 6}
+
+
+def depthwise_convolutions(graph_module: Any) -> frozenset[str]:
+    """Names of the convolution nodes with ``groups == weight.shape[0] > 1`` (depthwise, or depthwise transposed).
+
+    The test of Torch-TensorRT 2.12+'s ``depthwise_bf16_validator`` (``conversion/aten_ops_converters.py``), which
+    sends such a convolution with a BF16 input to PyTorch on TensorRT-RTX.
+    """
+    found = []
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        parts = str(getattr(node.target, "_name", "")).split("::")[-1].split(".")
+        index = _GROUPS_ARG.get(parts[0])
+        if index is None or len(node.args) < 2:
+            continue
+        groups = node.args[index] if len(node.args) > index else node.kwargs.get("groups", 1)
+        weight = getattr(node.args[1], "meta", {}).get("val")
+        shape = getattr(weight, "shape", None)
+        if isinstance(groups, int) and groups > 1 and shape is not None and len(shape) and groups == shape[0]:
+            found.append(node.name)
+    return frozenset(found)
+
+
+# -- the upgrade diff -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NodeShift:
+    """One node whose precision, accumulation, rule or placement differs between two targets."""
+
+    name: str
+    module: str
+    op: str
+    before: str  #: "FP16", "FP32 (acc FP32)", "BF16 in PyTorch", "refused" ...
+    after: str
+    why: str  #: the rule or fact that moved it
+
+
+@dataclass(frozen=True)
+class TargetComparison:
+    """What changes for one model and its settings when Torch-TensorRT moves from ``before`` to ``after``.
+
+    ``ex.compare_targets("2.11", "2.13")``; ``.text()`` is a plain-text summary.
+    """
+
+    before: Target
+    after: Target
+    nodes: tuple[NodeShift, ...]  #: every node that changes, in graph order
+    settings: tuple[SettingChange, ...]  #: settings that vanish, appear or change meaning
+    compile_before: str  #: the compile call for ``before`` (Settings.to_python), or why there is none
+    compile_after: str
+    refused_before: str = ""  #: why ``before`` refuses these settings ("" where it takes them)
+    refused_after: str = ""
+    counts_before: Mapping[str, int] = field(default_factory=dict)  #: nodes per dtype under ``before``
+    counts_after: Mapping[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The comparison as plain text: nodes that change, settings that change, the compile call before/after."""
+        lines = [f"{self.before.describe()}  ->  {self.after.describe()}"]
+        for side, refused in (("before", self.refused_before), ("after", self.refused_after)):
+            if refused:
+                lines.append(f"  {side}: these settings are refused: {refused}")
+        if self.counts_before or self.counts_after:
+            lines.append(f"  nodes per dtype: {_counts(self.counts_before)}  ->  {_counts(self.counts_after)}")
+        lines.append(f"{len(self.nodes)} node(s) change" + (":" if self.nodes else
+                                                            " (the classifier's rules are the same)"))
+        lines += [f"  {n.name} ({n.module or 'root'}): {n.before} -> {n.after}: {n.why}" for n in self.nodes]
+        lines.append(f"{len(self.settings)} setting change(s)" + (":" if self.settings else ""))
+        lines += [f"  [{c.kind}] {c.text}" for c in self.settings]
+        lines += ["compile call before:", _indent(self.compile_before), "compile call after:",
+                  _indent(self.compile_after)]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.rstrip("\n").splitlines())
+
+
+def node_state(dtype: str, accumulate: str, placement: str) -> str:
+    """How :class:`NodeShift` shows one side: ``"FP16 (acc FP32) in PyTorch"``."""
+    return dtype + (f" (acc {accumulate})" if accumulate else "") + (f" {placement}" if placement else "")
+
+
+def shifts(before: Iterable[Any], after: Mapping[str, Any], fallback_before: Mapping[str, str],
+           fallback_after: Mapping[str, str], display: Any) -> tuple[NodeShift, ...]:
+    """Nodes of two plans' records that differ in dtype, accumulation, rule or placement (``display``: dtype -> name)."""
+    out = []
+    for ra in before:
+        rb = after.get(ra.name)
+        if rb is None:
+            continue
+        place_a, place_b = fallback_before.get(ra.name, ""), fallback_after.get(ra.name, "")
+        if (ra.dtype, ra.accumulate_dtype, ra.rule, bool(place_a)) == (rb.dtype, rb.accumulate_dtype, rb.rule,
+                                                                      bool(place_b)):
+            continue
+        state_a = node_state(display(ra.dtype) if ra.rule != "weak_typing" else "TensorRT picks",
+                             display(ra.accumulate_dtype) if ra.accumulate_dtype else "", "in PyTorch" * bool(place_a))
+        state_b = node_state(display(rb.dtype) if rb.rule != "weak_typing" else "TensorRT picks",
+                             display(rb.accumulate_dtype) if rb.accumulate_dtype else "", "in PyTorch" * bool(place_b))
+        why = place_b or place_a or (rb.reason if rb.rule != ra.rule or rb.dtype != ra.dtype else "")
+        if not why and ra.accumulate_dtype != rb.accumulate_dtype:
+            why = ("use_fp32_acc's casts need a strongly typed network" if ra.accumulate_dtype else
+                   "use_fp32_acc applies on this target")
+        out.append(NodeShift(ra.name, ra.module, ra.op, state_a, state_b, why))
+    return tuple(out)
