@@ -59,8 +59,10 @@ class Release:
     version: str  #: "2.11"
     checked: tuple[str, ...]  #: the patch releases whose wheels were read ("2.12.0", "2.12.1")
     torch: str  #: the torch it requires
-    tensorrt: str  #: the datacenter TensorRT its torch-tensorrt wheel requires
-    tensorrt_rtx: str  #: the TensorRT-RTX its torch-tensorrt-rtx wheel requires ("" where none was published)
+    tensorrt: str  #: the datacenter TensorRT it is built with (``_version.py``)
+    tensorrt_requires: str  #: what its torch-tensorrt wheel requires of tensorrt-cu13 (METADATA)
+    tensorrt_rtx: str  #: the TensorRT-RTX it is built with (``_version.py``)
+    tensorrt_rtx_requires: str  #: what its torch-tensorrt-rtx wheel requires of tensorrt_rtx ("": none published)
     cuda: str  #: the CUDA its wheels are built for
     weak_typing: bool  #: dynamo.compile still takes use_explicit_typing / enabled_precisions
     bf16_on_rtx: bool  #: Torch-TensorRT lets BF16 reach TensorRT-RTX (pytorch/TensorRT#4178)
@@ -69,22 +71,22 @@ class Release:
     @property
     def tensorrt_major(self) -> int:
         """10 or 11: the datacenter TensorRT generation (11 is strongly typed only, with a new inspector JSON)."""
-        return int(self.tensorrt.split(".")[0].lstrip(">=<~!"))
+        return int(self.tensorrt.split(".")[0])
 
 
 #: Every release modelled, oldest first. Sources: each wheel's METADATA (Requires-Dist) and torch_tensorrt/_version.py,
 #: dynamo/_settings.py, _compiler.py, conversion/_TRTInterpreter.py and lowering/_decompositions.py.
 RELEASES: dict[str, Release] = {
-    "2.10": Release("2.10", ("2.10.0",), ">=2.10,<2.11", "10.14.1 (>=10.14.1,<10.15)", "",
-                    "13.0", True, False, False),
-    "2.11": Release("2.11", ("2.11.0",), ">=2.11,<2.12", "10.15.1 (>=10.15.1,<10.16)", "1.3 (>=1.3.0.35)",
-                    "13.0", True, False, False),
-    "2.12": Release("2.12", ("2.12.0", "2.12.1"), ">=2.12,<2.13", "10.16.1 (>=10.16.1,<10.17)",
-                    "1.4 (>=1.4.0.76,<1.5)", "13.0", True, True, False),
-    "2.13": Release("2.13", ("2.13.0",), ">=2.13,<2.14", "11.0.0 (>=11.0.0,<11.1)", "1.5 (>=1.5.0.114,<1.6)",
-                    "13.2", False, True, False),
-    "2.14": Release("2.14", ("2.14.0",), ">=2.14,<2.15", "11.1.0 (>=11.1.0,<11.2)", "1.6 (>=1.6.1.120,<1.7)",
-                    "13.2", False, True, True),
+    "2.10": Release("2.10", ("2.10.0",), ">=2.10.0,<2.11.0", "10.14.1", "!=10.14.1.48,<10.15.0,>=10.14.1",
+                    "1.2.0", "", "13.0", True, False, False),
+    "2.11": Release("2.11", ("2.11.0",), ">=2.11.0,<2.12.0", "10.15.1", "<10.16.0,>=10.15.1",
+                    "1.3.0", ">=1.3.0.35", "13.0", True, False, False),
+    "2.12": Release("2.12", ("2.12.0", "2.12.1"), ">=2.12.0,<2.13.0", "10.16.1", "<10.17.0,>=10.16.1",
+                    "1.4.0", "<1.5.0,>=1.4.0.76", "13.0", True, True, False),  # 2.12.0's rtx wheel: >=1.4.0.76
+    "2.13": Release("2.13", ("2.13.0",), ">=2.13.0,<2.14.0", "11.0.0", "<11.1.0,>=11.0.0",
+                    "1.5.0", "<1.6.0.0,>=1.5.0.114", "13.2", False, True, False),
+    "2.14": Release("2.14", ("2.14.0",), ">=2.14.0,<2.15.0", "11.1.0", "<11.2.0,>=11.1.0",
+                    "1.6.1", "<1.7.0.0,>=1.6.1.120", "13.2", False, True, True),
 }
 SUPPORTED = tuple(RELEASES)
 NEWEST = SUPPORTED[-1]
@@ -161,8 +163,11 @@ class Target:
         installed = [p for p in self.installed.split(", ") if "tensorrt" in p and not p.startswith("torch-")]
         if installed:
             return installed[0]
-        pin = self.facts.tensorrt_rtx if self.is_rtx else self.facts.tensorrt
-        return f"{_FLAVOUR_NAMES[self.flavour]} {pin or '(no torch-tensorrt-rtx wheel published)'}"
+        f = self.facts
+        pin, requires = (f.tensorrt_rtx, f.tensorrt_rtx_requires) if self.is_rtx else (f.tensorrt, f.tensorrt_requires)
+        if self.is_rtx and not requires:
+            return f"TensorRT-RTX {pin} (no torch-tensorrt-rtx {self.release} wheel was published)"
+        return f"{_FLAVOUR_NAMES[self.flavour]} {pin} ({requires})"
 
     @property
     def tensorrt_major(self) -> int | None:
