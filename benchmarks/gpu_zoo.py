@@ -41,11 +41,25 @@ def suggested_exclusions(err: Exception) -> frozenset[str]:
     return frozenset()
 
 
-def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int) -> dict[str, Any]:
+#: compile options a ``CompileFailure`` remedy may name, as written there (``decompose_attention=True``)
+_OPTION_REMEDIES = {"decompose_attention=True": {"decompose_attention": True}}
+
+
+def suggested_options(err: Exception) -> dict[str, Any]:
+    """The compile options a ``CompileFailure`` remedy suggests (``ex.compile(..., decompose_attention=True)``)."""
+    out: dict[str, Any] = {}
+    for remedy in getattr(err, "remedies", ()):
+        for text, options in _OPTION_REMEDIES.items():
+            if text in remedy:
+                out.update(options)
+    return out
+
+
+def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int, **options: Any) -> dict[str, Any]:
     """Compile (default path), profile and score one plan; the compiled plan under ``compiled``."""
     row: dict[str, Any] = {}
     start = time.perf_counter()
-    compiled = ex.compile(settings, backend="tensorrt", device="cuda")
+    compiled = ex.compile(settings, backend="tensorrt", device="cuda", **options)
     row["build_s"] = round(time.perf_counter() - start, 1)
     profile = ex.profile(compiled, inputs, runs=runs, warmup=5)
     row["e2e_ms"] = profile.end_to_end.median_ms
@@ -53,6 +67,12 @@ def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int) -> dict[
     latency = profile.node_latency_ms()
     key = [n for n, i in ex.nodes.items() if i.kind == "call_function" and op_basename(i.op) in KEY_OPS]
     row["key_nodes"] = f"{sum(1 for n in key if latency.get(n, 0) > 0)}/{len(key)}"
+    missing = [n for n in key if latency.get(n, 0) <= 0]
+    # which key nodes no layer was mapped to, by op, with a few names and modules (the folder stays on this machine)
+    row["unmeasured_key_nodes"] = {op: sum(1 for n in missing if op_basename(ex.nodes[n].op) == op)
+                                   for op in sorted({op_basename(ex.nodes[n].op) for n in missing})}
+    row["unmeasured_examples"] = [f"{n} ({ex.nodes[n].module})" for n in missing[:6]]
+    row["recorded_in"] = profile.recorded_in
     plan, measured = ex.plan(settings), profile.node_dtypes()
     wrong = [f"{n} ({ex.nodes[n].module}): planned {plan[n].dtype}, engine {d}"
              for n, d in measured.items() if n in ex.nodes and op_basename(ex.nodes[n].op) in KEY_OPS
@@ -68,21 +88,25 @@ def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int) -> dict[
 def plan_rows(name: str, ex: Explorer, inputs: tuple, runs: int) -> list[dict[str, Any]]:
     """FP32 and FP16 rows of one model (FP16 retried once with a failure's suggested exclusion)."""
     rows: list[dict[str, Any]] = []
-    queue: list[tuple[str, Settings]] = [("FP32", Settings()), ("FP16", FP16)]
+    queue: list[tuple[str, Settings, dict[str, Any]]] = [("FP32", Settings(), {}), ("FP16", FP16, {})]
     fp32_ms = None
     while queue:
-        label, settings = queue.pop(0)
+        label, settings, options = queue.pop(0)
         print(f"-- {name}: {label}", flush=True)
         row: dict[str, Any] = {"model": name, "plan": label}
         try:
-            row.update(measure(ex, settings, inputs, runs))
+            row.update(measure(ex, settings, inputs, runs, **options))
         except Exception as err:
             row["error"] = f"{type(err).__name__}: {err}"[:600]
             row["trace"] = traceback.format_exc()[-1500:]
-            remedy = suggested_exclusions(err)
-            if remedy and "remedy" not in label:
+            remedy, suggested = suggested_exclusions(err), suggested_options(err)
+            # an option first (it keeps the plan as it is), then the exclusion; each remedy once
+            if suggested and any(options.get(k) != v for k, v in suggested.items()):
+                shown = ", ".join(f"{k}={v!r}" for k, v in suggested.items())
+                queue.insert(0, (f"{label}, remedy applied ({shown})", settings, {**options, **suggested}))
+            elif remedy and not remedy <= settings.autocast_excluded_nodes:
                 queue.insert(0, (f"{label}, remedy applied", settings.replace(
-                    autocast_excluded_nodes=settings.autocast_excluded_nodes | remedy)))
+                    autocast_excluded_nodes=settings.autocast_excluded_nodes | remedy), options))
         row.pop("compiled", None)
         if label == "FP32" and "e2e_ms" in row:
             fp32_ms = row["e2e_ms"]

@@ -12,6 +12,7 @@ import torch
 from mixprec_explorer import Explorer, Settings, examples
 from mixprec_explorer.backends.cast_graph import cast_program
 from mixprec_explorer.backends.tensorrt import AUTO_CAST_GRAPH_NOTE, BUILDS, build_mode, compile_failure, rename_profile
+from mixprec_explorer.backends.torch_plan import copy_program, move_program
 from mixprec_explorer.errors import CompileFailure, MixprecError, OptionError
 
 from _data import RTX
@@ -108,3 +109,40 @@ def test_auto_keeps_autocast_where_no_integer_tensor_is_cast(tiny_bert) -> None:
     assert BUILDS[0] == "auto"
     with pytest.raises(OptionError, match="build must be one of 'auto', 'autocast', 'cast_graph'; got 'graph'"):
         build_mode(plan, "graph")
+
+
+# -- moving the program to the build's device ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lraspp() -> Explorer:
+    """torchvision's LRASPP takes ``forward(self, input)``: a placeholder named like a Python builtin."""
+    pytest.importorskip("torchvision")
+    from mixprec_explorer import zoo
+
+    return Explorer(*zoo.build("lraspp_mobilenet_v3", size="small", batch=2, seed=0))
+
+
+def test_a_program_whose_input_is_named_like_a_builtin_copies_and_moves(lraspp) -> None:
+    """Live, every compile of LRASPP raised torch's raw SpecViolationError ("Input spec name input does not match
+    node name input_1"): copy.deepcopy renames the placeholder and move_to_device_pass validates the copy."""
+    ep = lraspp.exported_program
+    user = ep.graph_signature.user_inputs
+    assert user == ("input",)
+    copied = copy_program(ep)
+    copied.validate()
+    assert [n.name for n in copied.graph.nodes if n.op == "placeholder"][-1] == "input"
+    moved = move_program(ep, "meta")  # another device: the pass runs (as for cuda:0 live)
+    moved.validate()
+    assert {v.device.type for v in moved.state_dict.values()} == {"meta"}
+    assert {v.device.type for v in ep.state_dict.values()} == {"cpu"}  # the captured program stays where it was
+    x = lraspp.example_inputs[0]
+    with torch.no_grad():
+        assert torch.equal(copied.module()(x)["out"], ep.module()(x)["out"])
+    assert move_program(ep, "cpu").graph_signature.user_inputs == ("input",)  # already there: copied, not moved
+
+
+def test_a_program_torch_cannot_move_is_a_compile_failure_naming_the_way_around(lraspp) -> None:
+    broken = copy_program(lraspp.exported_program)
+    del broken._state_dict[next(iter(broken.state_dict))]  # a parameter the signature names but the program lacks
+    with pytest.raises(CompileFailure, match="move_to_device_pass could not move the captured program to meta") as e:
+        move_program(broken, "meta")
+    assert any("capture the model on meta" in r for r in e.value.remedies)

@@ -47,13 +47,17 @@ if TYPE_CHECKING:
     from ..policy import PrecisionPlan
     from .subject import Model, Planner
 
-__all__ = ["NODE_KEY", "ROLE_KEY", "CastGraphError", "cast_program", "compile_kwargs_for_cast_program",
-           "compile_snippet", "export_cast_program", "node_dtypes", "save_program_atomic",
-           "settings_for_cast_program"]
+__all__ = ["NODE_KEY", "ROLE_KEY", "CastGraphError", "cast_program", "cast_program_with_notes",
+           "compile_kwargs_for_cast_program", "compile_snippet", "export_cast_program", "node_dtypes",
+           "save_program_atomic", "settings_for_cast_program"]
 
 NODE_KEY = "mixprec_node"  #: ``meta["custom"]`` key: the captured graph's node a program node belongs to
 ROLE_KEY = "mixprec_role"  #: ``meta["custom"]`` key: "op" (the model's node) or "cast" (a cast the plan inserted)
 
+
+
+#: the notes of apply_plan a cast program's compile repeats (where the program departs from the plan's letter)
+_KEPT_NOTES = ("fill values beyond", "cast back to the dtypes")
 
 
 class CastGraphError(MixprecError, RuntimeError):
@@ -202,27 +206,36 @@ def cast_program(explorer: Model, settings: Settings | None = None, *, device: s
     stay dynamic. Raises :class:`SettingsError` for weak typing and :class:`CastGraphError` if the casts cannot
     be applied or the result cannot be exported.
     """
+    return cast_program_with_notes(explorer, settings, device=device, plan=plan)[0]
+
+
+def cast_program_with_notes(explorer: Model, settings: Settings | None = None, *, device: str | None = None,
+                            plan: PrecisionPlan | None = None) -> tuple[torch.export.ExportedProgram, tuple[str, ...]]:
+    """:func:`cast_program` and what building it departed from the plan's autocast semantics, in words (fill values
+    written as the low dtype's extreme, an autocast region's inputs cast back)."""
     s = _planner(explorer).settings if settings is None else settings
     settings_for_cast_program(s)  # refuses weak typing
     ep = explorer.exported_program
     dev = device or _program_device(ep)
     plan = _without_accumulation(plan if plan is not None else _planner(explorer).plan(s))
     try:
-        planned = apply_plan(ep, plan, device=dev, cast_non_float=False, fold_weight_casts=False)
+        planned = apply_plan(ep, plan, device=dev, cast_non_float=False, fold_weight_casts=False, saturate_fills=True,
+                             restore_regions=True)
     except Exception as err:
         raise CastGraphError(f"could not apply the plan's casts on {dev}: {type(err).__name__}: {err}") from err
     _label(planned.module)
     args = to_device(tuple(explorer.example_inputs), dev)
     dynamic = _dynamic_shapes(ep, args)
+    notes = tuple(n for n in planned.notes if n.startswith(_KEPT_NOTES))
     try:
         try:
-            return torch.export.export(planned.module, args, dynamic_shapes=dynamic, strict=False)
+            return torch.export.export(planned.module, args, dynamic_shapes=dynamic, strict=False), notes
         except Exception:
             if dynamic is None:
                 raise
             # the captured ranges could not be restated: let export infer the dynamic dims itself
             auto = _dynamic_shapes(ep, args, auto=True)
-            return torch.export.export(planned.module, args, dynamic_shapes=auto, strict=False)
+            return torch.export.export(planned.module, args, dynamic_shapes=auto, strict=False), notes
     except Exception as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CastGraphError(f"torch.export could not re-export the cast graph: {type(err).__name__}: {first}") \

@@ -21,7 +21,6 @@ in this project's CI.
 from __future__ import annotations
 
 import ast
-import copy
 import dataclasses
 import difflib
 import importlib
@@ -42,6 +41,7 @@ import torch
 
 from .._optional import install_hint, require
 from ..errors import BackendUnavailable, CompileFailure, OptionError, OptionTypeError, ParseError, SettingsError
+from ..ops import SDPA_OP
 from ..parsers.dataflow import FxView
 from ..parsers.trace import (
     LAYER_INFO_SUFFIX,
@@ -57,7 +57,7 @@ from ..targets import SUPPORTED, Target
 from .base import Compiled, Profile
 from .options import check_annotated, check_bool, check_int, check_one_of, check_path, check_str_collection
 from .timing import device_synchronizer, summarize_ms, time_runs
-from .torch_plan import to_device
+from .torch_plan import copy_program, move_program, overflowing_fills, to_device
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
@@ -679,27 +679,53 @@ BUILDS = ("auto", "autocast", "cast_graph")
 AUTO_CAST_GRAPH_NOTE = "build='auto' built the cast graph by itself"
 
 
-def build_mode(plan: PrecisionPlan, build: str = "auto") -> tuple[str, str]:
+def build_mode(plan: PrecisionPlan, build: str = "auto", graph: torch.fx.Graph | None = None) -> tuple[str, str]:
     """How the TensorRT backend builds ``plan``: ``("autocast" or "cast_graph", note)``; the note is "" unless
     ``build="auto"`` chose the cast graph.
 
-    "auto" builds the cast graph when Torch-TensorRT's autocast would turn integer tensors into floats
-    (``plan.integer_casts``): where an op needs the integers (embedding indices) the build or the run fails, elsewhere
-    integer values change without a word (FP16 holds integers exactly only up to 2048). The cast graph applies the
-    same plan's casts to floating-point tensors only. "autocast" and "cast_graph" are taken as given.
+    "auto" builds the cast graph where Torch-TensorRT's autocast would break the plan, which it builds with autocast
+    off (``lowering/passes/rule_based_autocast.py``, 2.10-2.14):
+
+    * it turns integer tensors into floats (``plan.integer_casts``): where an op needs the integers (embedding
+      indices) the build or the run fails, elsewhere integer values change without a word (FP16 holds integers
+      exactly only up to 2048);
+    * the pass itself raises on a node (``plan.failures``: a chunk/split/unbind output re-typed with
+      ``node.meta["val"].to(...)``, "'tuple' object has no attribute 'to'");
+    * a node it runs in FP16/BF16 fills with a value beyond that type (``graph`` given: Hugging Face's
+      ``finfo(float32).min`` masks; :func:`~mixprec_explorer.backends.torch_plan.overflowing_fills`), which the
+      cast graph writes as the type's extreme.
+
+    The cast graph applies the same plan's casts to floating-point tensors only. "autocast" and "cast_graph" are
+    taken as given.
     """
     check_one_of("the tensorrt backend's compile", "build", build, BUILDS)
     if build != "auto":
         return build, ""
     casts = tuple(getattr(plan, "integer_casts", ()))
-    if not casts:
+    failures = tuple(getattr(plan, "failures", ()))
+    fills = overflowing_fills(graph, plan) if graph is not None else []
+    if not (casts or failures or fills):
         return "autocast", ""
-    failing = list(dict.fromkeys(c.node for c in casts if c.fails))
-    nodes = failing or list(dict.fromkeys(c.node for c in casts))
-    shown = ", ".join(nodes[:4]) + (f" and {len(nodes) - 4} more" if len(nodes) > 4 else "")
-    effect = (f"which fails at {shown}" if failing else f"which changes their values at {shown}")
-    return "cast_graph", (f"{AUTO_CAST_GRAPH_NOTE}: autocast would turn integer tensors into floats "
-                          f"({len(casts)} in plan.integer_casts), {effect}; the same plan's casts were applied to "
+
+    def listed(nodes: Sequence[str]) -> str:
+        nodes = list(dict.fromkeys(nodes))
+        return ", ".join(nodes[:4]) + (f" and {len(nodes) - 4} more" if len(nodes) > 4 else "")
+
+    why = []
+    if casts:
+        failing = [c.node for c in casts if c.fails]
+        effect = (f"which fails at {listed(failing)}" if failing
+                  else f"which changes their values at {listed([c.node for c in casts])}")
+        why.append(f"autocast would turn integer tensors into floats ({len(casts)} in plan.integer_casts), {effect}")
+    if failures:
+        why.append(f"Torch-TensorRT's autocast pass raises at {listed([n for n, _ in failures])} "
+                   f"({failures[0][1]}; plan.failures)")
+    if fills:
+        name, value, dtype = fills[0]
+        why.append(f"{listed([n for n, _, _ in fills])} fill with {value:.4g}, beyond {str(dtype).replace('torch.', '')} "
+                   "(Torch-TensorRT's constant folding raises 'value cannot be converted ... without overflow'; "
+                   "the cast graph writes the type's extreme)")
+    return "cast_graph", (f"{AUTO_CAST_GRAPH_NOTE}: " + "; ".join(why) + "; the same plan's casts were applied to "
                           "floating-point tensors only and compiled with autocast off (build='autocast' forces "
                           "autocast)")
 
@@ -707,21 +733,22 @@ def build_mode(plan: PrecisionPlan, build: str = "auto") -> tuple[str, str]:
 _EXECUTING = re.compile(r"While executing %(?P<node>\w+) : .*?call_function\[target=(?P<op>[\w.]+)\]")
 
 
-def _cast_build(explorer: Model, plan: PrecisionPlan, device: str) -> tuple[Model, Settings, dict[str, str]]:
+def _cast_build(explorer: Model, plan: PrecisionPlan,
+                device: str) -> tuple[Model, Settings, dict[str, str], tuple[str, ...]]:
     """The plan's casts applied by mixprec_explorer (floats only): (the cast program as a Subject, its settings,
-    rename)."""
-    from .cast_graph import NODE_KEY, ROLE_KEY, cast_program, settings_for_cast_program
+    rename, notes)."""
+    from .cast_graph import NODE_KEY, ROLE_KEY, cast_program_with_notes, settings_for_cast_program
     from .subject import subject_of
 
     settings = plan.settings
-    program = cast_program(explorer, settings, device=device, plan=plan)
+    program, notes = cast_program_with_notes(explorer, settings, device=device, plan=plan)
     rename = {}
     for n in program.graph.nodes:
         custom = n.meta.get("custom") or {}
         if n.op == "call_function" and NODE_KEY in custom:
             # a cast the plan inserted is written "<cast>" + its consumer: charged to it, its dtype not the node's
             rename[n.name] = ("<cast>" if custom.get(ROLE_KEY) == "cast" else "") + custom[NODE_KEY]
-    return subject_of(program), settings_for_cast_program(settings), rename
+    return subject_of(program), settings_for_cast_program(settings), rename, notes
 
 
 def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
@@ -763,6 +790,42 @@ def _low_attention_pattern(explorer: Model, plan: PrecisionPlan) -> str | None:
     return "^" + (tops.pop() if len(tops) == 1 else "(" + "|".join(sorted(tops)) + ")") + r"(\.|$)"
 
 
+#: the fused attention ops torch's SDPA decomposes to on a GPU (cuDNN, memory-efficient, flash) and SDPA itself
+_ATTENTION_OP = re.compile(r"scaled_dot_product_\w*attention")
+
+
+def _attention_ops_pattern(explorer: Model) -> str | None:
+    """One regex for the modules that call ``scaled_dot_product_attention`` themselves, exactly (their own ops, not
+    their projections), layer numbers as any number: ``^h\\.\\d+\\.attn$`` for GPT-2; None without SDPA."""
+    modules = {
+        r"\.".join(r"\d+" if p.isdigit() else re.escape(p) for p in info.module.split("."))
+        for info in explorer.nodes.values() if info.op == SDPA_OP and info.module}
+    if not modules:
+        return None
+    return "^" + (modules.pop() if len(modules) == 1 else "(" + "|".join(sorted(modules)) + ")") + "$"
+
+
+def _attention_remedies(text: str, op: str, explorer: Model) -> list[str]:
+    """Remedies for a failure in a fused attention converter (GPT-2 and BART under FP16, Torch-TensorRT 2.11)."""
+    if not _ATTENTION_OP.search(op or ""):
+        return []
+    out = []
+    if "add_cast" in text:
+        out.append("Torch-TensorRT 2.11-2.13's fused attention converter (conversion/impl/attention.py, "
+                   "scaled_dot_product_efficient_attention, which cuDNN attention reuses) hands a constant attention "
+                   "mask (a causal mask folded to a constant) to add_cast when its dtype is not the query's; fixed "
+                   "upstream after 2.13 (pytorch/TensorRT#4370). Decompose attention into matmul and softmax: "
+                   "ex.compile(..., decompose_attention=True) (Torch-TensorRT 2.11+)")
+    else:
+        out.append("decompose attention into matmul and softmax, away from the fused attention converter: "
+                   "ex.compile(..., decompose_attention=True) (Torch-TensorRT 2.11+)")
+    pattern = _attention_ops_pattern(explorer)
+    if pattern:
+        out.append("or keep the attention op in FP32 (its projections stay low): autocast_excluded_nodes="
+                   f"{{{pattern!r}}}")
+    return out
+
+
 def compile_failure(err: Exception, built: Model, explorer: Model, plan: PrecisionPlan,
                     rename: Mapping[str, str], build: str, log: Path) -> CompileFailure:
     """Torch-TensorRT's exception as a :class:`CompileFailure` naming the FX node it stopped at and the remedies."""
@@ -787,6 +850,7 @@ def compile_failure(err: Exception, built: Model, explorer: Model, plan: Precisi
                         f"{{'{explorer.nodes[node].op}'}})")
         if module and settings.enable_autocast:
             remedies.append(f"keep its module in FP32: ex.exclude({module!r})")
+    remedies.extend(_attention_remedies(text, op or "", explorer))
     attention = _low_attention_pattern(explorer, plan) if _NO_CONTEXT.search(text) else None
     if attention:
         remedies.append("the engine built but TensorRT could not create its execution context; on TensorRT-RTX 1.4 "
@@ -930,11 +994,12 @@ class TensorRTBackend:
         ttrt = mods.torch_tensorrt
         settings = plan.settings
         device = _cuda_device(device)
-        build, chose = build_mode(plan, options.pop("build", "auto"))
+        build, chose = build_mode(plan, options.pop("build", "auto"), explorer.captured.graph_module.graph)
         user_explorer, user_settings = explorer, settings
         rename: dict[str, str] = {}
+        cast_notes: tuple[str, ...] = ()
         if build == "cast_graph":
-            explorer, settings, rename = _cast_build(explorer, plan, device)
+            explorer, settings, rename, cast_notes = _cast_build(explorer, plan, device)
         use_python = bool(options.pop("use_python_runtime", False))
         log_level = str(options.pop("log_level", "info"))
         logging_dir = str(options.pop("logging_dir", None) or tempfile.mkdtemp(prefix="mixprec_trt_"))
@@ -951,6 +1016,7 @@ class TensorRTBackend:
         if build == "cast_graph":
             notes.append("build='cast_graph': mixprec_explorer applied the plan's casts to floating-point tensors "
                          "only and compiled the result with autocast off (strong typing)")
+            notes.extend(cast_notes)
         if getattr(mods, "plugin_blocked", False):
             from .tensorrt_rtx import PLUGIN_NOTE
 
@@ -974,9 +1040,7 @@ class TensorRTBackend:
                                              pass_python_runtime=runtime.pass_python_runtime, options=options)
         notes.extend(gated)
         # Torch-TensorRT mutates the program it compiles (autocast rewrites, nn_module_stack pops): use a copy.
-        from torch.export.passes import move_to_device_pass
-
-        ep = move_to_device_pass(copy.deepcopy(explorer.exported_program), device)
+        ep = move_program(explorer.exported_program, device)
         start = time.perf_counter()
         try:
             with warnings.catch_warnings():
@@ -1013,7 +1077,7 @@ class TensorRTBackend:
         """Decompose a copy with Torch-TensorRT's table to learn which pre-decomposition node each op came from."""
         try:
             table = importlib.import_module("torch_tensorrt.dynamo.lowering").get_decompositions()
-            decomposed = copy.deepcopy(explorer.exported_program).run_decompositions(table)
+            decomposed = copy_program(explorer.exported_program).run_decompositions(table)
             return map_post_to_pre(decomposed.graph_module, _node_modules(explorer))
         except Exception as err:  # best effort: attribution then goes by module path alone
             notes.append(f"could not map post-decomposition node names ({type(err).__name__}: {err}); "

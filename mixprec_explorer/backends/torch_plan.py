@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,13 +32,14 @@ import torch
 from torch.fx import Node
 from torch.utils import _pytree as pytree
 
-from ..ops import ASSERT_OPS, FP32_ACC_OPS, UNCLASSIFIED_OPS, qualified_op_name
+from ..errors import CompileFailure
+from ..ops import ASSERT_OPS, AUTOCAST_REGION_OP, FP32_ACC_OPS, UNCLASSIFIED_OPS, op_basename, qualified_op_name
 
 if TYPE_CHECKING:
     from ..policy import PrecisionPlan
 
-__all__ = ["OWNER", "RESULT", "ROLE", "PlannedGraph", "apply_plan", "fetch_attr", "flatten_inputs", "load_module",
-           "to_device"]
+__all__ = ["OWNER", "RESULT", "ROLE", "PlannedGraph", "apply_plan", "copy_program", "fetch_attr", "flatten_inputs",
+           "load_module", "move_program", "overflowing_fills", "to_device"]
 
 OWNER = "mixprec_node"  #: node meta key: the original FX node a rewritten node belongs to
 ROLE = "mixprec_role"  #: node meta key: "op" (the model's node), "cast" (autocast cast) or "acc" (FP32 accumulation)
@@ -77,6 +79,62 @@ class PlannedGraph:
             flags.allow_fp16_reduced_precision_reduction = before
 
 
+def copy_program(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """A deep copy of ``ep`` whose placeholders keep their names.
+
+    ``copy.deepcopy`` renames a placeholder that shadows a Python builtin (torchvision's ``forward(self, input)``:
+    ``input`` becomes ``input_1``, torch 2.11-2.14), and the copy then fails ``ep.validate()`` (``SpecViolationError:
+    Input spec name input does not match node name input_1``), which ``move_to_device_pass`` and
+    ``run_decompositions`` call. Export names placeholders the same way, without FX's builtin check.
+    """
+    new = copy.deepcopy(ep)
+    placeholders = [n for n in new.graph.nodes if n.op == "placeholder"]
+    renamed = False
+    for spec, node in zip(new.graph_signature.input_specs, placeholders):
+        name = getattr(spec.arg, "name", None)
+        if isinstance(name, str) and node.name != name:
+            node.name = name
+            renamed = True
+    if renamed:
+        new.graph_module.recompile()
+    return new
+
+
+def _on_device(ep: torch.export.ExportedProgram, device: str) -> bool:
+    """True when every weight, buffer and constant of ``ep`` is already on ``device`` (a program without any: only
+    for the CPU, where export leaves devices it did not see)."""
+    target = torch.device(device)
+    if target.type == "cuda" and target.index is None:
+        target = torch.device("cuda", torch.cuda.current_device())
+    tensors = [v for v in [*ep.state_dict.values(), *ep.constants.values()] if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return target.type == "cpu"
+    return all(v.device == target for v in tensors)
+
+
+def move_program(ep: torch.export.ExportedProgram, device: str) -> torch.export.ExportedProgram:
+    """A copy of ``ep`` with its weights, constants and burnt-in devices on ``device`` (``ep`` itself is never moved).
+
+    A program already there is only copied. Raises :class:`CompileFailure` naming the way around when torch's
+    ``move_to_device_pass`` refuses the program.
+    """
+    moved = copy_program(ep)
+    if _on_device(moved, device):
+        return moved
+    from torch.export.passes import move_to_device_pass
+
+    try:
+        return move_to_device_pass(moved, device)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CompileFailure(
+            f"torch.export's move_to_device_pass could not move the captured program to {device}: "
+            f"{type(err).__name__}: {first}",
+            remedies=(f"capture the model on {device}: Explorer(model.to({device!r}), inputs on {device!r}); "
+                      "then nothing has to be moved",),
+        ) from err
+
+
 def load_module(ep: torch.export.ExportedProgram, device: str = "cpu") -> torch.fx.GraphModule:
     """``ep.module()`` on ``device``; the program itself is never moved (a copy is, for another device).
 
@@ -84,16 +142,47 @@ def load_module(ep: torch.export.ExportedProgram, device: str = "cpu") -> torch.
     ``reshape`` as a ``view`` valid only for the capture device's strides (torch 2.11 does so for the encoder's
     attention output, whose CUDA layout differs from the CPU's), as Torch-TensorRT's own view-to-reshape pass does.
     """
-    if torch.device(device).type != "cpu":
-        from torch.export.passes import move_to_device_pass
-
-        ep = move_to_device_pass(copy.deepcopy(ep), device)
+    if torch.device(device).type != "cpu" or not _on_device(ep, device):
+        ep = move_program(ep, device)
         views = [n for n in ep.graph.nodes if n.op == "call_function" and n.target is torch.ops.aten.view.default]
         for n in views:
             n.target = torch.ops.aten.reshape.default
         if views:
             ep.graph_module.recompile()
     return ep.module()
+
+
+#: Ops whose float scalar argument is a value written into the output (a mask's "lowest value", a padding value):
+#: where such a value lies beyond the low dtype's range, the value the model means is that dtype's extreme.
+FILL_OPS = frozenset({"where", "masked_fill", "fill", "full", "full_like", "new_full", "scalar_tensor", "clamp",
+                      "clamp_min", "clamp_max", "constant_pad_nd", "index_fill"})
+
+
+def _fill_base(target: Any) -> str:
+    return op_basename(qualified_op_name(target)).rstrip("_")
+
+
+def overflowing_fills(graph: torch.fx.Graph, plan: PrecisionPlan) -> list[tuple[str, float, torch.dtype]]:
+    """(node, value, dtype) for each fill value (:data:`FILL_OPS`) that a node the plan runs in FP16/BF16 writes
+    beyond that dtype's range: Hugging Face masks fill with ``torch.finfo(torch.float32).min``.
+
+    Under Torch-TensorRT the op decomposes to ``aten.scalar_tensor(value, dtype=float16)``, which its constant folding
+    runs on the GPU: "value cannot be converted to type c10::Half without overflow" (T5's encoder, 2.11). The cast
+    graph writes the dtype's own extreme instead (:func:`apply_plan` with ``saturate_fills``).
+    """
+    out = []
+    for node in graph.nodes:
+        if node.op != "call_function" or _fill_base(node.target) not in FILL_OPS:
+            continue
+        rec = plan.get(node.name)
+        dtype = _target_dtype(rec)
+        if dtype is None or dtype == torch.float32 or not dtype.is_floating_point:
+            continue
+        top = torch.finfo(dtype).max
+        for value in [*node.args, *node.kwargs.values()]:
+            if isinstance(value, float) and math.isfinite(value) and abs(value) > top:
+                out.append((node.name, value, dtype))
+    return out
 
 
 def _target_dtype(rec: Any) -> torch.dtype | None:
@@ -140,6 +229,12 @@ class _Rewriter:
         self.extra_casts: list[str] = []
         self.skipped_casts: list[str] = []
         self.guessed: list[str] = []
+        self.restored: list[str] = []
+        self.saturate_fills = False
+        self.restore_regions = False
+        self.saturated: list[str] = []
+        #: each node's dtype in the captured graph (before any cast of the plan)
+        self.captured = {n: v.dtype for n in gm.graph.nodes if isinstance(v := n.meta.get("val"), torch.Tensor)}
 
     # fake execution
     def _run_fake(self, node: Node, fallback: Any) -> Any:
@@ -191,6 +286,34 @@ class _Rewriter:
             return type(arg)(self._cast(node, a, dtype) for a in arg)
         if isinstance(arg, dict):
             return {k: self._cast(node, v, dtype) for k, v in arg.items()}
+        return arg
+
+    def _saturate(self, node: Node, dtype: torch.dtype) -> None:
+        """A fill value beyond ``dtype``'s range becomes its extreme (finfo(float32).min -> finfo(float16).min)."""
+        top = torch.finfo(dtype).max
+
+        def clip(value: Any) -> Any:
+            if isinstance(value, float) and math.isfinite(value) and abs(value) > top:
+                self.saturated.append(f"{node.name} ({value:.4g} -> {math.copysign(top, value):.6g})")
+                return math.copysign(top, value)
+            return value
+
+        node.args = tuple(clip(a) for a in node.args)
+        node.kwargs = {k: clip(v) for k, v in node.kwargs.items()}
+
+    def _restore(self, node: Node, arg: Any) -> Any:
+        """A ``torch.autocast`` region's float inputs cast back to the dtypes it was traced with: the plan does not
+        classify the region, which computes as the model wrote it (Llama's rotary embedding, autocast off)."""
+        if isinstance(arg, Node):
+            val, want = self.value.get(arg), self.captured.get(arg)
+            if (isinstance(val, torch.Tensor) and want is not None and val.dtype != want
+                    and val.dtype.is_floating_point and want.is_floating_point):
+                self.casts += 1
+                self.restored.append(f"{node.name} <- {arg.name}")
+                return self._emit(node, _aten.to.dtype, (arg, want), node.name, "cast", f"{node.name}__cast")
+            return arg
+        if isinstance(arg, (tuple, list)):
+            return type(arg)(self._restore(node, a) for a in arg)
         return arg
 
     # FP32 accumulation, as impl/matmul.py (+ linear.py, addmm.py) build it
@@ -247,12 +370,16 @@ class _Rewriter:
             original = node.meta.get("val")
             rec = self.plan.get(node.name)
             op = qualified_op_name(node.target)
+            if op == AUTOCAST_REGION_OP and self.restore_regions:
+                node.args = self._restore(node, node.args)
             dtype = _target_dtype(rec) if op not in UNCLASSIFIED_OPS else None
             if dtype is not None:
                 self.targets[node.name] = dtype
                 node.args = self._cast(node, node.args, dtype)
                 node.kwargs = self._cast(node, node.kwargs, dtype)
                 self.believed[node] = dtype
+                if self.saturate_fills and dtype != torch.float32 and _fill_base(node.target) in FILL_OPS:
+                    self._saturate(node, dtype)
             else:
                 self.believed[node] = getattr(original, "dtype", None)
             fallback = original
@@ -279,6 +406,13 @@ class _Rewriter:
         if self.skipped_casts:
             out.append("no cast where the pass would insert one that changes nothing (real dtype already the "
                        f"target): {_listed(self.skipped_casts)}")
+        if self.saturated:
+            out.append("fill values beyond the low dtype's range written as its extreme, as a model run in that dtype "
+                       f"uses torch.finfo(dtype).min (Torch-TensorRT's constant folding refuses them): "
+                       f"{_listed(self.saturated)}")
+        if self.restored:
+            out.append("cast back to the dtypes a torch.autocast region was traced with (the plan does not classify "
+                       f"it): {_listed(self.restored)}")
         if self.guessed:
             out.append(f"dtype inferred from metadata (fake run failed): {_listed(self.guessed)}")
         return out
@@ -293,18 +427,27 @@ def fetch_attr(gm: torch.nn.Module, target: Any) -> Any:
 
 
 def _drop_removed(gm: torch.fx.GraphModule) -> int:
-    """Delete assert nodes and bypass detach (Torch-TensorRT's remove_assert_nodes / remove_detach)."""
+    """Delete assert nodes and bypass detach (Torch-TensorRT's remove_assert_nodes / remove_detach), in the graph
+    and in the subgraphs of its regions (a ``torch.autocast`` region asserts the dtypes it was traced with, which a
+    plan's casts change)."""
     count = 0
-    for node in list(gm.graph.nodes):
-        if node.op != "call_function":
+    for sub in list(gm.modules()):
+        if not isinstance(sub, torch.fx.GraphModule):
             continue
-        if qualified_op_name(node.target) in ASSERT_OPS and not node.users:
-            gm.graph.erase_node(node)
-            count += 1
-        elif node.target is _aten.detach.default:
-            node.replace_all_uses_with(node.args[0])
-            gm.graph.erase_node(node)
-            count += 1
+        changed = 0
+        for node in list(sub.graph.nodes):
+            if node.op != "call_function":
+                continue
+            if qualified_op_name(node.target) in ASSERT_OPS and not node.users:
+                sub.graph.erase_node(node)
+                changed += 1
+            elif node.target is _aten.detach.default:
+                node.replace_all_uses_with(node.args[0])
+                sub.graph.erase_node(node)
+                changed += 1
+        if changed and sub is not gm:
+            sub.recompile()
+        count += changed
     return count
 
 
@@ -351,14 +494,20 @@ def _drop_unread_weights(gm: torch.fx.GraphModule) -> None:
 
 
 def apply_plan(ep: torch.export.ExportedProgram, plan: PrecisionPlan, *, device: str = "cpu",
-               cast_non_float: bool = False, fold_weight_casts: bool = True) -> PlannedGraph:
+               cast_non_float: bool = False, fold_weight_casts: bool = True,
+               saturate_fills: bool = False, restore_regions: bool = False) -> PlannedGraph:
     """A runnable copy of ``ep`` with the plan's casts inserted as Torch-TensorRT's autocast pass inserts them.
 
-    The ExportedProgram is not modified. Raises whatever torch raises if the copy cannot be built on ``device``.
+    The cast graph departs from the pass where its letter cannot be compiled: ``saturate_fills`` writes fill values
+    beyond a low node's dtype as its extreme (:func:`overflowing_fills`), ``restore_regions`` casts a
+    ``torch.autocast`` region's float inputs back to the dtypes it was traced with (the pass leaves them as their
+    producers make them). The ExportedProgram is not modified. Raises whatever torch raises if the copy cannot be
+    built on ``device``.
     """
     gm = load_module(ep, device)
     dropped = _drop_removed(gm)
     rewriter = _Rewriter(gm, plan, cast_non_float)
+    rewriter.saturate_fills, rewriter.restore_regions = saturate_fills, restore_regions
     rewriter.acc_by_cast = torch.device(device).type != "cuda"
     rewriter.run()
     folded = _fold_weight_casts(gm) if fold_weight_casts else 0
