@@ -2,7 +2,7 @@
 
 The app draws into a plain ``go.Figure`` (built and recoloured by :mod:`mixprec_explorer.viz.graph`);
 :class:`FigureSync` holds the FigureWidget the browser shows and, on :meth:`FigureSync.push`, sends the
-difference as one ``plotly_update`` message: changed properties only, and for a long array of which few items
+difference as one ``plotly_update`` message: changed properties only, and for an array of which few items
 changed (a click recolours a handful of nodes) only those items (``marker.color[12]``).
 
 Three things make a click cheap in the browser, each measured on ResNet-50 in headless Chromium on 2 cores:
@@ -42,9 +42,10 @@ from plotly.basedatatypes import BasePlotlyType, Undefined
 
 __all__ = ["FigureSync", "Pushed", "QuietFigureWidget", "mark_shapes", "plain"]
 
-#: an array of at least this many items with at most this share changed is sent item by item
-_ITEMWISE_MIN_LEN = 16
+#: an array of which at most this share, or at most this many items, changed is sent item by item (so that the
+#: browser recolours those points in place, even in a small graph such as ResNet-50's grouped view of 13 points)
 _ITEMWISE_MAX_SHARE = 0.25
+_ITEMWISE_MAX_ITEMS = 8
 _MISSING = object()
 #: relayouts that plotly.js draws without a replot. Any other (``height``, ``margin``, ``meta`` ...) replots from
 #: calcdata that an item-wise restyle in the same call did not refresh (plotly.js 3 loses the new items), so
@@ -270,13 +271,22 @@ class _ShapeSlots:
 
 
 # -- diffs ----------------------------------------------------------------------------------------------------
+#: (plotly class, key) -> an object of the child's class where ``key`` is compound there, else None: which keys are
+#: compound is plotly's schema, the same for every object of a class, and asking an object costs its validators
+_COMPOUND: dict[tuple[type, str], Any] = {}
+
+
 def _compound(obj: Any, key: str) -> Any:
-    """The plotly object at ``obj[key]`` if it is one (``marker``, ``title``), else None (``meta``, ``x``)."""
-    try:
-        child = obj[key]
-    except (KeyError, ValueError, TypeError, IndexError):
-        return None
-    return child if isinstance(child, BasePlotlyType) else None
+    """A plotly object of the class at ``obj[key]`` if that is one (``marker``, ``title``), else None (``meta``,
+    ``x``); only its class's keys are read from it (see :data:`_COMPOUND`)."""
+    slot = (type(obj), key)
+    if slot not in _COMPOUND:
+        try:
+            child = obj[key]
+        except (KeyError, ValueError, TypeError, IndexError):
+            child = None
+        _COMPOUND[slot] = type(child)() if isinstance(child, BasePlotlyType) else None  # detached: holds no figure
+    return _COMPOUND[slot]
 
 
 def _flatten(tree: dict[str, Any], obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -300,11 +310,11 @@ def _is_flat_array(value: Any) -> bool:
 
 
 def _changed_items(old: Any, new: Any) -> list[int] | None:
-    """Indices of the items of ``new`` that differ from ``old`` when few of a long flat array changed, else None."""
-    if not (_is_flat_array(old) and _is_flat_array(new)) or len(old) != len(new) or len(new) < _ITEMWISE_MIN_LEN:
+    """Indices of the items of ``new`` that differ from ``old`` when few of a flat array changed, else None."""
+    if not (_is_flat_array(old) and _is_flat_array(new)) or len(old) != len(new) or len(new) < 2:
         return None
     changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
-    return changed if len(changed) <= _ITEMWISE_MAX_SHARE * len(new) else None
+    return changed if len(changed) <= max(_ITEMWISE_MAX_SHARE * len(new), _ITEMWISE_MAX_ITEMS) else None
 
 
 def _is_dict_list(value: Any) -> bool:
@@ -379,7 +389,7 @@ class FigureSync:
         data = [plain(getattr(t, "_props", None) or t.to_plotly_json()) for t in figure.data]
         for t in data:  # the widget sets uids (it aligns traces by them): never diff or resend them
             t.pop("uid", None)
-        layout = plain(figure.layout.to_plotly_json())
+        layout = plain(figure.layout._props or {})  # as to_plotly_json() gives it, without its deep copy
         if self.points is None or self.points >= len(data):
             return data, layout
         marks: dict[tuple[int, int], dict[str, Any]] = {}

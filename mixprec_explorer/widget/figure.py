@@ -68,6 +68,8 @@ class GraphFigure:
         self.app = app
         self.height = height
         self.expanded: set[str] = set()
+        #: (plan, color_by, ringed) a click has just drawn and sent, so that the refresh after it need not
+        self._drawn_early: tuple[PrecisionPlan, str, list[str]] | None = None
         # the mouse wheel scrolls the notebook; zoom is the toolbar's (or a drag in zoom mode)
         self.figure_sync = FigureSync(self._new_figure(), config={"scrollZoom": False, "displaylogo": False},
                                       points=NODES, marks=(EXCLUDED, ACCUMULATE, MIXED, HIGHLIGHT))
@@ -115,8 +117,16 @@ class GraphFigure:
         a result that does not exist yet.
         """
         app = self.app
+        ringed = [app.selected] if app.selected else list(app.found)
+        drawn, self._drawn_early = self._drawn_early, None
+        if drawn is not None and drawn == (plan, app.color_by, ringed):  # a click drew it already (click_point)
+            return
+        self._draw(plan, ringed)
+
+    def _draw(self, plan: PrecisionPlan, ringed: list[str]) -> None:
+        app = self.app
         app.explorer.recolor(self.drawn, plan, app.color_by)
-        highlight(self.drawn, app.explorer.captured, [app.selected] if app.selected else app.found)
+        highlight(self.drawn, app.explorer.captured, ringed)
         self.figure_sync.push()
 
     def _new_figure(self) -> go.Figure:
@@ -154,10 +164,10 @@ class GraphFigure:
         app = self.app
         view = self.view
         key = view.keys[index]
-        app.selected = key
         if view.is_group(index):
             module = key[len(GROUP_PREFIX):]
             self.expanded.add(module)
+            app.selected = key  # the details name the module
             app.selected = None
             self._rebuild()
             app.say(f"expanded module <code>{esc(module)}</code>")
@@ -165,10 +175,17 @@ class GraphFigure:
         info = app.explorer.nodes[key]
         if info.kind != "call_function" or info.removed_by:
             why = f"removed by {info.removed_by}" if info.removed_by else f"a graph {info.kind}"
+            app.selected = key
             app.refresh()
             app.say(f"<code>{esc(key)}</code> is {why}: it has no autocast decision to toggle")
             return
         ex = app.last_exclusion = app.apply(lambda: app.explorer.toggle(key))
+        # The new colours go to the browser first: the selection's observers (details, engine view) and the
+        # other panels send their own messages, which the browser would handle before the graph's update.
+        plan = app.explorer.plan()
+        self._draw(plan, [key])
+        self._drawn_early = (plan, app.color_by, [key])
+        app.selected = key
         app.refresh()
         verb = "excluded" if ex.pattern in app.explorer.settings.autocast_excluded_nodes else "included again"
         app.say(f"<code>{esc(ex.pattern)}</code> {verb}: {len(ex.nodes)} node(s)"
