@@ -2,11 +2,13 @@
 #   make demo   create .venv, install, open the quickstart notebook in JupyterLab
 #   make test   create .venv, install (with Debian's chromium for the browser test), run the tests
 # Variables: VENV (default .venv), PYTHON (default python3), PYTEST_ARGS (extra pytest arguments),
-#            JUPYTER_ARGS (extra JupyterLab arguments, e.g. --ip=0.0.0.0 --port=8888).
+#            PYTEST_WORKERS (test processes, default 2: one per core of the 2-core machines the suite is sized for;
+#            a test file's tests stay in one process), JUPYTER_ARGS (extra JupyterLab arguments, e.g. --port=8888).
 
 VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 JUPYTER_ARGS ?=
 # JupyterLab refuses to start as root unless told; CI machines and containers run as root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -33,7 +35,7 @@ test:
 	bash scripts/setup_env.sh --browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m mypy
-	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 report: setup
 	$(VENV)/bin/mixprec-explorer report example --out out/report.html

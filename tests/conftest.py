@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# Under pytest-xdist (make test runs a process per core) each process takes its share of the cores for torch's
+# own threads, rather than every process one thread per core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 from mixprec_explorer import Explorer
 from mixprec_explorer.examples import reference_autocast_model, reference_explicit_model

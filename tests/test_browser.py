@@ -903,7 +903,10 @@ def browser_page(lab: Lab, browser, request: pytest.FixtureRequest) -> Iterator[
 
 
 # ---- the tests --------------------------------------------------------------------------------------------------------
-def test_quickstart_click_excludes_the_node_and_recolours_it(lab: Lab, browser_page) -> None:
+def test_quickstart_click_then_the_what_if(lab: Lab, browser_page) -> None:
+    """The quickstart: a click on linear2's node excludes its module and recolours it, the details name the model's
+    line. Then issue 12 in the same page: "Calibrate what-if" measures all-FP32, all-low and sensitivity once; each
+    click after it shows the plan's predicted milliseconds and error and what the click changed, with no compile."""
     page = browser_page
     _open_and_run(page, lab, QUICKSTART)
     view = WidgetPage(page)
@@ -933,17 +936,11 @@ def test_quickstart_click_excludes_the_node_and_recolours_it(lab: Lab, browser_p
         ASSET.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, ASSET)
 
-
-def test_the_what_if_answers_every_click_without_a_compile(lab: Lab, browser_page) -> None:
-    """Issue 12 in the page: "Calibrate what-if" measures all-FP32, all-low and sensitivity once; then each click
-    shows the plan's predicted milliseconds and error and what the click changed, with no compile."""
-    page = browser_page
-    _open_and_run(page, lab, QUICKSTART)
-    view = WidgetPage(page)
+    # the what-if, calibrated from the widget, then a click priced without a compile
     view.button("Calibrate what-if").click()
     view.wait_text(r"what-if calibrated", "the calibration to finish", timeout_s=240)
     first = view.wait_text(r"predicted [-+0-9.e]+ ms", "a predicted latency in the What if panel")
-    key = _point_of(page, MODULE)
+    assert "this change: " not in first, first
     page.locator(".js-plotly-plot").nth(key[0]).scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     state = _wait(lambda: page.evaluate(_POINT_STATE_JS, key), 30, "the node's SVG point", page)
