@@ -143,6 +143,21 @@ def test_a_click_sends_only_the_changed_points() -> None:
     assert again.arrays == 0 and app.errors == []
 
 
+def test_a_click_in_a_small_graph_sends_only_the_changed_points_too() -> None:
+    """A short array (ResNet-50's grouped view draws 13 points, the reference model 6) goes item by item as well: a
+    whole new ``marker.color`` takes plotly.js's full restyle in the browser instead of the in-place recolour."""
+    ex = Explorer(*reference_autocast_model())
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=FP16)
+    app = WidgetApp(ex)
+    assert len(app.node_trace.x) < 16
+    i = app.point_index("linear_1")
+    click(app, "linear_1")
+    sent = app.figure_sync.last
+    assert {p.split(": ", 1)[1] for p in sent.trace_props if p.startswith(f"{vg.NODES}: ")} == \
+        {f"marker.color[{i}]", f"hovertext[{i}]"}, sent
+    assert sent.arrays == 0 and app.errors == []
+
+
 def test_explicit_typing_is_locked_on_where_the_target_has_no_weak_typing() -> None:
     ex = Explorer(*reference_autocast_model(), target="2.13")  # pytorch/TensorRT#4195 removed use_explicit_typing
     app = WidgetApp(ex)
