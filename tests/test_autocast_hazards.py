@@ -49,6 +49,9 @@ def test_a_multi_output_op_sends_auto_to_the_cast_graph_which_runs() -> None:
     assert mode == "cast_graph" and note.startswith(AUTO_CAST_GRAPH_NOTE)
     assert "plan.failures" in note and chunks[0] in note
     assert build_mode(plan, "autocast", ex.captured.graph_module.graph) == ("autocast", "")  # forced: as given
+    live = "'tuple' object has no attribute 'to'"
+    failure = compile_failure(AttributeError(live), ex, ex, plan, {}, "autocast", Path("log.txt"))
+    assert any(chunks[0] in r and "build='cast_graph'" in r for r in failure.remedies)
     assert build_mode(ex.plan(Settings()), "auto", ex.captured.graph_module.graph) == ("autocast", "")
     program = ex.cast_program(FP16)
     dtypes = node_dtypes(program)
@@ -70,6 +73,12 @@ def test_fill_values_beyond_fp16_are_written_as_its_extreme() -> None:
     assert fills[0][0] not in {n for n, _, _ in overflowing_fills(graph, ex.plan(excluded))}  # FP32: fits
     mode, note = build_mode(plan, "auto", graph)
     assert mode == "cast_graph" and f"{fills[0][0]}" in note and "overflow" in note
+    # forced through autocast, the failure says where and what builds
+    live = ("value cannot be converted to type c10::Half without overflow\n\nWhile executing %scalar_tensor : "
+            "[num_users=1] = call_function[target=torch.ops.aten.scalar_tensor.default](args = (-3.4028234663852886e+38,)"
+            ", kwargs = {dtype: torch.float16})")
+    failure = compile_failure(RuntimeError(live), ex, ex, plan, {}, "autocast", Path("log.txt"))
+    assert any(fills[0][0] in r and "build='cast_graph'" in r for r in failure.remedies)
 
     program, notes = cast_program_with_notes(ex, FP16)
     assert any("-65504" in n and fills[0][0] in n for n in notes)
@@ -123,6 +132,54 @@ def test_an_autocast_region_keeps_the_dtypes_it_was_traced_with() -> None:
     planned = apply_plan(ex.exported_program, plan)
     with torch.no_grad():
         assert torch.allclose(planned.module(x).float(), model(x), rtol=1e-2, atol=1e-2)
+
+
+class _LlamaRotary(torch.nn.Module):
+    """Hugging Face Llama's rotary embedding as transformers 4.x writes it: ``@torch.no_grad()`` around an
+    autocast-off region. Export makes a wrap_with_set_grad_enabled region (two outputs) holding the autocast one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", torch.linspace(0.1, 1.0, 4), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inv = self.inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1)
+        pos = position_ids[:, None, :].float()
+        with torch.autocast(device_type="cpu", enabled=False):
+            freqs = (inv.float() @ pos.float()).transpose(1, 2)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos, sin = emb.cos(), emb.sin()
+        return cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
+
+
+class _Attention(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q_proj = torch.nn.Linear(8, 8)
+        self.rotary = _LlamaRotary()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(x.shape[1])[None].expand(x.shape[0], -1)
+        cos, sin = self.rotary(x, positions)
+        q = self.q_proj(x)
+        return q * cos + q * sin
+
+
+def test_a_rotary_embedding_under_no_grad_and_autocast_off_builds_through_the_cast_graph() -> None:
+    """The live Llama failure as transformers 4.x writes the rotary embedding: the autocast pass raises on the
+    no_grad region (two outputs), build='auto' takes the cast graph, whose re-export failed on the inner region's
+    FP32 asserts ("Tensor dtype mismatch! Expected: torch.float32, Got: torch.float16")."""
+    torch.manual_seed(0)
+    model, x = _Attention().eval(), torch.randn(2, 5, 8)
+    ex = Explorer(model, (x,))
+    plan = ex.plan(FP16)
+    region = next(n for n, i in ex.nodes.items() if i.op.endswith("wrap_with_set_grad_enabled"))
+    assert region in {n for n, _ in plan.failures}
+    assert build_mode(plan, "auto", ex.captured.graph_module.graph)[0] == "cast_graph"
+    program = ex.cast_program(FP16)
+    assert node_dtypes(program)["linear"] == torch.float16
+    assert _rel_l2(program, model, (x,)) < 1e-2
 
 
 #: The first lines Torch-TensorRT 2.11 raised live for GPT-2 under FP16 (the cast graph, chosen by build='auto').

@@ -844,6 +844,17 @@ def compile_failure(err: Exception, built: Model, explorer: Model, plan: Precisi
         remedies.append("autocast casts integer tensors here (" + ", ".join(sorted({c.node for c in failing})[:4])
                         + "): build the plan's casts yourself with ex.compile(settings, backend='tensorrt', "
                         "build='cast_graph')")
+    if build != "cast_graph":
+        raising = list(dict.fromkeys(n for n, _ in getattr(plan, "failures", ())))
+        if raising:
+            remedies.append(f"Torch-TensorRT's autocast pass raises at {', '.join(raising[:4])} (plan.failures); the "
+                            "cast graph compiles with autocast off: ex.compile(settings, backend='tensorrt', "
+                            "build='cast_graph')")
+        fills = list(dict.fromkeys(n for n, _, _ in overflowing_fills(explorer.captured.graph_module.graph, plan)))
+        if fills:
+            remedies.append(f"{', '.join(fills[:4])} fill with a value beyond the low type (a finfo(float32).min "
+                            "mask); the cast graph writes the type's extreme: ex.compile(settings, "
+                            "backend='tensorrt', build='cast_graph')")
     if node is not None:
         module = explorer.nodes[node].module
         remedies.append(f"run {explorer.nodes[node].op} in PyTorch: ex.compile(..., torch_executed_ops="
@@ -1011,8 +1022,7 @@ class TensorRTBackend:
             separate_python_module=hasattr(importlib.import_module("torch_tensorrt.dynamo.runtime"),
                                            "PythonTorchTensorRTModule"),
         )
-        notes = list(runtime.notes) + list(settings.warnings(keyword_target(version, rtx=is_rtx(mods)))) + (
-            [chose] if chose else [])
+        notes = list(runtime.notes) + list(settings.warnings()) + ([chose] if chose else [])
         if build == "cast_graph":
             notes.append("build='cast_graph': mixprec_explorer applied the plan's casts to floating-point tensors "
                          "only and compiled the result with autocast off (strong typing)")
@@ -1022,7 +1032,7 @@ class TensorRTBackend:
 
             notes.append(PLUGIN_NOTE)
         installed = keyword_target(version, rtx=is_rtx(mods))
-        settings.check_target(installed)  # weak typing after 2.12 or on TensorRT-RTX, BF16 on TensorRT-RTX before 2.12
+        settings.check_target(installed)  # weak typing after 2.12 or on TensorRT-RTX
         if settings.target is not None and installed is not None and settings.target != installed:
             notes.append(f"these settings were made for {settings.target.spec}; compiled with the installed "
                          f"{installed.spec} ({version})")
@@ -1067,16 +1077,22 @@ class TensorRTBackend:
                      f"{len(fallback)} submodule(s) run in PyTorch" + (f" ({', '.join(fallback)})" if fallback else ""))
         handle = TensorRTHandle(module=module, engines=engines, layer_info=layer_info, runtime=runtime.kind,
                                 logging_dir=logging_dir, fallback=fallback,
-                                post_to_pre=self._post_to_pre(explorer, ttrt, notes), versions=_versions(mods),
+                                post_to_pre=self._post_to_pre(explorer, ttrt, notes, kwargs),
+                                versions=_versions(mods),
                                 graph=explorer if build == "cast_graph" else None, rename=rename)
         return Compiled(backend=NAME, device=device, settings=user_settings, compile_s=compile_s,
                         handle=handle, notes=tuple(notes))
 
     @staticmethod
-    def _post_to_pre(explorer: Model, ttrt: Any, notes: list[str]) -> dict[str, str]:
-        """Decompose a copy with Torch-TensorRT's table to learn which pre-decomposition node each op came from."""
+    def _post_to_pre(explorer: Model, ttrt: Any, notes: list[str],
+                     kwargs: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """Decompose a copy with Torch-TensorRT's table to learn which pre-decomposition node each op came from
+        (the table the compile used: ``decompose_attention`` and ``enable_experimental_decompositions`` as passed)."""
         try:
-            table = importlib.import_module("torch_tensorrt.dynamo.lowering").get_decompositions()
+            get = importlib.import_module("torch_tensorrt.dynamo.lowering").get_decompositions
+            known = inspect.signature(get).parameters
+            table = get(**{k: v for k, v in (kwargs or {}).items()
+                           if k in ("enable_experimental_decompositions", "decompose_attention") and k in known})
             decomposed = copy_program(explorer.exported_program).run_decompositions(table)
             return map_post_to_pre(decomposed.graph_module, _node_modules(explorer))
         except Exception as err:  # best effort: attribution then goes by module path alone
