@@ -2,8 +2,7 @@
 
 The classifier and rewriter are byte-identical in every release modelled (``nodeclassifier.py`` and
 ``rule_based_autocast.py`` of the 2.10.0-2.14.0 wheels); what differs by target (:mod:`mixprec_explorer.targets`)
-is applied here: FP32 accumulation only on a strongly typed network (never on TensorRT-RTX), and on TensorRT-RTX
-2.12+ BF16 depthwise convolutions run in PyTorch (``plan.fallbacks``).
+is applied here: the convolutions each release runs in PyTorch on TensorRT-RTX (``plan.fallbacks``).
 
 Mirrors ``lowering/passes/rule_based_autocast.py`` and ``nodeclassifier.py`` (rule order: excluded
 module regex, excluded op, I/O range, depth of reduction; the first that fires keeps a node in FP32)
@@ -30,7 +29,7 @@ from .errors import UnknownName
 from .ops import AUTOCAST_REGION_OP, CONV_DEPTH_OPS, FP32_ACC_OPS, GEMM_DEPTH_OPS, SDPA_OP, op_basename
 from .records import CalibrationStat, NodeInfo, NodePrecision
 from .settings import Settings
-from .targets import SUPPORTED, Target, depthwise_convolutions
+from .targets import SUPPORTED, Target, convolutions, rtx_fallback
 
 #: Rule codes a NodePrecision can carry, and what they mean.
 RULES = {
@@ -389,8 +388,6 @@ class Policy:
                     target: Target) -> torch.dtype | None:
         if not (settings.use_fp32_acc and settings.use_explicit_typing and info.op in FP32_ACC_OPS):
             return None
-        if not target.strongly_typed_network:
-            return None  # impl/matmul.py casts only on a STRONGLY_TYPED network, which TensorRT-RTX never gets
         if settings.autocast_active:
             first = dtype  # the pass casts every input to the node's dtype
         else:
@@ -472,21 +469,21 @@ class Policy:
         return tuple(sorted(out, key=lambda f: "AttributeError" in f[1]))
 
     def _fallbacks(self, records: Mapping[str, NodePrecision], target: Target) -> dict[str, str]:
-        """Nodes this target runs in PyTorch: on TensorRT-RTX 2.12+, depthwise convolutions with a BF16 input."""
-        if not (target.is_rtx and target.facts.bf16_on_rtx):
+        """Convolutions this target runs in PyTorch: TensorRT-RTX's validator, per release (targets.rtx_fallback)."""
+        if not target.is_rtx:
             return {}
-        depthwise = self.__dict__.get("_depthwise")
-        if depthwise is None:
-            depthwise = self.__dict__["_depthwise"] = depthwise_convolutions(self.captured.graph_module)
+        convs = self.__dict__.get("_convolutions")
+        if convs is None:
+            convs = self.__dict__["_convolutions"] = convolutions(self.captured.graph_module)
         out = {}
-        for name in sorted(depthwise):
+        for name, conv in convs.items():
             r, info = records.get(name), self.captured.nodes.get(name)
             if r is None or info is None or r.rule == "removed":
                 continue
             first = r.dtype if r.rule in CLASSIFIED_RULES else (info.input_dtypes[0] if info.input_dtypes else None)
-            if first == torch.bfloat16:
-                out[name] = (f"runs in PyTorch on TensorRT-RTX: {target} sends a depthwise convolution with a BF16 "
-                             "input to PyTorch (depthwise_bf16_validator, pytorch/TensorRT#4178)")
+            why = rtx_fallback(target.release, conv, first)
+            if why:
+                out[name] = why
         return out
 
     def integer_casts(self, records: Mapping[str, NodePrecision]) -> tuple[IntegerCast, ...]:

@@ -224,7 +224,7 @@ class Settings:
 
     def check_target(self, target: Target | str | None = None) -> None:
         """Raise :class:`SettingsError` where the target release cannot honour these settings, naming the release
-        that can (weak typing after 2.12 or on TensorRT-RTX, BF16 on TensorRT-RTX before 2.12)."""
+        that can (weak typing after 2.12 or on TensorRT-RTX)."""
         t = self.target_or(target)
         if not self.use_explicit_typing and not t.has("use_explicit_typing"):
             raise SettingsError(
@@ -239,14 +239,6 @@ class Settings:
                 f"use_explicit_typing=False (weak typing) on TensorRT-RTX: {t} builds strongly typed networks only "
                 "(Torch-TensorRT forces use_explicit_typing=True there); use autocast instead, or datacenter "
                 "TensorRT up to 2.12 (target='2.12') for weak typing"
-            )
-        if self.autocast_low_precision_type == torch.bfloat16 and t.is_rtx and not t.facts.bf16_on_rtx:
-            raise SettingsError(
-                f"autocast_low_precision_type=torch.bfloat16 on TensorRT-RTX: {t} treats TensorRT-RTX as having no "
-                "BF16 (its interpreter raises 'TensorRT-RTX does not support bfloat16!' for BF16 kernels and its BF16 "
-                "tests are skipped there); Torch-TensorRT 2.12 and later allow BF16 (pytorch/TensorRT#4178, still with "
-                "TensorRT-RTX 1.4) and run depthwise convolutions with a BF16 input in PyTorch. Use torch.float16, "
-                "or target='2.12-rtx' or newer"
             )
 
     @staticmethod
@@ -276,13 +268,9 @@ class Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def warnings(self, target: Target | str | None = None) -> list[str]:
+    def warnings(self) -> list[str]:
         """Settings that are valid but will not do what they seem to (Torch-TensorRT stays silent about them)."""
         out = []
-        t = self.target_or(target)
-        if self.use_fp32_acc and not t.strongly_typed_network:
-            out.append(f"use_fp32_acc has no effect on TensorRT-RTX: {t} creates the network without the "
-                       "STRONGLY_TYPED flag, which its FP32-accumulation casts need (impl/matmul.py)")
         if self.enable_autocast and self.autocast_low_precision_type is None:
             out.append("enable_autocast=True without autocast_low_precision_type: the autocast pass does nothing")
         if not self.enable_autocast and (self.autocast_excluded_nodes or self.autocast_excluded_ops):

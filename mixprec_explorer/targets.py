@@ -33,7 +33,8 @@ __all__ = [
     "Target",
     "TargetComparison",
     "TargetWarning",
-    "depthwise_convolutions",
+    "convolutions",
+    "rtx_fallback",
     "detect_target",
     "resolve_target",
     "setting_changes",
@@ -65,7 +66,7 @@ class Release:
     tensorrt_rtx_requires: str  #: what its torch-tensorrt-rtx wheel requires of tensorrt_rtx ("": none published)
     cuda: str  #: the CUDA its wheels are built for
     weak_typing: bool  #: dynamo.compile still takes use_explicit_typing / enabled_precisions
-    bf16_on_rtx: bool  #: Torch-TensorRT lets BF16 reach TensorRT-RTX (pytorch/TensorRT#4178)
+    rtx_depthwise_bf16_fallback: bool  #: on TensorRT-RTX, BF16 depthwise convolutions run in PyTorch (2.12 only)
     fp32_acc_attention: bool  #: use_fp32_acc also keeps decomposed FP16 attention in FP32 (decompose_attention=True)
 
     @property
@@ -84,9 +85,9 @@ RELEASES: dict[str, Release] = {
     "2.12": Release("2.12", ("2.12.0", "2.12.1"), ">=2.12.0,<2.13.0", "10.16.1", "<10.17.0,>=10.16.1",
                     "1.4.0", "<1.5.0,>=1.4.0.76", "13.0", True, True, False),  # 2.12.0's rtx wheel: >=1.4.0.76
     "2.13": Release("2.13", ("2.13.0",), ">=2.13.0,<2.14.0", "11.0.0", "<11.1.0,>=11.0.0",
-                    "1.5.0", "<1.6.0.0,>=1.5.0.114", "13.2", False, True, False),
+                    "1.5.0", "<1.6.0.0,>=1.5.0.114", "13.2", False, False, False),  # #4306 removed it
     "2.14": Release("2.14", ("2.14.0",), ">=2.14.0,<2.15.0", "11.1.0", "<11.2.0,>=11.1.0",
-                    "1.6.1", "<1.7.0.0,>=1.6.1.120", "13.2", False, True, True),
+                    "1.6.1", "<1.7.0.0,>=1.6.1.120", "13.2", False, False, True),
 }
 SUPPORTED = tuple(RELEASES)
 NEWEST = SUPPORTED[-1]
@@ -173,16 +174,6 @@ class Target:
     def tensorrt_major(self) -> int | None:
         """The datacenter TensorRT generation (10, 11); None for TensorRT-RTX, which numbers itself 1.x."""
         return None if self.is_rtx else self.facts.tensorrt_major
-
-    @property
-    def strongly_typed_network(self) -> bool:
-        """Whether Torch-TensorRT creates the network STRONGLY_TYPED, which ``use_fp32_acc``'s casts require.
-
-        ``conversion/_TRTInterpreter.py``: on TensorRT-RTX it never sets the flag (2.10-2.14); on TensorRT it sets it
-        where ``use_explicit_typing`` is on (2.10-2.12) and always from 2.13. ``impl/matmul.py`` inserts the FP32
-        accumulation casts only where ``net.get_flag(STRONGLY_TYPED)`` holds.
-        """
-        return not self.is_rtx
 
     def has(self, setting: str) -> bool:
         """True where this release's ``dynamo.compile`` takes the keyword ``setting``."""
@@ -273,7 +264,7 @@ class SettingChange:
 
 
 def setting_changes(before: Target, after: Target, *, use_explicit_typing: bool = True,
-                    low_type: torch.dtype | None = None, use_fp32_acc: bool = False) -> tuple[SettingChange, ...]:
+                    low_type: torch.dtype | None = None) -> tuple[SettingChange, ...]:
     """What moving from ``before`` to ``after`` changes in the precision settings (the values tailor the text)."""
     a, b = before.facts, after.facts
     out: list[SettingChange] = []
@@ -303,23 +294,16 @@ def setting_changes(before: Target, after: Target, *, use_explicit_typing: bool 
                                  "decomposed with decompose_attention=True (the whole attention then runs in FP32 "
                                  "and only its output is cast back; lowering/_decompositions.py); matmul-family "
                                  "layers are covered in both."))
-    if before.strongly_typed_network != after.strongly_typed_network:
-        where = after if not after.strongly_typed_network else before
-        out.append(SettingChange("use_fp32_acc", "changes meaning",
-                                 f"use_fp32_acc: on {_FLAVOUR_NAMES[where.flavour]} Torch-TensorRT creates the "
-                                 "network without the STRONGLY_TYPED flag (conversion/_TRTInterpreter.py), and "
-                                 "impl/matmul.py inserts the FP32-accumulation casts only on a strongly typed "
-                                 f"network: there it has no effect{' (it is set here)' if use_fp32_acc else ''}."))
-    if _bf16(before) != _bf16(after):
+    if _conv_rule(before) != _conv_rule(after):
         import torch
 
         mine = " (these settings ask for BF16)" if low_type == torch.bfloat16 else ""
         out.append(SettingChange(
-            "BF16", "changes meaning",
-            f"BF16{mine}: {_bf16_words(before)} under {before.spec}; {_bf16_words(after)} under {after.spec}. "
-            "Torch-TensorRT 2.10-2.11 treat TensorRT-RTX as having no BF16 ('TensorRT-RTX does not support "
-            "bfloat16!'); 2.12 re-enabled it (pytorch/TensorRT#4178, shipped with TensorRT-RTX 1.4) and runs "
-            "depthwise convolutions with a BF16 input in PyTorch there."))
+            "convolutions on TensorRT-RTX", "changes meaning",
+            f"convolutions Torch-TensorRT runs in PyTorch rather than TensorRT-RTX{mine}: {_conv_rule(before) or 'none'} "
+            f"under {before.spec}; {_conv_rule(after) or 'none'} under {after.spec} (convolution_capability_validator;"
+            " 2.12: pytorch/TensorRT#4178, #4188; 2.13: #4306 removed those). BF16 autocast with a depthwise "
+            "convolution built and ran in one engine on 2.11 with TensorRT-RTX 1.4.0.76 (H100)."))
     if before.library != after.library:
         detail = ""
         if before.tensorrt_major == 10 and after.tensorrt_major == 11:
@@ -330,42 +314,77 @@ def setting_changes(before: Target, after: Target, *, use_explicit_typing: bool 
     return tuple(out)
 
 
-def _bf16(target: Target) -> str:
+def _conv_rule(target: Target) -> str:
     if not target.is_rtx:
-        return "yes"
-    return "rtx" if target.facts.bf16_on_rtx else "no"
-
-
-def _bf16_words(target: Target) -> str:
-    return {"yes": "allowed", "rtx": "allowed, depthwise convolutions in PyTorch", "no": "refused"}[_bf16(target)]
+        return ""
+    return {"2.12": "depthwise convolutions with a BF16 input and grouped 3-D transposed ones",
+            "2.13": "transposed ones with stride > 1 and dilation > 1",
+            "2.14": "transposed ones with stride > 1 and dilation > 1"}.get(target.release, "")
 
 
 # -- the graph facts a target's rules need ----------------------------------------------------------------------------
-#: conv op base name -> index of its ``groups`` argument (pre- and post-decomposition ATen schemas)
-_GROUPS_ARG = {"convolution": 8, "conv1d": 6, "conv2d": 6, "conv3d": 6,
-               "conv_transpose1d": 6, "conv_transpose2d": 6, "conv_transpose3d": 6}
+@dataclass(frozen=True)
+class Convolution:
+    """What Torch-TensorRT's TensorRT-RTX convolution validator reads of one convolution node."""
+
+    groups: int
+    transposed: bool
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    rank: int  #: the input's rank (5: a 3-D convolution)
+    out_channels: int  #: the weight's first dimension (groups == it: depthwise)
 
 
-def depthwise_convolutions(graph_module: Any) -> frozenset[str]:
-    """Names of the convolution nodes with ``groups == weight.shape[0] > 1`` (depthwise, or depthwise transposed).
+#: conv op base name -> (stride, dilation, groups) argument indices, and whether it is transposed (-1: an argument)
+_CONV_ARGS = {"convolution": (3, 5, 8, -1), "conv1d": (3, 5, 6, 0), "conv2d": (3, 5, 6, 0), "conv3d": (3, 5, 6, 0),
+              "conv_transpose1d": (3, 7, 6, 1), "conv_transpose2d": (3, 7, 6, 1), "conv_transpose3d": (3, 7, 6, 1)}
 
-    The test of Torch-TensorRT 2.12+'s ``depthwise_bf16_validator`` (``conversion/aten_ops_converters.py``), which
-    sends such a convolution with a BF16 input to PyTorch on TensorRT-RTX.
-    """
-    found = []
+
+def convolutions(graph_module: Any) -> dict[str, Convolution]:
+    """Every convolution node of a (pre- or post-decomposition) graph, as the validator sees it."""
+    out = {}
     for node in graph_module.graph.nodes:
-        if node.op != "call_function":
+        parts = str(getattr(node.target, "_name", "")).split("::")[-1].split(".") if node.op == "call_function" else []
+        spec = _CONV_ARGS.get(parts[0]) if parts else None
+        if spec is None or len(node.args) < 2:
             continue
-        parts = str(getattr(node.target, "_name", "")).split("::")[-1].split(".")
-        index = _GROUPS_ARG.get(parts[0])
-        if index is None or len(node.args) < 2:
+        stride_at, dilation_at, groups_at, transposed = spec
+
+        def arg(index: int, default: Any, node: Any = node) -> Any:
+            return node.args[index] if len(node.args) > index else default
+
+        x, w = (getattr(a, "meta", {}).get("val") for a in node.args[:2])
+        if x is None or w is None:
             continue
-        groups = node.args[index] if len(node.args) > index else node.kwargs.get("groups", 1)
-        weight = getattr(node.args[1], "meta", {}).get("val")
-        shape = getattr(weight, "shape", None)
-        if isinstance(groups, int) and groups > 1 and shape is not None and len(shape) and groups == shape[0]:
-            found.append(node.name)
-    return frozenset(found)
+        as_tuple = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else (int(v),))  # noqa: E731
+        out[node.name] = Convolution(int(arg(groups_at, 1)), bool(arg(6, False)) if transposed < 0 else bool(transposed),
+                                     as_tuple(arg(stride_at, 1)), as_tuple(arg(dilation_at, 1)), x.dim(),
+                                     int(w.shape[0]))
+    return out
+
+
+def rtx_fallback(release: str, conv: Convolution, input_dtype: Any) -> str:
+    """Why Torch-TensorRT ``release`` runs this convolution in PyTorch on TensorRT-RTX ("" where it does not).
+
+    ``convolution_capability_validator`` (``conversion/aten_ops_converters.py``): 2.12 sends BF16 depthwise
+    convolutions (pytorch/TensorRT#4178) and grouped 3-D transposed ones (#4188); 2.13 and 2.14 only transposed ones
+    with stride > 1 and dilation > 1 (#4306, which removed the TensorRT-RTX 1.4-era fallbacks); 2.10-2.11 none.
+    """
+    import torch
+
+    grouped = conv.groups > 1
+    if release == "2.12":
+        if grouped and conv.transposed and conv.rank == 5:
+            return "runs in PyTorch on TensorRT-RTX: Torch-TensorRT 2.12 sends grouped 3-D transposed convolutions " \
+                   "there (pytorch/TensorRT#4188)"
+        if grouped and input_dtype == torch.bfloat16 and conv.groups == conv.out_channels:
+            return "runs in PyTorch on TensorRT-RTX: Torch-TensorRT 2.12 sends a depthwise convolution with a BF16 " \
+                   "input there (pytorch/TensorRT#4178)"
+    elif release in ("2.13", "2.14") and conv.transposed and any(s > 1 for s in conv.stride) \
+            and any(d > 1 for d in conv.dilation):
+        return (f"runs in PyTorch on TensorRT-RTX: Torch-TensorRT {release} sends a transposed convolution with "
+                "stride > 1 and dilation > 1 there (no TensorRT-RTX kernel; pytorch/TensorRT#4306)")
+    return ""
 
 
 # -- the upgrade diff -------------------------------------------------------------------------------------------------

@@ -69,8 +69,8 @@ def test_the_installed_torch_tensorrt_rtx_is_detected_from_its_metadata(site: Pa
     target = detect_target()
     assert (target.spec, target.origin) == ("2.11-rtx", "installed")
     assert "tensorrt-rtx-cu13-libs 1.4.0.76" in target.describe() and "torch_tensorrt" not in sys.modules
-    with pytest.raises(SettingsError, match=r"2\.11 \(TensorRT-RTX\) treats TensorRT-RTX as having no BF16.*2\.12"):
-        Explorer(MLP().eval(), (torch.randn(2, 8),), BF16)  # the detected target refuses what it cannot do
+    with pytest.raises(SettingsError, match=r"on TensorRT-RTX.*strongly typed networks only"):
+        Explorer(MLP().eval(), (torch.randn(2, 8),), Settings(use_explicit_typing=False))  # detected: RTX
 
 
 def test_an_installed_release_not_modelled_warns_and_uses_the_newest(site: Path) -> None:
@@ -121,14 +121,11 @@ def test_weak_typing_where_the_release_has_none_names_the_one_that_has(release: 
         weak.to_python(target=release)
 
 
-@pytest.mark.parametrize("release, allowed", [("2.10-rtx", False), ("2.11-rtx", False), ("2.12-rtx", True),
-                                              ("2.13-rtx", True), ("2.14-rtx", True), ("2.11", True)])
-def test_bf16_on_tensorrt_rtx_follows_the_release(release: str, allowed: bool) -> None:
-    if allowed:
+def test_bf16_is_taken_by_every_target() -> None:
+    # Torch-TensorRT 2.10-2.11 refuse BF16 only in enabled_precisions (weak typing, which TensorRT-RTX never has):
+    # BF16 autocast built and ran on 2.11 with TensorRT-RTX 1.4.0.76 (H100), a depthwise convolution included
+    for release in (*SUPPORTED, *(f"{r}-rtx" for r in SUPPORTED)):
         assert BF16.to_compile_kwargs(target=release)["autocast_low_precision_type"] == torch.bfloat16
-    else:
-        with pytest.raises(SettingsError, match=r"#4178.*target='2\.12-rtx'"):
-            BF16.to_compile_kwargs(target=release)
 
 
 def _call_keywords(snippet: str) -> dict[str, str]:
@@ -156,13 +153,15 @@ def test_a_bound_target_round_trips_through_json_and_leaves_out_what_the_release
         Settings.from_dict({"target": "2.9"})
 
 
-def test_fp32_accumulation_needs_a_strongly_typed_network_which_tensorrt_rtx_never_gets() -> None:
+def test_fp32_accumulation_is_planned_on_tensorrt_and_tensorrt_rtx_alike() -> None:
+    # impl/matmul.py casts where net.get_flag(STRONGLY_TYPED) holds; TensorRT-RTX 1.4, 1.5 and 1.6 report the flag
+    # set on a network created without it (seen on an H100), so Torch-TensorRT's casts apply there too
     ex = Explorer(*reference_autocast_model(), target="2.13")
     s = FP16.replace(use_fp32_acc=True)
-    assert {r.accumulate_dtype for r in ex.plan(s) if "linear" in r.op} == {torch.float32}
+    accumulated = {r.name for r in ex.plan(s) if r.accumulate_dtype == torch.float32}
+    assert accumulated == {r.name for r in ex.plan(s) if "linear" in r.op}
     ex.target = "2.13-rtx"
-    assert {r.accumulate_dtype for r in ex.plan(s)} == {None}
-    assert any("no effect on TensorRT-RTX" in w for w in s.warnings("2.13-rtx"))
+    assert {r.name for r in ex.plan(s) if r.accumulate_dtype == torch.float32} == accumulated
 
 
 # -- the explorer's target ---------------------------------------------------------------------------------------
@@ -182,7 +181,7 @@ def test_the_explorer_speaks_for_its_target_and_refuses_settings_bound_to_anothe
     assert ex.plan().target.spec == "2.14"
 
 
-def test_on_tensorrt_rtx_bf16_depthwise_convolutions_run_in_pytorch_from_2_12() -> None:
+def test_on_tensorrt_rtx_2_12_bf16_depthwise_convolutions_run_in_pytorch() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, groups=4, padding=1), torch.nn.Conv2d(4, 8, 1)).eval()
     ex = Explorer(model, (torch.randn(1, 4, 8, 8),), target="2.12-rtx")
     plan = ex.plan(BF16)
@@ -192,6 +191,18 @@ def test_on_tensorrt_rtx_bf16_depthwise_convolutions_run_in_pytorch_from_2_12() 
     assert ex.plan(BF16.replace(autocast_excluded_nodes={"^0$"})).fallbacks == {}  # kept FP32: no BF16 input
     datacenter = Explorer(model, (torch.randn(1, 4, 8, 8),), target="2.12")
     assert datacenter.plan(BF16).fallbacks == {}
+    ex.target = "2.13-rtx"  # pytorch/TensorRT#4306 removed this TensorRT-RTX 1.4-era fallback
+    assert ex.plan(BF16).fallbacks == {}
+
+
+def test_on_tensorrt_rtx_2_13_strided_dilated_transposed_convolutions_run_in_pytorch() -> None:
+    model = torch.nn.Sequential(torch.nn.ConvTranspose2d(4, 4, 3, stride=2, dilation=2),
+                                torch.nn.ConvTranspose2d(4, 4, 3, stride=2)).eval()
+    ex = Explorer(model, (torch.randn(1, 4, 8, 8),), target="2.13-rtx")
+    plan = ex.plan(FP16)
+    assert [plan[n].module for n in plan.fallbacks] == ["0"] and "#4306" in next(iter(plan.fallbacks.values()))
+    ex.target = "2.12-rtx"
+    assert ex.plan(FP16).fallbacks == {}
 
 
 # -- the upgrade diff ---------------------------------------------------------------------------------------------
@@ -217,13 +228,17 @@ def test_weak_typing_upgraded_to_2_13_becomes_strong_typing_node_by_node() -> No
     assert "becomes strong typing" in diff.text()
 
 
-def test_moving_to_tensorrt_rtx_shows_fp32_accumulation_and_bf16_changes() -> None:
-    ex = Explorer(*reference_autocast_model())
-    diff = ex.compare_targets("2.13", "2.13-rtx", FP16.replace(use_fp32_acc=True))
-    assert {(n.before, n.after) for n in diff.nodes} == {("FP16 (acc FP32)", "FP16")}
-    assert {c.setting for c in diff.settings} >= {"use_fp32_acc", "TensorRT"}
-    refused = ex.compare_targets("2.12-rtx", "2.11-rtx", BF16)
-    assert refused.refused_after and refused.compile_after.startswith("# none") and refused.nodes == ()
+def test_tensorrt_rtx_2_12_moves_bf16_depthwise_convolutions_to_pytorch_and_2_13_back() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, groups=4, padding=1), torch.nn.Conv2d(4, 8, 1)).eval()
+    ex = Explorer(model, (torch.randn(1, 4, 8, 8),))
+    diff = ex.compare_targets("2.11-rtx", "2.12-rtx", BF16)
+    (shift,) = diff.nodes
+    assert (shift.module, shift.before, shift.after) == ("0", "BF16", "BF16 in PyTorch") and "#4178" in shift.why
+    assert [c.setting for c in diff.settings if c.kind == "changes meaning"] == ["convolutions on TensorRT-RTX"]
+    back = ex.compare_targets("2.12-rtx", "2.13-rtx", BF16).nodes
+    assert [(n.before, n.after) for n in back] == [("BF16 in PyTorch", "BF16")]
+    weak = ex.compare_targets("2.12", "2.12-rtx", Settings(use_explicit_typing=False))
+    assert weak.refused_after and weak.compile_after.startswith("# none") and weak.nodes == ()
 
 
 # -- against each release's own sources (downloaded wheels) --------------------------------------------------------
@@ -304,11 +319,10 @@ def test_each_releases_facts_are_read_from_its_wheels(minor: str, release) -> No
     assert f'__cuda_version__ = "{facts.cuda}"' in version
     assert _requires(wheel, r"tensorrt-cu13") == set(facts.tensorrt_requires.split(","))
     assert _requires(wheel, r"torch") == set(facts.torch.split(","))
-    interpreter = wheel.source("dynamo/conversion/_TRTInterpreter.py")
-    assert ("TensorRT-RTX does not support bfloat16" not in interpreter) is facts.bf16_on_rtx
-    # TensorRT-RTX: Torch-TensorRT never sets STRONGLY_TYPED, so matmul.py's FP32-accumulation casts never apply
-    assert "if not ENABLED_FEATURES.tensorrt_rtx:" in interpreter or "else:\n            if compilation_settings" \
-        ".use_explicit_typing:" in interpreter
+    converters = wheel.source("dynamo/conversion/aten_ops_converters.py")
+    assert ("Depthwise convolutions in BF16" in converters) is facts.rtx_depthwise_bf16_fallback
+    assert ("Strided + dilated deconvolution" in converters) is (minor in ("2.13", "2.14"))
+    # FP32 accumulation: impl/matmul.py casts only on a strongly typed network (TensorRT-RTX reports one, seen live)
     assert "ctx.net.get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)" in wheel.source(
         "dynamo/conversion/impl/matmul.py")
     decompositions = wheel.source("dynamo/lowering/_decompositions.py")
