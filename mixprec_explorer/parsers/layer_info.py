@@ -3,6 +3,11 @@
 Torch-TensorRT returns this JSON from ``get_layer_info()`` and writes it as ``*_layer_information.json``. Its
 detail depends on the build's ``ProfilingVerbosity``: DETAILED gives one object per layer with tensor dtypes,
 LAYER_NAMES_ONLY (Torch-TensorRT's default outside the Debugger) gives names only.
+
+Two schemas are read (:func:`layer_info_schema`): TensorRT 8.x-10.x and TensorRT-RTX up to 1.4 give a tensor's
+type as ``"Format/Datatype": "Half"`` and the engine's inputs and outputs as ``"Bindings": ["x", ...]``; TensorRT
+11 and TensorRT-RTX 1.5 and 1.6 split it into ``"Datatype": "Half"`` and ``"Format": "(NHWC) Channel major
+format"`` (with ``Strides``, ``StrideOrder`` and a layer's ``Constants``) and list ``"I/O Tensors"`` as objects.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from mixprec_explorer.errors import ParseError
 from mixprec_explorer.parsers.names import decode_layer_name, layer_refs, modules_of
 from mixprec_explorer.records import LayerRecord
 
-__all__ = ["kind_of", "load_json", "parse_layer_info", "record_from_layer"]
+__all__ = ["kind_of", "layer_info_schema", "load_json", "parse_layer_info", "record_from_layer"]
 
 #: Layer keys mapped onto LayerRecord fields; every other key is kept in ``extra`` unchanged.
 _MAPPED = frozenset({"Name", "LayerType", "TacticName", "Accumulation"})
@@ -63,6 +68,30 @@ def parse_layer_info(text: str) -> tuple[LayerRecord, ...]:
                 f"{where}: expected an object (DETAILED) or a string (LAYER_NAMES_ONLY), got {kind_of(layer)}"
             )
     return tuple(records)
+
+
+def layer_info_schema(text: str) -> str:
+    """Which inspector schema a layer information JSON uses: ``"tensorrt-11"`` (TensorRT 11, TensorRT-RTX 1.5+:
+    ``I/O Tensors``, per-tensor ``Datatype`` and ``Format``), ``"tensorrt-10"`` (TensorRT 8.x-10.x, TensorRT-RTX up
+    to 1.4: ``Bindings``, ``Format/Datatype``) or ``"unknown"`` (names only and no I/O list, or no tensors at all).
+
+    >>> layer_info_schema('{"Layers": [], "I/O Tensors": []}'), layer_info_schema('{"Layers": [], "Bindings": []}')
+    ('tensorrt-11', 'tensorrt-10')
+    """
+    data = load_json(text, "layer information")
+    if isinstance(data, Mapping) and "I/O Tensors" in data:
+        return "tensorrt-11"
+    if isinstance(data, Mapping) and "Bindings" in data:
+        return "tensorrt-10"
+    layers = data.get("Layers", [data]) if isinstance(data, Mapping) else data if isinstance(data, list) else []
+    for layer in layers if isinstance(layers, list) else []:
+        for tensor in (*(layer.get("Inputs") or ()), *(layer.get("Outputs") or ())) if isinstance(layer, Mapping) \
+                else ():
+            if isinstance(tensor, Mapping) and ("Datatype" in tensor or "DataType" in tensor):
+                return "tensorrt-11"
+            if isinstance(tensor, Mapping) and "Format/Datatype" in tensor:
+                return "tensorrt-10"
+    return "unknown"
 
 
 def _layers_and_io(data: Any) -> tuple[Sequence[Any], frozenset[str]]:
@@ -143,9 +172,8 @@ def record_from_layer(layer: Mapping[str, Any], where: str, io_names: Iterable[s
     return LayerRecord(
         name=name,
         layer_type=_text(layer, "LayerType", where),
-        input_dtypes=tuple(_dtype_field(t, "Format/Datatype", f"{where}: Inputs[{i}]") for i, t in enumerate(inputs)),
-        output_dtypes=tuple(_dtype_field(t, "Format/Datatype", f"{where}: Outputs[{i}]")
-                            for i, t in enumerate(outputs)),
+        input_dtypes=tuple(_tensor_dtype(t, f"{where}: Inputs[{i}]") for i, t in enumerate(inputs)),
+        output_dtypes=tuple(_tensor_dtype(t, f"{where}: Outputs[{i}]") for i, t in enumerate(outputs)),
         accumulate_dtype=_dtype_field(layer, "Accumulation", f"{where}:"),
         tactic=_text(layer, "TacticName", where),
         modules=modules_of(layer_refs(name, tensor_names)),
@@ -163,6 +191,18 @@ def _tensors(layer: Mapping[str, Any], key: str, where: str) -> list[Mapping[str
         if not isinstance(tensor, Mapping):
             raise ParseError(f"{where}: {key}[{index}] should be an object, got {kind_of(tensor)}")
     return value
+
+
+def _tensor_dtype(tensor: Mapping[str, Any], where: str) -> torch.dtype | None:
+    """A tensor's dtype in either schema: TensorRT 11's ``Datatype`` ("Half"; ``DataType`` as its I/O list spells it),
+    else TensorRT 8.x-10.x's ``Format/Datatype`` ("Row major linear FP16 format", "Half"), else a dtype word in
+    ``Format``. None where none says."""
+    for key in ("Datatype", "DataType", "Format/Datatype", "Format"):
+        if tensor.get(key) is not None:
+            found = _dtype_field(tensor, key, where)
+            if found is not None or key != "Format":
+                return found
+    return None
 
 
 def _dtype_field(fields: Mapping[str, Any], key: str, where: str) -> torch.dtype | None:
