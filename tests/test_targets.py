@@ -335,3 +335,18 @@ def test_each_releases_facts_are_read_from_its_wheels(minor: str, release) -> No
     else:
         assert facts.tensorrt_rtx_requires == ""  # no torch-tensorrt-rtx 2.10 on the package index
 
+
+
+def test_the_widget_shows_the_compile_call_of_its_target_or_the_upgrade_diff() -> None:
+    pytest.importorskip("anywidget", reason="plotly's FigureWidget needs anywidget (test extra)")
+    from mixprec_explorer.widget.app import WidgetApp
+
+    ex = Explorer(*reference_autocast_model(), target="2.12")
+    ex.settings = FP16
+    app = WidgetApp(ex)
+    app.refresh()
+    assert "use_explicit_typing=True" in app.snippet.value and "torch-tensorrt 2.12" in app.snippet.value
+    app.export_panel.compare_to.value = "2.13"
+    assert app.snippet.description == "2.12 -> 2.13" and "[vanishes] use_explicit_typing" in app.snippet.value
+    app.export_panel.compare_to.value = ""
+    assert app.snippet.value.startswith("# for torch-tensorrt 2.12")

@@ -151,7 +151,8 @@ class WidgetApp(HasTraits):
                        self.excluded_ops], layout=W.Layout(width="34%", min_width="260px"))
         graph = W.Box([self.figure_widget], layout=W.Layout(width="66%"))
         main = W.HBox([graph, side], layout=W.Layout(width="100%"))
-        export_box = W.VBox([row([self.export_path, self.export_format, self.export_button, self.download]),
+        export_box = W.VBox([row([self.export_path, self.export_format, self.export_button, self.download,
+                                  self.export_panel.compare_to]),
                              self.snippet])
         compile_box = row([self.compile_button, self.calibrate_button, self.progress, self.backend_note])
         errors_box = row([self.error_area, self.clear_errors_button])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from .. import dtypes
+from ..targets import FLAVOURS, SUPPORTED
 from ..viz.hover import source_text
 from ..viz.layout import GROUP_PREFIX
 from ._format import esc, num
@@ -208,6 +209,12 @@ class ExportPanel:
         self.download = W.HTML()  #: a download link (data: URI) of the last export, for this browser
         self.snippet = W.Textarea(value="", disabled=True, rows=8, layout=W.Layout(width="98%"),
                                   description="compile call", style=short)
+        #: what the text area shows: the compile call, or the upgrade diff to another target (ex.compare_targets)
+        specs = [f"{r}-rtx" if f == "tensorrt_rtx" else r for f in FLAVOURS for r in SUPPORTED]
+        self.compare_to = W.Dropdown(options=[("compile call", "")] + [(f"diff to {t}", t) for t in specs], value="",
+                                     tooltip="the compile call for the explorer's target, or what changes moving to "
+                                             "another release", layout=W.Layout(width="170px"))
+        self.compare_to.observe(lambda _: self.show(), names="value")
         self._written: set[Path] = set()  #: files this panel wrote (replaced without asking)
         self._confirm: Path | None = None  #: an existing file the next Export click replaces
         self.export_button.on_click(lambda _: self.export())
@@ -215,9 +222,16 @@ class ExportPanel:
         self.export_path.observe(lambda _: self._arm(None), names="value")
 
     def show(self) -> None:
-        """Show the compile call of the explorer's current settings, every line of it."""
+        """Show the compile call of the explorer's current settings for its target (that release's keywords only),
+        every line of it; or, with ``compare_to`` set, the upgrade diff from the target to that release."""
         explorer = self.app.explorer
-        snippet = explorer.settings.to_python(target=explorer.target)  # that release's keywords only
+        other = self.compare_to.value
+        if other:
+            snippet = explorer.compare_targets(explorer.target, other).text()
+            self.snippet.description = f"{explorer.target.spec} -> {other}"
+        else:
+            snippet = explorer.settings.to_python(target=explorer.target)
+            self.snippet.description = "compile call"
         self.snippet.value = snippet
         self.snippet.rows = snippet.count("\n") + 1  # every line shows, autocast_excluded_nodes included
 
