@@ -406,7 +406,8 @@ def _live(explorer: Planner, compiled: Compiled, timeout_s: float | None) -> tup
         return compiled, ()
     fresh = _compile_in_worker(explorer, compiled.backend, compiled.settings, compiled.device, handle.options,
                                None, timeout_s)
-    handle.generation, handle.id = fresh.handle.generation, fresh.handle.id
+    # the fresh worker holds the explorer it was given now (a cached compile may come from another explorer)
+    handle.generation, handle.id, handle.model = fresh.handle.generation, fresh.handle.id, fresh.handle.model
     _finalize(compiled)
     return compiled, ("compiled again: the worker process that held this compile had stopped",)
 
