@@ -335,31 +335,33 @@ class Convolution:
     out_channels: int  #: the weight's first dimension (groups == it: depthwise)
 
 
-#: conv op base name -> (stride, dilation, groups) argument indices, and whether it is transposed (-1: an argument)
-_CONV_ARGS = {"convolution": (3, 5, 8, -1), "conv1d": (3, 5, 6, 0), "conv2d": (3, 5, 6, 0), "conv3d": (3, 5, 6, 0),
-              "conv_transpose1d": (3, 7, 6, 1), "conv_transpose2d": (3, 7, 6, 1), "conv_transpose3d": (3, 7, 6, 1)}
-
-
 def convolutions(graph_module: Any) -> dict[str, Convolution]:
-    """Every convolution node of a (pre- or post-decomposition) graph, as the validator sees it."""
+    """Every convolution node of a (pre- or post-decomposition) graph, as the validator sees it; arguments are
+    found by their schema names (``stride``, ``dilation``, ``groups``, ``transposed``)."""
+    from .ops import CONV_OPS, op_basename, qualified_op_name
+
     out = {}
     for node in graph_module.graph.nodes:
-        parts = str(getattr(node.target, "_name", "")).split("::")[-1].split(".") if node.op == "call_function" else []
-        spec = _CONV_ARGS.get(parts[0]) if parts else None
-        if spec is None or len(node.args) < 2:
+        schema = getattr(node.target, "_schema", None)
+        if node.op != "call_function" or schema is None or len(node.args) < 2 \
+                or op_basename(qualified_op_name(node.target)) not in CONV_OPS:
             continue
-        stride_at, dilation_at, groups_at, transposed = spec
+        names = [a.name for a in schema.arguments]
 
-        def arg(index: int, default: Any, node: Any = node) -> Any:
-            return node.args[index] if len(node.args) > index else default
+        def arg(name: str, default: Any, node: Any = node, names: list[str] = names) -> Any:
+            at = names.index(name) if name in names else len(node.args)
+            return node.args[at] if at < len(node.args) else node.kwargs.get(name, default)
 
         x, w = (getattr(a, "meta", {}).get("val") for a in node.args[:2])
         if x is None or w is None:
             continue
-        as_tuple = (lambda v: tuple(v) if isinstance(v, (list, tuple)) else (int(v),))  # noqa: E731
-        out[node.name] = Convolution(int(arg(groups_at, 1)), bool(arg(6, False)) if transposed < 0 else bool(transposed),
-                                     as_tuple(arg(stride_at, 1)), as_tuple(arg(dilation_at, 1)), x.dim(),
-                                     int(w.shape[0]))
+        # aten.convolution says so in an argument; the conv_transpose ops are the ones with an output_padding
+        transposed = bool(arg("transposed", False)) if "transposed" in names else "output_padding" in names
+        stride, dilation = arg("stride", 1), arg("dilation", 1)
+        out[node.name] = Convolution(
+            int(arg("groups", 1)), transposed,
+            tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),),
+            tuple(dilation) if isinstance(dilation, (list, tuple)) else (int(dilation),), x.dim(), int(w.shape[0]))
     return out
 
 
