@@ -1,9 +1,9 @@
 """The model zoo through every step a user takes, on the CPU (PyTorch backend), one table of outcomes.
 
 Run: ``python benchmarks/zoo.py [--size small|real] [--only NAME ...] [--out docs/results/zoo_cpu.md]``
-(or ``python benchmarks/run.py zoo ...``). Per model: capture, plan (FP16 autocast), check_settings, figure,
-HTML report, export and reload of the settings, the cast program (where the plan has integer casts), compile
-with the torch backend in the default worker process, profile and accuracy. Each step ends ``ok``, ``error``
+(or ``python benchmarks/run.py zoo ...``). Per model: capture, plan (FP16 autocast), exclude one block by its
+container path, check_settings, figure, HTML report, export and reload of the settings, the cast program (where
+the plan has integer casts), compile with the torch backend in the default worker process, profile and accuracy. Each step ends ``ok``, ``error``
 (a MixprecError: the message is kept, it should name the fix) or ``failure`` (any other exception: a bug);
 a step whose input failed is ``skipped``. Models whose library is missing are ``unavailable``, with the reason.
 """
@@ -264,18 +264,21 @@ def _fmt(value: float | int | None) -> str:
     return str(value) if isinstance(value, int) else f"{value:.3g}"
 
 
-def document(records: Sequence[ZooRecord], size: str, seconds_s: float) -> str:
+def document(records: Sequence[ZooRecord], size: str, seconds_s: float, machine_note: str = "") -> str:
     """The results page: how it was made, on what, then :func:`markdown_table`."""
     versions = ", ".join(f"{m} {_version(m)}" for m in ("torch", "torchvision", "timm", "transformers"))
     return (f"# The model zoo on the CPU ({size} size)\n\n"
             f"Written by `python benchmarks/zoo.py --size {size} --out docs/results/zoo_cpu.md`. Each model "
             f"(`mixprec_explorer.zoo`, random weights, seeded, batch 2) goes through capture, plan (FP16 "
-            f"autocast), `check_settings`, `figure`, `save_html`, `export_settings` + `load_settings`, "
+            f"autocast), `exclude` of one block by its container path (every node inside must leave FP16), "
+            f"`check_settings`, `figure`, `save_html`, `export_settings` + `load_settings`, "
             f"`cast_program` (where `plan.integer_casts`), `compile(backend=\"torch\")` in the default worker "
             f"process, `profile(runs={PROFILE_RUNS})` and `accuracy`. `**error**`: a MixprecError (its message "
             f"is below); `**FAILURE**`: any other exception; `-`: skipped, a step it needs failed.\n\n"
             f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-            f"Python {platform.python_version()}, {versions}; {seconds_s / 60:.1f} min in all.\n\n"
+            f"Python {platform.python_version()}, {versions}{machine_note and '; ' + machine_note}; "
+            f"{seconds_s / 60:.1f} min in all. `latency_ms`: the FP16 plan's median on the PyTorch backend on "
+            f"this CPU (FP16 kernels are slow on CPUs: not a TensorRT figure).\n\n"
             + markdown_table(records))
 
 
@@ -293,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these zoo models only (default: all)")
     parser.add_argument("--profile-runs", type=int, default=PROFILE_RUNS)
     parser.add_argument("--out", metavar="FILE", help="write the markdown page here (e.g. docs/results/zoo_cpu.md)")
+    parser.add_argument("--machine-note", default="", metavar="TEXT",
+                        help="said beside the machine (e.g. 'shared with other jobs')")
     args = parser.parse_args(argv)
     try:
         for name in args.only or ():
@@ -301,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     start = time.perf_counter()
     records = run_zoo(args.only, args.size, profile_runs=args.profile_runs)
-    page = document(records, args.size, time.perf_counter() - start)
+    page = document(records, args.size, time.perf_counter() - start, args.machine_note)
     if args.out:
         print(f"wrote {write_atomic(args.out, page)}")
     else:

@@ -89,11 +89,16 @@ def _mask(batch: int, seq: int) -> torch.Tensor:
 # -- torchvision ------------------------------------------------------------------------------------------------
 def _torchvision(name: str, family: str, fn: str, *, task: str = "classification", small: int = 64,
                  real: int = 224, small_kwargs: dict[str, Any] | None = None, note: str = "",
-                 module: str = "torchvision.models", **kwargs: Any) -> None:
+                 module: str = "torchvision.models", after: Callable[[Any], None] | None = None,
+                 **kwargs: Any) -> None:
+    """``after`` adjusts the built model (seeded like the rest)."""
+
     def build(size: str, batch: int, gen: torch.Generator) -> tuple[torch.nn.Module, tuple[Any, ...]]:
         models = importlib.import_module(module)
         options = {**kwargs, **((small_kwargs or {}) if size == "small" else {})}
         model = getattr(models, fn)(weights=None, **options)
+        if after is not None:
+            after(model)
         return model, (_images(batch, small if size == "small" else real, gen),)
 
     _register(name, family, "torchvision", task, note)(build)
@@ -108,8 +113,15 @@ _torchvision("efficientnet_b0", "efficientnet", "efficientnet_b0")
 _torchvision("convnext_tiny", "convnext", "convnext_tiny")
 _torchvision("regnet_y_400mf", "regnet", "regnet_y_400mf")
 _torchvision("swin_t", "swin", "swin_t", note="windows padded at 64x64 (small)")
-_torchvision("vit_b_16", "vit", "vit_b_16", small_kwargs={"image_size": 64},
-             note="small: 64x64 images, 16 patches (the position embedding sized to match)")
+def _random_vit_head(model: Any) -> None:
+    import torch
+
+    torch.nn.init.normal_(model.heads.head.weight, std=0.02)  # a trained head's scale
+
+
+_torchvision("vit_b_16", "vit", "vit_b_16", small_kwargs={"image_size": 64}, after=_random_vit_head,
+             note="small: 64x64 images, 16 patches (the position embedding sized to match); the classifier "
+                  "head drawn at random (torchvision starts it at zero, so every output would be 0)")
 _torchvision("densenet121", "densenet", "densenet121")
 _torchvision("googlenet", "inception", "googlenet", aux_logits=False, init_weights=True)
 _torchvision("inception_v3", "inception", "inception_v3", small=96, real=299, aux_logits=False, init_weights=True,
