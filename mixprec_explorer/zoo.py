@@ -240,7 +240,9 @@ def _bart(size: str, batch: int, gen: torch.Generator):
     small = {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4,
              "decoder_attention_heads": 4, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "vocab_size": 1000,
              "max_position_embeddings": 64, "use_cache": False}
-    model = _hf_model("BartModel", "BartConfig", size, small, {"use_cache": False})
+    real = {"d_model": 768, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 12,
+            "decoder_attention_heads": 12, "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, "use_cache": False}
+    model = _hf_model("BartModel", "BartConfig", size, small, real)  # BartConfig() alone is bart-large
     seq, vocab = _SEQ[size], model.config.vocab_size
     return model, (_tokens(batch, seq, vocab, gen), _mask(batch, seq), _tokens(batch, seq // 2, vocab, gen))
 

@@ -113,6 +113,10 @@ def test_real_sizes_are_the_real_architectures():
     model, (ids, mask) = zoo.build("bert_base", size="real", batch=2)
     assert (model.config.hidden_size, model.config.num_hidden_layers) == (768, 12)
     assert ids.shape == mask.shape == (2, 128) and int(mask.sum()) == 128 + 96  # the second sentence is padded
+    _needs("bart_base")
+    model, inputs = zoo.build("bart_base", size="real", batch=1)
+    assert (model.config.d_model, model.config.encoder_layers) == (768, 6)  # bart-base, not BartConfig()'s large
+    assert [tuple(x.shape) for x in inputs] == [(1, 128), (1, 128), (1, 64)]
 
 
 def test_decoders_are_built_without_a_cache():
