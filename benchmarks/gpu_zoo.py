@@ -119,11 +119,10 @@ def plan_rows(name: str, ex: Explorer, inputs: tuple, runs: int) -> list[dict[st
 def blocks(ex: Explorer) -> list[str]:
     """The model's top-level blocks (module paths one or two levels down) as subtree regexes, 3 to 12 of them."""
     paths = [i.module for i in ex.nodes.values() if i.kind == "call_function" and i.module]
-    for depth in (1, 2, 3):
-        found = sorted({".".join(p.split(".")[:depth]) for p in paths})
-        if 3 <= len(found) <= 12 or depth == 3:
-            return ["^" + re.escape(b) + r"(\.|$)" for b in found[:12]]
-    return []
+    levels = [sorted({".".join(p.split(".")[:depth]) for p in paths}) for depth in (1, 2, 3)]
+    fitting = [found for found in levels if 3 <= len(found) <= 12]
+    chosen = fitting[-1] if fitting else levels[0][:12]  # the finest split that still fits 12 compiles
+    return ["^" + re.escape(b) + r"(\.|$)" for b in chosen]
 
 
 def search_against_oracle(name: str, ex: Explorer, inputs: tuple) -> dict[str, Any]:
