@@ -126,11 +126,12 @@ def compare_outputs(reference: Any, outputs: Any, *, per_node: dict[str, float] 
 
 
 def node_errors(reference: torch.fx.GraphModule, planned: torch.fx.GraphModule,
-                flat_inputs: Sequence[Any]) -> dict[str, float]:
+                flat_inputs: Sequence[Any], *, simulate: bool = False) -> dict[str, float]:
     """Relative L2 error of each original node's output in ``planned`` against the same node in ``reference``.
 
     Both graphs run node by node in step, so only live values are held. Nodes whose first outputs are not
-    floating-point tensors of the same shape are left out.
+    floating-point tensors of the same shape are left out. ``simulate``: the planned graph's low precision is
+    simulated at FP32 speed (:mod:`~mixprec_explorer.backends.simulate`).
     """
     from .backends.torch_backend import OWNER, RESULT, iter_node_values
 
@@ -138,7 +139,7 @@ def node_errors(reference: torch.fx.GraphModule, planned: torch.fx.GraphModule,
     ref_steps = iter_node_values(reference, flat_inputs)
     out: dict[str, float] = {}
     with torch.no_grad():
-        for node, value in iter_node_values(planned, flat_inputs):
+        for node, value in iter_node_values(planned, flat_inputs, simulate=simulate):
             owner = node.meta.get(OWNER)
             if not node.meta.get(RESULT) or owner not in names:
                 continue
@@ -242,6 +243,9 @@ class CollectOutputs:
     batches: tuple[Batch, ...]
     per_node: bool = False
     what: str = "accuracy run"
+    #: simulate low precision at FP32 speed where the backend can (the PyTorch backend's eager graph on the CPU);
+    #: None: wherever it can, False: the real arithmetic
+    simulate: bool | None = None
 
     def __call__(self, explorer: Model, compiled: Compiled) -> tuple[list[Any], list[Any], dict[str, float] | None,
                                                                      list[str]]:
@@ -254,11 +258,17 @@ class CollectOutputs:
         if note:
             notes.append(note)
         reference = load_module(explorer.exported_program, device)
+        simulate = self.simulate is not False and bool(getattr(compiled.handle, "simulates", False))
+        if simulate:
+            notes.append("low precision simulated at FP32 speed on the CPU (each low-precision value rounded to its "
+                         "type, arithmetic in FP32, as PyTorch's CPU kernels compute FP16); simulate=False runs the "
+                         "real FP16 arithmetic")
         refs, outs = [], []
         for batch in self.batches:
             with torch.no_grad():
                 refs.append(_fp32(reference(*to_device(tuple(batch), device))))
-            outs.append(_fp32(run_here(explorer, compiled, tuple(batch))))
+            outs.append(_fp32(compiled.handle.simulated(*batch) if simulate
+                              else run_here(explorer, compiled, tuple(batch))))
         errors = None
         if self.per_node:
             planned = getattr(compiled.handle, "planned", None)
@@ -273,22 +283,25 @@ class CollectOutputs:
             if len(self.batches) > 1:
                 notes.append(f"per-node errors are from the first of the {len(self.batches)} batches")
             with planned.precision():
-                errors = node_errors(reference, planned.module, flatten_inputs(to_device(self.batches[0], device)))
+                errors = node_errors(reference, planned.module, flatten_inputs(to_device(self.batches[0], device)),
+                                     simulate=simulate)
         return refs, outs, errors, notes
 
 
 def measure_accuracy(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, *, per_node: bool = False,
-                     timeout_s: float | None = None) -> AccuracyReport:
+                     timeout_s: float | None = None, simulate: bool | None = None) -> AccuracyReport:
     """Error of a compiled plan against the FP32 reference on ``inputs`` (default: the example inputs).
 
     Runs where the compiled plan lives (the worker process by default; WorkerCrashed if it dies). With
-    ``per_node`` it also fills ``per_node_rel_l2`` for the graph overlay. Raises InputError for inputs that do
-    not fit the captured program.
+    ``per_node`` it also fills ``per_node_rel_l2`` for the graph overlay. ``simulate``: the PyTorch backend's
+    eager plan on the CPU rounds to FP16 and computes in FP32 (None, the default; a note says so), False runs its
+    real FP16 arithmetic (many times slower on a CPU). Raises InputError for inputs that do not fit the captured
+    program.
     """
     from .backends import run_task
 
     batches = tuple(normalize_inputs(explorer.captured, inputs))
-    task = CollectOutputs(batches, per_node, what=f"{compiled.backend} accuracy run")
+    task = CollectOutputs(batches, per_node, what=f"{compiled.backend} accuracy run", simulate=simulate)
     (ref, out, errors, notes), more = run_task(explorer, compiled, task, timeout_s=timeout_s)
     settings = compiled.settings
     low = settings.autocast_low_precision_type if settings.autocast_active else None

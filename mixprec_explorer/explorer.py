@@ -724,16 +724,19 @@ class Explorer:
 
     def profile(self, compiled: Compiled, inputs: Inputs = None, *, runs: int = 20, warmup: int = 5,
                 progress: bool = True, timeout_s: float | None = None, **backend_options: Any) -> Profile:
-        """Run a compiled plan and return per-layer dtypes and latency mapped onto FX nodes (kept as ``last_profile``).
+        """Run a compiled plan and return per-layer dtypes and latency mapped onto FX nodes (kept as ``last_profile``
+        and recorded for :meth:`predict`).
 
         ``inputs``: a tensor, a tuple or a list of batches (the first is profiled); further keywords are the
-        backend's own (torch: ``profile_runs=10``), checked before any work.
+        backend's own (torch: ``profile_runs=10``), checked before any work. A slow plan (real FP16 on a CPU) is
+        timed adaptively: fewer runs, until the median is stable (the profile's notes say how many).
         """
         from .backends import profile_compiled
 
         result = profile_compiled(self, compiled, inputs, runs, warmup, progress=progress, timeout_s=timeout_s,
                                   **backend_options)
         self.last_profile = result
+        self.predictor.record(compiled, profile=result)  # ex.predict() needs no extra call
         return result
 
     def load_profile(self, path: str | os.PathLike[str]) -> Profile:
@@ -754,29 +757,36 @@ class Explorer:
         return result
 
     def accuracy(self, compiled: Compiled, inputs: Inputs = None, *, per_node: bool = False,
-                 timeout_s: float | None = None) -> AccuracyReport:
-        """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first); kept as ``last_accuracy``.
+                 timeout_s: float | None = None, simulate: bool | None = None) -> AccuracyReport:
+        """Error of a compiled plan against the FP32 reference (outputs cast to FP32 first); kept as ``last_accuracy``
+        and recorded for :meth:`predict`.
 
-        ``inputs``: a tensor, a tuple or a list of batches (the metrics cover all of them).
+        ``inputs``: a tensor, a tuple or a list of batches (the metrics cover all of them). On the CPU the PyTorch
+        backend simulates FP16 at FP32 speed (``simulate=False``: its real, much slower FP16 arithmetic).
         """
         from .accuracy import measure_accuracy
 
-        result = measure_accuracy(self, compiled, inputs, per_node=per_node, timeout_s=timeout_s)
+        result = measure_accuracy(self, compiled, inputs, per_node=per_node, timeout_s=timeout_s, simulate=simulate)
         self.last_accuracy = result
+        self.predictor.record(compiled, accuracy=result)
         return result
 
     show = widget
 
     # -- which nodes matter ------------------------------------------------------------------------------
     def sensitivity(self, inputs: Inputs = None, metric: str = "rel_l2", *, low_dtype: torch.dtype | None = None,
-                    nodes: Iterable[str] | None = None, progress: bool = True) -> Sensitivity:
+                    nodes: Iterable[str] | None = None, progress: bool = True, method: str = "auto",
+                    probes: int = 16) -> Sensitivity:
         """Per node and module: error when only it runs low, and error removed when only it stays FP32.
 
-        Kept as ``last_sensitivity``; see :func:`mixprec_explorer.sensitivity.compute_sensitivity`.
+        ``method``: "exact" re-runs, "linear" first-order estimates from ``probes`` backward passes (large models
+        on a CPU: seconds instead of minutes), "auto" the cheaper. Kept as ``last_sensitivity``; see
+        :func:`mixprec_explorer.sensitivity.compute_sensitivity`.
         """
         from .sensitivity import compute_sensitivity
 
-        result = compute_sensitivity(self, inputs, metric, low_dtype=low_dtype, nodes=nodes, progress=progress)
+        result = compute_sensitivity(self, inputs, metric, low_dtype=low_dtype, nodes=nodes, progress=progress,
+                                     method=method, probes=probes)
         self.last_sensitivity = result
         return result
 
@@ -857,8 +867,9 @@ class Explorer:
                            accuracy: Any = None, sensitivity: Any = None):
         """Register what was measured for a plan (``ex.compile``'s result or its Settings) so :meth:`predict` uses it.
 
-        ``ex.record_measurement(compiled, profile=ex.profile(compiled), accuracy=ex.accuracy(compiled))``: all-FP32
-        and all-low plans calibrate the prediction, any other plan refines it. See :meth:`Predictor.record`.
+        :meth:`profile` and :meth:`accuracy` record by themselves; this is for measurements made otherwise (a
+        latency timed apart, a profile loaded elsewhere). All-FP32 and all-low plans calibrate the prediction, any
+        other plan refines it; a plan measured again replaces its earlier figure. See :meth:`Predictor.record`.
         """
         return self.predictor.record(plan, profile=profile, latency_ms=latency_ms, accuracy=accuracy,
                                      sensitivity=sensitivity)
@@ -866,7 +877,8 @@ class Explorer:
     def predict(self, settings: Settings | None = None, *, backend: str | None = None, estimate: bool = False):
         """Predicted latency and error of a plan (None: the current settings) without compiling: a ``Prediction``.
 
-        Calibrated from recorded all-FP32 and all-low profiles and sensitivity (``ex.sensitivity()`` is taken up
-        by itself); says so in ``statement`` when it has nothing to go on. See :mod:`mixprec_explorer.predict`.
+        Calibrated from the all-FP32 and all-low profiles, accuracies and sensitivity this explorer measured
+        (``ex.profile``, ``ex.accuracy`` and ``ex.sensitivity`` are taken up by themselves); says so in
+        ``statement`` when it has nothing to go on. See :mod:`mixprec_explorer.predict`.
         """
         return self.predictor.predict(settings, backend=backend, estimate=estimate)

@@ -24,8 +24,9 @@ The model, per node of the captured graph:
   towards all-low, which stays exact.
 
 A prediction is O(nodes) over tables built once per calibration: no torch work (about 2 ms on a 2,000-node graph,
-``python benchmarks/run.py predict``). Measurements are registered explicitly with :meth:`Predictor.record`
-(``ex.record_measurement``): a ``Profile`` alone does not say which plan it measured, the compile handle does.
+``python benchmarks/run.py predict``). Measurements are registered with :meth:`Predictor.record`: ``ex.profile`` and
+``ex.accuracy`` of a compiled plan do so by themselves (the ``Compiled`` says which plan and target it measured),
+``ex.record_measurement`` takes what was measured otherwise. A plan measured again replaces its earlier figure.
 :func:`measure_calibration` runs the whole calibration for one backend.
 
 For a view that answers every click: ``ex.predict()`` (cached per settings until a measurement is recorded;
@@ -45,6 +46,7 @@ backend=...)`` prices a candidate plan, and each plan it compiles goes back in w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import OrderedDict
@@ -679,10 +681,28 @@ class Predictor:
                 error = math.inf
             sources.append(Source("accuracy", label, target.label, f"rel_l2 {format_number(error)}", now))
         forward = float(forward_error) if forward_error is not None else None
+        self._supersede(settings, target, timed=end_to_end is not None, checked=error is not None)
         self._measurements.append(_Measurement(settings, target, kind, label, end_to_end, node_ms, error, device,
                                                now, tuple(sources), forward))
         self._changed()
         return tuple(added + sources)
+
+    def _supersede(self, settings: Settings, target: _Target, *, timed: bool, checked: bool) -> None:
+        """Drop what a new measurement of the same plan on the same target replaces (its timing, its error), so a
+        plan recorded twice (``ex.profile`` records by itself, then the search with its forward error) counts once."""
+        kept = []
+        for m in self._measurements:
+            if m.settings == settings and m.target == target:
+                if timed:
+                    m = dataclasses.replace(m, end_to_end_ms=None, node_ms=None,
+                                            sources=tuple(x for x in m.sources if x.kind not in ("profile", "latency")))
+                if checked:
+                    m = dataclasses.replace(m, error=None, forward_error=None,
+                                            sources=tuple(x for x in m.sources if x.kind != "accuracy"))
+                if m.end_to_end_ms is None and m.error is None:
+                    continue
+            kept.append(m)
+        self._measurements[:] = kept
 
     def _adopt_sensitivity(self, sens: Any, now: float, how: str) -> Source:
         nodes = len(getattr(sens, "node_low_error", {}))
@@ -774,8 +794,8 @@ class Predictor:
             missing = " and ".join(k for k, m in (("all-FP32", fp32), ("all-low", low)) if m is None)
             have = fp32 or low
             result: tuple = (None, have.sources if have else (), "none",
-                             f"No {missing} profile on {target.label}: record one "
-                             "(ex.record_measurement(compiled, profile=ex.profile(compiled))) or run "
+                             f"No {missing} profile on {target.label}: profile one "
+                             "(ex.profile(ex.compile(settings)) records it) or run "
                              "mixprec_explorer.predict.measure_calibration(ex, backend=...)")
             self._latency[key] = result
             return result
@@ -910,9 +930,9 @@ class Predictor:
         elif problem:
             statements.append(problem[0].upper() + problem[1:])
         else:
-            statements.append("No profile recorded: nothing to predict a latency from. Record an all-FP32 and an "
-                              "all-low profile (mixprec_explorer.predict.measure_calibration(ex, backend=...)) "
-                              "or ask for estimate=True")
+            statements.append("No profile recorded: nothing to predict a latency from. Profile an all-FP32 and an "
+                              "all-low plan (ex.profile(ex.compile(settings)) records each; or "
+                              "mixprec_explorer.predict.measure_calibration(ex, backend=...)) or ask for estimate=True")
         if latency_tables is None and estimate:
             low = s.autocast_low_precision_type or torch.float16
             latency_tables, basis = self._estimate_tables(low), "estimate from FLOPs and bytes"

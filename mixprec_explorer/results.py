@@ -7,7 +7,7 @@ Plain frozen dataclasses, importing nothing above the core: viz draws them (``mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +35,11 @@ class Sensitivity:
     module_fp32_gain: dict[str, float]  #: module path -> error removed when only its nodes stay FP32
     nodes_evaluated: int  #: node evaluations spent (the naive method spends one forward per change)
     naive_evaluations: int  #: what one full forward pass per change would have cost, in node evaluations
+    #: "exact" (a re-run per change) or "linear" (first-order estimates, mixprec_explorer.analysis.linear)
+    method: str = "exact"
+    notes: tuple[str, ...] = ()  #: how the figures were obtained where that matters (the linear model's check)
+    #: the linear method's error model: estimates any other set of nodes (search's candidates) at no cost
+    estimator: Any = field(default=None, compare=False, hash=False, repr=False)
 
     def ranking(self, by: str = "module") -> list[tuple[str, float]]:
         """(name, error removed in FP32), most helpful first."""

@@ -255,8 +255,11 @@ def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, 
     reference = run.reference()
 
     def measured(kind: str, value: str, members: tuple[str, ...]) -> Candidate:
-        kept = measure(run.perturbed(sens.low_dtype, dict.fromkeys(members, torch.float32)), reference)
-        alone = measure(run.perturbed(torch.float32, dict.fromkeys(members, sens.low_dtype)), reference)
+        if sens.estimator is not None:  # the linear sensitivity's model prices any set of nodes at no cost
+            kept, alone = sens.estimator.kept_error(members), sens.estimator.low_error(members)
+        else:
+            kept = measure(run.perturbed(sens.low_dtype, dict.fromkeys(members, torch.float32)), reference)
+            alone = measure(run.perturbed(torch.float32, dict.fromkeys(members, sens.low_dtype)), reference)
         return Candidate(kind, value, members, error_gain(sens.all_low_error, kept), alone, cost_of(members))
 
     if subtrees:

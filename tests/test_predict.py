@@ -287,3 +287,25 @@ def test_mixed_plans_that_run_under_their_parts_move_the_next_mixed_prediction()
     assert after.latency_ms == pytest.approx(sum(after.node_latency_ms.values()) + after.cast_total_ms + after.mixed_ms)
     assert "beyond their parts, fitted on 2 measured mixed plans" in after.statement
     assert ex.predict(FP16).latency_ms == pytest.approx(low) and ex.predict(FP16).mixed_ms == 0.0
+
+
+def test_profiles_and_accuracies_are_recorded_by_themselves():
+    """ex.profile and ex.accuracy of a compiled plan feed ex.predict() with no extra call; a plan measured again
+    replaces its earlier figure instead of counting twice."""
+    ex = Explorer(*reference_autocast_model(), settings=FP16)
+    assert ex.predict().latency_ms is None
+    compiled = {s: ex.compile(s, backend="torch", isolate=False, progress=False) for s in (FP32, FP16)}
+    for s, c in compiled.items():  # a Compiled knows its settings and plan
+        assert c.settings == s and [(r.name, r.dtype) for r in c.plan] == [(r.name, r.dtype) for r in ex.plan(s)]
+    profiles = {s: ex.profile(c, runs=5, progress=False) for s, c in compiled.items()}
+    accuracy = ex.accuracy(compiled[FP16])
+    low = ex.predict(FP16)
+    assert low.latency_ms == pytest.approx(profiles[FP16].end_to_end.median_ms)
+    assert low.measured_latency_ms == profiles[FP16].end_to_end.median_ms
+    assert low.measured_error == accuracy.rel_l2_error
+    mixed = ex.predict(FP16.replace(autocast_excluded_nodes=frozenset({"^linear2$"})))
+    assert mixed.latency_ms is not None and mixed.measured_latency_ms is None
+    again = ex.profile(compiled[FP16], runs=5, progress=False)
+    now = ex.predict(FP16)
+    assert now.measured_latency_ms == again.end_to_end.median_ms
+    assert sum(1 for s in now.sources if (s.kind, s.plan) == ("profile", "all-FP16")) == 1

@@ -7,6 +7,11 @@ Torch-TensorRT's pre-lowering deletes are skipped. Whole-graph activations are c
 all low), so the error of a change to a few nodes costs a re-run of only the nodes downstream of them whose
 inputs really changed. :class:`PlanEvaluator` gives the exact error of a Settings' plan with one forward pass.
 
+On the CPU, low precision is simulated (:mod:`mixprec_explorer.backends.simulate`): a low-precision node's inputs
+and weights are rounded to the low type, it computes in FP32 and its output is rounded, at FP32 speed. Each
+value's real dtype is tracked beside it (from the op's meta kernel), so a node whose real output stays FP32 (an
+explicit ``.float()``, ``softmax(dtype=float32)``) is not rounded. ``simulate=False`` runs the real arithmetic.
+
 Sensitivity, search, the frontier and the widget's panel all evaluate plans through these two classes.
 """
 
@@ -16,8 +21,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
+from ..backends.simulate import exact_on_rounded, rounded, simulates, to_storage
 from ..capture import is_autocast_skipped
 from ..inputs import Batch, flatten_batch
 from .metrics import Metric, floating_leaves, get_metric
@@ -59,6 +65,15 @@ def _cloned(value: Any) -> Any:
     return value
 
 
+class _Source:
+    """An argument leaf's origin (not a pytree node, so it lines up with the value's leaves when flattened)."""
+
+    __slots__ = ("node", "real")
+
+    def __init__(self, node: torch.fx.Node | None, real: Any) -> None:
+        self.node, self.real = node, real
+
+
 class PlanRunner(torch.fx.Interpreter):
     """Runs the captured program with a dtype per classified node over one or more batches, caching activations.
 
@@ -66,9 +81,11 @@ class PlanRunner(torch.fx.Interpreter):
     ----------
     explorer: the Explorer whose program (and node records) to run.
     batches: positional inputs, one tuple per batch (see :func:`~mixprec_explorer.inputs.normalize_inputs`).
+    simulate: round to the low type and compute in FP32 (module docs); None: where the inputs and weights are on
+        the CPU.
 
     Attributes: ``classified`` (the node names autocast classifies), ``evaluations`` (node evaluations so far:
-    the cost the incremental re-runs save), ``batches``.
+    the cost the incremental re-runs save), ``batches``, ``simulate``.
 
     >>> import torch
     >>> from mixprec_explorer import Explorer
@@ -77,11 +94,12 @@ class PlanRunner(torch.fx.Interpreter):
     >>> run = PlanRunner(ex, [ex.example_inputs])
     >>> sorted(run.classified)
     ['linear', 'linear_1', 'linear_2']
-    >>> [t.dtype for t in run.outputs(run.base(torch.float16))]
-    [torch.float16]
+    >>> out = run.outputs(run.base(torch.float16))[0]  # simulated on the CPU: FP16 values in FP32 storage
+    >>> out.dtype, bool((out.half().float() == out).all())
+    (torch.float32, True)
     """
 
-    def __init__(self, explorer: Explorer, batches: Sequence[Batch]) -> None:
+    def __init__(self, explorer: Explorer, batches: Sequence[Batch], *, simulate: bool | None = None) -> None:
         super().__init__(explorer.exported_program.module(), garbage_collect_values=False)
         self.order: list[torch.fx.Node] = list(self.graph.nodes)
         self.index = {n: i for i, n in enumerate(self.order)}
@@ -92,9 +110,16 @@ class PlanRunner(torch.fx.Interpreter):
             and not is_autocast_skipped(infos[n.name]))
         self.removed = frozenset(n.name for n in self.order if n.name in infos and infos[n.name].removed_by)
         self.batches = [flatten_batch(b) for b in batches]
+        self.simulate = simulates([*self.module.parameters(), *self.module.buffers(),
+                                   *(x for flat in self.batches for x in flat)]) if simulate is None else simulate
         self.evaluations = 0
         self._dtype_of: DtypeOf = lambda name: None
         self._bases: dict[torch.dtype, list[Env]] = {}
+        #: simulation: each node's real dtypes (its value's pytree, dtype leaves) in the run under way, per base run
+        self._real: Env = {}
+        self._base_real: dict[torch.dtype, list[Env]] = {}
+        self._out_dtypes: dict[tuple[Any, ...], Any] = {}
+        self._constants: dict[tuple[torch.fx.Node, torch.dtype], torch.Tensor] = {}
 
     # -- the Interpreter hook: one node, cast as the plan says -----------------------------------------------------
     def run_node(self, n: torch.fx.Node) -> Any:
@@ -104,6 +129,8 @@ class PlanRunner(torch.fx.Interpreter):
         if n.name in self.removed:
             return None  # Torch-TensorRT deletes assert nodes before autocast
         dtype = self._dtype_of(n.name) if n.name in self.classified else None
+        if self.simulate:
+            return self._run_simulated(n, dtype)
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if dtype is not None:
@@ -113,22 +140,157 @@ class PlanRunner(torch.fx.Interpreter):
             self.evaluations += 1
             return getattr(self, n.op)(n.target, args, kwargs)
 
+    # -- simulation: values in FP32 storage, each with its real dtype beside it ---------------------------------
+    def _run_simulated(self, n: torch.fx.Node, dtype: torch.dtype | None, only: torch.fx.Node | None = None) -> Any:
+        """``n`` as a real run would compute it with its arguments cast to ``dtype``, low types simulated.
+
+        ``only``: round just the arguments that come from that node, compute in FP32 and leave the output unrounded
+        (one input edge's share of a node's rounding error, for :mod:`~mixprec_explorer.analysis.linear`).
+        """
+        with self._set_current_node(n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            leaves, spec = tree_flatten((args, kwargs))
+            sources, _ = tree_flatten(torch.fx.node.map_arg((n.args, n.kwargs), self._sources))  # type: ignore[arg-type]
+            if len(sources) != len(leaves):
+                sources = [_Source(None, None)] * len(leaves)
+            in_dtypes: list[Any] = []
+            for i, value in enumerate(leaves):
+                if not isinstance(value, torch.Tensor):
+                    in_dtypes.append(None)
+                    continue
+                node = sources[i].node
+                real = sources[i].real if isinstance(sources[i].real, torch.dtype) else value.dtype
+                if only is not None:
+                    if node is only and value.is_floating_point() and dtype is not None and dtype != real:
+                        leaves[i] = self._rounded(node, value, dtype)
+                elif dtype is not None and value.is_floating_point():
+                    if dtype != real and dtype != torch.float32:
+                        leaves[i] = self._rounded(node, value, dtype)
+                    real = dtype
+                in_dtypes.append(real)
+            args, kwargs = tree_unflatten(leaves, spec)
+            if _writes_in_place(n):
+                args, kwargs = _cloned(args), _cloned(kwargs)
+            self.evaluations += 1
+            out = getattr(self, n.op)(n.target, args, kwargs)
+            if only is not None:
+                return tree_map(lambda x: to_storage(x, None), out)
+            if n.op == "get_attr":
+                self._real[n] = tree_map(lambda x: x.dtype if isinstance(x, torch.Tensor) else None, out)
+                return out
+            real_out = self._output_dtypes(n, leaves, in_dtypes, spec, out, dtype)
+            self._real[n] = real_out
+            out_leaves, out_spec = tree_flatten(out)
+            if exact_on_rounded(n.target):  # stored values are exact in their real dtype: so are their copies
+                return tree_unflatten([to_storage(v, None) for v in out_leaves], out_spec)
+            real_leaves, _ = tree_flatten(real_out, is_leaf=lambda x: x is None)
+            if len(real_leaves) != len(out_leaves):
+                real_leaves = [None] * len(out_leaves)
+            return tree_unflatten([to_storage(v, r) for v, r in zip(out_leaves, real_leaves)], out_spec)
+
+    def _sources(self, arg: torch.fx.Node) -> list[_Source]:
+        """One :class:`_Source` per leaf of ``arg``'s value: the node, and the real dtype its run recorded."""
+        count = len(tree_flatten(self.env[arg])[0])
+        real = self._real.get(arg)
+        reals = tree_flatten(real, is_leaf=lambda x: x is None)[0] if real is not None else []
+        if len(reals) != count:
+            reals = [None] * count
+        return [_Source(arg, r) for r in reals]
+
+    def _rounded(self, node: torch.fx.Node | None, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``value`` rounded to ``dtype``; a weight's rounding is done once and kept."""
+        if node is None or node.op != "get_attr":
+            return rounded(value, dtype)
+        key = (node, dtype)
+        if key not in self._constants:
+            self._constants[key] = rounded(value, dtype)
+        return self._constants[key]
+
+    def _output_dtypes(self, n: torch.fx.Node, leaves: list[Any], in_dtypes: list[Any], spec: Any, out: Any,
+                       dtype: torch.dtype | None) -> Any:
+        """The dtypes ``n``'s output has in a real run (a pytree like it), from the op's meta kernel; cached."""
+        key = (n, tuple(in_dtypes))
+        found = self._out_dtypes.get(key, self)
+        if found is not self:
+            return found
+        try:
+            metas = [torch.empty_strided(v.shape, v.stride(), dtype=d, device="meta")
+                     if isinstance(v, torch.Tensor) else v for v, d in zip(leaves, in_dtypes)]
+            meta_args, meta_kwargs = tree_unflatten(metas, spec)
+            result = tree_map(lambda x: x.dtype if isinstance(x, torch.Tensor) else None,
+                              getattr(self, n.op)(n.target, meta_args, meta_kwargs))
+        except Exception:  # no meta kernel: a floating output follows the node's dtype
+            result = tree_map(lambda x: (dtype or x.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point()
+                              else x.dtype if isinstance(x, torch.Tensor) else None, out)
+        self._out_dtypes[key] = result
+        return result
+
     # -- whole runs ---------------------------------------------------------------------------------------------
     def run_plan(self, dtype_of: DtypeOf) -> list[Env]:
         """One complete pass per batch with each classified node in ``dtype_of(name)``; every node's value."""
+        envs, _ = self._run_all(dtype_of)
+        return envs
+
+    def _run_all(self, dtype_of: DtypeOf) -> tuple[list[Env], list[Env]]:
+        """Every node's value per batch, and (simulating) every node's real dtypes."""
         self._dtype_of = dtype_of
-        envs = []
+        envs, reals = [], []
         with torch.no_grad():
             for flat in self.batches:
+                self._real = {}
                 self.run(*flat, enable_io_processing=False)
                 envs.append(self.env)
-        return envs
+                reals.append(self._real)
+        return envs, reals
+
+    def base_dtypes(self, dtype: torch.dtype) -> list[Env]:
+        """Simulating: per batch, every node's real dtypes in :meth:`base` ``(dtype)``'s run (empty lists otherwise)."""
+        self.base(dtype)
+        return self._base_real.get(dtype) or [{} for _ in self.batches]
+
+    def evaluate(self, n: torch.fx.Node, env: Env, real: Env, dtype: torch.dtype, *,
+                 only: torch.fx.Node | None = None) -> Any:
+        """``n``'s value over the values of a run (``env``, with its real dtypes ``real``) when it runs in ``dtype``;
+        ``only``: just its arguments from that node rounded (simulation only). Neither ``env`` nor ``real`` changes."""
+        saved = self._dtype_of, self.env, self._real
+        self._dtype_of, self.env, self._real = (lambda _: dtype), env, dict(real)
+        try:
+            with torch.no_grad():
+                if only is not None:
+                    return self._run_simulated(n, dtype, only)
+                return self.run_node(n)
+        finally:
+            self._dtype_of, self.env, self._real = saved
+
+    def grad_run(self, index: int) -> Env:
+        """Batch ``index`` run all in FP32 with autograd on: every call node's floating output is differentiable (a
+        leaf that requires grad where nothing upstream does), so one backward pass reaches every node."""
+        self._dtype_of = lambda _: torch.float32
+        env: Env = {}
+        self.env, self._real = env, {}
+        supplied = iter(self.batches[index])
+        with torch.enable_grad():
+            for node in self.order:
+                if node.op == "placeholder":
+                    env[node] = next(supplied)
+                elif node.op == "output":
+                    env[node] = self.fetch_args_kwargs_from_env(node)[0][0]
+                else:
+                    value = self.run_node(node)
+                    if node.op == "call_function":
+                        for leaf in tree_flatten(value)[0]:
+                            if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and \
+                                    not leaf.requires_grad and leaf.grad_fn is None:
+                                leaf.requires_grad_()
+                    env[node] = value
+        return env
 
     def base(self, dtype: torch.dtype) -> list[Env]:
         """The run with every classified node in ``dtype``, computed once and kept."""
         envs = self._bases.get(dtype)
         if envs is None:
-            envs = self._bases[dtype] = self.run_plan(lambda _: dtype)
+            envs, self._base_real[dtype] = self._run_all(lambda _: dtype)
+            self._bases[dtype] = envs
         return envs
 
     def reference(self) -> list[torch.Tensor]:
@@ -149,16 +311,18 @@ class PlanRunner(torch.fx.Interpreter):
         really changed are re-run, every other activation is the base run's."""
         first = min(self.index[n] for n in self.order if n.name in changed)
         bases = self.base(base_dtype)  # before the plan is set: a first base run sets its own
+        reals = self._base_real.get(base_dtype) or [{} for _ in bases]
         self._dtype_of = lambda name: changed.get(name, base_dtype)
         envs = []
         with torch.no_grad():
-            for base in bases:
-                envs.append(self._rerun(base, set(changed), first))
+            for base, real in zip(bases, reals):
+                envs.append(self._rerun(base, real, set(changed), first))
         return self.outputs(envs)
 
-    def _rerun(self, base: Env, names: set[str], first: int) -> Env:
+    def _rerun(self, base: Env, base_real: Env, names: set[str], first: int) -> Env:
         env = dict(base)
         self.env = env
+        self._real = dict(base_real)
         dirty: set[torch.fx.Node] = set()
         for node in self.order[first:]:
             if node.op == "output":
@@ -172,7 +336,8 @@ class PlanRunner(torch.fx.Interpreter):
             value = self.run_node(node)
             old = base[node]
             same = isinstance(value, torch.Tensor) and isinstance(old, torch.Tensor) and \
-                value.dtype == old.dtype and value.shape == old.shape and torch.equal(value, old)
+                value.dtype == old.dtype and value.shape == old.shape and \
+                self._real.get(node) == base_real.get(node) and torch.equal(value, old)
             if not same:
                 env[node] = value
                 dirty.add(node)

@@ -8,6 +8,7 @@ handle. How the plan is applied (casts, FP32 accumulation, weight-cast folding) 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import platform
 import time
@@ -21,7 +22,7 @@ from ..errors import BackendUnavailable, OptionError, OptionTypeError
 from ..records import EndToEnd, LayerRecord
 from .base import Compiled, Profile
 from .options import check_bool, check_int, check_one_of
-from .timing import device_synchronizer, summarize_ms, time_runs
+from .timing import adaptive_plan, device_synchronizer, summarize_ms, time_runs, time_until_stable
 from .torch_plan import OWNER, PlannedGraph, apply_plan, flatten_inputs, load_module, to_device
 from .torch_plan import RESULT as RESULT  # re-exported
 from .torch_plan import ROLE as ROLE  # re-exported
@@ -35,6 +36,7 @@ from .torch_profile import (
     middle_runs,
     observe_dtypes,
     run_ranged,
+    run_simulated,
 )
 from .worker import report_progress
 
@@ -62,6 +64,15 @@ class TorchProgram:
     def __call__(self, *inputs: Any) -> Any:
         with torch.no_grad(), self.planned.precision():
             return self.runner(*to_device(tuple(inputs), self.planned.device))
+
+    @property
+    def simulates(self) -> bool:
+        """True where forward passes simulate low precision: the eager graph on the CPU (timing stays real)."""
+        return self.mode == "eager" and torch.device(self.planned.device).type == "cpu"
+
+    def simulated(self, *inputs: Any) -> tuple[Any, ...]:
+        """The flat outputs with low precision simulated at FP32 speed (:mod:`~mixprec_explorer.backends.simulate`)."""
+        return run_simulated(self.planned.module, flatten_inputs(to_device(tuple(inputs), self.planned.device)))
 
 
 def _device_name(device: str) -> str:
@@ -170,30 +181,46 @@ class TorchBackend:
         n_prof = max(1, min(int(profile_runs), runs))
         signature = tuple((tuple(x.shape), x.dtype) if isinstance(x, torch.Tensor) else repr(x) for x in flat)
         with torch.no_grad(), program.planned.precision():
-            if signature not in program.observed:
-                program.observed[signature] = observe_dtypes(program.planned.module, flat)
-            observed = program.observed[signature]
-            report_progress(f"timing {runs} runs after {warmup} warm-up")
-            time_runs(lambda: program.runner(*args), warmup, sync)
-            end_to_end = summarize_ms(time_runs(lambda: program.runner(*args), runs, sync))
+            report_progress("a first run, to see how long one takes")
+            first_s = time_runs(lambda: program.runner(*args), 1, sync)[0] / 1000.0
+            plan = adaptive_plan(first_s, runs, warmup, n_prof)
+            observed = program.observed.get(signature)
+            if observed is None and not plan.adaptive:
+                observed = program.observed[signature] = observe_dtypes(program.planned.module, flat)
+            report_progress(plan.announce)
+            time_runs(lambda: program.runner(*args), plan.warmup, sync)
+            times = time_until_stable(lambda: program.runner(*args), runs, sync, budget_s=plan.budget_s,
+                                      each=lambda k: report_progress(f"timing run {k} (one run {first_s:.2g} s)",
+                                                                     k, runs)) \
+                if plan.adaptive else time_runs(lambda: program.runner(*args), runs, sync)
+            end_to_end = summarize_ms(times)
             eager = program.mode == "eager"
             module = program.planned.module
+            n_prof = plan.profile_runs
             activities = [torch.profiler.ProfilerActivity.CPU]
             if torch.device(device).type == "cuda":
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
-            report_progress(f"profiling {n_prof} runs")
-            if eager:
+            report_progress(f"profiling {n_prof} run{'s' * (n_prof > 1)}")
+            if eager and not plan.adaptive:
                 run_ranged(module, flat)  # warm the node-by-node path too
             with cupti_released(torch.device(device).type), torch.profiler.profile(activities=activities) as prof:
                 for index in range(n_prof):
                     with torch.profiler.record_function(f"{RUN_RANGE}{index}"):
                         if eager:
-                            run_ranged(module, flat)
+                            seen = run_ranged(module, flat, observe=observed is None)
+                            observed = observed if seen is None else seen
                         else:
                             program.runner(*args)
                     sync()
+            if observed is None:
+                observed = observe_dtypes(module, flat)
+            program.observed[signature] = observed
         ranged, loose, kernels, orphan = attribute_events(prof.events(), n_prof, torch.device(device).type)
-        return self._assemble(explorer, compiled, observed, ranged, loose, kernels, orphan, n_prof, end_to_end)
+        result = self._assemble(explorer, compiled, observed, ranged, loose, kernels, orphan, n_prof, end_to_end)
+        if plan.adaptive:
+            note = plan.note(len(times), runs)
+            result = dataclasses.replace(result, notes=(*result.notes, note))
+        return result
 
     @staticmethod
     def _assemble(explorer: Model, compiled: Compiled, observed: dict, ranged: dict, loose: dict,

@@ -19,10 +19,11 @@ import torch
 from torch.fx import Node
 from torch.utils import _pytree as pytree
 
+from .simulate import to_storage
 from .torch_plan import OWNER, RESULT, ROLE, fetch_attr
 
 __all__ = ["NODE_RANGE", "RUN_RANGE", "RUN_WALL", "attribute_events", "cupti_released", "iter_node_values",
-           "middle_runs", "observe_dtypes", "run_ranged"]
+           "middle_runs", "observe_dtypes", "run_ranged", "run_simulated", "simulated_value"]
 
 NODE_RANGE = "mixprec.node/"  #: record_function prefix around each rewritten node: mixprec.node/<owner>/<role>
 RUN_RANGE = "mixprec.run/"  #: record_function prefix around each profiled run
@@ -53,11 +54,13 @@ def cupti_released(device_type: str) -> Iterator[None]:
 
 
 # -- running node by node ---------------------------------------------------------------------------------------
-def iter_node_values(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, ranges: bool = False
-                     ) -> Iterator[tuple[Node, Any]]:
+def iter_node_values(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, ranges: bool = False,
+                     simulate: bool = False) -> Iterator[tuple[Node, Any]]:
     """Run ``gm`` node by node, yielding (node, value); values are freed after their last use.
 
     With ``ranges``, each rewritten node runs inside a ``record_function`` range ``mixprec.node/<owner>/<role>``.
+    With ``simulate``, low precision is simulated (:mod:`~mixprec_explorer.backends.simulate`): every floating
+    value is held in FP32, rounded where the node's real dtype (its ``meta["val"]``, as the plan set it) is low.
     """
     nodes = list(gm.graph.nodes)
     last_use: dict[Node, int] = {}
@@ -85,6 +88,8 @@ def iter_node_values(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, ra
             value = gm.get_submodule(node.target)(*args, **kwargs)
         else:  # call_method
             value = getattr(args[0], node.target)(*args[1:], **kwargs)
+        if simulate and node.op != "placeholder":
+            value = simulated_value(value, node.meta.get("val"))
         env[node] = value
         yield node, value
         for arg in node.all_input_nodes:
@@ -92,33 +97,66 @@ def iter_node_values(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, ra
                 env.pop(arg, None)
 
 
+def simulated_value(value: Any, real: Any) -> Any:
+    """``value`` as simulation stores it, given the node's real value (or its fake, ``meta["val"]``)."""
+    leaves, spec = pytree.tree_flatten(value)
+    reals = pytree.tree_leaves(real)
+    if len(reals) != len(leaves):
+        reals = [None] * len(leaves)
+    return pytree.tree_unflatten([to_storage(v, getattr(r, "dtype", None)) for v, r in zip(leaves, reals)], spec)
+
+
+def run_simulated(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any]) -> tuple[Any, ...]:
+    """The graph's flat outputs with low precision simulated (FP32 values rounded as the plan's dtypes say)."""
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    wanted = set(output.all_input_nodes)
+    kept: dict[Node, Any] = {}
+    with torch.no_grad():
+        for node, value in iter_node_values(gm, flat_inputs, simulate=True):
+            if node in wanted:
+                kept[node] = value
+    result = torch.fx.node.map_arg(output.args[0], kept.__getitem__)
+    return tuple(pytree.tree_leaves(result))
+
+
 def _tensor_dtypes(value: Any) -> tuple[torch.dtype, ...]:
     return tuple(x.dtype for x in pytree.tree_leaves(value) if isinstance(x, torch.Tensor))
 
 
-def observe_dtypes(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any]) -> dict[str, tuple[tuple, tuple]]:
-    """Per original node, from one real run: (dtypes its op computed with, dtypes its users received)."""
+def _observe(steps: Iterator[tuple[Node, Any]]) -> dict[str, tuple[tuple, tuple]]:
+    """Per original node, from one run's (node, value) steps: (dtypes its op computed with, dtypes its users got)."""
     seen: dict[str, tuple[tuple, tuple]] = {}
     produced: dict[Node, tuple[torch.dtype, ...]] = {}
-    with torch.no_grad():
-        for node, value in iter_node_values(gm, flat_inputs):
-            produced[node] = _tensor_dtypes(value)
-            owner = node.meta.get(OWNER)
-            if owner is None:
-                continue
-            ins, outs = seen.get(owner, ((), ()))
-            if node.meta.get(ROLE) == "op":
-                ins = tuple(produced[a][0] if produced.get(a) else None for a in node.all_input_nodes)
-            if node.meta.get(RESULT):
-                outs = produced[node]
-            seen[owner] = (ins, outs)
+    for node, value in steps:
+        produced[node] = _tensor_dtypes(value)
+        owner = node.meta.get(OWNER)
+        if owner is None:
+            continue
+        ins, outs = seen.get(owner, ((), ()))
+        if node.meta.get(ROLE) == "op":
+            ins = tuple(produced[a][0] if produced.get(a) else None for a in node.all_input_nodes)
+        if node.meta.get(RESULT):
+            outs = produced[node]
+        seen[owner] = (ins, outs)
     return seen
 
 
-def run_ranged(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any]) -> None:
-    """One run of a planned graph with a ``record_function`` range per rewritten node (for the profiler)."""
-    for _ in iter_node_values(gm, flat_inputs, ranges=True):
+def observe_dtypes(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any]) -> dict[str, tuple[tuple, tuple]]:
+    """Per original node, from one real run: (dtypes its op computed with, dtypes its users received)."""
+    with torch.no_grad():
+        return _observe(iter_node_values(gm, flat_inputs))
+
+
+def run_ranged(gm: torch.fx.GraphModule, flat_inputs: Sequence[Any], *, observe: bool = False
+               ) -> dict[str, tuple[tuple, tuple]] | None:
+    """One run of a planned graph with a ``record_function`` range per rewritten node (for the profiler); with
+    ``observe``, also what :func:`observe_dtypes` returns (a slow plan's profiled run does both at once)."""
+    steps = iter_node_values(gm, flat_inputs, ranges=True)
+    if observe:
+        return _observe(steps)
+    for _ in steps:
         pass
+    return None
 
 
 
