@@ -199,7 +199,7 @@ class PrecisionPlan:
             more = f"; and {len(self.failures) - _MAX_LISTED} more" if len(self.failures) > _MAX_LISTED else ""
             out.append(f"Torch-TensorRT {_RELEASES}'s autocast pass raises on this graph, so the compile fails at the "
                        f"first of: {shown}{more}. Remedy: exclude those nodes' modules or ops, leave out the setting "
-                       "named, or build the cast graph (build='cast_graph')")
+                       "named, or build the cast graph: ex.compile(settings, backend='tensorrt') does so by itself (build='auto')")
         return out + self._integer_warnings()
 
     def _integer_warnings(self) -> list[str]:
@@ -223,8 +223,8 @@ class PrecisionPlan:
             f"Torch-TensorRT {_RELEASES} autocast turns integer tensors into floats at {len(nodes)} node(s): "
             f"{shown}. Why: {why}. {outcome} Remedy: build the cast graph instead, which "
             "applies this plan's casts to floating-point tensors only and compiles with autocast off and strong "
-            "typing: ex.compile(settings, backend='tensorrt', build='cast_graph'), or ex.export_cast_program(path) "
-            "for your own compile call."
+            "typing: ex.compile(settings, backend='tensorrt') does so by itself (build='auto'), and "
+            "ex.export_cast_program(path) writes it for your own compile call."
         ]
 
     def to_rows(self) -> list[dict[str, str]]:

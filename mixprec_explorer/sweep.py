@@ -26,8 +26,11 @@ _GPU_QUEUE: Any = None
 
 
 def _pack(explorer: Explorer, inputs: tuple[Any, ...]) -> bytes:
+    """The program as the worker ships it (outputs as a flat tuple), so that a Hugging Face ModelOutput loads anywhere."""
+    from .backends.shipping import save_program
+
     buffer = io.BytesIO()
-    torch.export.save(explorer.exported_program, buffer)
+    save_program(explorer.exported_program, buffer)  # type: ignore[arg-type]  # torch.export.save takes a buffer
     return buffer.getvalue()
 
 
@@ -39,7 +42,9 @@ def measure_plan(program: bytes, inputs: tuple[Any, ...], settings_json: str, ba
     from .explorer import Explorer
 
     apply_numerics_flags(flags)
-    ep = torch.export.load(io.BytesIO(program))
+    from .backends.shipping import load_program
+
+    ep = load_program(io.BytesIO(program))  # type: ignore[arg-type]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ex = Explorer(ep, inputs)
     settings = Settings.from_json(settings_json)
