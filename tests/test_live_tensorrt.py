@@ -50,8 +50,8 @@ def test_reference_explicit_typing_on_the_live_engine() -> None:
 
 
 def test_encoder_cast_graph_builds_what_autocast_cannot() -> None:
-    """Autocast fails on the encoder (integer indices cast); build="cast_graph" builds the same plan and its
-    overlay lands on the captured graph's own nodes. Layer norms are kept in FP32: in FP16 the engine computes
+    """Autocast, when forced, fails on the encoder (integer indices cast); the default build="auto" builds the cast
+    graph by itself, and its overlay lands on the captured graph's own nodes. Layer norms are kept in FP32: in FP16 the engine computes
     their statistics in FP32 anyway (docs/live-engine.md)."""
     from mixprec_explorer.errors import CompileFailure
 
@@ -59,9 +59,9 @@ def test_encoder_cast_graph_builds_what_autocast_cannot() -> None:
     ex = Explorer(model.cuda(), tuple(x.cuda() for x in inputs))
     settings = FP16.replace(autocast_excluded_ops=frozenset({"torch.ops.aten.layer_norm.default"}))
     with pytest.raises(CompileFailure) as failed:
-        ex.compile(settings, backend="tensorrt", device="cuda", isolate=False)
+        ex.compile(settings, backend="tensorrt", device="cuda", isolate=False, build="autocast")
     assert any("cast_graph" in r for r in failed.value.remedies)
-    _check(ex, settings, build="cast_graph")
+    _check(ex, settings)
 
 
 def test_the_widget_compiles_and_profiles_on_the_live_engine() -> None:
