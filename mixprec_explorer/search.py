@@ -490,15 +490,21 @@ class _Search:
         self.save()
         return result
 
-    def rank(self) -> None:
-        """Price nodes (profiles recorded in the predictor), measure sensitivity and each candidate's gain and cost."""
-        explorer, low = self.explorer, self.base.autocast_low_precision_type
+    def prices(self) -> tuple[LatencyModel, str | None]:
+        """Profile all-FP32 and all-low (recorded in the predictor) and save the per-node prices in the state, so an
+        interrupted search does not profile again; (the latency model, the predictor's label of the backend)."""
+        priced = self.state.get("priced")
+        if priced is not None:
+            return LatencyModel(priced["fp32"], priced["low"], priced["source"]), priced["target"]
+        explorer = self.explorer
         latency, pairs = calibration_profiles(explorer, self.base, self.build, self.objective)
         if pairs:  # the build's own two, timed in turns: one profile's median can fall in a slow minute
             from .backends import time_plans
+            from .backends.timing import turns_within
 
             own = pairs[-2:]
-            timed = time_plans(explorer, [c for c, _ in own], self.batches, progress=self.progress)
+            runs, warmup = turns_within([p.end_to_end.median_ms for _, p in own])  # slow plans: fewer runs
+            timed = time_plans(explorer, [c for c, _ in own], self.batches, runs, warmup, progress=self.progress)
             times = [None] * (len(pairs) - 2) + [t.median_ms for t in timed]
             for (compiled, profile), ms in zip(pairs, times):
                 self.record(compiled, profile=profile, latency_ms=ms)
@@ -508,6 +514,15 @@ class _Search:
             from .predict import target_label
 
             target = target_label(pairs[-1][0])
+        self.state["priced"] = {"fp32": latency.fp32_ms, "low": latency.low_ms, "source": latency.source,
+                                "target": target}
+        self.save()
+        return latency, target
+
+    def rank(self) -> None:
+        """Price nodes (profiles recorded in the predictor), measure sensitivity and each candidate's gain and cost."""
+        explorer, low = self.explorer, self.base.autocast_low_precision_type
+        latency, target = self.prices()
         sens = compute_sensitivity(explorer, self.batches, self.metric, low_dtype=low, progress=self.progress,
                                    runner=self.runner)
         if self.metric == "rel_l2":
@@ -817,6 +832,7 @@ class _Search:
         ``explorer.last_profile`` overlays its per-node figures.
         """
         from .backends import time_plans
+        from .backends.timing import turns_within
 
         state, explorer, build = self.state, self.explorer, self.build
         sequence = [self.by_value[v] for v in state.get("sequence", [])]
@@ -840,7 +856,8 @@ class _Search:
             if known.get(s) is None:
                 known[s] = self.backend_error(s)
                 self.record(compiled[s], accuracy=known[s], forward_error=self.evaluator.error(s))
-        timings = dict(zip(compiled, time_plans(explorer, list(compiled.values()), self.batches,
+        runs, warmup = turns_within([self.plan_ms(s) for s in compiled])  # slow plans (FP16 on a CPU): fewer runs
+        timings = dict(zip(compiled, time_plans(explorer, list(compiled.values()), self.batches, runs, warmup,
                                                 progress=build.progress)))
         build.profile(explorer, compiled[result.settings], self.batches)  # per-node overlay of the chosen plan
         for s, c in compiled.items():  # each time a calibration point (the calibration profiles' times replaced)

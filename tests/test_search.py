@@ -456,3 +456,35 @@ def test_a_probe_whose_build_crashes_the_worker_is_over_budget_and_the_search_go
     assert result.within_budget and result.confirmed["chosen"]["error"] <= budget, "the search went on to a plan"
     assert result.settings != crashed[0] or result.backend_probes >= 2
     assert ex.settings == result.settings and before != ex.settings
+
+
+def test_a_search_interrupted_after_pricing_resumes_without_profiling_again(tmp_path, monkeypatch):
+    """The backend's profiles (slow: real FP16 on a CPU) are saved as soon as they are priced."""
+    from mixprec_explorer import search as search_module
+
+    state = tmp_path / "state.json"
+    ex = fragile()
+    ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    real_sensitivity, real_pricing = search_module.compute_sensitivity, search_module.calibration_profiles
+    priced = {"n": 0}
+
+    def counted(*args, **kwargs):
+        priced["n"] += 1
+        return real_pricing(*args, **kwargs)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # the user stops the kernel during sensitivity
+
+    monkeypatch.setattr(search_module, "calibration_profiles", counted)
+    monkeypatch.setattr(search_module, "compute_sensitivity", interrupted)
+    options = dict(budget=1e-2, backend="torch", isolate=False, state_path=state, progress=False, use_ops=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(ex, None, **options)
+    saved = json.loads(state.read_text())
+    assert saved["phase"] == "rank" and priced["n"] == 1
+    assert set(saved["priced"]["fp32"]) >= {"linear", "exp", "linear_1"} and saved["priced"]["target"]
+    monkeypatch.setattr(search_module, "compute_sensitivity", real_sensitivity)
+    result = run_search(ex, None, **options)
+    assert priced["n"] == 1, "the resumed search priced nodes from the saved state"
+    assert json.loads(state.read_text())["phase"] == "done"
+    assert [c.value for c in result.exclusions] == ["^blowup$"] and result.within_budget

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
-from ..backends.simulate import exact_on_rounded, rounded, simulates, to_storage
+from ..backends.simulate import LOW_TYPES, exact_on_rounded, rounded, simulates, to_storage
 from ..capture import is_autocast_skipped
 from ..inputs import Batch, flatten_batch
 from .metrics import Metric, floating_leaves, get_metric
@@ -160,6 +160,8 @@ class PlanRunner(torch.fx.Interpreter):
                     continue
                 node = sources[i].node
                 real = sources[i].real if isinstance(sources[i].real, torch.dtype) else value.dtype
+                if value.dtype in LOW_TYPES:  # held in its type (a .half() submodule's weights): to FP32 storage
+                    value = leaves[i] = self._widened(node, value)
                 if only is not None:
                     if node is only and value.is_floating_point() and dtype is not None and dtype != real:
                         leaves[i] = self._rounded(node, value, dtype)
@@ -196,6 +198,15 @@ class PlanRunner(torch.fx.Interpreter):
         if len(reals) != count:
             reals = [None] * count
         return [_Source(arg, r) for r in reals]
+
+    def _widened(self, node: torch.fx.Node | None, value: torch.Tensor) -> torch.Tensor:
+        """A low-type value in FP32 storage (exact); a weight's is made once and kept."""
+        if node is None or node.op != "get_attr":
+            return value.to(torch.float32)
+        key = (node, torch.float32)
+        if key not in self._constants:
+            self._constants[key] = value.to(torch.float32)
+        return self._constants[key]
 
     def _rounded(self, node: torch.fx.Node | None, value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``value`` rounded to ``dtype``; a weight's rounding is done once and kept."""

@@ -115,6 +115,22 @@ def adaptive_plan(first_s: float, runs: int, warmup: int, profile_runs: int, *,
     return ProfileRuns(first_s, True, 0, profiled, budget_s, first_s * (min(timed, runs) + profiled))
 
 
+def turns_within(per_run_ms: Sequence[float | None], runs: int = 30, warmup: int = 5, *,
+                 budget_s: float = SLOW_PROFILE_S) -> tuple[int, int]:
+    """(runs, warmup) for :func:`time_interleaved` over plans of these per-run times (ms; None: unknown) so that
+    the timing fits in ``budget_s``: as asked where it fits, else fewer runs (one at least) and no warm-up turns.
+
+    >>> turns_within([1.0, 2.0]), turns_within([900.0, 2200.0])
+    ((30, 5), (1, 0))
+    """
+    known = [float(t) for t in per_run_ms if t is not None and t > 0]
+    turn_s = sum(known) / 1000.0
+    if not known or turn_s * (runs + warmup + math.ceil(runs / 4)) <= budget_s:
+        return runs, warmup
+    # each block of four timed runs starts with an untimed one (time_interleaved), hence 1.25 runs per timed run
+    return max(1, min(runs, int(budget_s / (turn_s * 1.25)) - 1)), 0
+
+
 def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int, warmup: int = 0,
                      synchronize: Callable[[], None] | None = None, *, block: int = 4,
                      seed: int = 0) -> list[list[float]]:
