@@ -56,10 +56,11 @@ def _groups(explorer: Explorer, chosen: list[str]) -> list[tuple[str, list[str]]
 
 
 def exact_cost(run: PlanRunner, units: list[tuple[str, list[str]]]) -> int:
-    """What the exact re-runs cost, in node evaluations: two re-runs of everything downstream per distinct group."""
-    position = {n.name: i for i, n in enumerate(run.order)}
+    """What the exact re-runs cost, in op evaluations: two re-runs of every op downstream per distinct group."""
+    calls = [n for n in run.order if n.op == "call_function"]
+    after = {n.name: len(calls) - i for i, n in enumerate(calls)}
     groups = {frozenset(members) for _, members in units}
-    return sum(2 * (len(run.order) - min(position[m] for m in g)) for g in groups if g) * len(run.batches)
+    return sum(2 * max(after[m] for m in g) for g in groups if g) * len(run.batches)
 
 
 def compute_sensitivity(explorer: Explorer, inputs: Inputs = None, metric: str = "rel_l2", *,

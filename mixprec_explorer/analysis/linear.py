@@ -34,7 +34,7 @@ import torch
 from torch.fx import Node
 
 from ..backends.simulate import to_storage
-from .metrics import floating_leaves
+from .metrics import floating_leaves, rel_l2
 from .runner import PlanRunner
 
 __all__ = ["DEFAULT_PROBES", "LinearErrors", "linear_cost", "linear_errors"]
@@ -167,9 +167,10 @@ def _products(outputs: list[torch.Tensor], targets: list[torch.Tensor], owners: 
 
 
 def linear_cost(runner: PlanRunner, probes: int = DEFAULT_PROBES) -> int:
-    """What :func:`linear_errors` costs, in node evaluations: a backward pass counted as two forward passes."""
+    """What :func:`linear_errors` costs, in op evaluations: a backward pass counted as two forward passes."""
     passes = 2 * (probes + 1) + 1
-    return (passes * len(runner.order) + 4 * len(runner.classified)) * len(runner.batches)
+    calls = sum(1 for n in runner.order if n.op == "call_function")
+    return (passes * calls + 4 * len(runner.classified)) * len(runner.batches)
 
 
 class _Graph:
@@ -238,8 +239,7 @@ def linear_errors(runner: PlanRunner, low: torch.dtype, probes: int = DEFAULT_PR
     tables = {"full": full, "edge": edge}
     reference, all_low = runner.reference(), runner.outputs(runner.base(low))
     ref_sq = sum(float(r.double().pow(2).sum()) for r in reference)
-    err_sq = sum(float((a.double() - r.double()).pow(2).sum()) for a, r in zip(all_low, reference))
-    all_low_error = math.sqrt(err_sq / ref_sq) if ref_sq > 0 else (0.0 if err_sq == 0 else math.inf)
+    all_low_error = rel_l2(all_low, reference)  # as the metric computes it, to the last bit
     generator = torch.Generator().manual_seed(seed)
     per_batch = len(reference) // max(batches, 1)
     for b in range(batches):
