@@ -126,8 +126,7 @@ def run_model(name: str, size: str = "small", *, batch: int = 2, folder: Path | 
     with tempfile.TemporaryDirectory(prefix="mixprec-zoo-") as tmp:
         out = folder or Path(tmp)
         try:
-            model, inputs = zoo.build(name, size=size, batch=batch)
-            ex: Explorer = _step(results, "capture", lambda: Explorer(model, inputs))
+            ex: Explorer = _step(results, "capture", lambda: Explorer(*zoo.build(name, size=size, batch=batch)))
             facts["nodes"] = sum(1 for i in ex.nodes.values() if i.kind == "call_function")
 
             def plan() -> Any:
@@ -252,9 +251,13 @@ def markdown_table(records: Sequence[ZooRecord]) -> str:
     if problems:
         lines += ["", "Errors and failures (model, step, type: message):", ""]
         lines += [f"- `{r.name}` {s.step}, {s.error_type}: {s.message.replace('|', '/')}" for r, s in problems]
-    notes = [(r, n) for r in records for n in r.accuracy_notes]
-    if notes:
-        lines += ["", "Accuracy notes:", ""] + [f"- `{r.name}`: {n}" for r, n in notes]
+    measured = [r for r in records if r.rel_l2_error is not None]
+    common = [n for n in dict.fromkeys(n for r in measured for n in r.accuracy_notes)
+              if len(measured) > 1 and all(n in r.accuracy_notes for r in measured)]
+    notes = [(r, n) for r in records for n in r.accuracy_notes if n not in common]
+    if common or notes:
+        lines += ["", "Accuracy notes:", ""] + [f"- every model: {n}" for n in common]
+        lines += [f"- `{r.name}`: {n}" for r, n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -278,7 +281,7 @@ def document(records: Sequence[ZooRecord], size: str, seconds_s: float, machine_
             f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
             f"Python {platform.python_version()}, {versions}{machine_note and '; ' + machine_note}; "
             f"{seconds_s / 60:.1f} min in all. `latency_ms`: the FP16 plan's median on the PyTorch backend on "
-            f"this CPU (FP16 kernels are slow on CPUs: not a TensorRT figure).\n\n"
+            f"this CPU (not a TensorRT figure; the notes say how the CPU runs low precision).\n\n"
             + markdown_table(records))
 
 
