@@ -3,7 +3,7 @@
 #   make test   create .venv, install (with Debian's chromium for the browser test), run the tests
 # Variables: VENV (default .venv), PYTHON (default python3), PYTEST_ARGS (extra pytest arguments),
 #            PYTEST_WORKERS (test processes, default 2: one per core of the 2-core machines the suite is sized for;
-#            the browser tests stay in one), JUPYTER_ARGS (extra JupyterLab arguments, e.g. --port=8888).
+#            each takes whole test files, the slowest first), JUPYTER_ARGS (extra JupyterLab arguments).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -35,7 +35,7 @@ test:
 	bash scripts/setup_env.sh --browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m mypy
-	$(VENV)/bin/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 report: setup
 	$(VENV)/bin/mixprec-explorer report example --out out/report.html

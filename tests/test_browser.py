@@ -52,8 +52,7 @@ from typing import Any
 
 import pytest
 
-#: one JupyterLab and one Chromium for all of them: under pytest-xdist (make test) they stay in one process
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
