@@ -23,6 +23,7 @@ from .errors import (
     SettingsError,
     UnknownName,
     WorkerCrashed,
+    ZooError,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "SettingsWarning",
     "UnknownName",
     "WorkerCrashed",
+    "ZooError",
     "parse_layer_info",
     "parse_profile",
     "__version__",

@@ -123,6 +123,6 @@ class CompileFailure(MixprecError, RuntimeError):
         return (type(self), (str(self), self.node, self.op, self.remedies))
 
 
-class ZooError(MixprecError):
+class ZooError(MixprecError, ValueError):
     """A zoo model that is not there (the message lists close names) or cannot be built here (it names the
     ``pip install`` that adds its library)."""
