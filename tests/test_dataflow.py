@@ -143,8 +143,9 @@ def test_layers_on_a_second_stream_are_named_as_overlapping(explorers: dict[str,
     assert any(n.startswith("12 layers (8.9 % of layer time) ran on a second stream") for n in profile.notes)
     assert profile.overlapped_ms == pytest.approx(0.089 * profile.layer_sum_ms, rel=0.01)
     downsample = {n for layer in profile.layers if layer.extra.get("StreamId") == 1 for n in layer.nodes}
-    assert downsample == {"conv2d_1", "batch_norm_1", "conv2d_11", "batch_norm_11", "conv2d_24", "batch_norm_24",
-                          "conv2d_43", "batch_norm_43"}  # each stage's downsample conv and its batch norm
+    ex = explorers["resnet"]  # each stage's downsample conv and its batch norm (names differ between torch releases)
+    assert downsample == {n for n, i in ex.nodes.items() if ".downsample." in f"{i.module}."}
+    assert len(downsample) == 8
     profile = explorers["explicit"].load_profile(RTX / "ref_explicit" / "profile")
     assert not any("second stream" in n for n in profile.notes) and profile.overlapped_ms == 0.0
 

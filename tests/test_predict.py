@@ -229,8 +229,10 @@ def test_the_recorded_h200_engines_predict_the_mixed_one():
     assert p.latency_ms == pytest.approx(measured, rel=0.03)
     assert p.backend == "tensorrt (recorded elsewhere)"
     assert "summed over layers" in p.describe_sources()
-    assert {c.consumer for c in p.casts if not c.in_calibration} == {"conv2d_43", "conv2d_44",
-                                                                     "adaptive_avg_pool2d", "linear"}
+    # FP16 -> FP32 where layer4 starts (its first block's conv1 and downsample read layer3), and back out of it
+    entry = {n for n, i in ex.nodes.items() if i.module in ("layer4.0.conv1", "layer4.0.downsample.0")}
+    assert len(entry) == 2  # node numbering differs between torch releases; the module paths do not
+    assert {c.consumer for c in p.casts if not c.in_calibration} == entry | {"adaptive_avg_pool2d", "linear"}
 
 
 @pytest.mark.slow

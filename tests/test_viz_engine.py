@@ -104,4 +104,5 @@ def test_a_layer_on_a_second_stream_says_its_time_overlaps(ex: Explorer) -> None
     assert all("second stream" not in hover[k] for k in range(len(rows)) if k not in aside)
     fig = ex.figure(color_by="latency", group_by_module=None, profile=fp32)  # the graph's own hover names it too
     graph_hover = dict(zip(fig.data[NODES].customdata, fig.data[NODES].hovertext))
-    assert "second stream" in graph_hover["conv2d_1"] and "second stream" not in graph_hover["conv2d"]
+    downsample = next(n for n, i in ex.nodes.items() if i.module == "layer1.0.downsample.0")
+    assert "second stream" in graph_hover[downsample] and "second stream" not in graph_hover["conv2d"]
