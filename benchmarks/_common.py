@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import platform
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -92,3 +94,12 @@ def machine() -> str:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or platform.machine()
     return (f"{device}, {torch.get_num_threads()} threads, Python {platform.python_version()}, "
             f"torch {torch.__version__}")
+
+
+def suggested_exclusions(err: Exception) -> frozenset[str]:
+    """The node regexes a ``CompileFailure`` remedy suggests (``autocast_excluded_nodes={...}``), or empty."""
+    for remedy in getattr(err, "remedies", ()):
+        found = re.search(r"autocast_excluded_nodes=(\{.*?\})", remedy)
+        if found:
+            return frozenset(ast.literal_eval(found.group(1)))  # a literal set of strings, never executed
+    return frozenset()

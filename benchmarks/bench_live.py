@@ -12,9 +12,7 @@ and each engine's profiling folder (``profiles/<model>__<plan>/``) under ``--out
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import re
 import shutil
 import time
 import traceback
@@ -22,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import build_model, tensorrt_versions
+from _common import build_model, suggested_exclusions, tensorrt_versions
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.costs import op_basename
@@ -107,14 +105,6 @@ def engine_args(module: torch.nn.Module) -> dict[str, list[dict[str, Any]]]:
         out[str(node.target)] = rows
     return out
 
-
-def suggested_exclusions(err: Exception) -> frozenset[str]:
-    """The node regexes a :class:`CompileFailure` remedy suggests (``autocast_excluded_nodes={...}``), or empty."""
-    for remedy in getattr(err, "remedies", ()):
-        found = re.search(r"autocast_excluded_nodes=(\{.*\})", remedy)
-        if found:
-            return frozenset(ast.literal_eval(found.group(1)))  # a literal set of strings, never executed
-    return frozenset()
 
 
 def row_for(name: str, label: str, ex: Explorer, settings: Settings, inputs: tuple, runs: int, out: Path,

@@ -11,7 +11,6 @@ exclusion is built once, as a user would paste it.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import re
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import suggested_exclusions
 
 from mixprec_explorer import Explorer, Settings, zoo
 from mixprec_explorer.costs import op_basename
@@ -31,14 +31,6 @@ KEY_OPS = {"conv2d", "convolution", "linear", "matmul", "bmm", "addmm", "mm", "b
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 BUDGET = 1e-3
 
-
-def suggested_exclusions(err: Exception) -> frozenset[str]:
-    """The node regexes a ``CompileFailure`` remedy suggests (``autocast_excluded_nodes={...}``), or empty."""
-    for remedy in getattr(err, "remedies", ()):
-        found = re.search(r"autocast_excluded_nodes=(\{.*?\})", remedy)
-        if found:
-            return frozenset(ast.literal_eval(found.group(1)))  # a literal set of strings, never executed
-    return frozenset()
 
 
 #: compile options a ``CompileFailure`` remedy may name, as written there (``decompose_attention=True``)
