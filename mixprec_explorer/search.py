@@ -53,6 +53,7 @@ from .settings import Settings, module_pattern, subtree_pattern, write_atomic
 if TYPE_CHECKING:
     from .backends.base import Compiled, Profile
     from .explorer import Explorer
+    from .records import EndToEnd
 
 __all__ = ["DEFAULT_MAX_PROBES", "ROOT_PATTERN", "STRATEGIES", "BackendPlan", "Candidate", "LatencyModel",
            "SearchResult", "SearchStep", "candidates", "run_search", "subtree_pattern"]
@@ -77,6 +78,9 @@ LITTLE_SAVED = 0.5
 PAIRED_OPS = 4
 #: Joins the two op names of an "ops" candidate's value
 OPS_JOIN = " + "
+#: Fewer timed runs than this per plan (slow plans: FP16 arithmetic on a CPU) and the confirmation reuses the
+#: calibration plans' times in turns from pricing rather than timing them again
+SLOW_TURNS = 3
 #: The regex of the root module (module path ""): the ops of the model's own forward, outside any submodule (a
 #: residual add written there); Torch-TensorRT matches it, and it is the only module regex that keeps just them FP32
 ROOT_PATTERN = module_pattern("")
@@ -398,6 +402,8 @@ class _Search:
         self.bar = progress_steps(None, self.progress, desc="search")
         #: the calibration profiles measured by this process (re-recorded with their times in turns at confirm)
         self.profiles: dict[Settings, Profile] = {}
+        #: their times in turns at pricing (this process), reused at confirmation where plans are slow
+        self.timed: dict[Settings, EndToEnd] = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -506,6 +512,7 @@ class _Search:
             runs, warmup = turns_within([p.end_to_end.median_ms for _, p in own])  # slow plans: fewer runs
             timed = time_plans(explorer, [c for c, _ in own], self.batches, runs, warmup, progress=self.progress)
             times = [None] * (len(pairs) - 2) + [t.median_ms for t in timed]
+            self.timed.update({c.settings: t for (c, _), t in zip(own, timed)})
             for (compiled, profile), ms in zip(pairs, times):
                 self.record(compiled, profile=profile, latency_ms=ms)
                 self.profiles[compiled.settings] = profile
@@ -857,9 +864,15 @@ class _Search:
                 known[s] = self.backend_error(s)
                 self.record(compiled[s], accuracy=known[s], forward_error=self.evaluator.error(s))
         runs, warmup = turns_within([self.plan_ms(s) for s in compiled])  # slow plans (FP16 on a CPU): fewer runs
-        timings = dict(zip(compiled, time_plans(explorer, list(compiled.values()), self.batches, runs, warmup,
-                                                progress=build.progress)))
-        build.profile(explorer, compiled[result.settings], self.batches)  # per-node overlay of the chosen plan
+        # slow plans: the calibration plans keep their times in turns from pricing; only the others are timed
+        again = [s for s in compiled if runs >= SLOW_TURNS or s not in self.timed]
+        timings = {**{s: self.timed[s] for s in compiled if s not in again},
+                   **dict(zip(again, time_plans(explorer, [compiled[s] for s in again], self.batches, runs, warmup,
+                                                progress=build.progress)))}
+        if result.settings in self.profiles:  # the chosen plan is a calibration plan: its profile is in hand
+            explorer.last_profile = self.profiles[result.settings]
+        else:
+            build.profile(explorer, compiled[result.settings], self.batches)  # per-node overlay of the chosen plan
         for s, c in compiled.items():  # each time a calibration point (the calibration profiles' times replaced)
             profile = self.profiles.get(s)
             if profile is not None or s not in (self.fp32, self.base):

@@ -182,8 +182,12 @@ class _Graph:
         readers: list[set[int]] = [set() for _ in self.nodes]
         for n in runner.order:
             for arg in n.all_input_nodes:
-                if arg in self.index and n.name not in runner.removed:
-                    readers[self.index[arg]].add(self.index.get(n, -1) if n.op != "output" else -1)
+                if arg not in self.index or n.name in runner.removed:
+                    continue
+                if n.op == "output":
+                    readers[self.index[arg]].add(-1)
+                elif n in self.index:
+                    readers[self.index[arg]].add(self.index[n])
         for i, n in enumerate(self.nodes):  # through getitem and other unclassified readers, to whom reads them
             for reader in n.users:
                 if reader not in self.index and reader.op == "call_function":
