@@ -72,6 +72,13 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+def cpu_timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(CPU seconds of this process, all threads, the call's result): less swayed by other work than wall time."""
+    started = time.process_time()
+    result = fn()
+    return time.process_time() - started, result
+
+
 def cpu_s() -> float:
     """CPU seconds of this process and of its ended children (the worker, once shut down), all threads."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -98,9 +105,9 @@ def simulation_row(ex: Any, plans: int = 4, seed: int = 0) -> dict[str, Any]:
     sim, real = PlanRunner(ex, batches), PlanRunner(ex, batches, simulate=False)
     reference = sim.reference()
     sim.run_plan(lambda _: torch.float16)  # the first run fills the meta-dtype cache
-    t_sim, envs = timed(lambda: sim.run_plan(lambda _: torch.float16))
-    t_real, real_envs = timed(lambda: real.run_plan(lambda _: torch.float16))
-    t_fp32, _ = timed(lambda: sim.run_plan(lambda _: torch.float32))
+    t_sim, envs = cpu_timed(lambda: sim.run_plan(lambda _: torch.float16))
+    t_real, real_envs = cpu_timed(lambda: real.run_plan(lambda _: torch.float16))
+    t_fp32, _ = cpu_timed(lambda: sim.run_plan(lambda _: torch.float32))
     errors = [(rel_l2(sim.outputs(envs), reference), rel_l2(real.outputs(real_envs), reference))]
     modules = sorted({ex.nodes[n].module for n in sim.classified})
     pick = random.Random(seed)
@@ -118,8 +125,8 @@ def simulation_row(ex: Any, plans: int = 4, seed: int = 0) -> dict[str, Any]:
     gap = math.sqrt(sum((a - b) ** 2 for a, b in finite)) / den if den > 0 else None
     return {"all-low error, simulated": fmt(errors[0][0]), "real FP16": fmt(errors[0][1]),
             f"relL2 sim-real, {len(errors)} plans": fmt(gap, ".1%"),
-            "forward s, FP32": fmt(t_fp32, ".2f"), "simulated FP16": fmt(t_sim, ".2f"),
-            "real FP16 (s)": fmt(t_real, ".2f")}
+            "forward cpu s, FP32": fmt(t_fp32, ".2f"), "simulated FP16": fmt(t_sim, ".2f"),
+            "real FP16 (cpu s)": fmt(t_real, ".2f")}
 
 
 def model_rows(name: str, search: bool, simulation: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -229,10 +236,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-simulation", action="store_true", help="skip simulated against real FP16")
     parser.add_argument("--no-profile", action="store_true", help="skip ex.profile of the FP16 plans")
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line timings")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads here and in the worker (default: torch's, the cores); 1 measures "
+                             "what other work on the machine leaves of one core")
     parser.add_argument("--agreement", nargs="*", default=None, metavar="NAME",
                         help="also linear against exact sensitivity on these zoo models' small sizes "
                              f"(no names: {', '.join(AGREEMENT)})")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the worker process reads it when torch starts
+        torch.set_num_threads(args.threads)
     print(f"# laptop CPU: {machine()}; torch threads {torch.get_num_threads()}; {load()} at the start")
     if not args.no_cli:
         print("\n## Command line (fresh processes)\n")
@@ -257,10 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         profiles = [profile_row(name) for name in PROFILED]
         print(f"\n## ex.profile on the CPU, PyTorch backend, all-FP16 plan ({load()})\n")
         print("\n".join(markdown_table(profiles, list(profiles[0]))))
-    if args.agreement is not None:
+    if not args.no_simulation:
         small = simulation_rows(SIMULATED)
         print("\n## FP16 simulated against real FP16 on the zoo (small sizes: all-low and 4 mixed plans each)\n")
         print("\n".join(markdown_table(small, list(small[0]))))
+    if args.agreement is not None:
         names = args.agreement or list(AGREEMENT)
         agreement = agreement_rows(names)
         print("\n## Linear sensitivity against exact re-runs (zoo small sizes, FP16)\n")
