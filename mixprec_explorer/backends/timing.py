@@ -116,7 +116,7 @@ def adaptive_plan(first_s: float, runs: int, warmup: int, profile_runs: int, *,
 
 
 def turns_within(per_run_ms: Sequence[float | None], runs: int = 30, warmup: int = 5, *,
-                 budget_s: float = SLOW_PROFILE_S) -> tuple[int, int]:
+                 budget_s: float = SLOW_PROFILE_S / 2) -> tuple[int, int]:
     """(runs, warmup) for :func:`time_interleaved` over plans of these per-run times (ms; None: unknown) so that
     the timing fits in ``budget_s``: as asked where it fits, else fewer runs (one at least) and no warm-up turns.
 

@@ -27,14 +27,14 @@ from .torch_plan import OWNER, PlannedGraph, apply_plan, flatten_inputs, load_mo
 from .torch_plan import RESULT as RESULT  # re-exported
 from .torch_plan import ROLE as ROLE  # re-exported
 from .torch_profile import NODE_RANGE as NODE_RANGE  # re-exported
+from .torch_profile import RUN_RANGE as RUN_RANGE  # re-exported
 from .torch_profile import (
-    RUN_RANGE,
     RUN_WALL,
     attribute_events,
-    cupti_released,
     iter_node_values,
     middle_runs,
     observe_dtypes,
+    profiled_runs,
     run_ranged,
     run_simulated,
 )
@@ -196,26 +196,22 @@ class TorchBackend:
             end_to_end = summarize_ms(times)
             eager = program.mode == "eager"
             module = program.planned.module
-            n_prof = plan.profile_runs
-            activities = [torch.profiler.ProfilerActivity.CPU]
-            if torch.device(device).type == "cuda":
-                activities.append(torch.profiler.ProfilerActivity.CUDA)
-            report_progress(f"profiling {n_prof} run{'s' * (n_prof > 1)}")
+            report_progress(f"profiling up to {plan.profile_runs} run{'s' * (plan.profile_runs > 1)}")
             if eager and not plan.adaptive:
                 run_ranged(module, flat)  # warm the node-by-node path too
-            with cupti_released(torch.device(device).type), torch.profiler.profile(activities=activities) as prof:
-                for index in range(n_prof):
-                    with torch.profiler.record_function(f"{RUN_RANGE}{index}"):
-                        if eager:
-                            seen = run_ranged(module, flat, observe=observed is None)
-                            observed = observed if seen is None else seen
-                        else:
-                            program.runner(*args)
-                    sync()
-            if observed is None:
-                observed = observe_dtypes(module, flat)
+            seen: dict[str, Any] = {"dtypes": observed}
+
+            def one() -> None:
+                if not eager:
+                    program.runner(*args)
+                    return
+                found = run_ranged(module, flat, observe=seen["dtypes"] is None)  # a first run observes dtypes too
+                seen["dtypes"] = seen["dtypes"] if found is None else found
+
+            (ranged, loose, kernels, orphan), n_prof = profiled_runs(
+                one, plan.profile_runs, torch.device(device).type, sync, budget_s=plan.budget_s / 2)
+            observed = seen["dtypes"] if seen["dtypes"] is not None else observe_dtypes(module, flat)
             program.observed[signature] = observed
-        ranged, loose, kernels, orphan = attribute_events(prof.events(), n_prof, torch.device(device).type)
         result = self._assemble(explorer, compiled, observed, ranged, loose, kernels, orphan, n_prof, end_to_end)
         if plan.adaptive:
             note = plan.note(len(times), runs)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -23,7 +24,8 @@ from .simulate import to_storage
 from .torch_plan import OWNER, RESULT, ROLE, fetch_attr
 
 __all__ = ["NODE_RANGE", "RUN_RANGE", "RUN_WALL", "attribute_events", "cupti_released", "iter_node_values",
-           "middle_runs", "observe_dtypes", "run_ranged", "run_simulated", "simulated_value"]
+           "merge_attributions", "middle_runs", "observe_dtypes", "profiled_runs", "run_ranged", "run_simulated",
+           "simulated_value"]
 
 NODE_RANGE = "mixprec.node/"  #: record_function prefix around each rewritten node: mixprec.node/<owner>/<role>
 RUN_RANGE = "mixprec.run/"  #: record_function prefix around each profiled run
@@ -235,6 +237,47 @@ def attribute_events(events: Sequence[Any], runs: int, device_type: str
             per[kernel] = per.get(kernel, 0.0) + value / max(1, len(names))
     orphan = max(0.0, total_device - linked) if cuda else 0.0
     return ranged, loose, kernels, orphan
+
+
+Attribution = tuple[dict[str, list[float]], dict[str, list[float]], dict[str, dict[str, float]], float]
+
+
+def merge_attributions(a: Attribution, runs_a: int, b: Attribution, runs_b: int) -> Attribution:
+    """Two :func:`attribute_events` results of ``runs_a`` and ``runs_b`` runs as one of ``runs_a + runs_b``."""
+    def joined(x: dict[str, list[float]], y: dict[str, list[float]]) -> dict[str, list[float]]:
+        return {k: x.get(k, [0.0] * runs_a) + y.get(k, [0.0] * runs_b) for k in dict.fromkeys([*x, *y])}
+
+    kernels = {owner: dict(per) for owner, per in a[2].items()}
+    for owner, per in b[2].items():
+        mine = kernels.setdefault(owner, {})
+        for name, us in per.items():
+            mine[name] = mine.get(name, 0.0) + us
+    return joined(a[0], b[0]), joined(a[1], b[1]), kernels, a[3] + b[3]
+
+
+def profiled_runs(run: Callable[[], Any], count: int, device_type: str, synchronize: Callable[[], None], *,
+                  budget_s: float) -> tuple[Attribution, int]:
+    """(:func:`attribute_events` over profiled runs, how many ran): one first, then as many more of ``count`` as fit
+    in ``budget_s`` judged by the first one's cost, the profiler's event processing included (a graph of many small
+    ops, FP16 depthwise convolutions on a CPU, makes thousands of events per run)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device_type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+
+    def session(runs: int) -> Attribution:
+        with cupti_released(device_type), torch.profiler.profile(activities=activities) as prof:
+            for index in range(runs):
+                with torch.profiler.record_function(f"{RUN_RANGE}{index}"):
+                    run()
+                synchronize()
+        return attribute_events(prof.events(), runs, device_type)
+
+    started = time.perf_counter()
+    result = session(1)
+    more = min(max(0, count - 1), int(budget_s / max(time.perf_counter() - started, 1e-9)))
+    if more > 0:
+        result = merge_attributions(result, 1, session(more), more)
+    return result, 1 + more
 
 
 def middle_runs(totals: Sequence[float]) -> list[int]:
