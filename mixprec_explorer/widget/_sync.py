@@ -22,8 +22,9 @@ Three things make a click cheap in the browser, each measured on ResNet-50 in he
   ``plotly_update`` event is not echoed back; plotly.js takes the key for an unknown trace attribute and
   recomputes everything (a title-only update: 10 ms without the key, 220 ms with it). :class:`QuietFigureWidget`
   is the same widget with that front end mended: the updates are counted instead of marked, and the event
-  handler skips as many events as updates were applied. Where plotly's bundle does not have the expected shape
-  (another plotly version) it is the stock FigureWidget, correct but slower (``QuietFigureWidget.mended``).
+  handler skips as many events as updates were applied; a recolour in place is painted before the rest of its
+  update (title, marks) is laid out. Where plotly's bundle does not have the expected shape (another plotly
+  version) it is the stock FigureWidget, correct but slower (``QuietFigureWidget.mended``).
 """
 
 from __future__ import annotations
