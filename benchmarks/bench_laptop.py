@@ -52,6 +52,7 @@ def build(name: str, small: bool = False) -> tuple[torch.nn.Module, tuple[Any, .
             m.reset_running_stats()
             m.momentum = None  # a cumulative average over the passes
         model.train()
+        torch.manual_seed(0)  # dropout and stochastic depth run in train mode: the same statistics every time
         with torch.no_grad():
             for _ in range(3):
                 model(*inputs)

@@ -61,7 +61,7 @@ def test_a_compile_failure_rings_its_node_and_the_widget_keeps_working(monkeypat
     from mixprec_explorer.explorer import SettingsWarning
 
     ex = Explorer(*examples.transformer_encoder(layers=1, seq=16))
-    with pytest.warns(SettingsWarning, match="build='cast_graph'"):  # predicted before any compile
+    with pytest.warns(SettingsWarning, match="build the cast graph"):  # predicted before any compile
         ex.settings = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
     message = ("__len__() should return >= 0\n\nWhile executing %add : [num_users=1] = call_function["
                "target=torch.ops.aten.add.Tensor](args = (%embedding, %_frozen_param0), kwargs = {})")
