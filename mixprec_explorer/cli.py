@@ -105,7 +105,7 @@ def _zoo_model(spec: str) -> tuple[Any, Any]:
         raise UsageError(f"MODEL {spec!r}: {err}") from None
 
 
-def _explorer(spec: str, settings_path: str | None) -> Explorer:
+def _explorer(spec: str, settings_path: str | None, target: str | None = None) -> Explorer:
     from .errors import CaptureError, SettingsError
     from .explorer import Explorer
     from .settings import Settings
@@ -119,10 +119,12 @@ def _explorer(spec: str, settings_path: str | None) -> Explorer:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ex = Explorer(*load_model(spec), settings=settings)
+            ex = Explorer(*load_model(spec), settings=settings, target=target)
             problems = ex.check_settings()
     except CaptureError as err:
         raise UsageError(f"MODEL {spec!r}: {err}") from None
+    except SettingsError as err:  # a --target that names no release, or settings it cannot honour
+        raise UsageError(f"--target {target}: {err}" if target is not None else str(err)) from None
     for message in dict.fromkeys([*problems, *(str(w.message) for w in caught)]):
         print(f"warning: {message}", file=sys.stderr)
     return ex
@@ -209,7 +211,8 @@ def _plan_renderable(title: str, rows: list[tuple[str, ...]], console: Console) 
 
 
 def _print_plan(ex: Explorer, plan: PrecisionPlan, console: Console) -> None:
-    console.print(_plan_renderable(f"Precision plan: {len(plan)} nodes", _plan_rows(plan), console))
+    console.print(_plan_renderable(f"Precision plan: {len(plan)} nodes, the rules of {ex.target}", _plan_rows(plan),
+                                   console))
     shares = ", ".join(f"{k}: {int(v['nodes'])} nodes, {v['flops_share']:.1%} of FLOPs"
                        for k, v in sorted(ex.summary(plan).items(), key=lambda kv: -kv[1]["flops_share"]))
     console.print(f"summary: {shares}")
@@ -236,20 +239,20 @@ def _console(args: argparse.Namespace) -> Console:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    ex = _explorer(args.model, args.settings)
+    ex = _explorer(args.model, args.settings, args.target)
     _print_plan(ex, ex.plan(), _console(args))
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    ex = _explorer(args.model, args.settings)
+    ex = _explorer(args.model, args.settings, args.target)
     path = ex.export_settings(args.out, format=args.format)
     print(f"wrote {path}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    ex = _explorer(args.model, args.settings)
+    ex = _explorer(args.model, args.settings, args.target)
     profile = None
     if args.profile:  # a folder recorded on the GPU machine: the overlay and engine view, no GPU needed here
         try:
@@ -269,7 +272,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from .settings import Settings
 
-    ex = _explorer("example", None)
+    ex = _explorer("example", None, args.target)
     console = _console(args)
     console.print("[bold]1. capture[/]: the reference autocast model (three Linear layers), "
                   f"{sum(1 for i in ex.nodes.values() if i.kind == 'call_function')} ops")
@@ -317,6 +320,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("model", metavar="MODEL", help="package.module:callable or a built-in example name")
             p.add_argument("--settings", metavar="FILE",
                            help="settings JSON: the setting names at top level, or as export writes it")
+        p.add_argument("--target", metavar="RELEASE", default=None,
+                       help="the Torch-TensorRT release the plan, rules and compile call are for: '2.13' (TensorRT) "
+                            "or '2.13-rtx' (TensorRT-RTX); default: the installed one, else the newest modelled")
         p.add_argument("--width", type=_columns, default=None,
                        help="fit output to this many columns (default: the terminal's; piped output never wraps)")
         p.add_argument("--no-color", action="store_true", help="plain text output")

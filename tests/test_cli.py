@@ -57,6 +57,23 @@ def test_export_json_and_python(tmp_path: Path, autocast_settings: Path, capsys:
     assert "wrote" in capsys.readouterr().out
 
 
+def test_target_chooses_the_release_of_the_rules_and_of_the_compile_call(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A user on another Torch-TensorRT than the installed one gets that release's plan and compile call."""
+    from mixprec_explorer.targets import resolve_target
+
+    for spec in ("2.11", "2.14"):
+        snippet = tmp_path / f"compile_{spec}.py"
+        assert main(["export", "example", "--out", str(snippet), "--format", "python", "--target", spec]) == 0
+        target = resolve_target(spec)
+        assert f"# for {target.describe(origin=False)}" in snippet.read_text()
+        assert ("use_explicit_typing=True" in snippet.read_text()) == target.has("use_explicit_typing")
+    assert main(["plan", "example", "--target", "2.12-rtx"]) == 0
+    assert f"the rules of {resolve_target('2.12-rtx')}" in " ".join(capsys.readouterr().out.split())
+    assert main(["plan", "example", "--target", "9.1"]) == 2
+    assert "--target 9.1" in capsys.readouterr().err
+
+
 def test_report_writes_standalone_html(tmp_path: Path, autocast_settings: Path) -> None:
     out = tmp_path / "report.html"
     assert main(["report", "example", "--settings", str(autocast_settings), "--out", str(out),
