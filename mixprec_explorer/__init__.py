@@ -21,15 +21,16 @@ from .errors import (
     ParseError,
     ProfileMismatch,
     SettingsError,
+    SettingsWarning,
     UnknownName,
     WorkerCrashed,
     ZooError,
 )
 
 if TYPE_CHECKING:
-    from .explorer import Exclusion, Explorer, SettingsWarning
+    from .explorer import Explorer
     from .policy import PrecisionPlan
-    from .records import LayerRecord, NodeInfo, NodePrecision
+    from .records import Exclusion, LayerRecord, NodeInfo, NodePrecision
     from .settings import Settings
 
 __version__ = "0.1.0"
@@ -64,8 +65,8 @@ __all__ = [
 
 
 #: public name -> the module that defines it, imported on first use (they load torch)
-_LAZY = {"Exclusion": "explorer", "Explorer": "explorer", "SettingsWarning": "explorer", "PrecisionPlan": "policy",
-         "LayerRecord": "records", "NodeInfo": "records", "NodePrecision": "records", "Settings": "settings",
+_LAZY = {"Exclusion": "records", "Explorer": "explorer", "PrecisionPlan": "policy", "LayerRecord": "records",
+         "NodeInfo": "records", "NodePrecision": "records", "Settings": "settings",
          "parse_layer_info": "parsers", "parse_profile": "parsers", "parse_layer_log": "parsers"}
 
 

@@ -21,6 +21,9 @@ WorkerCrashed          RuntimeError           the worker process died or timed o
 CompileFailure         RuntimeError           a backend could not build the plan
 ZooError               --                     a zoo model is unknown or its optional library is missing
 =====================  =====================  ==========================================================
+
+One warning category lives here too: :class:`SettingsWarning` (a ``UserWarning``, not an error), for settings
+that are valid but will not do what they seem to on the model.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "ParseError",
     "ProfileMismatch",
     "SettingsError",
+    "SettingsWarning",
     "UnknownName",
     "WorkerCrashed",
     "ZooError",
@@ -126,3 +130,7 @@ class CompileFailure(MixprecError, RuntimeError):
 class ZooError(MixprecError, ValueError):
     """A zoo model that is not there (the message lists close names) or cannot be built here (it names the
     ``pip install`` that adds its library)."""
+
+
+class SettingsWarning(UserWarning):
+    """Settings that are valid but will not do what they seem to on this model (warned, never raised)."""

@@ -11,7 +11,6 @@ import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +19,10 @@ import torch
 
 from .calibration import trace_reference_stats
 from .capture import CapturedGraph, capture, is_autocast_skipped
-from .errors import MissingResult, OptionTypeError, SettingsError, UnknownName
+from .errors import MissingResult, OptionTypeError, SettingsError, SettingsWarning, UnknownName
 from .inputs import Batch, Inputs, as_batches, check_batch
 from .policy import Policy, PrecisionPlan
-from .records import CalibrationStat, NodeInfo
+from .records import CalibrationStat, Exclusion, NodeInfo
 from .settings import Settings, module_pattern, qualified_op_name, subtree_pattern, write_atomic
 from .targets import Target, TargetComparison, resolve_target
 
@@ -36,20 +35,6 @@ if TYPE_CHECKING:
     from .results import Comparison, Frontier, Sensitivity
     from .search import SearchResult
     from .viz.graph import Grouping
-
-
-class SettingsWarning(UserWarning):
-    """Settings that are valid but will not do what they seem to on this model."""
-
-
-@dataclass(frozen=True)
-class Exclusion:
-    """What one exclude/include did: the regex written, and every node it reaches."""
-
-    pattern: str  #: anchored module-path regex, as written into autocast_excluded_nodes
-    module: str  #: the module path it targets ("" is the root module)
-    nodes: tuple[str, ...]  #: every call_function node the regex reaches
-    note: str  #: plain-language remark, e.g. that other nodes are caught too ("" if none)
 
 
 class _ExtensionsView(MutableMapping[str, Any]):

@@ -112,3 +112,13 @@ class EndToEnd:
     p10_ms: float
     p90_ms: float
     runs: int
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """What one exclude/include did: the regex written, and every node it reaches."""
+
+    pattern: str  #: anchored module-path regex, as written into autocast_excluded_nodes
+    module: str  #: the module path it targets ("" is the root module)
+    nodes: tuple[str, ...]  #: every call_function node the regex reaches
+    note: str  #: plain-language remark, e.g. that other nodes are caught too ("" if none)

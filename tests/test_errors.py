@@ -38,7 +38,11 @@ def test_no_builtin_exception_is_raised_on_purpose() -> None:
     assert _builtin_raises() == []
 
 
-@pytest.mark.parametrize("name", errors.__all__)
+#: The error types of errors.__all__; the one warning category there (SettingsWarning) is warned, never raised.
+ERROR_NAMES = [name for name in errors.__all__ if not issubclass(getattr(errors, name), Warning)]
+
+
+@pytest.mark.parametrize("name", ERROR_NAMES)
 def test_every_error_type_is_a_mixprec_error_with_a_standard_base(name: str) -> None:
     kind = getattr(errors, name)
     assert issubclass(kind, MixprecError)
@@ -49,6 +53,8 @@ def test_every_error_type_is_a_mixprec_error_with_a_standard_base(name: str) -> 
 def test_errors_are_exported_and_survive_pickling() -> None:
     for name in errors.__all__:
         assert getattr(mixprec_explorer, name) is getattr(errors, name)
+    assert [n for n in errors.__all__ if n != "SettingsWarning"] == ERROR_NAMES
+    assert issubclass(errors.SettingsWarning, UserWarning) and not issubclass(errors.SettingsWarning, MixprecError)
     err = pickle.loads(pickle.dumps(errors.InputError("input 0 is (4, 10)", index=0, batch=2)))
     assert (str(err), err.index, err.batch) == ("input 0 is (4, 10)", 0, 2)
     assert str(errors.UnknownName("no node 'x'")) == "no node 'x'"  # not quoted as a KeyError would
@@ -66,3 +72,11 @@ def test_one_type_for_one_mistake(autocast_ex) -> None:
     assert autocast_ex.plan().get("nope") is None
     with pytest.raises(KeyError):  # the standard base still catches it
         autocast_ex.plan()["nope"]
+
+
+def test_moved_names_are_found_where_they_always_were() -> None:
+    """SettingsWarning (now errors.py) and Exclusion (now records.py) are the same classes under their old names."""
+    from mixprec_explorer import explorer, records
+
+    assert explorer.SettingsWarning is errors.SettingsWarning is mixprec_explorer.SettingsWarning
+    assert explorer.Exclusion is records.Exclusion is mixprec_explorer.Exclusion

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import dtypes
+from ..dtypes import to_name
 
 _PROGRAMS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -61,7 +61,7 @@ def fingerprint_plan(plan: Iterable[Any]) -> str:
     """Hex SHA-256 of every NodePrecision's (name, dtype, accumulate_dtype, rule): what a backend compiles."""
     digest = hashlib.sha256()
     for rec in sorted(plan, key=lambda r: r.name):
-        digest.update(f"{rec.name}|{dtypes.to_name(rec.dtype)}|{dtypes.to_name(rec.accumulate_dtype)}|{rec.rule}\n"
+        digest.update(f"{rec.name}|{to_name(rec.dtype)}|{to_name(rec.accumulate_dtype)}|{rec.rule}\n"
                       .encode())
     return digest.hexdigest()
 
@@ -70,6 +70,6 @@ def describe_inputs(inputs: Iterable[Any]) -> tuple[tuple[tuple[int, ...], ...],
     """(shapes, dtype names) of the tensors among ``inputs`` (flattened); non-tensors show as ``()``/type name."""
     leaves = torch.utils._pytree.tree_leaves(tuple(inputs))
     shapes = tuple(tuple(int(d) for d in x.shape) if isinstance(x, torch.Tensor) else () for x in leaves)
-    names = tuple(dtypes.to_name(x.dtype) or "" if isinstance(x, torch.Tensor) else type(x).__name__
+    names = tuple(to_name(x.dtype) or "" if isinstance(x, torch.Tensor) else type(x).__name__
                   for x in leaves)
     return shapes, names

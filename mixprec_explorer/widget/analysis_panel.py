@@ -18,7 +18,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import dtypes
+from ..dtypes import display_name
+from ..errors import SettingsWarning
 from ._format import esc, num, opt
 from .host import AppHost
 from .status import guarded
@@ -50,7 +51,7 @@ def search_backends() -> list[tuple[str, str]]:
 
 def sensitivity_text(sens: Any, top: int = _TOP_MODULES) -> str:
     """What the panel shows for a :class:`~mixprec_explorer.sensitivity.Sensitivity` (plain text)."""
-    low = dtypes.display_name(sens.low_dtype)
+    low = display_name(sens.low_dtype)
     helpful = [(module, gain) for module, gain in sens.ranking("module") if gain > 0][:top]
     lines = [f"{sens.metric} of the all-{low} plan: {num(sens.all_low_error)}",
              f"top {len(helpful)} modules by error removed when kept in FP32:" if helpful
@@ -188,8 +189,6 @@ class AnalysisPanel:
                    "progress": False, **self.search_options}
         budget = float(self.budget.value)
         profile = app.explorer.last_profile
-        from ..explorer import SettingsWarning
-
         with self._busy("search"), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = app.explorer.search(budget=budget, **options)

@@ -37,7 +37,8 @@ import plotly.graph_objects as go
 from traitlets import Any as AnyTrait
 from traitlets import HasTraits, Instance, List, Unicode
 
-from ..explorer import Exclusion
+from ..errors import SettingsWarning
+from ..records import Exclusion
 from .analysis_panel import AnalysisPanel, search_backends, search_text, sensitivity_text
 from .controls import Controls
 from .figure import GraphFigure, find_nodes
@@ -100,7 +101,7 @@ class WidgetApp(HasTraits):
         self.graph = GraphFigure(self, height=height)
         self.plan_panel = PlanPanel(self)
         self.export_panel = ExportPanel(self)
-        self.measure = MeasurePanel(self, backend_status())
+        self.measure = MeasurePanel(self, backend_status(), calibrate=self._measure_calibration)
         self.analysis = AnalysisPanel(self, search_options=search_options, frontier_options=frontier_options)
         if explorer.last_profile is not None:  # profiled before the widget was made
             self.measure.show_profile(explorer.last_profile)
@@ -170,8 +171,6 @@ class WidgetApp(HasTraits):
 
     def apply(self, change: Callable[[], T]) -> T:
         """Run a change of the explorer's settings, keeping its warnings as ``notes`` rather than losing them."""
-        from ..explorer import SettingsWarning
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = change()
@@ -281,6 +280,12 @@ class WidgetApp(HasTraits):
     def calibrate_what_if(self) -> None:
         """Measure the all-FP32 and all-low plans and sensitivity, so that every click is priced."""
         self.measure.calibrate_what_if()
+
+    def _measure_calibration(self) -> None:
+        """The calibration itself, on the default backend (the measure panel's button runs it)."""
+        from ..predict import measure_calibration
+
+        measure_calibration(self.explorer)
 
     def select_layer(self, position: int) -> tuple[str, ...]:
         """Ring the FX nodes the engine layer at ``position`` ran, outline it; returns those nodes."""

@@ -31,18 +31,17 @@ from ..viz.graph import (
 from ..viz.layout import GROUP_PREFIX, without_gc
 from ._format import esc
 from ._sync import FigureSync
-from .host import AppHost
+from .host import AppExplorer, AppHost
 from .status import guarded
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
     from ..policy import PrecisionPlan
     from ..viz.graph import GraphView
 
 __all__ = ["GraphFigure", "find_nodes"]
 
 
-def find_nodes(explorer: Explorer, query: str) -> list[str]:
+def find_nodes(explorer: AppExplorer, query: str) -> list[str]:
     """Nodes a search box query names: a node name, a module path (and everything under it), else a substring."""
     q = query.strip()
     if not q:

@@ -18,10 +18,10 @@ import plotly.graph_objects as go
 from ..errors import MissingResult
 from ..viz.frontier import frontier_figure
 from ._format import esc, num
+from .host import FrontierExplorer
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
-    from ..frontier import Frontier, FrontierPoint
+    from ..results import Frontier, FrontierPoint
 
 __all__ = ["FrontierWidget", "build_frontier_widget"]
 
@@ -38,7 +38,7 @@ class FrontierWidget:
     ``status``, ``details``, ``errors`` (messages shown in ``error_area``), ``plan_choice``, ``undo_button``.
     """
 
-    def __init__(self, explorer: Explorer, frontier: Frontier | None = None, *,
+    def __init__(self, explorer: FrontierExplorer, frontier: Frontier | None = None, *,
                  on_load: Callable[[FrontierPoint | None], Any] | None = None, height: int | None = None) -> None:
         frontier = frontier if frontier is not None else explorer.last_frontier
         if frontier is None:
@@ -171,7 +171,7 @@ class FrontierWidget:
             self.errors.append(f"restoring the view: {type(inner).__name__}: {inner}")
 
 
-def build_frontier_widget(explorer: Explorer, frontier: Frontier | None = None, **options: Any) -> widgets.VBox:
+def build_frontier_widget(explorer: FrontierExplorer, frontier: Frontier | None = None, **options: Any) -> widgets.VBox:
     """The frontier scatter as a widget (returned, not displayed); ``.app`` on it is the :class:`FrontierWidget`.
 
     ``frontier`` defaults to ``explorer.last_frontier`` (where ``ex.frontier(inputs)`` leaves it).

@@ -9,6 +9,7 @@ selected node. A build that fails rings the FX node it stopped at.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -46,11 +47,14 @@ class MeasurePanel:
     """``compile_button``, ``calibrate_button``, ``progress``, ``backend_note`` and ``chart_box`` (the latency
     chart, ``chart_widget``, and the engine view, ``engine_widget``, once a profile exists), bound to ``app``.
 
-    ``backend`` is :func:`backend_status` as the app found it (the buttons are off without a usable backend).
+    ``backend`` is :func:`backend_status` as the app found it (the buttons are off without a usable backend);
+    ``calibrate`` runs the what-if's calibration on the app's explorer (the app gives
+    :func:`mixprec_explorer.predict.measure_calibration` of its Explorer).
     """
 
-    def __init__(self, app: AppHost, backend: tuple[bool, str]) -> None:
+    def __init__(self, app: AppHost, backend: tuple[bool, str], *, calibrate: Callable[[], object]) -> None:
         self.app = app
+        self._calibrate = calibrate
         W = widgets
         self.compile_button = W.Button(description="Compile & profile", icon="play", layout=W.Layout(width="170px"))
         self.calibrate_button = W.Button(description="Calibrate what-if", icon="sliders",
@@ -117,15 +121,13 @@ class MeasurePanel:
     @guarded("calibrating the what-if")
     def calibrate_what_if(self) -> None:
         """Measure the all-FP32 and all-low plans and sensitivity on the default backend, for ``ex.predict``."""
-        from ..predict import measure_calibration
-
         ok, reason = backend_status()
         if not ok:
             raise BackendUnavailable(reason)
         self.calibrate_button.disabled = True
         self.app.say("calibrating the what-if: compiling and profiling all-FP32 and all-low, then sensitivity ...")
         try:
-            measure_calibration(self.app.explorer)
+            self._calibrate()
         finally:
             self.calibrate_button.disabled = False
         self.app.refresh()

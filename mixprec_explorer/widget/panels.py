@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import dtypes
+from ..dtypes import PALETTE, display_name
 from ..targets import FLAVOURS, SUPPORTED
 from ..viz.hover import source_text
 from ..viz.layout import GROUP_PREFIX
@@ -100,7 +100,7 @@ class PlanPanel:
         """Nodes and FLOPs per precision, the exclusions in force, and the notes and checks of the settings."""
         explorer = self.app.explorer
         rows = "".join(
-            f"<tr><td><span style='color:{dtypes.PALETTE.get(k, dtypes.PALETTE['other'])}'>&#9679;</span> {k}</td>"
+            f"<tr><td><span style='color:{PALETTE.get(k, PALETTE['other'])}'>&#9679;</span> {k}</td>"
             f"<td style='text-align:right'>{int(v['nodes'])}</td>"
             f"<td style='text-align:right'>{v['flops_share']:.1%}</td></tr>"
             for k, v in sorted(explorer.summary(plan).items(), key=lambda kv: -kv[1]["flops_share"]))
@@ -139,8 +139,8 @@ class PlanPanel:
         if source:
             lines.append(f"source: <code>{esc(source)}</code>")
         if rec is not None:
-            dtype = dtypes.display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
-            acc = dtypes.display_name(rec.accumulate_dtype) if rec.accumulate_dtype is not None else "-"
+            dtype = display_name(rec.dtype) if rec.dtype is not None else "TensorRT decides"
+            acc = display_name(rec.accumulate_dtype) if rec.accumulate_dtype is not None else "-"
             lines += [f"dtype: <b>{dtype}</b> · accumulate: {acc}", f"rule <code>{rec.rule}</code>: {esc(rec.reason)}"]
         ex = app.last_exclusion
         if ex is not None and key in ex.nodes:
@@ -150,7 +150,7 @@ class PlanPanel:
                 lines.append(f"<span style='color:#8a4b00'>&#9888; {esc(ex.note)}</span>")
         sens = explorer.last_sensitivity
         if sens is not None and key in sens.node_low_error:
-            low = dtypes.display_name(sens.low_dtype)
+            low = display_name(sens.low_dtype)
             gain = sens.node_fp32_gain.get(key)
             lines.append(f"sensitivity ({esc(sens.metric)}): alone in {low} {num(sens.node_low_error[key])}"
                          + (f" · alone kept FP32 removes {num(gain)}" if gain is not None else ""))
@@ -163,7 +163,7 @@ class PlanPanel:
             measured = profile.node_dtypes()
             latency = profile.node_latency_ms()
             if key in measured or key in latency:
-                lines.append(f"measured: {dtypes.display_name(measured.get(key))}"
+                lines.append(f"measured: {display_name(measured.get(key))}"
                              + (f" · {latency[key]:.4g} ms" if key in latency else ""))
         return "<div style='font-size:12px'>" + "<br>".join(lines) + "</div>"
 
