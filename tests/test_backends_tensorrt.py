@@ -37,7 +37,6 @@ from mixprec_explorer.backends.tensorrt import (
     debugger_kwargs,
     engine_name,
     gate_compile_kwargs,
-    map_post_to_pre,
     profile_from_records,
     profile_from_texts,
     read_trace_dir,
@@ -45,6 +44,7 @@ from mixprec_explorer.backends.tensorrt import (
     summarize_ms,
     time_runs,
 )
+from mixprec_explorer.parsers.mapping import map_post_to_pre
 from mixprec_explorer.records import EndToEnd
 
 from _models import MLP

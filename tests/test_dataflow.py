@@ -153,7 +153,8 @@ def test_layers_on_a_second_stream_are_named_as_overlapping(explorers: dict[str,
 def test_a_folder_with_a_mapping_file_maps_through_it(explorers: dict[str, Explorer], tmp_path: Path) -> None:
     """ex.profile leaves mixprec_mapping.json beside the traces (post-decomposition names; for a cast-graph build
     the graph the engines came from): load_profile maps through it; a broken one is named, never half-used."""
-    from mixprec_explorer.backends.tensorrt import MAPPING_FILE, TensorRTHandle, profile_from_dir, write_mapping_file
+    from mixprec_explorer.backends.tensorrt import TensorRTHandle, profile_from_dir, write_mapping_file
+    from mixprec_explorer.parsers.assemble import MAPPING_FILE
 
     ex = explorers["resnet"]
     folder = tmp_path / "profile"
@@ -332,7 +333,8 @@ def test_live_bert_engines_that_start_inside_attention_land_on_fx_nodes() -> Non
     attention FP32, the exclusion its CompileFailure suggested. Torch-TensorRT runs each softmax in PyTorch, so 13
     engines each start inside an attention. ex.profile kept the cast graph in mixprec_mapping.json, so the folder
     maps without transformers."""
-    from mixprec_explorer.backends.tensorrt import profile_from_dir, read_mapping_file
+    from mixprec_explorer.backends.tensorrt import profile_from_dir
+    from mixprec_explorer.parsers.assemble import read_mapping_file
 
     _, rename, view = read_mapping_file(BERT)
     assert view is not None
@@ -362,7 +364,8 @@ def test_a_split_graph_maps_the_same_from_a_folder_torch_tensorrt_wrote_alone(tm
     information and traces only). Its later engines' inputs carry post-decomposition names (``_safe_softmax_1``)
     the captured graph lacks; their gemms' names place them. Live, both ways mapped 231 of 231 nodes as ex.profile
     did; here the plain folder must give the profile the post-decomposition names give."""
-    from mixprec_explorer.backends.tensorrt import MAPPING_FILE, profile_from_dir
+    from mixprec_explorer.backends.tensorrt import profile_from_dir
+    from mixprec_explorer.parsers.assemble import MAPPING_FILE
 
     graph = json.loads((BERT_PLAIN.parent / "bert_base_b32_fp32_graph.json").read_text())
     recorded = json.loads((BERT_PLAIN.parent / "bert_base_b32_fp32_mixprec_mapping.json").read_text())

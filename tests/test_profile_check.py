@@ -16,17 +16,11 @@ import pytest
 import torch
 
 from mixprec_explorer import Explorer, ProfileMismatch, examples
-from mixprec_explorer.backends.tensorrt import (
-    MAPPING_FILE,
-    profile_from_dir,
-    profile_from_records,
-    read_layer_info_dir,
-    read_mapping_file,
-    read_trace_dir,
-    trace_records,
-)
+from mixprec_explorer.backends.tensorrt import profile_from_dir, profile_from_records
+from mixprec_explorer.parsers.assemble import MAPPING_FILE, read_mapping_file
 from mixprec_explorer.parsers.dataflow import FxView
 from mixprec_explorer.parsers.mapping import ProfileMatchWarning, check_engines
+from mixprec_explorer.parsers.trace import read_layer_info_dir, read_trace_dir, trace_records
 from mixprec_explorer.records import EndToEnd
 
 from _data import LIVE, RTX

@@ -25,13 +25,12 @@ import dataclasses
 import difflib
 import importlib
 import inspect
-import json
 import re
 import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,15 +41,18 @@ import torch
 from .._optional import install_hint, require
 from ..errors import BackendUnavailable, CompileFailure, OptionError, OptionTypeError, ParseError, SettingsError
 from ..ops import SDPA_OP
-from ..parsers.dataflow import FxView
-from ..parsers.trace import (
-    LAYER_INFO_SUFFIX,
-    TRACE_SUFFIX,
-    engine_name,
-    read_layer_info_dir,
-    read_trace_dir,
-    trace_records,
+from ..parsers.assemble import (
+    MAPPING_FILE,
+    RENAMED_NOTE,
+    Assembly,
+    assemble,
+    assemble_folder,
+    mapping_file_text,
+    rename_layers,
 )
+from ..parsers.dataflow import FxView
+from ..parsers.mapping import map_post_to_pre
+from ..parsers.trace import LAYER_INFO_SUFFIX, TRACE_SUFFIX, engine_name, read_trace_dir, trace_timings
 from ..records import EndToEnd, LayerRecord
 from ..settings import PRECISION_KEYWORDS, Settings, write_atomic
 from ..targets import SUPPORTED, Target
@@ -82,12 +84,11 @@ __all__ = [
     "debugger_kwargs",
     "engine_name",
     "gate_compile_kwargs",
-    "map_post_to_pre",
-    "merge_engine_layers",
     "profile_from_dir",
     "profile_from_records",
     "profile_from_texts",
     "read_trace_dir",
+    "rename_profile",
     "signature_from_source",
     "summarize_ms",
     "time_runs",
@@ -420,108 +421,63 @@ def build_calibration_dataloader(batches: Iterable[Any], device: str | torch.dev
     return DataLoader(TensorDataset(*columns), batch_sampler=sampler)
 
 
-# -- reading what the runtime wrote (the files are parsed in parsers/trace.py) ------------------------------------
+# -- what the runtime wrote, and the Profile (assembled in parsers/assemble.py) -----------------------------------
 def profile_from_dir(directory: str | Path, explorer: Model | None) -> Profile:
     """The :class:`Profile` of a folder the C++ runtime wrote with ``enable_profiling(..., profile_format="trex")``.
 
-    Reads every ``<engine>_engine_layer_information.json`` and its ``<engine>_engine_engine_execution_profile.trace``
-    (per-layer averages over the profiled runs), maps the layers onto ``explorer``'s graph (None: the graph the
-    folder's mapping file carries) and returns what :meth:`TensorRTBackend.profile` returns, without TensorRT or a
-    GPU. The folder records no end-to-end latency:
-    ``end_to_end`` is NaN with ``runs=0`` and a note says so. Raises ParseError naming the folder when it holds
-    no layer information, ProfileMismatch when its engines were built from another graph (:func:`_check_recorded`).
+    Maps the layers onto ``explorer``'s graph (None: the graph the folder's mapping file carries;
+    :func:`~mixprec_explorer.parsers.assemble.assemble_folder`) and returns what :meth:`TensorRTBackend.profile`
+    returns, without TensorRT or a GPU. The folder records no end-to-end latency: ``end_to_end`` is NaN with
+    ``runs=0`` and a note says so. Raises ParseError naming the folder when it holds no layer information,
+    ProfileMismatch when its engines were built from another graph.
     """
-    folder = Path(directory)
-    layer_infos = read_layer_info_dir(folder)
-    notes = [f"loaded from {folder} (recorded elsewhere); end-to-end latency was not recorded there"]
-    post_to_pre, rename, view = read_mapping_file(folder)
-    if view is None and len(layer_infos) > 1 and not post_to_pre:
-        notes.append(f"{len(layer_infos)} engines and no {MAPPING_FILE}: a later engine's inputs carry "
-                     "Torch-TensorRT's post-decomposition names, so its dataflow starts at a layer whose name "
-                     "places it (a gemm: module, op and size give one node); layers placed neither way stay "
-                     "unattributed (a folder written by ex.profile keeps the names)")
-    timings: dict[str, tuple[LayerRecord, ...]] = {}
-    for sub, text in read_trace_dir(folder, layer_infos).items():
-        records, more = trace_records(text, None, sub)
-        notes.extend(more)
-        if records or not more:  # an unreadable trace gives no timings (profile_from_records says so)
-            timings[sub] = records
+    target = FxView.of(explorer.captured) if explorer is not None else None
     nan = float("nan")
-    target = FxView.of(explorer.captured) if view is not None and explorer is not None else None
-    if view is None:
-        if explorer is None:
-            raise ParseError(f"{folder}: no graph in a {MAPPING_FILE} there; map it with ex.load_profile(folder)")
-        view = FxView.of(explorer.captured)
-    modules = {n: i.module for n, i in view.nodes.items() if i.kind == "call_function"}
-    profile = profile_from_records(
-        layer_infos, timings, node_modules=modules, end_to_end=EndToEnd(nan, nan, nan, 0),
-        device="recorded elsewhere", versions={}, post_to_pre=post_to_pre, notes=notes, view=view)
-    profile = _check_recorded(profile, folder, view, post_to_pre, target, rename)
-    return rename_profile(profile, rename) if rename else profile
-
-
-def _check_recorded(profile: Profile, folder: Path, view: FxView, post_to_pre: Mapping[str, str],
-                    target: FxView | None, rename: Mapping[str, str]) -> Profile:
-    """``profile`` with its ``match_score``: ProfileMismatch where the folder's engines were built from another graph
-    or batch size (inputs, module names, layer sizes: :func:`~mixprec_explorer.parsers.mapping.check_engines`), a
-    ProfileMatchWarning and a note where they fit only in part. ``target``: the explorer's graph where ``view`` is
-    the folder's own."""
-    from ..errors import ProfileMismatch
-    from ..parsers.mapping import ProfileMatchWarning, check_engines
-
-    check = check_engines([*profile.layers, *profile.unattributed], view, post_to_pre, target=target, rename=rename)
-    differ = "; ".join(check.differences)
-    if check.contradicts:
-        raise ProfileMismatch(
-            f"{folder}: its engines were not built from this explorer's graph ({differ}; agreeing: "
-            f"{check.summary()}). Load it into an Explorer of the model and example inputs it was recorded with "
-            "(the same batch size and input shapes), or measure this one: ex.profile(ex.compile(...)) on a GPU")
-    notes = list(profile.notes)
-    if check.score < 1:
-        message = (f"{folder}: its engines fit this graph only in part (match score {check.score:.2f}; "
-                   f"{differ}; agreeing: {check.summary()}); read per-node figures with care")
-        warnings.warn(message, ProfileMatchWarning, stacklevel=4)
-        notes.append(message)
-    return dataclasses.replace(profile, match_score=check.score, notes=tuple(notes))
-
-
-MAPPING_FILE = "mixprec_mapping.json"  #: beside the traces ex.profile records: what placing them needs elsewhere
+    return _profile(assemble_folder(Path(directory), target), end_to_end=EndToEnd(nan, nan, nan, 0),
+                    device="recorded elsewhere", versions={})
 
 
 def write_mapping_file(folder: Path, handle: TensorRTHandle) -> Path:
     """Write what mapping ``folder``'s engines needs beyond the folder itself (post-decomposition names, and for a
     cast-graph build its graph and node renames), so ``ex.load_profile(folder)`` maps as the live profile did."""
-    data: dict[str, Any] = {"format": 1, "post_to_pre": handle.post_to_pre, "rename": handle.rename}
-    if handle.graph is not None:
-        data["graph"] = FxView.of(handle.graph.captured).as_dict()
-    return write_atomic(folder / MAPPING_FILE, json.dumps(data))
+    view = FxView.of(handle.graph.captured) if handle.graph is not None else None
+    return write_atomic(folder / MAPPING_FILE, mapping_file_text(handle.post_to_pre, handle.rename, view))
 
 
-def read_mapping_file(folder: Path) -> tuple[dict[str, str], dict[str, str], FxView | None]:
-    """``(post_to_pre, rename, cast-graph view or None)`` of ``folder``'s mapping file; empty where it has none.
-    Raises ParseError naming the file when it is not one :func:`write_mapping_file` wrote (JSON data only)."""
-    path = folder / MAPPING_FILE
-    if not path.is_file():
-        return {}, {}, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        maps = [{str(k): str(v) for k, v in data[key].items()} for key in ("post_to_pre", "rename")]
-        view = FxView.from_dict(data["graph"]) if data.get("graph") is not None else None
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ParseError(f"{path}: not a mapping file ex.profile wrote ({type(err).__name__}: {err}); delete it to "
-                         "map the folder by the layer information alone") from None
-    return maps[0], maps[1], view
+def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, Sequence[LayerRecord]], *,
+                         node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
+                         versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
+                         notes: Iterable[str] = (), view: FxView | None = None) -> Profile:
+    """A :class:`Profile` from each engine's layer-information JSON and per-run layer timings
+    (:func:`~mixprec_explorer.parsers.assemble.assemble`: keys are submodule names in execution order; with ``view``
+    layers are placed through the engine's dataflow, without it by name only)."""
+    assembly = assemble(layer_infos, timings, node_modules=node_modules, post_to_pre=post_to_pre, notes=notes,
+                        view=view)
+    return _profile(assembly, end_to_end=end_to_end, device=device, versions=versions)
 
 
-def _timings(traces: Mapping[str, str], runs: int, notes: list[str]) -> dict[str, tuple[LayerRecord, ...]]:
-    """Per-run layer timings of each engine's trace; what could not be read goes to ``notes``."""
-    out = {}
-    for sub, text in traces.items():
-        out[sub], more = trace_records(text, runs, sub)
-        notes.extend(more)
-    return out
+def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str], *, runs: int,
+                       node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
+                       versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
+                       notes: Iterable[str] = (), view: FxView | None = None) -> Profile:
+    """A :class:`Profile` from the texts the C++ runtime gives: ``get_layer_info()`` JSON and trex/perfetto traces.
+
+    ``runs`` is the number of forward calls since profiling was (re)enabled: the traces hold totals over them.
+    """
+    notes = list(notes)
+    timings = trace_timings(traces, runs, notes)
+    return profile_from_records(layer_infos, timings, node_modules=node_modules, end_to_end=end_to_end,
+                                device=device, versions=versions, post_to_pre=post_to_pre, notes=notes, view=view)
 
 
+def _profile(assembly: Assembly, *, end_to_end: EndToEnd, device: str, versions: Mapping[str, str]) -> Profile:
+    """The backend's :class:`Profile` of an assembly, with the timing and the device it was measured on."""
+    return Profile(backend=NAME, device=device, versions=dict(versions), layers=assembly.layers,
+                   unattributed=assembly.unattributed, end_to_end=end_to_end, mode="tensorrt", notes=assembly.notes,
+                   match_score=assembly.match_score)
+
+
+# -- the Python runtime's layer times (a tensorrt.IProfiler) ---------------------------------------------------
 class LayerTimeCollector:
     """Collects ``report_layer_time(layer_name, ms)`` calls, as TensorRT's ``IProfiler`` makes them, per layer."""
 
@@ -555,120 +511,7 @@ def _profiler_class(trt: Any) -> type:
     return _LayerTimes
 
 
-# -- building the Profile ---------------------------------------------------------------------------------------------
-def merge_engine_layers(info: Sequence[LayerRecord], timings: Sequence[LayerRecord], submodule: str,
-                        ) -> tuple[LayerRecord, ...]:
-    """Layer-information records with their timings joined by exact layer name, in engine order.
-
-    Timed layers the layer information does not list are appended (not guessed onto another layer); layers
-    never timed keep ``latency_ms=None``. ``extra["engine"]`` names the submodule.
-    """
-    by_name: dict[str, LayerRecord] = {}
-    for t in timings:
-        by_name.setdefault(t.name, t)
-    merged: list[LayerRecord] = []
-    for record in info:
-        timed = by_name.pop(record.name, None)
-        extra = {**record.extra, "engine": submodule}
-        if timed is None:
-            merged.append(dataclasses.replace(record, extra=extra))
-            continue
-        extra["profile"] = dict(timed.extra)
-        merged.append(dataclasses.replace(record, latency_ms=timed.latency_ms, count=timed.count,
-                                          modules=record.modules or timed.modules, extra=extra))
-    for timed in by_name.values():
-        merged.append(dataclasses.replace(timed, extra={**timed.extra, "engine": submodule, "timed_only": True}))
-    return tuple(merged)
-
-
-def profile_from_records(layer_infos: Mapping[str, str], timings: Mapping[str, Sequence[LayerRecord]], *,
-                         node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
-                         versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
-                         notes: Iterable[str] = (), view: FxView | None = None) -> Profile:
-    """A :class:`Profile` from each engine's layer-information JSON and per-run layer timings.
-
-    Keys are submodule names (``_run_on_acc_0``) in execution order. Shares are of the sum over all engines.
-    With ``view`` (the captured graph), layers are placed through the engine's dataflow (Myelin kernels too);
-    without it, by name only.
-    """
-    from ..parsers import parse_layer_info
-    from ..parsers.mapping import map_layers
-
-    notes = list(notes)
-    layers: list[LayerRecord] = []
-    for sub in dict.fromkeys([*layer_infos, *timings]):
-        info: tuple[LayerRecord, ...] = ()
-        text = layer_infos.get(sub)
-        if text is None:
-            notes.append(f"{sub}: no layer information; layer datatypes unknown")
-        else:
-            try:
-                info = parse_layer_info(text)
-            except ParseError as err:
-                notes.append(f"{sub}: its layer information could not be read ({err}); layer datatypes unknown")
-            if info and not any(r.output_dtypes or r.input_dtypes for r in info):
-                notes.append(f"{sub}: layer information has names only (not built with DETAILED verbosity); "
-                             "layer datatypes unknown")
-        timed = tuple(timings.get(sub, ()))
-        if sub not in timings:
-            notes.append(f"{sub}: no layer timings (the engine wrote no profile)")
-        layers.extend(merge_engine_layers(info, timed, sub))
-    total = sum(r.latency_ms for r in layers if r.latency_ms is not None)
-    layers = [dataclasses.replace(r, share=(r.latency_ms / total) if (r.latency_ms is not None and total > 0) else None)
-              for r in layers]
-    aside = [r for r in layers if r.on_second_stream]
-    if aside and total > 0:
-        share = sum(r.latency_ms or 0.0 for r in aside) / total
-        notes.append(f"{len(aside)} layers ({100 * share:.1f} % of layer time) ran on a second stream beside the main "
-                     "one: their time overlaps it, so node latencies add up to more than end-to-end "
-                     "(profile.overlapped_ms)")
-    attributed, unattributed = map_layers(layers, view, node_modules, post_to_pre)
-    timed_left = [r for r in unattributed if r.latency_ms]
-    if timed_left:
-        notes.append(f"{len(timed_left)} of {len(layers)} timed layers could not be mapped to an FX node "
-                     "(kept apart, not guessed)")
-    return Profile(backend=NAME, device=device, versions=dict(versions), layers=attributed,
-                   unattributed=unattributed, end_to_end=end_to_end, mode="tensorrt", notes=tuple(notes))
-
-
-def profile_from_texts(layer_infos: Mapping[str, str], traces: Mapping[str, str], *, runs: int,
-                       node_modules: Mapping[str, str], end_to_end: EndToEnd, device: str,
-                       versions: Mapping[str, str], post_to_pre: Mapping[str, str] | None = None,
-                       notes: Iterable[str] = (), view: FxView | None = None) -> Profile:
-    """A :class:`Profile` from the texts the C++ runtime gives: ``get_layer_info()`` JSON and trex/perfetto traces.
-
-    ``runs`` is the number of forward calls since profiling was (re)enabled: the traces hold totals over them.
-    """
-    notes = list(notes)
-    timings = _timings(traces, runs, notes)
-    return profile_from_records(layer_infos, timings, node_modules=node_modules, end_to_end=end_to_end,
-                                device=device, versions=versions, post_to_pre=post_to_pre, notes=notes, view=view)
-
-
 # -- FX bookkeeping ---------------------------------------------------------------------------------------------------
-def map_post_to_pre(graph_module: torch.fx.GraphModule, pre_names: Collection[str]) -> dict[str, str]:
-    """Post-decomposition node name -> the pre-decomposition node it came from, via ``meta["from_node"]``.
-
-    The nearest ancestor whose name is in ``pre_names`` wins; nodes with no such ancestor are left out.
-    """
-    known = set(pre_names)
-    out: dict[str, str] = {}
-    for node in graph_module.graph.nodes:
-        if node.op != "call_function":
-            continue
-        frontier = list(reversed(node.meta.get("from_node") or []))
-        seen = 0
-        while frontier and seen < 10_000:
-            source = frontier.pop(0)
-            seen += 1
-            name = getattr(source, "name", None)
-            if name in known:
-                out[node.name] = name
-                break
-            frontier.extend(reversed(getattr(source, "from_node", None) or []))
-    return out
-
-
 def _node_modules(explorer: Model) -> dict[str, str]:
     return {name: info.module for name, info in explorer.nodes.items() if info.kind == "call_function"}
 
@@ -752,20 +595,10 @@ def _cast_build(explorer: Model, plan: PrecisionPlan,
 
 
 def rename_profile(profile: Profile, rename: Mapping[str, str]) -> Profile:
-    """``profile`` measured on a cast program, its layers' nodes renamed to the captured graph's (casts the plan
-    inserted are charged to the node they feed; only the model's own nodes keep a measured dtype)."""
-    layers = []
-    for layer in profile.layers:
-        weights = layer.node_weights or (1.0 / len(layer.nodes),) * len(layer.nodes)
-        merged: dict[str, float] = {}
-        for node, w in zip(layer.nodes, weights):
-            owner = rename.get(node, node).removeprefix("<cast>")
-            merged[owner] = merged.get(owner, 0.0) + w
-        own = {rename.get(n, n): d for n, d in layer.node_dtypes if not rename.get(n, n).startswith("<cast>")}
-        layers.append(dataclasses.replace(layer, nodes=tuple(merged), node_weights=tuple(merged.values()),
-                                          node_dtypes=tuple(own.items())))
-    return dataclasses.replace(profile, layers=tuple(layers),
-                               notes=(*profile.notes, "measured on the cast program; nodes named as captured"))
+    """``profile`` measured on a cast program, its layers' nodes renamed to the captured graph's
+    (:func:`~mixprec_explorer.parsers.assemble.rename_layers`)."""
+    return dataclasses.replace(profile, layers=rename_layers(profile.layers, rename),
+                               notes=(*profile.notes, RENAMED_NOTE))
 
 
 #: what Torch-TensorRT raises when an engine builds but gets no execution context (TRTEngine.cpp)
@@ -1134,7 +967,7 @@ class TensorRTBackend:
                 for _, sub in engines:
                     sub.disable_profiling()
                 traces = read_trace_dir(trace_dir, handle.engines)
-                timings = _timings(traces, runs, notes)
+                timings = trace_timings(traces, runs, notes)
                 write_mapping_file(trace_dir, handle)
                 notes.append(f"recorded in {trace_dir}: ex.load_profile() maps that folder on any machine")
             else:

@@ -2,16 +2,22 @@
 
 TensorRT-RTX names most layers after their fused ops (``__myl_CorrMulAddRelu_myl0_1``) with empty metadata, and
 its tensor names point at the *consuming* layer, so names alone cannot say which FX nodes a kernel ran. The
-layer information does give each layer's input and output tensors: the engine is a dataflow graph. This module
-walks it in order and, for each layer's output tensor, picks the FX node whose output it is:
+layer information does give each layer's input and output tensors: the engine is a dataflow graph.
+:func:`match_engine_layers` walks it in order, in named stages (docs/mapping.md):
 
-1. engine inputs are the graph's user inputs, engine outputs the graph's outputs (by position);
-2. any other output tensor goes to a call node downstream of the layer's inputs with the same element count,
-   chosen by how well the FX nodes between the inputs and that node (the layer's *region*) explain the kernel's
-   op list (``Corr`` explains a convolution, ``Mul``+``Add`` a batch norm, ``Relu`` a ReLU, ...);
-3. the region is what the layer ran. A layer with an empty region that only casts, copies or pads is *glue*
-   and goes to the nodes of the layers that read its output; one that computes (a bias ``Add`` split off a
-   matmul) is *partial* and goes to the node its output belongs to. What cannot be placed stays unmatched.
+1. :func:`_anchor_inputs`: engine inputs are the graph's user inputs (by name, else by position); the last
+   engine's ``output<N>`` is graph output N;
+2. :func:`_place_outputs`: any other output tensor goes to a call node downstream of the layer's inputs with the
+   same element count, chosen by how well the FX nodes between the inputs and that node (the layer's *region*)
+   explain the kernel's op list (``Corr`` explains a convolution, ``Mul``+``Add`` a batch norm, ``Relu`` a ReLU);
+3. :func:`_start_from_name`, :func:`_fall_back_to_name`: where the dataflow cannot place a layer, its
+   Torch-TensorRT name gives the node;
+4. (inside 1 and 2) an engine input inside a decomposed attention stands before it (:func:`_engine_input`), and
+   the second half of a split normalization stays on it (:func:`_completes`);
+5. :func:`_classify`, :func:`_charge_glue_and_split`, :func:`_fill_records`: a layer with an empty region that only
+   casts, copies or pads is *glue* and goes to the nodes of the layers that read its output; one that computes (a
+   bias ``Add`` split off a matmul) is *partial* and goes to the node its output belongs to; then each node's
+   dtype and share of the layer's time. What cannot be placed stays unmatched.
 
 Each matched layer says how sure the match is (:data:`CONFIDENCE`). Pure and deterministic: no TensorRT needed.
 """
@@ -417,106 +423,162 @@ def match_engine_layers(layers: Sequence[LayerRecord], view: FxView,
     in post-decomposition graph order.
     Where the graph is split into several engines, only the ``first`` engine's unnamed inputs are the graph's
     inputs and only the ``last`` one's ``output<N>`` is graph output N; a middle engine's are partition edges.
+
+    The stages (docs/mapping.md): :func:`_anchor_inputs`, then per layer :func:`_match_layer`
+    (:func:`_place_outputs`, :func:`_start_from_name`, :func:`_fall_back_to_name`, :func:`_classify`), then
+    :func:`_charge_glue_and_split` and :func:`_fill_records`.
     """
-    aliases = aliases or {}
-    graph = _Graph(view)
-    tensors: dict[str, _Tensor] = {}
-    produced: set[str] = set()
-    for record in layers:
-        for name, _ in _tensor_list(record, "Outputs"):
-            produced.add(name)
-    engine_dtypes: set[torch.dtype | None] = {d for r in layers for d in (*r.input_dtypes, *r.output_dtypes)}
-    user_inputs = [graph.index[n] for n in view.inputs if n in graph.index]
-    out_nodes = [graph.index.get(n) for n in view.outputs]
-    # Engine inputs: by FX name where the engine keeps it, else by position among the not-produced tensors.
+    walk = _Walk.start(view, layers, aliases or {}, last=last)
+    _anchor_inputs(walk, layers, first=first)
+    results = [_match_layer(walk, record) for record in layers]
+    regions = _charge_glue_and_split(walk, results)
+    return tuple(_fill_records(walk, results, regions))
+
+
+#: one layer's match: (record, region as graph indices, confidence, why)
+_Result = tuple[LayerRecord, list[int], str, str]
+
+
+@dataclass
+class _Walk:
+    """The walk's state over one engine: where each engine tensor stands and which FX nodes a layer already ran."""
+
+    graph: _Graph
+    aliases: Mapping[str, str]  #: engine tensor names that are not FX node names -> FX nodes
+    outputs: list[int | None]  #: graph output N's node, for the last engine's ``output<N>`` (else empty)
+    dtypes: set[torch.dtype | None]  #: every dtype the engine's layers read or write
+    tensors: dict[str, _Tensor] = dataclasses.field(default_factory=dict)
+    claimed: int = 0  #: bit mask of FX nodes a layer already ran
+
+    @classmethod
+    def start(cls, view: FxView, layers: Sequence[LayerRecord], aliases: Mapping[str, str], *, last: bool) -> _Walk:
+        """Nothing placed yet: the graph indexed, the last engine's outputs and the engine's dtypes known."""
+        graph = _Graph(view)
+        return cls(graph, aliases, [graph.index.get(n) for n in view.outputs] if last else [],
+                   {d for r in layers for d in (*r.input_dtypes, *r.output_dtypes)})
+
+    def claim(self, region: Iterable[int]) -> None:
+        """Mark ``region``'s nodes as run, so no later layer takes them again."""
+        for i in region:
+            self.claimed |= 1 << i
+
+
+def _anchor_inputs(walk: _Walk, layers: Sequence[LayerRecord], *, first: bool) -> None:
+    """Stage 1: put the engine's inputs on FX nodes (by name or alias, else by position) so the walk has a start."""
+    graph = walk.graph
+    produced = {name for record in layers for name, _ in _tensor_list(record, "Outputs")}
     free_inputs: list[str] = []
     for record in layers:
         for name, numel in _tensor_list(record, "Inputs"):
-            if name not in produced and name not in tensors:
-                tensors[name] = _engine_input(graph, name, numel, aliases)
-                if tensors[name].anchor is None and not tensors[name].frontier:
+            if name not in produced and name not in walk.tensors:
+                walk.tensors[name] = _engine_input(graph, name, numel, walk.aliases)
+                if walk.tensors[name].anchor is None and not walk.tensors[name].frontier:
                     free_inputs.append(name)
-    unclaimed = [i for i in user_inputs if all(t.anchor != i for t in tensors.values())] if first else []
+    user_inputs = [graph.index[n] for n in graph.view.inputs if n in graph.index]
+    unclaimed = [i for i in user_inputs if all(t.anchor != i for t in walk.tensors.values())] if first else []
     for name, i in zip(free_inputs, unclaimed):
-        tensors[name].anchor = i
-    claimed = 0
-    results: list[tuple[LayerRecord, list[int], str, str]] = []
-    for record in layers:
-        ins = _tensor_list(record, "Inputs")
-        outs = _tensor_list(record, "Outputs")
-        words = kernel_ops(record.name, record.layer_type)
-        if not ins and not outs:
-            why = "a zero-work synchronisation step" if record.layer_type in _SYNC_TYPES else "no tensors listed"
-            results.append((record, [], "unmatched", why))
+        walk.tensors[name].anchor = i
+
+
+def _match_layer(walk: _Walk, record: LayerRecord) -> _Result:
+    """Stages 2-3 for one layer: place its outputs (by dataflow, else by name), then say which nodes it ran."""
+    ins = _tensor_list(record, "Inputs")
+    outs = _tensor_list(record, "Outputs")
+    if not ins and not outs:
+        why = "a zero-work synchronisation step" if record.layer_type in _SYNC_TYPES else "no tensors listed"
+        return record, [], "unmatched", why
+    in_anchors = list(dict.fromkeys(a for n, _ in ins if n in walk.tensors for a in walk.tensors[n].reach))
+    if ins and not in_anchors:
+        return _start_from_name(walk, record, outs)
+    words = kernel_ops(record.name, record.layer_type)
+    known = 0
+    for a in in_anchors:
+        known |= walk.graph.closure(a)
+    region, why = _place_outputs(walk, record, ins, outs, in_anchors, known, words)
+    confidence = "unmatched"
+    if not region and not all(w in _FREE_WORDS for w in words):
+        region = _fall_back_to_name(walk, record, outs, known)
+        if region:
+            confidence, why = "named", "its name gives the nodes (none of them upstream of its inputs)"
+    return _classify(walk, record, outs, words, region, confidence, why)
+
+
+def _place_outputs(walk: _Walk, record: LayerRecord, ins: Sequence[tuple[str, int | None]],
+                   outs: Sequence[tuple[str, int | None]], in_anchors: Sequence[int], known: int,
+                   words: Sequence[str]) -> tuple[list[int], str]:
+    """Stage 2: each output on the node its size and op words fit best; ``(region, why)``: the nodes the layer ran."""
+    graph = walk.graph
+    region: list[int] = []
+    why = ""
+    for k, (name, numel) in enumerate(outs):
+        anchor, how = None, ""
+        if name.startswith("output") and name[6:].isdigit() and int(name[6:]) < len(walk.outputs):
+            anchor = walk.outputs[int(name[6:])]
+            how = f"engine output {name} is graph output {int(name[6:])}"
+        if anchor is None and in_anchors:
+            anchor, how = _pick(graph, in_anchors, known, walk.claimed, numel, words, record.name, walk.aliases)
+        if anchor is None:
+            anchor, how = _completes(graph, [walk.tensors[n].anchor for n, _ in ins if n in walk.tensors], numel,
+                                     words)
+        dtype = record.output_dtypes[k] if k < len(record.output_dtypes) else None
+        if anchor is None:
+            # No FX node outputs this tensor: an intermediate a later kernel completes (a split layer norm,
+            # attention scores), or a pass-through copy. Readers see past it to this layer's inputs.
+            walk.tensors[name] = _Tensor(numel, dtype, None, tuple(in_anchors))
             continue
-        in_anchors = list(dict.fromkeys(a for n, _ in ins if n in tensors for a in tensors[n].reach))
-        if ins and not in_anchors:
-            # A later engine of a split graph, read without the post-decomposition names of its inputs: a layer
-            # Torch-TensorRT named (a gemm) can still start the dataflow where its name gives one node.
-            anchor = _named_anchor(graph, record.name, outs[0][1] if outs else None, claimed, aliases)
-            if anchor is None:
-                results.append((record, [], "unmatched", "none of its input tensors could be placed on the graph"))
-                continue
-            first_dtype = record.output_dtypes[0] if record.output_dtypes else None
-            tensors[outs[0][0]] = _Tensor(outs[0][1], first_dtype, anchor)
-            claimed |= 1 << anchor
-            results.append((record, [anchor], "named",
-                            f"its inputs are not placed; its name gives {graph.names[anchor]}, the only "
-                            "node of its module and op with its output's size"))
-            continue
-        known = 0
-        for a in in_anchors:
-            known |= graph.closure(a)
-        region: list[int] = []
-        confidence, why = "unmatched", ""
-        for k, (name, numel) in enumerate(outs):
-            anchor, how = None, ""
-            if last and name.startswith("output") and name[6:].isdigit() and int(name[6:]) < len(out_nodes):
-                anchor = out_nodes[int(name[6:])]
-                how = f"engine output {name} is graph output {int(name[6:])}"
-            if anchor is None and in_anchors:
-                anchor, how = _pick(graph, in_anchors, known, claimed, numel, words, record.name, aliases)
-            if anchor is None:
-                anchor, how = _completes(graph, [tensors[n].anchor for n, _ in ins if n in tensors], numel, words)
-            dtype = record.output_dtypes[k] if k < len(record.output_dtypes) else None
-            if anchor is None:
-                # No FX node outputs this tensor: an intermediate a later kernel completes (a split layer norm,
-                # attention scores), or a pass-through copy. Readers see past it to this layer's inputs.
-                tensors[name] = _Tensor(numel, dtype, None, tuple(in_anchors))
-                continue
-            tensors[name] = _Tensor(numel, dtype, anchor)
-            part = graph.members(graph.closure(anchor) & ~known & graph.calls & ~claimed)
-            region.extend(i for i in part if i not in region)
-            why = why or how
-        if not region and not all(w in _FREE_WORDS for w in words):
-            region = _named_region(graph, record.name, known, claimed, aliases)
-            if region:  # the dataflow could not place it (a fused QKV gemm): its name gives the nodes
-                confidence, why = "named", "its name gives the nodes (none of them upstream of its inputs)"
-                for name, _ in outs:
-                    if tensors[name].anchor is None:
-                        tensors[name] = dataclasses.replace(tensors[name], frontier=tuple(region))
-        region.sort()
-        if confidence == "named":
-            for i in region:
-                claimed |= 1 << i
-        elif region:
-            score, explained, unexplained, left = _score(graph, region, words)
-            confidence = "exact" if unexplained == 0 and left == 0 and explained else "likely"
-            for i in region:
-                claimed |= 1 << i
-        elif all(w in _FREE_WORDS for w in words):
-            confidence, why = "glue", "casts, copies, pads or produces constants"
+        walk.tensors[name] = _Tensor(numel, dtype, anchor)
+        part = graph.members(graph.closure(anchor) & ~known & graph.calls & ~walk.claimed)
+        region.extend(i for i in part if i not in region)
+        why = why or how
+    return region, why
+
+
+def _start_from_name(walk: _Walk, record: LayerRecord, outs: Sequence[tuple[str, int | None]]) -> _Result:
+    """Stage 3: a layer with no input placed (a later engine, names unknown) restarts at the node its name gives."""
+    graph = walk.graph
+    anchor = _named_anchor(graph, record.name, outs[0][1] if outs else None, walk.claimed, walk.aliases)
+    if anchor is None:
+        return record, [], "unmatched", "none of its input tensors could be placed on the graph"
+    first_dtype = record.output_dtypes[0] if record.output_dtypes else None
+    walk.tensors[outs[0][0]] = _Tensor(outs[0][1], first_dtype, anchor)
+    walk.claim([anchor])
+    return (record, [anchor], "named", f"its inputs are not placed; its name gives {graph.names[anchor]}, the only "
+            "node of its module and op with its output's size")
+
+
+def _fall_back_to_name(walk: _Walk, record: LayerRecord, outs: Sequence[tuple[str, int | None]],
+                       known: int) -> list[int]:
+    """Stage 3: a computing layer the dataflow placed nowhere (a fused q/k/v gemm) takes the nodes its name gives."""
+    region = _named_region(walk.graph, record.name, known, walk.claimed, walk.aliases)
+    if region:
+        for name, _ in outs:
+            if walk.tensors[name].anchor is None:
+                walk.tensors[name] = dataclasses.replace(walk.tensors[name], frontier=tuple(region))
+    return region
+
+
+def _classify(walk: _Walk, record: LayerRecord, outs: Sequence[tuple[str, int | None]], words: Sequence[str],
+              region: list[int], confidence: str, why: str) -> _Result:
+    """Stage 2's verdict: how sure the match is (:data:`CONFIDENCE`); a placed region is claimed for this layer."""
+    graph = walk.graph
+    region.sort()
+    if confidence == "named":
+        walk.claim(region)
+    elif region:
+        _, explained, unexplained, left = _score(graph, region, words)
+        confidence = "exact" if unexplained == 0 and left == 0 and explained else "likely"
+        walk.claim(region)
+    elif all(w in _FREE_WORDS for w in words):
+        confidence, why = "glue", "casts, copies, pads or produces constants"
+    else:
+        target = next((walk.tensors[n].anchor for n, _ in outs if walk.tensors[n].anchor is not None), None)
+        if target is not None and (graph.calls >> target) & 1:
+            region, confidence = [target], "partial"
+            why = f"computes part of {graph.names[target]} ({'+'.join(words) or record.layer_type})"
         else:
-            target = next((tensors[n].anchor for n, _ in outs if tensors[n].anchor is not None), None)
-            if target is not None and (graph.calls >> target) & 1:
-                region, confidence = [target], "partial"
-                why = f"computes part of {graph.names[target]} ({'+'.join(words) or record.layer_type})"
-            else:
-                confidence = "split"
-                why = (f"computes an intermediate ({'+'.join(words) or record.layer_type}) that a later kernel "
-                       "completes")
-        results.append((record, region, confidence, why))
-    return tuple(_finish(graph, results, tensors, engine_dtypes))
+            confidence = "split"
+            why = f"computes an intermediate ({'+'.join(words) or record.layer_type}) that a later kernel completes"
+    return record, region, confidence, why
 
 
 def _engine_input(graph: _Graph, name: str, numel: int | None, aliases: Mapping[str, str]) -> _Tensor:
@@ -654,10 +716,9 @@ def _named_nodes(graph: _Graph, layer_name: str, aliases: Mapping[str, str]) -> 
     return out
 
 
-def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]], tensors: dict[str, _Tensor],
-            engine_dtypes: set[torch.dtype | None]) -> list[LayerRecord]:
-    """Glue and split layers take the regions of the layers reading their outputs (latest first, so chains of
-    them resolve); then records are filled."""
+def _charge_glue_and_split(walk: _Walk, results: Sequence[_Result]) -> list[list[int]]:
+    """Stage 5: glue and split layers take their readers' nodes, so casts and half-kernels charge what they fed."""
+    graph = walk.graph
     readers: dict[str, list[int]] = {}
     for k, (record, _, _, _) in enumerate(results):
         for name, _ in _tensor_list(record, "Inputs"):
@@ -669,9 +730,15 @@ def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]
             outs = [name for name, _ in _tensor_list(record, "Outputs")]
             regions[k] = sorted({i for name in outs for r in readers.get(name, ()) if r > k for i in regions[r]})
             if not regions[k]:
-                anchor = next((tensors[n].anchor for n in outs if tensors[n].anchor is not None
-                               and (graph.calls >> (tensors[n].anchor or 0)) & 1), None)
+                anchor = next((walk.tensors[n].anchor for n in outs if walk.tensors[n].anchor is not None
+                               and (graph.calls >> (walk.tensors[n].anchor or 0)) & 1), None)
                 regions[k] = [anchor] if anchor is not None else []
+    return regions
+
+
+def _fill_records(walk: _Walk, results: Sequence[_Result], regions: Sequence[list[int]]) -> list[LayerRecord]:
+    """Stage 5: fill each record's nodes, measured dtypes, time shares and ``extra["match"]`` for the profile."""
+    graph = walk.graph
     out = []
     for (record, _, confidence, why), region in zip(results, regions):
         if confidence in ("glue", "split") and not region:
@@ -685,7 +752,7 @@ def _finish(graph: _Graph, results: list[tuple[LayerRecord, list[int], str, str]
         if not region:
             out.append(dataclasses.replace(record, extra={**record.extra, "match": match}))
             continue
-        dtypes = () if confidence == "glue" else _node_dtypes(graph, region, record, words, engine_dtypes, tensors)
+        dtypes = () if confidence == "glue" else _node_dtypes(graph, region, record, words, walk.dtypes, walk.tensors)
         out.append(dataclasses.replace(
             record, nodes=tuple(graph.names[i] for i in region), node_dtypes=dtypes,
             node_weights=_weights(graph, region), extra={**record.extra, "match": match}))

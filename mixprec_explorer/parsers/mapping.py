@@ -3,15 +3,21 @@
 Torch-TensorRT names layers after *post*-decomposition nodes (``linear1/addmm``), with converter suffixes; the
 explorer's graph is the pre-decomposition one (``linear``). A name is resolved to a node only when the graph has
 that node under the same module path; otherwise the layer goes to every node of the module paths it names; a
-layer that names nothing the graph knows stays unattributed.
+layer that names nothing the graph knows stays unattributed (:func:`attribute_layers`; :func:`map_post_to_pre`
+gives the post- to pre-decomposition names).
+
+:func:`map_layers` is the mapping of all engines: :func:`_match_engines` runs each engine's dataflow
+(:func:`~mixprec_explorer.parsers.dataflow.match_engine_layers`), :func:`_name_the_unplaced` gives what it left a
+second chance by name. :func:`check_engines` says whether a recorded folder's engines were built from the graph.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mixprec_explorer.ops import family_of
 from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
@@ -19,7 +25,34 @@ from mixprec_explorer.parsers.names import NodeRef, layer_refs, tensor_names_of
 from mixprec_explorer.parsers.trace import engine_order
 from mixprec_explorer.records import LayerRecord
 
-__all__ = ["EngineCheck", "ProfileMatchWarning", "attribute_layers", "check_engines", "map_layers"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["EngineCheck", "ProfileMatchWarning", "attribute_layers", "check_engines", "map_layers", "map_post_to_pre"]
+
+
+def map_post_to_pre(graph_module: torch.fx.GraphModule, pre_names: Collection[str]) -> dict[str, str]:
+    """Post-decomposition node name -> the pre-decomposition node it came from, via ``meta["from_node"]``.
+
+    The nearest ancestor whose name is in ``pre_names`` wins; nodes with no such ancestor are left out. The backend
+    runs Torch-TensorRT's decompositions on a copy to get ``graph_module``; the result is ``post_to_pre`` below.
+    """
+    known = set(pre_names)
+    out: dict[str, str] = {}
+    for node in graph_module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        frontier = list(reversed(node.meta.get("from_node") or []))
+        seen = 0
+        while frontier and seen < 10_000:
+            source = frontier.pop(0)
+            seen += 1
+            name = getattr(source, "name", None)
+            if name in known:
+                out[node.name] = name
+                break
+            frontier.extend(reversed(getattr(source, "from_node", None) or []))
+    return out
 
 
 def attribute_layers(
@@ -142,10 +175,22 @@ def map_layers(
     """
     records = list(layers)
     if view is None:
-        named, left = attribute_layers(records, node_modules, post_to_pre)
-        tag = {"confidence": "named", "why": "its name or tensor names give the module path and node"}
-        return (tuple(dataclasses.replace(r, extra={**r.extra, "match": tag}) for r in named),
-                tuple(dataclasses.replace(r, extra={**r.extra, "match": _UNNAMED}) for r in left))
+        return _by_name_only(records, node_modules, post_to_pre)
+    return _name_the_unplaced(_match_engines(records, view, post_to_pre), node_modules, post_to_pre)
+
+
+def _by_name_only(records: Sequence[LayerRecord], node_modules: Mapping[str, str],
+                  post_to_pre: Mapping[str, str] | None) -> tuple[tuple[LayerRecord, ...], tuple[LayerRecord, ...]]:
+    """Without the captured graph's edges, every layer by its name (:func:`attribute_layers`), tagged ``named``."""
+    named, left = attribute_layers(records, node_modules, post_to_pre)
+    tag = {"confidence": "named", "why": "its name or tensor names give the module path and node"}
+    return (tuple(dataclasses.replace(r, extra={**r.extra, "match": tag}) for r in named),
+            tuple(dataclasses.replace(r, extra={**r.extra, "match": _UNNAMED}) for r in left))
+
+
+def _match_engines(records: Sequence[LayerRecord], view: FxView,
+                   post_to_pre: Mapping[str, str] | None) -> list[LayerRecord]:
+    """Run each engine's dataflow (:func:`match_engine_layers`), told whether it is the first or last engine."""
     engines: dict[object, list[int]] = {}
     for k, record in enumerate(records):
         engines.setdefault(record.extra.get("engine"), []).append(k)
@@ -158,6 +203,12 @@ def map_layers(
                                              last=engine == order[-1]))
         for k, record in zip(indices, group):
             matched[k] = record
+    return matched
+
+
+def _name_the_unplaced(matched: Sequence[LayerRecord], node_modules: Mapping[str, str], post_to_pre: Mapping[str, str]
+                       | None) -> tuple[tuple[LayerRecord, ...], tuple[LayerRecord, ...]]:
+    """Give what the dataflow left a second chance by name; return ``(attributed, unattributed)``."""
     attributed: list[LayerRecord] = []
     unattributed: list[LayerRecord] = []
     for record in matched:

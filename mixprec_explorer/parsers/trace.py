@@ -10,7 +10,7 @@ folder, and never import TensorRT.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..errors import ParseError
@@ -18,7 +18,7 @@ from ..records import LayerRecord
 from .profile import parse_profile
 
 __all__ = ["LAYER_INFO_SUFFIX", "TRACE_SUFFIX", "engine_name", "engine_order", "read_layer_info_dir",
-           "read_trace_dir", "trace_records"]
+           "read_trace_dir", "trace_records", "trace_timings"]
 
 #: File the C++ runtime writes per engine (``core/runtime/TRTEngine.cpp`` ``set_profiling_paths``).
 TRACE_SUFFIX = "_engine_execution_profile.trace"
@@ -102,3 +102,13 @@ def trace_records(text: str, runs: int | None, submodule: str) -> tuple[tuple[La
         notes.append(f"{submodule}: {len(odd)} layers ran a different number of times than the {runs} profiled "
                      f"runs: {', '.join(odd[:3])}")
     return records, notes
+
+
+def trace_timings(traces: Mapping[str, str], runs: int, notes: list[str]) -> dict[str, tuple[LayerRecord, ...]]:
+    """Per-run layer timings of each engine's trace (:func:`trace_records`); what could not be read goes to
+    ``notes``."""
+    out = {}
+    for sub, text in traces.items():
+        out[sub], more = trace_records(text, runs, sub)
+        notes.extend(more)
+    return out
