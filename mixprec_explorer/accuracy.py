@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils import _pytree as pytree
 
-from . import dtypes
 from .analysis import Batch, Inputs, normalize_inputs, rel_l2
 from .calibration import range_issues, range_limits, trace_reference_stats
+from .dtypes import display_name
 from .errors import MixprecError, OptionError
 from .numbers import format_number
 from .records import CalibrationStat, NodeInfo
 
 if TYPE_CHECKING:
+    from .analysis.subject import Checked
     from .backends.base import Compiled
     from .backends.subject import Model
-    from .explorer import Explorer
 
 __all__ = ["AccuracyReport", "CollectOutputs", "compare_outputs", "measure_accuracy", "node_errors",
            "numerics_notes", "tf32_note"]
@@ -171,7 +171,7 @@ def _where(issue: str, low: torch.dtype, stats: Mapping[str, CalibrationStat], s
            nodes: Collection[str] | None, infos: Mapping[str, NodeInfo] | None) -> str:
     """``"FP16 underflow after node X (module m): ..."``: the first node in graph order whose range leaves ``low``'s
     the same way, from ``stats`` (``source``: "calibrated" or "measured"), among ``nodes`` where given."""
-    name = dtypes.display_name(low)
+    name = display_name(low)
     _, normal, top = range_limits(low)
     found = [i for i in range_issues(stats, low, nodes) if i.issue == issue]
     if not found:
@@ -209,7 +209,7 @@ def numerics_notes(reference: Any, outputs: Any, low: torch.dtype,
         return []
     ref = torch.cat([r.float().flatten() for r in refs])
     out = torch.cat([o.float().flatten() for o in outs])
-    name = dtypes.display_name(low)
+    name = display_name(low)
     what = what or f"the {name} output"
     found: list[tuple[str, str]] = []  # (issue, the finding)
     bad = int((~torch.isfinite(out) & torch.isfinite(ref)).sum())
@@ -288,9 +288,10 @@ class CollectOutputs:
         return refs, outs, errors, notes
 
 
-def measure_accuracy(explorer: Explorer, compiled: Compiled, inputs: Inputs = None, *, per_node: bool = False,
+def measure_accuracy(explorer: Checked, compiled: Compiled, inputs: Inputs = None, *, per_node: bool = False,
                      timeout_s: float | None = None, simulate: bool | None = None) -> AccuracyReport:
-    """Error of a compiled plan against the FP32 reference on ``inputs`` (default: the example inputs).
+    """Error of a compiled plan of ``explorer`` (the facade, any :class:`~mixprec_explorer.analysis.subject.Checked`)
+    against the FP32 reference on ``inputs`` (default: the example inputs).
 
     Runs where the compiled plan lives (the worker process by default; WorkerCrashed if it dies). With
     ``per_node`` it also fills ``per_node_rel_l2`` for the graph overlay. ``simulate``: the PyTorch backend's

@@ -563,12 +563,12 @@ class Explorer:
         p = plan or self.plan()
         total = sum(self.nodes[r.name].flops for r in p if r.rule != "removed") or 1
         out: dict[str, dict[str, float]] = {}
-        from . import dtypes
+        from .dtypes import display_name
 
         for r in p:
             if r.rule == "removed":
                 continue
-            row = out.setdefault(dtypes.display_name(r.dtype), {"nodes": 0, "flops_share": 0.0})
+            row = out.setdefault(display_name(r.dtype), {"nodes": 0, "flops_share": 0.0})
             row["nodes"] += 1
             row["flops_share"] += self.nodes[r.name].flops / total
         return out
@@ -782,7 +782,8 @@ class Explorer:
                use_subtrees: bool = True, low_dtype: torch.dtype | None = None, max_probes: int = 4,
                progress: bool = True) -> SearchResult:
         """Fastest exclusions within ``budget``; loads them into ``settings`` and keeps the result as ``last_search``
-        (see :func:`mixprec_explorer.search.run_search`)."""
+        (and the chosen plan's profile, where the backend confirmed it, as ``last_profile``; see
+        :func:`mixprec_explorer.search.run_search`)."""
         from .search import run_search
 
         result = run_search(self, inputs, budget, metric, objective=objective, backend=backend, device=device,
@@ -790,6 +791,8 @@ class Explorer:
                             confirm=confirm, use_ops=use_ops, use_subtrees=use_subtrees, low_dtype=low_dtype,
                             max_probes=max_probes, progress=progress)
         self.last_search = result
+        if result.profile is not None:
+            self.last_profile = result.profile
         return result
 
     def frontier(self, inputs: Inputs = None, metric: str = "rel_l2", *, max_points: int = 12,

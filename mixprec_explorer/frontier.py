@@ -29,7 +29,7 @@ from .sensitivity import compute_sensitivity
 from .settings import module_pattern
 
 if TYPE_CHECKING:
-    from .explorer import Explorer
+    from .analysis.subject import Measurable
 
 __all__ = ["Frontier", "FrontierPoint", "compute_frontier", "pareto_flags"]
 
@@ -51,12 +51,13 @@ def _steps(count: int, max_points: int) -> list[int]:
     return sorted(picks)
 
 
-def compute_frontier(explorer: Explorer, inputs: Inputs = None, metric: str = "rel_l2", *, max_points: int = 12,
+def compute_frontier(explorer: Measurable, inputs: Inputs = None, metric: str = "rel_l2", *, max_points: int = 12,
                      backend: str | None = None, device: str | None = None, isolate: bool = True,
                      compile_options: Mapping[str, Any] | None = None, measure: bool = False,
                      executor: str | None = None, low_dtype: torch.dtype | None = None,
                      progress: bool = True) -> Frontier:
-    """All-low, then the most sensitive modules kept in FP32 one by one, up to all-FP32.
+    """All-low, then the most sensitive modules kept in FP32 one by one, up to all-FP32, for ``explorer`` (the facade,
+    any :class:`~mixprec_explorer.analysis.subject.Measurable`).
 
     ``inputs`` follow :mod:`mixprec_explorer.inputs`. Latency is estimated from two profiles on
     ``backend`` (compiled on ``device``, in the worker unless ``isolate=False``, with the backend's own

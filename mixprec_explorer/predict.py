@@ -52,10 +52,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from .analysis.subject import Captured, Plans
 from .costs import MATMUL_FAMILY, op_basename
 from .errors import OptionError, OptionTypeError
 from .numbers import format_number
@@ -63,10 +64,58 @@ from .policy import CLASSIFIED_RULES
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .backends.base import Compiled, Profile
-    from .explorer import Explorer
+    from .capture import CapturedGraph
+    from .inputs import Inputs
+    from .records import CalibrationStat
 
 __all__ = ["CastCost", "Delta", "Prediction", "Predictor", "Source", "delta", "measure_calibration", "target_label"]
+
+
+# -- what the predictor reads of the facade --------------------------------------------------------------------------
+class Planned(Plans, Captured, Protocol):
+    """What a :class:`Predictor` reads of the model it predicts for (the facade): each plan (:class:`Plans`), the
+    captured graph (its fixed tables), the current settings (the plan predicted by default), the calibration
+    (a new one rebuilds the tables: plans may change) and the sensitivity run the facade keeps (taken up by
+    :meth:`Predictor.predict` where nobody recorded it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def calibration(self) -> Mapping[str, CalibrationStat]: ...
+
+    @property
+    def last_sensitivity(self) -> Any: ...
+
+
+class Workbench(Protocol):
+    """What :func:`measure_calibration` drives (the facade): its settings (the plans measured are built from
+    them), compiles, profiles and checks (each recorded in its predictor by the facade), a sensitivity run where
+    none was made, and the predictor it returns."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def predictor(self) -> Predictor: ...
+
+    @property
+    def last_sensitivity(self) -> Any: ...
+
+    def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None, *,
+                progress: bool = True, **backend_options: Any) -> Compiled: ...
+
+    def profile(self, compiled: Compiled, inputs: Inputs = None, *, runs: int = 20,
+                progress: bool = True) -> Profile: ...
+
+    def accuracy(self, compiled: Compiled, inputs: Inputs = None) -> Any: ...
+
+    def sensitivity(self, inputs: Inputs = None, *, low_dtype: torch.dtype | None = None,
+                    progress: bool = True) -> Any: ...
+
 
 _LOW = (torch.float16, torch.bfloat16)
 _EXCLUDING_RULES = frozenset({"excluded_node", "excluded_op"})
@@ -311,9 +360,9 @@ def _end_to_end(profile: Profile) -> float | None:
 class _Structure:
     """Settings-independent tables: nodes in graph order, producer edges with their cast priors, FLOPs and bytes."""
 
-    def __init__(self, explorer: Explorer) -> None:
-        nodes = explorer.nodes
-        producers = explorer.captured.producers
+    def __init__(self, captured: CapturedGraph) -> None:
+        nodes = captured.nodes
+        producers = captured.producers
         ops = [n for n in producers if n in nodes]
         inputs = sorted({p for n in ops for p in producers[n] if p in nodes and nodes[p].kind == "input"},
                         key=list(nodes).index)
@@ -595,10 +644,11 @@ class Predictor:
     """Latency and error of any plan of one explorer, from its recorded measurements; see the module docs.
 
     ``ex.predictor`` holds the explorer's; :meth:`record` registers a measurement, :meth:`predict` answers in
-    O(nodes) from tables built once per calibration change.
+    O(nodes) from tables built once per calibration change. ``explorer`` is the facade (what it reads of it:
+    ``predict.Planned``).
     """
 
-    def __init__(self, explorer: Explorer) -> None:
+    def __init__(self, explorer: Planned) -> None:
         self.explorer = explorer
         self._measurements: list[_Measurement] = []
         self._sensitivities: list[_Sens] = []
@@ -724,7 +774,7 @@ class Predictor:
         if self._structure is None or calibration != self._calibration_id:
             if self._structure is not None:  # new calibration: plans may differ, tables are rebuilt
                 self._changed()
-            self._structure = _Structure(self.explorer)
+            self._structure = _Structure(self.explorer.captured)
             self._calibration_id = calibration
         return self._structure
 
@@ -1040,7 +1090,7 @@ def _roofline(structure: _Structure, low: torch.dtype | None) -> list[float]:
     return out
 
 
-def measure_calibration(explorer: Explorer, backend: str = "auto", inputs: Sequence[Any] | None = None, *,
+def measure_calibration(explorer: Workbench, backend: str = "auto", inputs: Sequence[Any] | None = None, *,
                         low_dtype: torch.dtype | None = None, runs: int = 20, sensitivity: bool = True,
                         progress: bool = False, **options: Any) -> Predictor:
     """Compile, profile and check the all-FP32 and all-low plans on ``backend``, run sensitivity, record them all.

@@ -21,11 +21,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from . import dtypes
 from .analysis import (
     ALL_MODULES,
     Build,
@@ -44,7 +43,11 @@ from .analysis import (
     progress_steps,
     with_exclusions,
 )
+from .analysis.backend import Bench
+from .analysis.subject import Catalogued
+from .backends.subject import Planner
 from .calibration import record_stats
+from .dtypes import to_name
 from .errors import CompileFailure, OptionError, WorkerCrashed
 from .inputs import Batch
 from .sensitivity import Sensitivity, compute_sensitivity
@@ -52,11 +55,31 @@ from .settings import Settings, module_pattern, subtree_pattern, write_atomic
 
 if TYPE_CHECKING:
     from .backends.base import Compiled, Profile
-    from .explorer import Explorer
-    from .records import EndToEnd
+    from .predict import Predictor
+    from .records import CalibrationStat, EndToEnd, NodeInfo
 
 __all__ = ["DEFAULT_MAX_PROBES", "ROOT_PATTERN", "STRATEGIES", "BackendPlan", "Candidate", "LatencyModel",
-           "SearchResult", "SearchStep", "candidates", "run_search", "subtree_pattern"]
+           "SearchResult", "SearchStep", "Searched", "candidates", "run_search", "subtree_pattern"]
+
+
+class Searched(Catalogued, Bench, Planner, Protocol):
+    """What a search reads of the model it searches (the facade), and the one thing it sets: the exclusions a user
+    could write (:class:`~mixprec_explorer.analysis.subject.Catalogued`), compiles, profiles and checks
+    (:class:`~mixprec_explorer.analysis.Bench`), plans timed in turns by the backends
+    (:class:`~mixprec_explorer.backends.subject.Planner`), the calibration (the ranges its notes name), the
+    predictor (prices each plan and takes each measurement) and the settings :func:`run_search` loads its result
+    into."""
+
+    settings: Settings
+
+    @property
+    def nodes(self) -> dict[str, NodeInfo]: ...
+
+    @property
+    def calibration(self) -> Mapping[str, CalibrationStat]: ...
+
+    @property
+    def predictor(self) -> Predictor: ...
 
 STATE_SCHEMA = "mixprec_explorer.search"
 #: 3: the predictor picks the prefixes compiled on the backend; all-FP32 measured first (floor, reachability)
@@ -168,6 +191,9 @@ class SearchResult:
     #: what the errors alone do not say: the all-low plan's output is all zeros, mostly flushed or inf, and after
     #: which node the low type's range is left (see :func:`~mixprec_explorer.accuracy.numerics_notes`)
     notes: tuple[str, ...] = ()
+    #: the chosen plan's profile on the backend, where the search confirmed it there (what ``ex.search`` keeps as
+    #: ``last_profile``, for the graph's per-node overlay); None otherwise
+    profile: Profile | None = field(default=None, compare=False, repr=False)
 
     def _with_counts(self, compiles: int, beyond: int, reused: int) -> SearchResult:
         """This result with its compile counts."""
@@ -236,9 +262,10 @@ class SearchResult:
         return "\n".join(lines)
 
 
-def candidates(explorer: Explorer, sens: Sensitivity, latency: LatencyModel, *, ops: bool = True,
+def candidates(explorer: Catalogued, sens: Sensitivity, latency: LatencyModel, *, ops: bool = True,
                inputs: Inputs = None, subtrees: bool = True, runner: PlanRunner | None = None) -> list[Candidate]:
-    """Candidates with their gain and latency cost: each module, each module subtree, each op type.
+    """Candidates with their gain and latency cost: each module, each module subtree, each op type of ``explorer``
+    (the facade, any :class:`~mixprec_explorer.analysis.subject.Catalogued`).
 
     A subtree (``^layer4(\\.|$)``) keeps a whole block in FP32 with one regex and one pair of casts at
     its edges, where its leaf modules would each need their own.
@@ -330,7 +357,7 @@ def _load_state(path: Path | None, key: dict[str, Any]) -> dict[str, Any] | None
 
 
 
-def run_search(explorer: Explorer, inputs: Inputs = None, budget: float = 1e-2, metric: str = "rel_l2", *,
+def run_search(explorer: Searched, inputs: Inputs = None, budget: float = 1e-2, metric: str = "rel_l2", *,
                objective: str = "latency", backend: str | None = "auto", device: str | None = None,
                isolate: bool = True, compile_options: Mapping[str, Any] | None = None,
                state_path: str | os.PathLike[str] | None = None, confirm: bool = True, use_ops: bool = True,
@@ -351,10 +378,11 @@ def run_search(explorer: Explorer, inputs: Inputs = None, budget: float = 1e-2, 
     compiled, each the one the predictor says just meets the budget given what was measured so far (the chosen plan
     among them); ``within_budget`` then reports the backend's measurement, and all measured plans are timed in turns.
 
-    The result is loaded into ``explorer.settings``: the chosen plan, or, where the budget is not reachable, the floor
-    plan (the measured plan with the least error, usually all-FP32), which is as close as the backend gets; where the
-    probes found no plan within a reachable budget, the measured prefix with the least error (``within_budget``
-    False; all-FP32 meets the budget). Raises OptionError for a negative budget, an unknown metric/objective, or
+    ``explorer`` is the facade (what a search reads of it: :class:`Searched`). The result is loaded into
+    ``explorer.settings``: the chosen plan, or, where the budget is not reachable, the floor plan (the measured plan
+    with the least error, usually all-FP32), which is as close as the backend gets; where the probes found no plan
+    within a reachable budget, the measured prefix with the least error (``within_budget`` False; all-FP32 meets the
+    budget). A confirmed result carries the chosen plan's profile (``result.profile``). Raises OptionError for a negative budget, an unknown metric/objective, or
     another search's state file; InputError for inputs that do not fit the captured program.
     """
     get_metric(metric)
@@ -380,7 +408,7 @@ def _finite(value: float | None) -> bool:
 class _Search:
     """One search, phase by phase (rank, greedy, probe, done), its state saved as JSON after each step."""
 
-    def __init__(self, explorer: Explorer, batches: list[Batch], budget: float, metric: str, objective: str,
+    def __init__(self, explorer: Searched, batches: list[Batch], budget: float, metric: str, objective: str,
                  build: Build, checked: bool, use_ops: bool, use_subtrees: bool, low_dtype: torch.dtype | None,
                  max_probes: int, path: Path | None) -> None:
         from .backends.fingerprint import fingerprint_program
@@ -394,7 +422,7 @@ class _Search:
         self.fp32 = all_fp32_settings(self.base)
         low = self.base.autocast_low_precision_type
         key = {"model": fingerprint_program(explorer.exported_program), "budget": budget, "metric": metric,
-               "low": dtypes.to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
+               "low": to_name(low), "objective": objective, "ops": use_ops, "subtrees": use_subtrees}
         self.state = _load_state(path, key) or {"schema": STATE_SCHEMA, "version": STATE_VERSION, "key": key,
                                                 "phase": "rank"}
         self.runner = PlanRunner(explorer, batches)  # one set of cached activations for sensitivity, candidates, steps
@@ -836,7 +864,7 @@ class _Search:
 
         Every plan measured on the backend is timed in turns with all-FP32, all-low and the chosen one (so a slow
         minute hits them all alike) and its time recorded in the predictor; the chosen plan is also profiled, so
-        ``explorer.last_profile`` overlays its per-node figures.
+        the result's ``profile`` (``ex.search`` keeps it as ``last_profile``) overlays its per-node figures.
         """
         from .backends import time_plans
         from .backends.timing import turns_within
@@ -869,10 +897,9 @@ class _Search:
         timings = {**{s: self.timed[s] for s in compiled if s not in again},
                    **dict(zip(again, time_plans(explorer, [compiled[s] for s in again], self.batches, runs, warmup,
                                                 progress=build.progress)))}
-        if result.settings in self.profiles:  # the chosen plan is a calibration plan: its profile is in hand
-            explorer.last_profile = self.profiles[result.settings]
-        else:
-            build.profile(explorer, compiled[result.settings], self.batches)  # per-node overlay of the chosen plan
+        chosen_profile = self.profiles.get(result.settings)  # a calibration plan: its profile is in hand
+        if chosen_profile is None:  # the per-node overlay of the chosen plan
+            chosen_profile = build.profile(explorer, compiled[result.settings], self.batches)
         for s, c in compiled.items():  # each time a calibration point (the calibration profiles' times replaced)
             profile = self.profiles.get(s)
             if profile is not None or s not in (self.fp32, self.base):
@@ -894,4 +921,4 @@ class _Search:
         mine_error = measured["chosen"]["error"]
         return replace(result, confirmed=measured, within_budget=not unreachable and mine_error <= self.budget,
                        reachable=not unreachable, floor_error=errors[floor_plan], floor_plan=floor_plan,
-                       backend_plans=plans)._with_counts(*self._counts())
+                       backend_plans=plans, profile=chosen_profile)._with_counts(*self._counts())

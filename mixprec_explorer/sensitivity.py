@@ -14,7 +14,7 @@ exact re-runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,7 +36,8 @@ from .results import Sensitivity
 __all__ = ["METHODS", "Sensitivity", "compute_sensitivity", "exact_cost"]
 
 if TYPE_CHECKING:
-    from .explorer import Explorer
+    from .analysis.subject import Analysed
+    from .records import NodeInfo
 
 
 #: Methods of :func:`compute_sensitivity`.
@@ -47,11 +48,11 @@ EXACT_SHARE = 1.5
 LINEAR_CHECK = 2.0
 
 
-def _groups(explorer: Explorer, chosen: list[str]) -> list[tuple[str, list[str]]]:
+def _groups(nodes: Mapping[str, NodeInfo], chosen: list[str]) -> list[tuple[str, list[str]]]:
     """(key, members): each node, then each module (``module:<path>``) of the chosen nodes."""
     modules: dict[str, list[str]] = {}
     for name in chosen:
-        modules.setdefault(explorer.nodes[name].module, []).append(name)
+        modules.setdefault(nodes[name].module, []).append(name)
     return [(name, [name]) for name in chosen] + [(f"module:{m}", members) for m, members in modules.items()]
 
 
@@ -63,11 +64,12 @@ def exact_cost(run: PlanRunner, units: list[tuple[str, list[str]]]) -> int:
     return sum(2 * max(after[m] for m in g) for g in groups if g) * len(run.batches)
 
 
-def compute_sensitivity(explorer: Explorer, inputs: Inputs = None, metric: str = "rel_l2", *,
+def compute_sensitivity(explorer: Analysed, inputs: Inputs = None, metric: str = "rel_l2", *,
                         low_dtype: torch.dtype | None = None, nodes: Iterable[str] | None = None,
                         progress: bool = True, runner: PlanRunner | None = None, method: str = "auto",
                         probes: int = DEFAULT_PROBES) -> Sensitivity:
-    """Sensitivity of every classified node and module (or of ``nodes`` only) on ``inputs``.
+    """Sensitivity of every classified node and module (or of ``nodes`` only) of ``explorer`` (the facade, any
+    :class:`~mixprec_explorer.analysis.subject.Analysed`) on ``inputs``.
 
     ``inputs`` follow :mod:`mixprec_explorer.inputs` (a tensor, a tuple, a list of batches; None: the
     example inputs). ``low_dtype`` defaults to the settings' low-precision type, else float16. ``runner`` shares
@@ -87,7 +89,7 @@ def compute_sensitivity(explorer: Explorer, inputs: Inputs = None, metric: str =
     low = low_dtype_of(explorer.settings, low_dtype)
     run = runner or PlanRunner(explorer, normalize_inputs(explorer.captured, inputs))
     chosen = [n for n in (nodes if nodes is not None else explorer.nodes) if n in run.classified]
-    units = _groups(explorer, chosen)
+    units = _groups(explorer.nodes, chosen)
     notes: list[str] = []
     linear_ok = run.simulate and metric == "rel_l2"
     if method == "linear" and not linear_ok:
@@ -95,13 +97,13 @@ def compute_sensitivity(explorer: Explorer, inputs: Inputs = None, metric: str =
                           f"metric='rel_l2'; got simulate={run.simulate}, metric={metric!r}: use method='exact'")
     if method == "linear" or (method == "auto" and linear_ok
                               and exact_cost(run, units) > EXACT_SHARE * linear_cost(run, probes)):
-        result = _linear(explorer, run, low, metric, units, probes, progress, notes)
+        result = _linear(run, low, metric, units, probes, progress, notes)
         if result is not None:
             return result
-    return _exact(explorer, run, low, measure, metric, units, progress, notes)
+    return _exact(run, low, measure, metric, units, progress, notes)
 
 
-def _linear(explorer: Explorer, run: PlanRunner, low: torch.dtype, metric: str, units: list[tuple[str, list[str]]],
+def _linear(run: PlanRunner, low: torch.dtype, metric: str, units: list[tuple[str, list[str]]],
             probes: int, progress: bool, notes: list[str]) -> Sensitivity | None:
     """Every unit from the first-order model; None (and a note) where its all-low check fails under "auto"."""
     bar = progress_steps((len(run.classified) + probes) * len(run.batches), progress, desc="sensitivity (linear)")
@@ -139,7 +141,7 @@ def _split(low_error: Figures, gain: Figures) -> tuple[Figures, Figures, Figures
     return out
 
 
-def _exact(explorer: Explorer, run: PlanRunner, low: torch.dtype, measure: Metric, metric: str,
+def _exact(run: PlanRunner, low: torch.dtype, measure: Metric, metric: str,
            units: list[tuple[str, list[str]]], progress: bool, notes: list[str]) -> Sensitivity:
     """Every unit by re-running what lies downstream of it, from the cached all-FP32 and all-low runs."""
     reference = run.reference()

@@ -139,9 +139,31 @@ def _arrows(source: str, target: str) -> list[str]:
                   for t in targets if _layer(t) == target or (target == "face" and t == FACE))
 
 
-@pytest.mark.parametrize("layer", ["viz", "core", "parsers", "ground"])
+@pytest.mark.parametrize("layer", ["analysis", "backends", "viz", "core", "parsers", "ground"])
 def test_nothing_below_the_facade_imports_explorer_py(layer: str) -> None:
     assert [a for a in _arrows(layer, "facade")] == []
+
+
+def test_the_facade_has_every_member_the_analyses_read_of_it() -> None:
+    """Analyses name what they read of the facade in protocols (analysis/subject.py, and the search's and the
+    predictor's beside them); the Explorer has every member (mypy checks the types where it passes itself down)."""
+    from typing import Generic, Protocol
+
+    from mixprec_explorer import analysis
+    from mixprec_explorer.analysis import subject
+    from mixprec_explorer.examples import reference_autocast_model
+    from mixprec_explorer.explorer import Explorer
+    from mixprec_explorer.predict import Planned, Workbench
+    from mixprec_explorer.search import Searched
+
+    ex = Explorer(*reference_autocast_model())
+    protocols = [getattr(subject, name) for name in subject.__all__] + [analysis.backend.Bench, Planned, Workbench,
+                                                                        Searched]
+    for protocol in protocols:
+        members = {name for cls in protocol.__mro__ if cls not in (object, Protocol, Generic)
+                   for name in (*vars(cls), *getattr(cls, "__annotations__", {})) if not name.startswith("_")}
+        assert members, protocol
+        assert [m for m in sorted(members) if not hasattr(ex, m)] == [], protocol.__name__
 
 
 def test_analysis_and_viz_do_not_import_each_other_and_viz_reads_only_result_records() -> None:
@@ -149,7 +171,7 @@ def test_analysis_and_viz_do_not_import_each_other_and_viz_reads_only_result_rec
     assert [a for a in _arrows("viz", "analysis") if not a.endswith("-> mixprec_explorer.results")] == []
 
 
-@pytest.mark.parametrize("layer", ["viz", "core", "parsers", "ground"])
+@pytest.mark.parametrize("layer", ["analysis", "backends", "viz", "core", "parsers", "ground"])
 def test_the_lower_layers_never_import_the_package_face(layer: str) -> None:
     """``from .. import dtypes`` imports the face (and with it, lazily, everything): name the module instead."""
     assert _arrows(layer, "face") == []

@@ -78,7 +78,9 @@ def test_bad_arguments_are_named():
 
 def test_confirm_compiles_on_the_backend_and_reports_measured_figures():
     ex = fragile()
-    result = run_search(ex, None, budget=1e-2, backend="torch", isolate=False, progress=False, use_ops=False)
+    result = ex.search(None, budget=1e-2, backend="torch", isolate=False, progress=False, use_ops=False)
+    assert ex.last_search is result and ex.settings == result.settings
+    assert result.profile is not None and ex.last_profile is result.profile, "the chosen plan's profile, kept"
     c = result.confirmed
     assert c["backend"] == "torch"
     assert set(c) >= {"fp32", "all_low", "chosen", "speedup_over_fp32", "time_saved_share"}

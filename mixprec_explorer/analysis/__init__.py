@@ -13,6 +13,8 @@ module             owns
                    that compiles each plan once per analysis and counts them), :class:`LatencyModel`,
                    :func:`calibration_profiles`, :func:`backend_error`
 ``progress``       the counted progress bar analyses show
+``subject``        what an analysis reads of the model it is handed (the facade passes itself): narrow
+                   protocols (:class:`Program`, :class:`Analysed`...), so nothing here imports the facade
 =================  ================================================================================
 
 Sensitivity (:mod:`mixprec_explorer.sensitivity`), search, the frontier and accuracy are thin users of it.
@@ -26,19 +28,27 @@ from .metrics import METRICS, Metric, error_gain, floating_leaves, get_metric, r
 from .plans import ALL_MODULES, all_fp32_settings, low_dtype_of, low_precision_settings, with_exclusions
 from .progress import Steps, progress_steps
 from .runner import PlanEvaluator, PlanRunner, cast_floats
+from .subject import Analysed, Captured, Catalogued, Checked, Measurable, Plans, Program
 
 __all__ = [
     "ALL_MODULES",
     "METRICS",
+    "Analysed",
     "Batch",
     "Build",
+    "Captured",
+    "Catalogued",
+    "Checked",
     "CompileLog",
     "CompiledEntry",
     "Inputs",
     "LatencyModel",
+    "Measurable",
     "Metric",
     "PlanEvaluator",
     "PlanRunner",
+    "Plans",
+    "Program",
     "Steps",
     "all_fp32_settings",
     "as_batches",

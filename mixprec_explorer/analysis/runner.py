@@ -29,8 +29,8 @@ from ..inputs import Batch, flatten_batch
 from .metrics import Metric, floating_leaves, get_metric
 
 if TYPE_CHECKING:
-    from ..explorer import Explorer
     from ..settings import Settings
+    from .subject import Plans, Program
 
 __all__ = ["DtypeOf", "Env", "PlanEvaluator", "PlanRunner", "cast_floats"]
 
@@ -79,7 +79,8 @@ class PlanRunner(torch.fx.Interpreter):
 
     Parameters
     ----------
-    explorer: the Explorer whose program (and node records) to run.
+    explorer: the program (and node records) to run: an Explorer, a ``CapturedGraph``, any
+        :class:`~mixprec_explorer.analysis.subject.Program`.
     batches: positional inputs, one tuple per batch (see :func:`~mixprec_explorer.inputs.normalize_inputs`).
     simulate: round to the low type and compute in FP32 (module docs); None: where the inputs and weights are on
         the CPU.
@@ -99,7 +100,7 @@ class PlanRunner(torch.fx.Interpreter):
     (torch.float32, True)
     """
 
-    def __init__(self, explorer: Explorer, batches: Sequence[Batch], *, simulate: bool | None = None) -> None:
+    def __init__(self, explorer: Program, batches: Sequence[Batch], *, simulate: bool | None = None) -> None:
         super().__init__(explorer.exported_program.module(), garbage_collect_values=False)
         self.order: list[torch.fx.Node] = list(self.graph.nodes)
         self.index = {n: i for i, n in enumerate(self.order)}
@@ -358,10 +359,11 @@ class PlanRunner(torch.fx.Interpreter):
 class PlanEvaluator:
     """The exact error of a Settings' plan: one forward pass with the plan's dtypes, cached per set of low nodes.
 
+    ``explorer`` decides each Settings' plan (an Explorer, any :class:`~mixprec_explorer.analysis.subject.Plans`);
     ``count`` is the number of full forward passes spent (cached plans cost nothing).
     """
 
-    def __init__(self, explorer: Explorer, runner: PlanRunner, metric: str = "rel_l2") -> None:
+    def __init__(self, explorer: Plans, runner: PlanRunner, metric: str = "rel_l2") -> None:
         self.explorer = explorer
         self.runner = runner
         self.metric = metric
