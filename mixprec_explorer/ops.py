@@ -19,6 +19,7 @@ __all__ = [
     "CONV_OPS",
     "DETACH_OP",
     "ELEMENTWISE_OPS",
+    "EXACT_ON_ROUNDED_OPS",
     "FAMILY",
     "FP32_ACC_OPS",
     "FREE_OPS",
@@ -119,6 +120,13 @@ CAST_OPS = frozenset({"_to_copy", "to", "type_as"})
 #: kernel never needs to explain them.
 FREE_OPS = VIEW_OPS | CAST_OPS | frozenset({"contiguous", "clone", "cat", "dropout", "lift_fresh_copy", "alias_copy",
                                             "_assert_scalar"})
+#: Ops whose output elements are input elements (views, copies, concatenation) or exact functions of them (max,
+#: negation), so an output computed from values already rounded to the low type needs no rounding again (the CPU
+#: simulation of low precision, :mod:`mixprec_explorer.backends.simulate`). Every view op is one (the asserts and
+#: ``sym_size`` among them yield no float tensor to round).
+EXACT_ON_ROUNDED_OPS = VIEW_OPS | frozenset({
+    "contiguous", "clone", "cat", "stack", "max_pool2d", "max_pool2d_with_indices", "relu", "relu_", "neg", "abs",
+    "dropout", "amax", "amin", "maximum", "minimum", "index_select", "embedding"})
 #: Compute-bound enough to count as "matmul family" in summaries and latency models.
 MATMUL_FAMILY = MATMUL_OPS | {"linear"} | CONV_OPS | ATTENTION_OPS
 

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from .analysis.subject import Captured, Plans
-from .costs import MATMUL_FAMILY, op_basename
+from .costs import BYTES_PER_MS, MATMUL_FAMILY, error_above_floor, error_with_floor, op_basename, roofline_ms
 from .errors import OptionError, OptionTypeError
 from .numbers import format_number
 from .policy import CLASSIFIED_RULES
@@ -119,8 +119,6 @@ class Workbench(Protocol):
 
 _LOW = (torch.float16, torch.bfloat16)
 _EXCLUDING_RULES = frozenset({"excluded_node", "excluded_op"})
-#: Rates of the FLOPs/bytes estimate (H100-like, as the search's roofline): dense FP32, other FP32, bytes per ms.
-_DENSE_FLOPS_PER_MS, _OTHER_FLOPS_PER_MS, _BYTES_PER_MS = 60e9, 30e9, 3e9
 #: No memory streams faster than this (bytes per ms = 8 TB/s; an H200 does 4.8): fused layers' time, split by cost
 #: over their nodes, can make a node look faster than any memory, which would price casts at nothing.
 _MAX_BYTES_PER_MS = 8e9
@@ -585,7 +583,7 @@ class _ErrorTables:
         if overflow or math.isinf(total):
             return math.inf
         grown = self.scale * self.correction ** (1.0 - lam)
-        return math.sqrt(self.floor ** 2 + grown * grown * total)
+        return error_with_floor(self.floor, grown * grown * total)
 
     def _lam(self, forward: float) -> float:
         """The share of the (squared) all-low forward-pass error a plan with this forward error keeps."""
@@ -598,7 +596,7 @@ class _ErrorTables:
         if math.isnan(forward) or math.isinf(forward):
             return math.inf
         grown = self.scale * self.anchored_correction ** (1.0 - self._lam(forward))
-        return math.sqrt(self.floor ** 2 + (grown * forward) ** 2)
+        return error_with_floor(self.floor, (grown * forward) ** 2)
 
     def fit(self, fp32_error: float | None, all_low_error: float | None,
             points: Sequence[tuple[_PlanView, float]], anchored: Sequence[tuple[float, float]] = ()) -> None:
@@ -608,12 +606,12 @@ class _ErrorTables:
         A = self.all_low
         self.scale = 1.0
         if all_low_error is not None and math.isfinite(all_low_error) and math.isfinite(A) and A > 0:
-            above = math.sqrt(max(all_low_error ** 2 - self.floor ** 2, 0.0))
+            above = error_above_floor(all_low_error, self.floor)
             self.scale = above / A if above > 0 else 1.0
         xs, ys = [], []
         for view, measured in points:
             total, lam, _, overflow = self.core(view)
-            above = math.sqrt(max(measured ** 2 - self.floor ** 2, 0.0)) if math.isfinite(measured) else math.inf
+            above = error_above_floor(measured, self.floor) if math.isfinite(measured) else math.inf
             if overflow or total <= 0 or not (0 < above < math.inf):
                 continue
             xs.append(1.0 - lam)
@@ -626,7 +624,7 @@ class _ErrorTables:
             self.correction = 1.0
         xs, ys = [], []
         for forward, measured in anchored:
-            above = math.sqrt(max(measured ** 2 - self.floor ** 2, 0.0)) if math.isfinite(measured) else math.inf
+            above = error_above_floor(measured, self.floor) if math.isfinite(measured) else math.inf
             if not (0 < forward < math.inf and 0 < above < math.inf):
                 continue
             xs.append(1.0 - self._lam(forward))
@@ -892,8 +890,8 @@ class Predictor:
             fp32_plan = self.explorer.plan(base.replace(autocast_excluded_nodes=frozenset({".*"})))
             tables = _LatencyTables(structure, _roofline(structure, None), _roofline(structure, low), fp32_plan,
                                     self.explorer.plan(base), low, "cuda")
-            tables.floor_ms, tables.bytes_per_ms = 0.0, _BYTES_PER_MS
-            tables.edges = [(u, v, size / _BYTES_PER_MS, size, a, b) for u, v, _, size, a, b in tables.edges]
+            tables.floor_ms, tables.bytes_per_ms = 0.0, BYTES_PER_MS
+            tables.edges = [(u, v, size / BYTES_PER_MS, size, a, b) for u, v, _, size, a, b in tables.edges]
             self._latency[key] = (tables, (), "estimate from FLOPs and bytes",
                                   "Latency is an estimate from FLOPs and bytes at H100-like rates, not measured")
         return self._latency[key][0]  # type: ignore[return-value]
@@ -1074,20 +1072,11 @@ class Predictor:
 
 
 def _roofline(structure: _Structure, low: torch.dtype | None) -> list[float]:
-    """Per-node ms from FLOPs and bytes (matmul family 4x faster in low precision, bytes scaled by item size)."""
-    out = []
-    for i in range(len(structure.names)):
-        if i < structure.first_op:
-            out.append(0.0)
-            continue
-        dense = structure.dense[i]
-        flops = structure.flops[i] / (_DENSE_FLOPS_PER_MS if dense else _OTHER_FLOPS_PER_MS)
-        moved = structure.bytes_moved[i] / _BYTES_PER_MS
-        if low is not None:
-            flops /= 4.0 if dense else 1.0
-            moved *= low.itemsize / 4
-        out.append(max(flops, moved))
-    return out
+    """Per-node ms from FLOPs and bytes, the cost model's roofline (:func:`~mixprec_explorer.costs.roofline_ms`);
+    FP32 where ``low`` is None."""
+    itemsize = low.itemsize if low is not None else None
+    return [roofline_ms(structure.flops[i], structure.bytes_moved[i], structure.dense[i], itemsize)
+            if i >= structure.first_op else 0.0 for i in range(len(structure.names))]
 
 
 def measure_calibration(explorer: Workbench, backend: str = "auto", inputs: Sequence[Any] | None = None, *,

@@ -47,6 +47,7 @@ from .analysis.backend import Bench
 from .analysis.subject import Catalogued
 from .backends.subject import Planner
 from .calibration import record_stats
+from .costs import error_above_floor, error_with_floor
 from .dtypes import to_name
 from .errors import CompileFailure, OptionError, WorkerCrashed
 from .inputs import Batch
@@ -488,7 +489,7 @@ class _Search:
         measured, estimate = float(state.get("measured_all_low", math.nan)), self.steps[0].error
         if not (math.isfinite(measured) and 0 < estimate < math.inf):
             return floor, 1.0
-        above = math.sqrt(max(measured ** 2 - floor ** 2, 0.0))
+        above = error_above_floor(measured, floor)
         return floor, (above / estimate if above > 0 else measured / estimate if measured > 0 else 1.0)
 
     def predicted_error(self, settings: Settings, forward: float) -> float:
@@ -502,7 +503,7 @@ class _Search:
         if not math.isfinite(forward):
             return math.inf
         floor, scale = self._scale()
-        return math.sqrt(floor ** 2 + (scale * forward) ** 2)
+        return error_with_floor(floor, (scale * forward) ** 2)
 
     def record(self, compiled: Compiled, **measured: Any) -> None:
         """A measurement of the backend's in the explorer's predictor (a calibration point for every later plan)."""
@@ -590,7 +591,7 @@ class _Search:
                         forward_error=0.0 if settings is self.fp32 else estimate)
         fp32, measured = state["measured_fp32"], state["measured_all_low"]
         floor, scale = self._scale()
-        room = math.sqrt(max(self.budget ** 2 - floor ** 2, 0.0))
+        room = error_above_floor(self.budget, floor)
         state["aim"] = room / scale if scale > 0 else self.budget
         self.steps.append(SearchStep(f"calibrate: {self.checker} measures all-low at {measured:.3g} and all-FP32 at "
                                      f"{fp32:.3g}, the forward pass all-low at {estimate:.3g}; aim at "
@@ -690,14 +691,14 @@ class _Search:
         floor, _ = self._scale()
         measured = []
         for entry in self.state.get("probe_log", []):
-            above = math.sqrt(max(entry["measured_error"] ** 2 - floor ** 2, 0.0)) \
+            above = error_above_floor(entry["measured_error"], floor) \
                 if math.isfinite(entry["measured_error"]) else math.inf
             if entry["forward_error"] > 0 and 0 < above < math.inf:
                 measured.append((abs(entry["k"] - k), -above / entry["forward_error"], entry["k"]))
         if not measured:
             return self.predicted_error(settings, forward), "model"
         _, ratio, near = min(measured)
-        return math.sqrt(floor ** 2 + (ratio * forward) ** 2), f"as measured prefix {near}"
+        return error_with_floor(floor, (ratio * forward) ** 2), f"as measured prefix {near}"
 
     def _threshold(self) -> float:
         """The estimate a prefix must reach to be compiled: the budget for the first, a margin below it after."""
@@ -713,8 +714,8 @@ class _Search:
         """Extend the pick order past its end (forward passes only) until its estimate meets the threshold."""
         floor, _ = self._scale()
         _, forward, estimate, _ = self._prefix(sequence, len(sequence))
-        room = math.sqrt(max(self._threshold() ** 2 - floor ** 2, 0.0))
-        above = math.sqrt(max(estimate ** 2 - floor ** 2, 0.0)) if math.isfinite(estimate) else math.inf
+        room = error_above_floor(self._threshold(), floor)
+        above = error_above_floor(estimate, floor) if math.isfinite(estimate) else math.inf
         goal = forward * room / above if 0 < above < math.inf and math.isfinite(forward) \
             else float(self.state.get("aim", self.budget)) * 0.5
         self.chosen[:] = sequence

@@ -234,6 +234,49 @@ def test_one_qualified_op_name_and_one_op_taxonomy() -> None:
         assert _defining(_calls(attribute)) == [], attribute
 
 
+def _number(value: float) -> Callable[[ast.AST], bool]:
+    return lambda node: (isinstance(node, ast.Constant) and type(node.value) in (int, float)
+                         and node.value == value)
+
+
+def _squared(name: str) -> Callable[[ast.AST], bool]:
+    """``name ** 2`` (``floor ** 2``, ``self.floor ** 2``)."""
+    def match(node: ast.AST) -> bool:
+        if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant)
+                and node.right.value == 2):
+            return False
+        return getattr(node.left, "id", getattr(node.left, "attr", None)) == name
+    return match
+
+
+def test_one_cost_model_the_roofline_and_the_error_model() -> None:
+    """The roofline's rates (per second or per ms) and the error model's quadrature with the FP32 floor are written
+    in costs.py only; the search, the frontier and the predictor call it."""
+    for rate in (60e12, 30e12, 3e12, 60e9, 30e9, 3e9):
+        assert _defining(_number(rate)) in ([], ["costs.py"]), rate
+    assert _defining(_number(60e12)) == ["costs.py"]
+    assert _defining(_squared("floor")) == ["costs.py"]
+    for user in ("search.py", "predict.py"):
+        assert any(module == "costs" and {"error_above_floor", "error_with_floor"} <= set(names)
+                   for module, names, level in _imports(PACKAGE / user) if level == 1), user
+    assert _defining(_calls("roofline_ms")) == ["analysis/backend.py", "predict.py"]  # the frontier via backend.py
+
+
+def test_the_simulations_exact_ops_are_part_of_the_op_taxonomy() -> None:
+    for op in ("max_pool2d", "split_with_sizes", "expand_as", "_unsafe_view", "unflatten"):
+        assert _defining(_string(op)) == ["ops.py"], op
+    assert ("ops", ("EXACT_ON_ROUNDED_OPS",), 2) in _imports(PACKAGE / "backends" / "simulate.py")
+
+
+def test_no_import_circle_holds_more_than_three_modules() -> None:
+    """Every import counted (function-level and TYPE_CHECKING ones; ``from . import x`` imports the face too)."""
+    import networkx as nx
+
+    graph = nx.DiGraph([(m, t) for m, targets in _import_graph().items() for t in targets])
+    circles = sorted((sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1), key=len)
+    assert not circles or len(circles[-1]) <= 3, circles[-1]
+
+
 def test_one_module_pattern_and_one_subtree_pattern() -> None:
     for name in ("module_pattern", "subtree_pattern"):
         defined = _defining(lambda node, name=name: isinstance(node, ast.FunctionDef) and node.name == name)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from ..costs import MATMUL_FAMILY, op_basename, roofline_ms
 from ..errors import OptionError
 from ..inputs import Inputs
 from .metrics import METRICS
@@ -148,18 +149,15 @@ class LatencyModel:
 
     @classmethod
     def roofline(cls, nodes: Mapping[str, NodeInfo], low: torch.dtype) -> LatencyModel:
-        """Crude model (H100-like ratios): matmul family twice as fast in low precision, bytes halve."""
-        from ..ops import MATMUL_FAMILY, op_basename
-
+        """Crude model from FLOPs and bytes, the cost model's roofline (:func:`~mixprec_explorer.costs.roofline_ms`:
+        H100-like rates, the matmul family 4x faster in low precision, bytes scaled by the item size)."""
         fp32, lowd = {}, {}
         for name, info in nodes.items():
             if info.kind != "call_function":
                 continue
             dense = op_basename(info.op) in MATMUL_FAMILY
-            flops_s = info.flops / (60e12 if dense else 30e12)
-            bytes_s = info.bytes_moved / 3e12
-            fp32[name] = 1e3 * max(flops_s, bytes_s)
-            lowd[name] = 1e3 * max(flops_s / (4.0 if dense else 1.0), bytes_s * low.itemsize / 4)
+            fp32[name] = roofline_ms(info.flops, info.bytes_moved, dense)
+            lowd[name] = roofline_ms(info.flops, info.bytes_moved, dense, low.itemsize)
         return cls(fp32, lowd, "estimate:roofline")
 
 

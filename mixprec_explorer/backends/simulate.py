@@ -20,18 +20,12 @@ from typing import Any
 
 import torch
 
+from ..ops import EXACT_ON_ROUNDED_OPS
+
 __all__ = ["LOW_TYPES", "exact_on_rounded", "rounded", "simulates", "to_storage"]
 
 #: Types simulated by rounding (storage stays FP32).
 LOW_TYPES = frozenset({torch.float16, torch.bfloat16})
-
-#: Ops whose output elements are input elements (or exact functions of them: max, negation), so an output computed
-#: from values already rounded to the low type needs no rounding again.
-_EXACT = frozenset({
-    "view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "expand", "t", "transpose", "permute",
-    "getitem", "select", "slice", "alias", "unflatten", "split", "chunk", "split_with_sizes", "unbind", "view_as",
-    "expand_as", "contiguous", "clone", "cat", "stack", "max_pool2d", "max_pool2d_with_indices", "relu", "relu_",
-    "neg", "abs", "dropout", "amax", "amin", "maximum", "minimum", "index_select", "embedding"})
 
 
 def _basename(target: Any) -> str:
@@ -43,7 +37,7 @@ def _basename(target: Any) -> str:
 
 def exact_on_rounded(target: Any) -> bool:
     """True for a call target whose output needs no rounding when its floating inputs are already rounded."""
-    return _basename(target) in _EXACT
+    return _basename(target) in EXACT_ON_ROUNDED_OPS
 
 
 def simulates(tensors: Iterable[Any]) -> bool:
