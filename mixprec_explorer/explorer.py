@@ -117,10 +117,22 @@ class Explorer:
         #: the last results asked for (what figures and the widget overlay by default); None until then
         self.last_profile: Profile | None = None  #: from :meth:`profile` or :meth:`load_profile`
         self.last_accuracy: AccuracyReport | None = None  #: from :meth:`accuracy`
-        self.last_sensitivity: Sensitivity | None = None  #: from :meth:`sensitivity`
+        self._last_sensitivity: Sensitivity | None = None
         self.last_search: SearchResult | None = None  #: from :meth:`search`
         self.last_frontier: Frontier | None = None  #: from :meth:`frontier`
         self._other_extensions: dict[str, Any] = {}  # keys older code put into ``extensions``
+
+    @property
+    def last_sensitivity(self) -> Sensitivity | None:
+        """The last :meth:`sensitivity` result (or one assigned here); the predictor is handed it as it is set."""
+        return self._last_sensitivity
+
+    @last_sensitivity.setter
+    def last_sensitivity(self, value: Sensitivity | None) -> None:
+        self._last_sensitivity = value
+        predictor = self.__dict__.get("_predictor")
+        if value is not None and predictor is not None:
+            predictor.take_sensitivity(value, "from ex.sensitivity")
 
     @property
     def extensions(self) -> MutableMapping[str, Any]:
@@ -849,6 +861,8 @@ class Explorer:
         found = self.__dict__.get("_predictor")
         if found is None:
             found = self.__dict__["_predictor"] = Predictor(self)
+            if self._last_sensitivity is not None:  # run before the predictor was first asked for
+                found.take_sensitivity(self._last_sensitivity, "from ex.sensitivity")
         return found
 
     def record_measurement(self, plan: Any = None, *, profile: Any = None, latency_ms: float | None = None,

@@ -78,17 +78,14 @@ __all__ = ["CastCost", "Delta", "Prediction", "Predictor", "Source", "delta", "m
 class Planned(Plans, Captured, Protocol):
     """What a :class:`Predictor` reads of the model it predicts for (the facade): each plan (:class:`Plans`), the
     captured graph (its fixed tables), the current settings (the plan predicted by default), the calibration
-    (a new one rebuilds the tables: plans may change) and the sensitivity run the facade keeps (taken up by
-    :meth:`Predictor.predict` where nobody recorded it)."""
+    (a new one rebuilds the tables: plans may change). Sensitivity runs are handed over by the facade
+    (:meth:`Predictor.take_sensitivity`), never read off it."""
 
     @property
     def settings(self) -> Settings: ...
 
     @property
     def calibration(self) -> Mapping[str, CalibrationStat]: ...
-
-    @property
-    def last_sensitivity(self) -> Any: ...
 
 
 class Workbench(Protocol):
@@ -101,9 +98,6 @@ class Workbench(Protocol):
 
     @property
     def predictor(self) -> Predictor: ...
-
-    @property
-    def last_sensitivity(self) -> Any: ...
 
     def compile(self, settings: Settings | None = None, backend: str = "auto", device: str | None = None, *,
                 progress: bool = True, **backend_options: Any) -> Compiled: ...
@@ -135,7 +129,7 @@ class Source:
     #: the target it was measured on ("torch eager on cpu", "tensorrt cast_graph on cuda:0"); "" for sensitivity
     backend: str
     detail: str  #: the measured figure in words ("2.31 ms end to end", "rel_l2 1.2e-03", "rel_l2 over 156 nodes")
-    recorded_at: float  #: ``time.time()`` when it was recorded (or first seen as ``explorer.last_sensitivity``)
+    recorded_at: float  #: ``time.time()`` when it was recorded (handed over, for a sensitivity run)
     versions: tuple[tuple[str, str], ...] = ()  #: library versions the profile names (torch, tensorrt, ...)
 
     def age_s(self, now: float | None = None) -> float:
@@ -669,7 +663,7 @@ class Predictor:
         ``profile`` is what ``ex.profile`` / ``ex.load_profile`` returned; ``latency_ms`` an end-to-end time
         measured otherwise (``time_plans``, plans timed in turns), which replaces the profile's own where both are
         given; ``accuracy`` an ``AccuracyReport`` or a relative L2 error; ``sensitivity`` what ``ex.sensitivity``
-        returned (``ex.last_sensitivity`` is also taken up on its own); ``forward_error`` the plan's exact
+        returned (``ex.sensitivity()`` hands its run over by itself); ``forward_error`` the plan's exact
         forward-pass error (what ``predict(..., forward_error=)`` is anchored on; the search passes it). All-FP32
         and all-low plans calibrate (their profiles give per-node times); any other plan is a calibration point that
         fits the cast cost (latency) and the error correction. Raises OptionTypeError for a plan that is neither a Compiled nor
@@ -776,12 +770,16 @@ class Predictor:
             self._calibration_id = calibration
         return self._structure
 
-    def _sync(self) -> None:
-        """Take up the sensitivity run ``ex.sensitivity()`` left in ``explorer.last_sensitivity``."""
-        found = self.explorer.last_sensitivity
-        if found is not None and found is not self._seen_sensitivity \
-                and all(s.value is not found for s in self._sensitivities):
-            self._adopt_sensitivity(found, time.time(), "taken up from ex.last_sensitivity")
+    def take_sensitivity(self, sensitivity: Any, how: str) -> Source | None:
+        """Record a sensitivity run the facade hands over (``ex.sensitivity()``), once; ``how`` says where from."""
+        if sensitivity is self._seen_sensitivity or any(s.value is sensitivity for s in self._sensitivities):
+            return None
+        return self._adopt_sensitivity(sensitivity, time.time(), how)
+
+    @property
+    def has_sensitivity(self) -> bool:
+        """Whether a sensitivity run is recorded (error predictions need one)."""
+        return bool(self._sensitivities)
 
     # -- targets -------------------------------------------------------------------------------------------------
     def targets(self) -> list[str]:
@@ -959,7 +957,6 @@ class Predictor:
         like all-low, with the FP32 floor, and corrected from measured plans recorded with theirs (the search).
         """
         s = self.explorer.settings if settings is None else settings
-        self._sync()
         structure = self._structure_now()
         key = (s, backend, estimate, self.version, forward_error)
         cached = self._cache.get(key)
@@ -1107,7 +1104,6 @@ def measure_calibration(explorer: Workbench, backend: str = "auto", inputs: Sequ
             predictor.record(priced, profile=explorer.profile(priced, inputs=args, runs=runs, progress=progress))
     for compiled, profile, accuracy in measured:
         predictor.record(compiled, profile=profile, accuracy=accuracy)
-    if sensitivity and explorer.last_sensitivity is None:
-        explorer.sensitivity(args, low_dtype=low, progress=progress)
-    predictor._sync()
+    if sensitivity and not predictor.has_sensitivity:
+        explorer.sensitivity(args, low_dtype=low, progress=progress)  # the facade hands the run to its predictor
     return predictor
