@@ -122,3 +122,23 @@ class Exclusion:
     module: str  #: the module path it targets ("" is the root module)
     nodes: tuple[str, ...]  #: every call_function node the regex reaches
     note: str  #: plain-language remark, e.g. that other nodes are caught too ("" if none)
+
+
+@dataclass(frozen=True)
+class DtypeMismatch:
+    """One node whose measured dtype differs from the plan's, and why where the engine's kernels show it.
+
+    ``profile.dtype_mismatches(plan)`` lists them; the reasons are those of
+    :func:`mixprec_explorer.parsers.mismatch.explain_mismatch` (None: unexplained, worth a look).
+    """
+
+    node: str  #: FX node name
+    op: str  #: qualified target
+    planned: torch.dtype | None  #: the plan's dtype
+    measured: torch.dtype | None  #: the dtype the engine computed it in
+    reason: str | None  #: why the engine differs (``"engine keeps FP32: norm statistics"``); None: unexplained
+    layers: tuple[str, ...] = ()  #: the engine layers that ran it, in execution order
+
+    @property
+    def explained(self) -> bool:
+        return self.reason is not None

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from ..records import EndToEnd, LayerRecord
+from ..parsers.mismatch import mismatch_reasons
+from ..records import DtypeMismatch, EndToEnd, LayerRecord
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +99,24 @@ class Profile:
             for n in layer.nodes:
                 out[n] = layer.output_dtypes[0] if layer.output_dtypes else None
         return out
+
+    def dtype_mismatches(self, plan: PrecisionPlan) -> tuple[DtypeMismatch, ...]:
+        """Every node whose measured dtype (:meth:`node_dtypes`) differs from ``plan``'s, in graph order, each with
+        the reason where the engine's kernels show one (``record.reason``; None: unexplained), e.g.
+        ``ex.last_profile.dtype_mismatches(ex.plan())``. The graph figure's ``color_by="mismatch"`` colours the same
+        nodes (:func:`mixprec_explorer.parsers.mismatch.mismatch_reasons`).
+        """
+        kernels: dict[str, list[str]] = {}
+        reads: dict[str, list[tuple[torch.dtype | None, ...]]] = {}
+        for layer in self.layers:
+            for node in layer.nodes:
+                kernels.setdefault(node, []).append(layer.name)
+                reads.setdefault(node, []).append(layer.input_dtypes)
+        measured = self.node_dtypes()
+        records = {rec.name: rec for rec in plan}
+        return tuple(DtypeMismatch(node, records[node].op, records[node].dtype, measured[node], reason,
+                                   tuple(kernels.get(node, ())))
+                     for node, reason in mismatch_reasons(records.values(), measured, kernels, reads).items())
 
     def layers_of(self, node: str) -> tuple[LayerRecord, ...]:
         """The engine layers (or backend records) that ran part of FX node ``node``, in execution order."""

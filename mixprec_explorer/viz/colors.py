@@ -5,7 +5,9 @@ A point's colour is one number through a colourscale, so a recolour sends one fl
 member's for a collapsed module; for range the worst) and each category a step of the scale and a legend entry; continuous modes (latency,
 error, sensitivity, fp32_cost) map values through viridis, with a grey band below it for points without a value.
 A colouring may add a line to each point's hover text (:attr:`Coloring.hover`; fp32_cost: the predicted ms; range:
-the calibrated |x| max against the low-precision type's limits).
+the calibrated |x| max against the low-precision type's limits). The mismatch colouring gives a mismatch the engine's
+kernels explain its reason as category (:func:`mismatch_explanations`: norm statistics kept FP32), so the red ones
+are those nobody has explained.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..calibration import range_limits
 from ..dtypes import PALETTE, display_name
 from ..errors import OptionError
 from ..numbers import format_number
+from ..parsers.mismatch import FP32_OPERAND, NORM_STATISTICS, REASONS, mismatch_reasons
 from .overlay import Overlay, OverlayUnavailable
 
 if TYPE_CHECKING:
@@ -51,6 +54,7 @@ __all__ = [
     "change_label",
     "changed_nodes",
     "color_points",
+    "mismatch_explanations",
     "precision_label",
     "with_hover",
 ]
@@ -87,7 +91,9 @@ MODULE_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00
 #: "range" categories, worst first (a collapsed module takes its worst member's).
 RANGE_COLORS = {"overflow": "#D55E00", "underflow, all 0": "#882255", "underflow": "#E69F00",
                 "outside, kept FP32": "#0072B2", "in range": "#B7D9EE", "no range": LIGHT}
-MISMATCH_COLORS = {"match": "#56B4E9", "mismatch": "#D55E00", "TensorRT decides": GREY, "not measured": LIGHT}
+#: "mismatch" categories: a mismatch the engine's kernels explain takes its reason (parsers.mismatch.REASONS)
+MISMATCH_COLORS = {"match": "#56B4E9", "mismatch": "#D55E00", NORM_STATISTICS: "#CC79A7", FP32_OPERAND: "#009E73",
+                   "TensorRT decides": GREY, "not measured": LIGHT}
 UNCHANGED, RULE_ONLY = "unchanged", "accumulation or rule only"
 CHANGED_COLORS = {**{f"now {k}": c for k, c in PALETTE.items()},
                   "now TensorRT decides": "#000000", RULE_ONLY: "#882255", UNCHANGED: LIGHT}
@@ -162,9 +168,25 @@ def precision_label(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, name: st
     return label if label in PALETTE else "other"
 
 
+def mismatch_explanations(plan: PrecisionPlan, ov: Overlay) -> dict[str, str | None]:
+    """Each node whose measured dtype differs from ``plan``'s -> why, where the engine's kernels show it (one of
+    :data:`~mixprec_explorer.parsers.mismatch.REASONS`; None: unexplained); empty without a profile.
+
+    The profile's ``dtype_mismatches(plan)`` gives the same nodes and reasons, but for
+    :data:`~mixprec_explorer.parsers.mismatch.FP32_OPERAND`: that needs the kernels' input dtypes, which the overlay
+    does not carry (only layer names), so here such a node stays "mismatch".
+    """
+    if ov.measured is None:
+        return {}
+    kernels = {node: tuple(shown.split(" (", 1)[0] for shown in ran)  # "name (exact, second stream)" -> name
+               for node, ran in (ov.layers or {}).items()}
+    return mismatch_reasons(plan, ov.measured, kernels)
+
+
 def _point_labels(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, color_by: str, ov: Overlay
                   ) -> list[str]:
     """One category per point for the discrete colourings (dominant member for a collapsed module)."""
+    why = mismatch_explanations(plan, ov) if color_by == "mismatch" else {}
 
     def label(name: str) -> str:
         rec = plan.get(name)
@@ -188,7 +210,9 @@ def _point_labels(view: GraphView, nodes: Mapping[str, NodeInfo], plan: Precisio
             return "not measured"
         if rec.dtype is None:
             return "TensorRT decides"
-        return "match" if display_name(got) == display_name(rec.dtype) else "mismatch"
+        if name not in why:
+            return "match"
+        return why[name] or "mismatch"
 
     out = []
     for names in view.members:
@@ -196,8 +220,9 @@ def _point_labels(view: GraphView, nodes: Mapping[str, NodeInfo], plan: Precisio
             out.append(label(names[0]))
             continue
         counts = Counter(label(n) for n in names if nodes[n].removed_by is None)
-        if color_by == "mismatch" and counts.get("mismatch"):
-            out.append("mismatch")
+        if color_by == "mismatch" and (counts.get("mismatch") or counts.keys() & set(REASONS)):
+            # an unexplained mismatch shows first, then the most common explained one
+            out.append("mismatch" if counts.get("mismatch") else max(REASONS, key=lambda r: counts.get(r, 0)))
         elif color_by == "changed" and set(counts) - {UNCHANGED}:
             out.append(next(k for k, _ in counts.most_common() if k != UNCHANGED))
         else:

@@ -1,9 +1,9 @@
 """Hover text of the graph figure, in two parts.
 
 The static part (name, op, module, shapes, FLOPs) does not depend on the settings: :func:`build_view` makes it once
-per view. The per-plan part (predicted dtype and rule, measured dtype and latency, error, sensitivity, the change
-from a compared plan) is made on every draw and recolour; a record's predicted text is cached, as the plans of
-nearby settings share their records.
+per view. The per-plan part (predicted dtype and rule, measured dtype and latency, why a measured dtype differs where
+the engine's kernels show it, error, sensitivity, the change from a compared plan) is made on every draw and
+recolour; a record's predicted text is cached, as the plans of nearby settings share their records.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..dtypes import display_name
 from ..numbers import format_number, format_si
-from .colors import UNCHANGED, change_label, precision_label
+from .colors import UNCHANGED, change_label, mismatch_explanations, precision_label
 from .layout import GROUP_PREFIX
 
 if TYPE_CHECKING:
@@ -140,12 +140,13 @@ def _dtype_text(rec: NodePrecision | None) -> str:
 
 def plan_hover(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, ov: Overlay) -> list[str]:
     """The full hover text of every point of ``view`` (drawing ``nodes``): its static part, then what ``plan`` and
-    ``ov`` add."""
+    ``ov`` add (a measured dtype that differs says why where the engine's kernels show it)."""
     out = []
     sens_text = _sensitivity_text(ov.sensitivity) if ov.sensitivity is not None else None
+    why = mismatch_explanations(plan, ov)
     for key, static, names in zip(view.keys, view.static_hover, view.members):
         if len(names) == 1:
-            text = static + _node_dynamic_hover(nodes, plan, ov, names[0])
+            text = static + _node_dynamic_hover(nodes, plan, ov, names[0], why)
             if sens_text is not None and names[0] in sens_text:
                 text += sens_text[names[0]] + sens_text.get(GROUP_PREFIX + nodes[names[0]].module, "")
             out.append(text)
@@ -165,6 +166,13 @@ def plan_hover(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPl
         if ov.latency_ms is not None:
             ms = sum(ov.latency_ms.get(n, 0.0) for n in names)
             text += f"<br>measured: {ms:.4g} ms" + (f" ({ms / ov.total_ms:.1%})" if ov.total_ms else "")
+        differ = [why[n] for n in names if n in why]
+        if differ:
+            explained = Counter(r for r in differ if r is not None)
+            text += f"<br>measured dtype differs: {len(differ)} nodes" + (
+                f", {explained.total()} explained (" + ", ".join(
+                    k if len(explained) == 1 else f"{k}: {v}" for k, v in explained.most_common()) + ")"
+                if explained else "")
         if ov.errors is not None:
             worst = max((ov.errors[n] for n in names if n in ov.errors), default=None)
             if worst is not None:
@@ -198,7 +206,8 @@ def _short_layer(text: str) -> str:
     return text if len(text) <= 70 else text[:40] + "…" + text[-29:]
 
 
-def _node_dynamic_hover(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, ov: Overlay, name: str) -> str:
+def _node_dynamic_hover(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, ov: Overlay, name: str,
+                        why: Mapping[str, str | None]) -> str:
     rec = plan.get(name)
     if rec is None:
         return f"<br>dtype: {display_name(nodes[name].dtype)} (as given)"
@@ -213,6 +222,8 @@ def _node_dynamic_hover(nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, ov: 
                 text += f" ({ms / ov.total_ms:.1%})"
             if rec.dtype is not None and got != shown:
                 text += f"  <b>differs from predicted {shown}</b>"
+                if why.get(name):
+                    text += f"<br>explained: {why[name]}"
             ran = (ov.layers or {}).get(name, ())
             if ran:
                 text += "<br>engine: " + ", ".join(_short_layer(x) for x in ran[:3]) + (
