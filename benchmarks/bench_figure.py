@@ -124,6 +124,24 @@ def bench_click(model: tuple, runs: int) -> dict[str, float]:
     return {"points": len(trace.x), "click_ms": click_s * 1e3, "sent_kb": statistics.median(sent) / 1e3}
 
 
+def print_browser_timings(data: dict[str, dict]) -> None:
+    """The browser test's clicks: against a bare plotly FigureWidget in the same page (ratio, with the split of each
+    median), then the graphs timed alone."""
+    parts = ("page", "kernel", "wire", "render", "frame", "after")
+    print("| graph | explorer ms | bare ms | ratio | target | explorer split (" + " / ".join(parts) + ") ms "
+          "| bare split ms | CPUs | when |\n|---|---:|---:|---:|---:|---|---|---:|---|")
+    for name, row in data.items():
+        if "ratio" in row:
+            split = [" / ".join(f"{row[k].get(p, 0):.0f}" for p in parts) for k in ("explorer_split_ms", "bare_split_ms")]
+            print(f"| {name} | {row['explorer_ms']:.0f} | {row['bare_ms']:.0f} | {row['ratio']:.2f}x "
+                  f"| <= {row['target_ratio']:g}x | {split[0]} | {split[1]} | {row.get('cpus')} | {row.get('when')} |")
+    print("\n| graph (alone) | median ms | clicks ms | bound ms | CPUs | when |\n|---|---:|---|---:|---:|---|")
+    for name, row in data.items():
+        if "median_ms" in row:
+            print(f"| {name} | {row['median_ms']:.0f} | {', '.join(f'{t:.0f}' for t in row['clicks_ms'])} "
+                  f"| {row.get('bound_ms') or '-'} | {row.get('cpus')} | {row.get('when')} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py figure", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 nodes only (skips the 10k capture)")
@@ -133,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                         type=Path, help="print the browser test's click timings (default test-artifacts/...) and exit")
     args = parser.parse_args(argv)
     if args.browser_timings:
-        data = json.loads(args.browser_timings.read_text(encoding="utf-8"))
-        print("| graph | median (ms) | clicks (ms) | target (ms) | CPUs | when |\n|---|---:|---|---:|---:|---|")
-        for name, row in data.items():
-            print(f"| {name} | {row['median_ms']:.0f} | {', '.join(f'{t:.0f}' for t in row['clicks_ms'])} "
-                  f"| {row.get('target_ms') or '-'} | {row.get('cpus')} | {row.get('when')} |")
+        print_browser_timings(json.loads(args.browser_timings.read_text(encoding="utf-8")))
         return 0
     sizes = (100, 1000) if args.quick else (100, 1000, 10000)
 
