@@ -45,6 +45,7 @@ from .analysis import (
 )
 from .analysis.backend import Bench
 from .analysis.subject import Catalogued
+from .backends import keep_compiled
 from .backends.subject import Planner
 from .calibration import record_stats
 from .costs import error_above_floor, error_with_floor
@@ -397,7 +398,8 @@ def run_search(explorer: Searched, inputs: Inputs = None, budget: float = 1e-2, 
     search = _Search(explorer, normalize_inputs(explorer.captured, inputs), budget, metric, objective, build,
                      confirm and backend is not None, use_ops, use_subtrees, low_dtype, max_probes,
                      Path(state_path) if state_path is not None else None)
-    result = search.run()
+    with keep_compiled():  # the search asks for its plans again: each is compiled once
+        result = search.run()
     explorer.settings = result.settings
     return result
 

@@ -102,6 +102,20 @@ def test_cache_returns_the_same_compiled_at_once(ex, monkeypatch):
     assert B.compile_plan(ex, FP16, device="cpu", backend="torch", isolate=False, progress=False, use_cache=False) is not first
 
 
+def test_an_analysis_keeps_every_plan_it_compiled_and_the_cache_shrinks_after(ex, monkeypatch):
+    """Inside keep_compiled() (a search) a plan asked for again is never rebuilt, however many plans came between."""
+    B.clear_cache()
+    monkeypatch.setattr(B, "CACHE_SIZE", 2)
+    plans = [FP16.replace(autocast_excluded_nodes=frozenset({f"^{n}$"})) for n in ("linear1", "linear2", "linear3")]
+    with B.keep_compiled():
+        first = [B.compile_plan(ex, s, device="cpu", backend="torch", isolate=False, progress=False) for s in plans]
+        again = [B.compile_plan(ex, s, device="cpu", backend="torch", isolate=False, progress=False) for s in plans]
+        assert all(a is b for a, b in zip(first, again))
+    assert B.compile_plan(ex, plans[-1], device="cpu", backend="torch", isolate=False, progress=False) is first[-1]
+    rebuilt = B.compile_plan(ex, plans[0], device="cpu", backend="torch", isolate=False, progress=False)
+    assert rebuilt is not first[0], "after the block the cache holds CACHE_SIZE plans again: the oldest went"
+
+
 def test_cache_key_covers_model_plan_inputs_device_and_options(ex):
     key = B.cache_key(ex, FP16, "torch", "cpu", {"mode": "eager"})
     assert key == B.cache_key(ex, FP16, "torch", "cpu", {"mode": "eager"})

@@ -64,10 +64,12 @@ class CompiledEntry:
 
 
 class CompileLog:
-    """The distinct plans one analysis compiled: each compiled once, counted, whatever asks for it again.
+    """The ledger of the distinct plans one analysis compiled, in order, counted: not a cache.
 
     A search asks for the all-FP32 and all-low plans to price nodes, again to measure their error and again to
-    confirm; the log hands back the first Compiled each time (the backends' cache holds only the last few).
+    confirm; the backends' compile cache hands back the same Compiled each time (an analysis runs inside
+    :func:`~mixprec_explorer.backends.keep_compiled`, so nothing is evicted meanwhile), and the log records each
+    plan once, for the count and for timing them in turns.
     """
 
     def __init__(self) -> None:
@@ -108,22 +110,21 @@ class Build:
 
     def compile(self, bench: Bench, settings: Settings, backend: str | None = None,
                 options: Mapping[str, Any] | None = None) -> Compiled:
-        """The compiled plan for ``settings`` (cached by the backends), on this build's backend unless given."""
+        """The compiled plan for ``settings`` (from the backends' compile cache where it was compiled before), on this
+        build's backend unless given."""
         name = backend or self.backend
         if name is None:
             raise OptionError("this analysis has backend=None: nothing is compiled")
         chosen = dict(self.options if options is None else options)
         own = name == self.backend and chosen == dict(self.options)
         key = (settings, None if own else name, tuple(sorted((str(k), repr(v)) for k, v in chosen.items())))
-        if self.log is not None and key in self.log.entries:
-            return self.log.entries[key].compiled
         started = time.perf_counter()
         compiled = bench.compile(settings, backend=name, device=self.device, isolate=self.isolate,
                                     progress=self.progress, **chosen)
         seconds = time.perf_counter() - started
         built = _HANDED.get(id(compiled)) is not compiled
         _HANDED[id(compiled)] = compiled
-        if self.log is not None:
+        if self.log is not None and key not in self.log.entries:
             self.log.entries[key] = CompiledEntry(settings, key[1], key[2], built, seconds, compiled)
         return compiled
 

@@ -9,6 +9,7 @@ is missing is listed as unavailable, with the reason and what to install; it nev
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "clear_cache",
     "compile_plan",
     "get_backend",
+    "keep_compiled",
     "profile_compiled",
     "register_backend",
     "run_compiled",
@@ -254,11 +256,31 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+_KEEPING = 0  # open keep_compiled() blocks: while any is open, the cache evicts nothing
+
+
+@contextlib.contextmanager
+def keep_compiled() -> Iterator[None]:
+    """Within the block the compile cache evicts nothing (back to :data:`CACHE_SIZE` after): an analysis asks for
+    the same plans again (pricing, checking, confirming, timing them in turns) and gets each compiled once."""
+    global _KEEPING
+    _KEEPING += 1
+    try:
+        yield
+    finally:
+        _KEEPING -= 1
+        _evict()
+
+
+def _evict() -> None:
+    while not _KEEPING and len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+
+
 def _remember(key: CacheKey, compiled: Compiled) -> None:
     _CACHE[key] = compiled
     _CACHE.move_to_end(key)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    _evict()
 
 
 def _announce(note: str, loud: bool) -> None:
