@@ -2,7 +2,8 @@
 graph (apply_plan) give the same outputs for the same plan, both in real FP16 arithmetic on the CPU.
 
 Bit-identical: the two paths run the same ops in the same dtypes, their casts decided by one rule
-."""
+(:mod:`mixprec_explorer.backends.plan_rules`), FP32 accumulation included. One difference is left, in the error
+only: the runner's reference runs every classified node in FP32, the backend's accuracy the model as written."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from torch.utils._pytree import tree_leaves
 
 from mixprec_explorer import Explorer, Settings, zoo
 from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
+from mixprec_explorer.backends.torch_plan import apply_plan, flatten_inputs
 from mixprec_explorer.examples import (
     layer_stack,
     reference_autocast_model,
     reference_explicit_model,
     transformer_encoder,
 )
+
+from _models import AutocastRegion
 
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 #: a mixed plan: residual adds and scalings kept in FP32 (FP16 and FP32 inputs meet), some modules excluded by path
@@ -69,10 +73,7 @@ def test_the_runner_and_the_planned_graph_give_the_same_outputs(name, setting):
     settings = SETTINGS[setting]
     runner = PlanRunner(ex, [inputs], simulate=False)
     evaluator = PlanEvaluator(ex, runner)
-    if settings.use_fp32_acc:
-        pytest.xfail("PlanRunner ignores use_fp32_acc; the planned graph accumulates in FP32 (issue 22)")
-    low = evaluator.low_nodes(settings)
-    analysed = runner.outputs(runner.run_plan(lambda n: torch.float16 if n in low else torch.float32))
+    analysed = runner.outputs(evaluator.run(settings))
     compiled = ex.compile(settings, backend="torch", isolate=False, progress=False)
     with torch.no_grad():
         planned = _floats(compiled.handle(*inputs))
@@ -83,6 +84,32 @@ def test_the_runner_and_the_planned_graph_give_the_same_outputs(name, setting):
     # the evaluator's error is the backend's accuracy, exactly; except where the model types a node itself (the
     # explicit model's .half() linear2): the runner's reference runs every classified node in FP32, the backend's
     # accuracy compares against the model as written
-    if setting == "mixed" and name != "reference_explicit":
+    if setting == "mixed-fp32-acc" and name != "reference_explicit":
         report = ex.accuracy(compiled, simulate=False)
         assert evaluator.error(settings) == pytest.approx(report.rel_l2_error, rel=1e-6, abs=1e-12)
+
+
+OPTION_MODELS = {
+    "t5_small_encoder": (_zoo("t5_small_encoder"), "fill values beyond"),  # finfo(float32).min masks
+    "autocast_region": (lambda: (AutocastRegion().eval(), (torch.randn(4, 8),)), "torch.autocast region"),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTION_MODELS))
+def test_the_cast_graphs_options_agree_too(name):
+    """Restored autocast regions and saturated fills (the TensorRT cast graph's options) follow the same rule."""
+    build, note = OPTION_MODELS[name]
+    if name not in _explorers:
+        torch.manual_seed(0)
+        model, inputs = build()
+        _explorers[name] = (Explorer(model, inputs), tuple(inputs))
+    ex, inputs = _explorers[name]
+    runner = PlanRunner(ex, [inputs], simulate=False, saturate_fills=True, restore_regions=True)
+    analysed = runner.outputs(PlanEvaluator(ex, runner).run(FP16))
+    planned = apply_plan(ex.exported_program, ex.plan(FP16), saturate_fills=True, restore_regions=True)
+    assert any(note in n for n in planned.notes), planned.notes  # the option does something here
+    with torch.no_grad():
+        out = _floats(planned.module(*flatten_inputs(inputs)))
+    assert len(analysed) == len(out)
+    for a, p in zip(analysed, out):
+        assert torch.equal(a, p), f"{name}: max |runner - planned| {(a.float() - p.float()).abs().max()}"

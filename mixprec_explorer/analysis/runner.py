@@ -1,9 +1,15 @@
 """Where a plan is evaluated: the captured program run node by node with each classified node's dtype.
 
 :class:`PlanRunner` is a ``torch.fx.Interpreter`` over the unlifted ``ep.module()`` (the graph Torch-TensorRT's
-autocast pass classifies). Before a classified node runs, its floating-point arguments are cast to the node's
-dtype, as the pass inserts casts; integer arguments (indices) are left alone, and the assert nodes
-Torch-TensorRT's pre-lowering deletes are skipped. Whole-graph activations are cached per base dtype (all FP32,
+autocast pass classifies). What a plan does to each node is decided by the rule the torch backend's planned graph
+reads too (:mod:`mixprec_explorer.backends.plan_rules`), so the two give the same outputs (tests/
+test_plan_agreement.py): before a classified node runs, its floating-point arguments are cast to the node's dtype,
+as the pass inserts casts; integer arguments (indices) are left alone; the assert nodes Torch-TensorRT's
+pre-lowering deletes are skipped and ``detach`` passes its input through; with ``restore_regions`` a
+``torch.autocast`` region's float inputs are cast back to their traced dtypes and with ``saturate_fills`` a low
+node's fill values beyond its range become the extreme (both off, as in the torch backend); a plan asking for FP32
+accumulation (``use_fp32_acc``) computes its FP16 matmul-family nodes as the planned graph does (operands cast to
+FP32, the product cast to FP16, bias added in FP16; on CUDA, cuBLAS FP32 reduction). Whole-graph activations are cached per base dtype (all FP32,
 all low), so the error of a change to a few nodes costs a re-run of only the nodes downstream of them whose
 inputs really changed. :class:`PlanEvaluator` gives the exact error of a Settings' plan with one forward pass.
 
@@ -11,21 +17,34 @@ On the CPU, low precision is simulated (:mod:`mixprec_explorer.backends.simulate
 and weights are rounded to the low type, it computes in FP32 and its output is rounded, at FP32 speed. Each
 value's real dtype is tracked beside it (from the op's meta kernel), so a node whose real output stays FP32 (an
 explicit ``.float()``, ``softmax(dtype=float32)``) is not rounded. ``simulate=False`` runs the real arithmetic.
+Simulation ignores FP32 accumulation: it already computes each product in FP32 from rounded inputs and rounds
+the output (it adds a bias before that rounding, FP32 accumulation after it).
 
 Sensitivity, search, the frontier and the widget's panel all evaluate plans through these two classes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
+from ..backends.plan_rules import (
+    accumulates_in_fp32,
+    bypassed,
+    cast_dtype,
+    fp32_accumulated,
+    restore_dtype,
+    saturated,
+    saturates,
+    target_dtype,
+)
 from ..backends.simulate import LOW_TYPES, exact_on_rounded, rounded, simulates, to_storage
 from ..capture import is_autocast_skipped
 from ..inputs import Batch, flatten_batch
+from ..ops import AUTOCAST_REGION_OP, qualified_op_name
 from .metrics import Metric, floating_leaves, get_metric
 
 if TYPE_CHECKING:
@@ -39,9 +58,11 @@ DtypeOf = Callable[[str], "torch.dtype | None"]  #: classified node name -> the 
 
 
 def cast_floats(value: Any, dtype: torch.dtype) -> Any:
-    """Floating tensors in (nested tuples, lists, dicts of) arguments cast to ``dtype``; the rest as given."""
+    """Tensors in (nested tuples, lists, dicts of) arguments cast as a node run in ``dtype`` casts them
+    (:func:`~mixprec_explorer.backends.plan_rules.cast_dtype`: floating ones; integers and bools as given)."""
     if isinstance(value, torch.Tensor):
-        return value.to(dtype) if value.is_floating_point() else value
+        to = cast_dtype(value.dtype, dtype)
+        return value.to(to) if to is not None else value
     if isinstance(value, (tuple, list)):
         return type(value)(cast_floats(v, dtype) for v in value)
     if isinstance(value, dict):
@@ -84,6 +105,8 @@ class PlanRunner(torch.fx.Interpreter):
     batches: positional inputs, one tuple per batch (see :func:`~mixprec_explorer.inputs.normalize_inputs`).
     simulate: round to the low type and compute in FP32 (module docs); None: where the inputs and weights are on
         the CPU.
+    saturate_fills, restore_regions: as :func:`~mixprec_explorer.backends.torch_plan.apply_plan`'s (off, as the
+        torch backend compiles; the TensorRT cast graph turns both on).
 
     Attributes: ``classified`` (the node names autocast classifies), ``evaluations`` (node evaluations so far:
     the cost the incremental re-runs save), ``batches``, ``simulate``.
@@ -100,7 +123,8 @@ class PlanRunner(torch.fx.Interpreter):
     (torch.float32, True)
     """
 
-    def __init__(self, explorer: Program, batches: Sequence[Batch], *, simulate: bool | None = None) -> None:
+    def __init__(self, explorer: Program, batches: Sequence[Batch], *, simulate: bool | None = None,
+                 saturate_fills: bool = False, restore_regions: bool = False) -> None:
         super().__init__(explorer.exported_program.module(), garbage_collect_values=False)
         self.order: list[torch.fx.Node] = list(self.graph.nodes)
         self.index = {n: i for i, n in enumerate(self.order)}
@@ -110,6 +134,13 @@ class PlanRunner(torch.fx.Interpreter):
             if n.op == "call_function" and n.name in infos and not infos[n.name].removed_by
             and not is_autocast_skipped(infos[n.name]))
         self.removed = frozenset(n.name for n in self.order if n.name in infos and infos[n.name].removed_by)
+        #: removed nodes whose input passes through (detach); the others (asserts) are dropped
+        self.bypass = frozenset(n.name for n in self.order if n.name in self.removed and bypassed(n.target))
+        self.saturate_fills, self.restore_regions = saturate_fills, restore_regions
+        #: each node's dtype as traced (a torch.autocast region's inputs are restored to it)
+        self._traced = {n: v.dtype for n in self.order if isinstance(v := n.meta.get("val"), torch.Tensor)}
+        #: the run under way: classified node -> its plan's accumulate dtype (FP32 accumulation), in run_plan only
+        self._acc: dict[str, torch.dtype | None] = {}
         self.batches = [flatten_batch(b) for b in batches]
         self.simulate = simulates([*self.module.parameters(), *self.module.buffers(),
                                    *(x for flat in self.batches for x in flat)]) if simulate is None else simulate
@@ -127,6 +158,11 @@ class PlanRunner(torch.fx.Interpreter):
         """Evaluate ``n`` with its floating arguments cast to its dtype under the current plan."""
         if n.op == "placeholder":
             return super().run_node(n)
+        if n.name in self.bypass:  # Torch-TensorRT bypasses detach before autocast
+            source = n.args[0]
+            if self.simulate and isinstance(source, torch.fx.Node) and source in self._real:
+                self._real[n] = self._real[source]
+            return self.env[source] if isinstance(source, torch.fx.Node) else source
         if n.name in self.removed:
             return None  # Torch-TensorRT deletes assert nodes before autocast
         dtype = self._dtype_of(n.name) if n.name in self.classified else None
@@ -134,12 +170,51 @@ class PlanRunner(torch.fx.Interpreter):
             return self._run_simulated(n, dtype)
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if self.restore_regions and qualified_op_name(n.target) == AUTOCAST_REGION_OP:
+                args = self._restored(n.args, args)
             if dtype is not None:
                 args, kwargs = cast_floats(args, dtype), cast_floats(kwargs, dtype)
+                args, kwargs = self._saturated(n, args, kwargs, dtype)
             if _writes_in_place(n):  # add_, relu_: never let them write into an activation another run reuses
                 args, kwargs = _cloned(args), _cloned(kwargs)
             self.evaluations += 1
+            first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+            if first is not None and dtype is not None and accumulates_in_fp32(n.target, self._acc.get(n.name),
+                                                                               first.dtype):
+                return self._fp32_accumulated(n, args, kwargs, first)
             return getattr(self, n.op)(n.target, args, kwargs)
+
+    # -- the plan's rule on values (plan_rules, as apply_plan applies it to the graph) -------------------------------
+    def _restored(self, arg: Any, value: Any) -> Any:
+        """A ``torch.autocast`` region's float inputs cast back to their traced dtypes (``arg``: its node args)."""
+        if isinstance(arg, torch.fx.Node):
+            if isinstance(value, torch.Tensor):
+                to = restore_dtype(value.dtype, self._traced.get(arg))
+                return value.to(to) if to is not None else value
+            return value
+        if isinstance(arg, (tuple, list)) and isinstance(value, (tuple, list)):
+            return type(value)(self._restored(a, v) for a, v in zip(arg, value))
+        return value
+
+    def _saturated(self, n: torch.fx.Node, args: Any, kwargs: Any, dtype: torch.dtype) -> tuple[Any, Any]:
+        """Fill values beyond ``dtype``'s range as its extreme (``saturate_fills``; fill ops only)."""
+        if not (self.saturate_fills and saturates(n.target, dtype)):
+            return args, kwargs
+        return tuple(saturated(a, dtype) for a in args), {k: saturated(v, dtype) for k, v in kwargs.items()}
+
+    def _fp32_accumulated(self, n: torch.fx.Node, args: Any, kwargs: Any, first: torch.Tensor) -> Any:
+        """``n`` with FP32 accumulation: on CUDA under cuBLAS FP32 reduction (as the planned graph runs it), else
+        the ops :func:`~mixprec_explorer.backends.plan_rules.fp32_accumulated` names, computed."""
+        if first.device.type == "cuda":
+            flags = torch.backends.cuda.matmul
+            before = flags.allow_fp16_reduced_precision_reduction
+            flags.allow_fp16_reduced_precision_reduction = False
+            try:
+                return getattr(self, n.op)(n.target, args, kwargs)
+            finally:
+                flags.allow_fp16_reduced_precision_reduction = before
+        return fp32_accumulated(n.target, tuple(args), dict(kwargs), lambda target, a, _: target(*a),
+                                lambda target, a: target(*a))
 
     # -- simulation: values in FP32 storage, each with its real dtype beside it ---------------------------------
     def _run_simulated(self, n: torch.fx.Node, dtype: torch.dtype | None, only: torch.fx.Node | None = None) -> Any:
@@ -150,6 +225,9 @@ class PlanRunner(torch.fx.Interpreter):
         """
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if dtype is not None and only is None:
+                args, kwargs = self._saturated(n, args, kwargs, dtype)
+            restore = self.restore_regions and qualified_op_name(n.target) == AUTOCAST_REGION_OP
             leaves, spec = tree_flatten((args, kwargs))
             sources, _ = tree_flatten(torch.fx.node.map_arg((n.args, n.kwargs), self._sources))  # type: ignore[arg-type]
             if len(sources) != len(leaves):
@@ -163,6 +241,11 @@ class PlanRunner(torch.fx.Interpreter):
                 real = sources[i].real if isinstance(sources[i].real, torch.dtype) else value.dtype
                 if value.dtype in LOW_TYPES:  # held in its type (a .half() submodule's weights): to FP32 storage
                     value = leaves[i] = self._widened(node, value)
+                back = restore_dtype(real, self._traced.get(node)) if restore and node is not None else None
+                if back is not None:  # a torch.autocast region's input back to its traced dtype
+                    if back in LOW_TYPES:
+                        value = leaves[i] = rounded(value, back)
+                    real = back
                 if only is not None:
                     if node is only and value.is_floating_point() and dtype is not None and dtype != real:
                         leaves[i] = self._rounded(node, value, dtype)
@@ -238,9 +321,14 @@ class PlanRunner(torch.fx.Interpreter):
         return result
 
     # -- whole runs ---------------------------------------------------------------------------------------------
-    def run_plan(self, dtype_of: DtypeOf) -> list[Env]:
-        """One complete pass per batch with each classified node in ``dtype_of(name)``; every node's value."""
-        envs, _ = self._run_all(dtype_of)
+    def run_plan(self, dtype_of: DtypeOf, accumulate: Mapping[str, torch.dtype | None] | None = None) -> list[Env]:
+        """One complete pass per batch with each classified node in ``dtype_of(name)``; every node's value.
+        ``accumulate``: node -> its plan record's ``accumulate_dtype`` (FP32: FP32 accumulation, module docs)."""
+        self._acc = dict(accumulate or {})
+        try:
+            envs, _ = self._run_all(dtype_of)
+        finally:
+            self._acc = {}
         return envs
 
     def _run_all(self, dtype_of: DtypeOf) -> tuple[list[Env], list[Env]]:
@@ -341,7 +429,7 @@ class PlanRunner(torch.fx.Interpreter):
                 if any(a in dirty for a in node.all_input_nodes):
                     env[node] = self.run_node(node)
                 continue
-            if node.name in self.removed:
+            if node.name in self.removed and node.name not in self.bypass:
                 continue
             if node.name not in names and not any(a in dirty for a in node.all_input_nodes):
                 continue
@@ -370,7 +458,7 @@ class PlanEvaluator:
         self.measure: Metric = get_metric(metric)
         self.reference = runner.reference()
         self.count = 0
-        self._cache: dict[tuple[str, ...], float] = {}
+        self._cache: dict[tuple[tuple[tuple[str, str], ...], ...], float] = {}
 
     def low_nodes(self, settings: Settings) -> set[str]:
         """Classified nodes the plan for ``settings`` runs in its low-precision type."""
@@ -378,13 +466,33 @@ class PlanEvaluator:
         low = settings.autocast_low_precision_type
         return {n for n in self.runner.classified if n in plan and plan[n].dtype == low}
 
+    def targets(self, settings: Settings) -> tuple[dict[str, torch.dtype], dict[str, torch.dtype]]:
+        """The plan for ``settings`` as the runner takes it: classified node -> the dtype its inputs are cast to
+        (:func:`~mixprec_explorer.backends.plan_rules.target_dtype`; nodes the plan leaves as typed are absent), and
+        node -> accumulate dtype where the plan names one."""
+        plan = self.explorer.plan(settings)
+        dtypes, acc = {}, {}
+        for name in self.runner.classified:
+            rec = plan.get(name)
+            dtype = target_dtype(rec)
+            if dtype is not None:
+                dtypes[name] = dtype
+            if rec is not None and rec.accumulate_dtype is not None:
+                acc[name] = rec.accumulate_dtype
+        return dtypes, acc
+
+    def run(self, settings: Settings) -> list[Env]:
+        """One forward pass of the plan for ``settings`` (every node's value, per batch), uncached."""
+        dtypes, acc = self.targets(settings)
+        return self.runner.run_plan(dtypes.get, accumulate=acc)
+
     def error(self, settings: Settings) -> float:
         """Error of the plan for ``settings`` against the FP32 reference (metric units)."""
-        low = self.low_nodes(settings)
-        key = tuple(sorted(low))
+        dtypes, acc = self.targets(settings)
+        key = (tuple(sorted((n, str(d)) for n, d in dtypes.items())),
+               tuple(sorted((n, str(d)) for n, d in acc.items())))
         if key not in self._cache:
             self.count += 1
-            dtype = settings.autocast_low_precision_type or torch.float16
-            envs = self.runner.run_plan(lambda n: dtype if n in low else torch.float32)
+            envs = self.runner.run_plan(dtypes.get, accumulate=acc)
             self._cache[key] = self.measure(self.runner.outputs(envs), self.reference)
         return self._cache[key]

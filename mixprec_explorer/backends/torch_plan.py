@@ -1,6 +1,8 @@
 """Apply a precision plan to a copy of the graph, as Torch-TensorRT's autocast pass does (the torch backend's plan).
 
-Applying a plan (Torch-TensorRT 2.11 ``lowering/passes/rule_based_autocast.py``) to a fresh ``ep.module()``:
+Applying a plan (Torch-TensorRT 2.11 ``lowering/passes/rule_based_autocast.py``) to a fresh ``ep.module()``; what
+each node gets (its target dtype, which arguments are cast, restored regions, saturated fills, FP32 accumulation)
+is decided by :mod:`~mixprec_explorer.backends.plan_rules`, which the analyses' runner reads too:
 
 * Nodes classified low (rule ``low_precision``) or high (``excluded_node``, ``excluded_op``, ``io_range``,
   ``depth``) get an ``aten.to.dtype`` cast of every tensor argument whose dtype differs, inserted just before
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,17 @@ from torch.fx import Node
 from torch.utils import _pytree as pytree
 
 from ..errors import CompileFailure
-from ..ops import ASSERT_OPS, AUTOCAST_REGION_OP, FP32_ACC_OPS, UNCLASSIFIED_OPS, op_basename, qualified_op_name
+from ..ops import ASSERT_OPS, AUTOCAST_REGION_OP, UNCLASSIFIED_OPS, qualified_op_name
+from .plan_rules import (
+    accumulates_in_fp32,
+    bypassed,
+    cast_dtype,
+    fp32_accumulated,
+    restore_dtype,
+    saturated,
+    saturates,
+    target_dtype,
+)
 
 if TYPE_CHECKING:
     from ..policy import PrecisionPlan
@@ -45,8 +56,6 @@ OWNER = "mixprec_node"  #: node meta key: the original FX node a rewritten node 
 ROLE = "mixprec_role"  #: node meta key: "op" (the model's node), "cast" (autocast cast) or "acc" (FP32 accumulation)
 RESULT = "mixprec_result"  #: node meta key: True on the node whose value the original node's users receive
 
-_LOW_RULES = frozenset({"low_precision"})
-_HIGH_RULES = frozenset({"excluded_node", "excluded_op", "io_range", "depth"})
 _aten = torch.ops.aten
 _MAX_LISTED = 6
 
@@ -152,19 +161,10 @@ def load_module(ep: torch.export.ExportedProgram, device: str = "cpu") -> torch.
     return ep.module()
 
 
-#: Ops whose float scalar argument is a value written into the output (a mask's "lowest value", a padding value):
-#: where such a value lies beyond the low dtype's range, the value the model means is that dtype's extreme.
-FILL_OPS = frozenset({"where", "masked_fill", "fill", "full", "full_like", "new_full", "scalar_tensor", "clamp",
-                      "clamp_min", "clamp_max", "constant_pad_nd", "index_fill"})
-
-
-def _fill_base(target: Any) -> str:
-    return op_basename(qualified_op_name(target)).rstrip("_")
-
-
 def overflowing_fills(graph: torch.fx.Graph, plan: PrecisionPlan) -> list[tuple[str, float, torch.dtype]]:
-    """(node, value, dtype) for each fill value (:data:`FILL_OPS`) that a node the plan runs in FP16/BF16 writes
-    beyond that dtype's range: Hugging Face masks fill with ``torch.finfo(torch.float32).min``.
+    """(node, value, dtype) for each fill value (:data:`~mixprec_explorer.backends.plan_rules.FILL_OPS`) that a node
+    the plan runs in FP16/BF16 writes beyond that dtype's range: Hugging Face masks fill with
+    ``torch.finfo(torch.float32).min``.
 
     Under Torch-TensorRT the op decomposes to ``aten.scalar_tensor(value, dtype=float16)``, which its constant folding
     runs on the GPU: "value cannot be converted to type c10::Half without overflow" (T5's encoder, 2.11). The cast
@@ -172,27 +172,15 @@ def overflowing_fills(graph: torch.fx.Graph, plan: PrecisionPlan) -> list[tuple[
     """
     out = []
     for node in graph.nodes:
-        if node.op != "call_function" or _fill_base(node.target) not in FILL_OPS:
+        if node.op != "call_function":
             continue
-        rec = plan.get(node.name)
-        dtype = _target_dtype(rec)
-        if dtype is None or dtype == torch.float32 or not dtype.is_floating_point:
+        dtype = target_dtype(plan.get(node.name))
+        if dtype is None or not saturates(node.target, dtype):
             continue
-        top = torch.finfo(dtype).max
         for value in [*node.args, *node.kwargs.values()]:
-            if isinstance(value, float) and math.isfinite(value) and abs(value) > top:
+            if saturated(value, dtype) is not value:
                 out.append((node.name, value, dtype))
     return out
-
-
-def _target_dtype(rec: Any) -> torch.dtype | None:
-    if rec is None:
-        return None
-    if rec.rule in _LOW_RULES:
-        return rec.dtype
-    if rec.rule in _HIGH_RULES:
-        return torch.float32
-    return None
 
 
 def _listed(items: Sequence[str]) -> str:
@@ -269,19 +257,19 @@ class _Rewriter:
                 return arg
             pass_casts = self.believed.get(arg) != dtype
             real = val.dtype
+            to = cast_dtype(real, dtype, cast_non_float=self.cast_non_float)
             if not real.is_floating_point and not self.cast_non_float:
                 if pass_casts:
                     self.kept_int.append(f"{node.name} <- {arg.name} ({str(real).replace('torch.', '')})")
                 return arg
-            needed = real != dtype
-            if needed and not pass_casts:
+            if to is not None and not pass_casts:
                 self.extra_casts.append(f"{node.name} <- {arg.name}")
-            elif pass_casts and not needed:
+            elif pass_casts and to is None:
                 self.skipped_casts.append(f"{node.name} <- {arg.name}")
-            if not needed:
+            if to is None:
                 return arg
             self.casts += 1
-            return self._emit(node, _aten.to.dtype, (arg, dtype), node.name, "cast", f"{node.name}__cast")
+            return self._emit(node, _aten.to.dtype, (arg, to), node.name, "cast", f"{node.name}__cast")
         if isinstance(arg, (tuple, list)):
             return type(arg)(self._cast(node, a, dtype) for a in arg)
         if isinstance(arg, dict):
@@ -290,13 +278,11 @@ class _Rewriter:
 
     def _saturate(self, node: Node, dtype: torch.dtype) -> None:
         """A fill value beyond ``dtype``'s range becomes its extreme (finfo(float32).min -> finfo(float16).min)."""
-        top = torch.finfo(dtype).max
-
         def clip(value: Any) -> Any:
-            if isinstance(value, float) and math.isfinite(value) and abs(value) > top:
-                self.saturated.append(f"{node.name} ({value:.4g} -> {math.copysign(top, value):.6g})")
-                return math.copysign(top, value)
-            return value
+            clipped = saturated(value, dtype)
+            if clipped is not value:
+                self.saturated.append(f"{node.name} ({value:.4g} -> {clipped:.6g})")
+            return clipped
 
         node.args = tuple(clip(a) for a in node.args)
         node.kwargs = {k: clip(v) for k, v in node.kwargs.items()}
@@ -305,9 +291,9 @@ class _Rewriter:
         """A ``torch.autocast`` region's float inputs cast back to the dtypes it was traced with: the plan does not
         classify the region, which computes as the model wrote it (Llama's rotary embedding, autocast off)."""
         if isinstance(arg, Node):
-            val, want = self.value.get(arg), self.captured.get(arg)
-            if (isinstance(val, torch.Tensor) and want is not None and val.dtype != want
-                    and val.dtype.is_floating_point and want.is_floating_point):
+            val = self.value.get(arg)
+            want = restore_dtype(val.dtype, self.captured.get(arg)) if isinstance(val, torch.Tensor) else None
+            if want is not None:
                 self.casts += 1
                 self.restored.append(f"{node.name} <- {arg.name}")
                 return self._emit(node, _aten.to.dtype, (arg, want), node.name, "cast", f"{node.name}__cast")
@@ -316,37 +302,21 @@ class _Rewriter:
             return type(arg)(self._restore(node, a) for a in arg)
         return arg
 
-    # FP32 accumulation, as impl/matmul.py (+ linear.py, addmm.py) build it
+    # FP32 accumulation, as impl/matmul.py (+ linear.py, addmm.py) build it: the ops plan_rules.fp32_accumulated names
     def _fp32_acc(self, node: Node) -> Node:
-        tensors = [a for a in node.args if isinstance(a, Node)]
-        first = self.value.get(tensors[0]) if tensors else None
-        if not isinstance(first, torch.Tensor) or first.dtype != torch.float16:
+        name, after = node.name, node.next
+
+        def call(target: Any, args: tuple[Any, ...], suffix: str) -> Node:
+            return self._emit(node if suffix == "acc_in" else after, target, args, name, "acc", f"{name}__{suffix}")
+
+        def product(target: Any, args: tuple[Any, ...]) -> Node:
+            if node.target is not target:
+                node.target, node.kwargs = target, {}
+            node.args = args
+            self.value[node] = self._run_fake(node, self.value.get(node))
             return node
-        name, to = node.name, _aten.to.dtype
-        after = node.next
-        if node.target is _aten.addmm.default:
-            inp, mat1, mat2 = node.args[:3]
-            beta, alpha = node.kwargs.get("beta", 1), node.kwargs.get("alpha", 1)
-            a32 = self._emit(node, to, (mat1, torch.float32), name, "acc", f"{name}__acc_in")
-            b32 = self._emit(node, to, (mat2, torch.float32), name, "acc", f"{name}__acc_in")
-            node.target, node.args, node.kwargs = _aten.mm.default, (a32, b32), {}
-            self.value[node] = self._run_fake(node, self.value.get(node))
-            out = self._emit(after, to, (node, torch.float16), name, "acc", f"{name}__acc_out")
-            if alpha != 1:
-                out = self._emit(after, _aten.mul.Tensor, (out, alpha), name, "acc", f"{name}__mul_alpha")
-            if beta != 1:
-                inp = self._emit(after, _aten.mul.Tensor, (inp, beta), name, "acc", f"{name}__mul_beta")
-            result = self._emit(after, _aten.add.Tensor, (inp, out), name, "acc", f"{name}__add")
-        else:
-            a, b = node.args[0], node.args[1]
-            bias = node.args[2] if node.target is _aten.linear.default and len(node.args) > 2 else None
-            a32 = self._emit(node, to, (a, torch.float32), name, "acc", f"{name}__acc_in")
-            b32 = self._emit(node, to, (b, torch.float32), name, "acc", f"{name}__acc_in")
-            node.args = (a32, b32)
-            self.value[node] = self._run_fake(node, self.value.get(node))
-            result = self._emit(after, to, (node, torch.float16), name, "acc", f"{name}__acc_out")
-            if bias is not None:
-                result = self._emit(after, _aten.add.Tensor, (result, bias), name, "acc", f"{name}__add_bias")
+
+        result = fp32_accumulated(node.target, node.args, dict(node.kwargs), call, product)
         node.meta[RESULT] = False
         result.meta[RESULT] = True
         self.believed[result] = torch.float16
@@ -372,13 +342,13 @@ class _Rewriter:
             op = qualified_op_name(node.target)
             if op == AUTOCAST_REGION_OP and self.restore_regions:
                 node.args = self._restore(node, node.args)
-            dtype = _target_dtype(rec) if op not in UNCLASSIFIED_OPS else None
+            dtype = target_dtype(rec) if op not in UNCLASSIFIED_OPS else None
             if dtype is not None:
                 self.targets[node.name] = dtype
                 node.args = self._cast(node, node.args, dtype)
                 node.kwargs = self._cast(node, node.kwargs, dtype)
                 self.believed[node] = dtype
-                if self.saturate_fills and dtype != torch.float32 and _fill_base(node.target) in FILL_OPS:
+                if self.saturate_fills and saturates(node.target, dtype):
                     self._saturate(node, dtype)
             else:
                 self.believed[node] = getattr(original, "dtype", None)
@@ -387,10 +357,13 @@ class _Rewriter:
                 with contextlib.suppress(Exception), self.fake:
                     fallback = original.to(dtype)
             self.value[node] = self._run_fake(node, fallback)
-            if rec is not None and rec.accumulate_dtype == torch.float32 and op in FP32_ACC_OPS:
+            tensors = [a for a in node.args if isinstance(a, Node)]
+            first = self.value.get(tensors[0]) if tensors else None
+            if accumulates_in_fp32(node.target, rec.accumulate_dtype if rec is not None else None,
+                                   first.dtype if isinstance(first, torch.Tensor) else None):
                 if self.acc_by_cast:
                     self._fp32_acc(node)
-                elif isinstance(self.value[node], torch.Tensor) and self.value[node].dtype == torch.float16:
+                else:
                     self.acc_nodes.append(node.name)
             if isinstance(self.value[node], torch.Tensor):
                 node.meta["val"] = self.value[node]
@@ -441,7 +414,7 @@ def _drop_removed(gm: torch.fx.GraphModule) -> int:
             if qualified_op_name(node.target) in ASSERT_OPS and not node.users:
                 sub.graph.erase_node(node)
                 changed += 1
-            elif node.target is _aten.detach.default:
+            elif bypassed(node.target):
                 node.replace_all_uses_with(node.args[0])
                 sub.graph.erase_node(node)
                 changed += 1
