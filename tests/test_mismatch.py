@@ -8,6 +8,7 @@ folder here; its kernel name and dtypes are the live H200 run's (docs/results/li
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -149,6 +150,15 @@ def test_an_elementwise_node_whose_kernel_reads_an_fp32_operand_is_explained(res
     live = "__myl_CastReshAddMoveReluMean_myl0_71"
     assert reasons(live, (torch.float16, torch.float32)) == {"add__15": FP32_OPERAND, "relu__48": FP32_OPERAND}
     assert reasons(live, None) == {"add__15": None, "relu__48": None}  # no input dtypes, no evidence
+    from mixprec_explorer.viz.colors import mismatch_explanations
+    from mixprec_explorer.viz.overlay import gather_overlay
+
+    profile = resnet.load_profile(RTX / "resnet50_b8_fp16" / "profile")  # the live kernel, on a real profile's layer
+    layer = next(x for x in profile.layers if "relu__48" in x.nodes)
+    live_layer = dataclasses.replace(layer, name=live, input_dtypes=(torch.float16, torch.float32))
+    relabelled = dataclasses.replace(profile, layers=tuple(live_layer if x is layer else x for x in profile.layers))
+    shown = mismatch_explanations(plan, dataclasses.replace(gather_overlay(relabelled), measured=measured))
+    assert shown == {"add__15": FP32_OPERAND, "relu__48": FP32_OPERAND}, "the figure gives the records' reason"
     for folder in ("resnet50_b8_fp16", "resnet50_b8_fp16_excl_layer4_fc"):
         layer = next(x for x in resnet.load_profile(RTX / folder / "profile").layers if "relu__48" in x.nodes)
         assert reasons(layer.name, layer.input_dtypes) == {"add__15": None, "relu__48": None}, folder

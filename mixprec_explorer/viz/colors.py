@@ -172,15 +172,14 @@ def mismatch_explanations(plan: PrecisionPlan, ov: Overlay) -> dict[str, str | N
     """Each node whose measured dtype differs from ``plan``'s -> why, where the engine's kernels show it (one of
     :data:`~mixprec_explorer.parsers.mismatch.REASONS`; None: unexplained); empty without a profile.
 
-    The profile's ``dtype_mismatches(plan)`` gives the same nodes and reasons, but for
-    :data:`~mixprec_explorer.parsers.mismatch.FP32_OPERAND`: that needs the kernels' input dtypes, which the overlay
-    does not carry (only layer names), so here such a node stays "mismatch".
+    The same nodes and reasons as the profile's ``dtype_mismatches(plan)``: the overlay carries each node's engine
+    layers and their input dtypes.
     """
     if ov.measured is None:
         return {}
     kernels = {node: tuple(shown.split(" (", 1)[0] for shown in ran)  # "name (exact, second stream)" -> name
                for node, ran in (ov.layers or {}).items()}
-    return mismatch_reasons(plan, ov.measured, kernels)
+    return mismatch_reasons(plan, ov.measured, kernels, ov.reads)
 
 
 def _point_labels(view: GraphView, nodes: Mapping[str, NodeInfo], plan: PrecisionPlan, color_by: str, ov: Overlay

@@ -39,6 +39,8 @@ class Overlay:
     layers: dict[str, tuple[str, ...]] | None = None  #: per node, the engine layers (with match) that ran it
     fp32_cost_ms: Mapping[str, float] | None = None  #: per node, predicted ms that staying FP32 costs
     calibration: Mapping[str, CalibrationStat] | None = None  #: per node, the calibrated range (``ex.calibration``)
+    #: per node, the input dtypes of each engine layer that ran it (the order of ``layers``), from the profile
+    reads: dict[str, tuple[tuple[Any, ...], ...]] | None = None
 
 
 def gather_overlay(profile: Any = None, accuracy: Any = None, sensitivity: Sensitivity | None = None,
@@ -53,17 +55,19 @@ def gather_overlay(profile: Any = None, accuracy: Any = None, sensitivity: Sensi
     """
     latency = measured = errors = None
     layers: dict[str, tuple[str, ...]] | None = None
+    reads: dict[str, tuple[tuple[Any, ...], ...]] | None = None
     total = 0.0
     if profile is not None:
         latency = dict(profile.node_latency_ms())
         measured = dict(profile.node_dtypes())
         total = sum(latency.values())
-        layers = {}
+        layers, reads = {}, {}
         for layer in profile.layers:
             tags = ", ".join(t for t in (layer.extra.get("match", {}).get("confidence"),
                                          "second stream" if layer.on_second_stream else None) if t)
             for node in layer.nodes:
                 layers[node] = (*layers.get(node, ()), f"{layer.name} ({tags})" if tags else layer.name)
+                reads[node] = (*reads.get(node, ()), tuple(layer.input_dtypes))
     if accuracy is not None:
         try:
             errors = node_errors(accuracy)
@@ -73,7 +77,7 @@ def gather_overlay(profile: Any = None, accuracy: Any = None, sensitivity: Sensi
         raise OptionTypeError(f"compare_to must be a PrecisionPlan (plan A), got {type(compare_to).__name__}; "
                               "ex.figure(compare_to=...) also takes Settings")
     return Overlay(latency, measured, errors, total, sensitivity, compare_to, compare_labels, layers,
-                   dict(fp32_cost_ms) if fp32_cost_ms is not None else None, calibration or None)
+                   dict(fp32_cost_ms) if fp32_cost_ms is not None else None, calibration or None, reads)
 
 
 def node_errors(accuracy: Any) -> dict[str, float]:
