@@ -644,7 +644,6 @@ class Predictor:
         self.explorer = explorer
         self._measurements: list[_Measurement] = []
         self._sensitivities: list[_Sens] = []
-        self._seen_sensitivity: Any = None
         self._structure: _Structure | None = None
         self._calibration_id: int | None = None
         self._latency: dict[tuple[_Target, bool], tuple[_LatencyTables | None, tuple[Source, ...], str, str]] = {}
@@ -751,7 +750,6 @@ class Predictor:
         source = Source("sensitivity", "", "", f"{sens.metric} over {nodes} nodes, {_dtype_name(sens.low_dtype)}, "
                         f"all-low {format_number(sens.all_low_error)}; {how}", now)
         self._sensitivities.append(_Sens(sens, now, source))
-        self._seen_sensitivity = sens
         self._changed()
         return source
 
@@ -772,7 +770,7 @@ class Predictor:
 
     def take_sensitivity(self, sensitivity: Any, how: str) -> Source | None:
         """Record a sensitivity run the facade hands over (``ex.sensitivity()``), once; ``how`` says where from."""
-        if sensitivity is self._seen_sensitivity or any(s.value is sensitivity for s in self._sensitivities):
+        if any(s.value is sensitivity for s in self._sensitivities):
             return None
         return self._adopt_sensitivity(sensitivity, time.time(), how)
 

@@ -7,6 +7,8 @@ only: the runner's reference runs every classified node in FP32, the backend's a
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch.utils._pytree import tree_leaves
@@ -51,15 +53,18 @@ MODELS = {
     "layer_stack": lambda: layer_stack(nodes=60),
 }
 
-_explorers: dict[str, tuple[Explorer, tuple]] = {}
+OPTION_MODELS = {
+    "t5_small_encoder": (_zoo("t5_small_encoder"), "fill values beyond"),  # finfo(float32).min masks
+    "autocast_region": (lambda: (AutocastRegion().eval(), (torch.randn(4, 8),)), "torch.autocast region"),
+}
 
 
+@functools.cache
 def _explorer(name: str) -> tuple[Explorer, tuple]:
-    if name not in _explorers:
-        torch.manual_seed(0)
-        model, inputs = MODELS[name]()
-        _explorers[name] = (Explorer(model, inputs), tuple(inputs))
-    return _explorers[name]
+    """One explorer per model for every test of this file, built seeded."""
+    torch.manual_seed(0)
+    model, inputs = MODELS[name]() if name in MODELS else OPTION_MODELS[name][0]()
+    return Explorer(model, inputs), tuple(inputs)
 
 
 def _floats(value) -> list[torch.Tensor]:
@@ -89,21 +94,11 @@ def test_the_runner_and_the_planned_graph_give_the_same_outputs(name, setting):
         assert evaluator.error(settings) == pytest.approx(report.rel_l2_error, rel=1e-6, abs=1e-12)
 
 
-OPTION_MODELS = {
-    "t5_small_encoder": (_zoo("t5_small_encoder"), "fill values beyond"),  # finfo(float32).min masks
-    "autocast_region": (lambda: (AutocastRegion().eval(), (torch.randn(4, 8),)), "torch.autocast region"),
-}
-
-
 @pytest.mark.parametrize("name", list(OPTION_MODELS))
 def test_the_cast_graphs_options_agree_too(name):
     """Restored autocast regions and saturated fills (the TensorRT cast graph's options) follow the same rule."""
-    build, note = OPTION_MODELS[name]
-    if name not in _explorers:
-        torch.manual_seed(0)
-        model, inputs = build()
-        _explorers[name] = (Explorer(model, inputs), tuple(inputs))
-    ex, inputs = _explorers[name]
+    note = OPTION_MODELS[name][1]
+    ex, inputs = _explorer(name)
     runner = PlanRunner(ex, [inputs], simulate=False, saturate_fills=True, restore_regions=True)
     analysed = runner.outputs(PlanEvaluator(ex, runner).run(FP16))
     planned = apply_plan(ex.exported_program, ex.plan(FP16), saturate_fills=True, restore_regions=True)
