@@ -713,13 +713,16 @@ class _Search:
         return (settings, forward, *self._estimate(k, settings, forward))
 
     def _extend(self, sequence: list[Candidate]) -> bool:
-        """Extend the pick order past its end (forward passes only) until its estimate meets the threshold."""
+        """Extend the pick order past its end (forward passes only) until its estimate meets the threshold; past a
+        whole pick order that failed to build, by at least one exclusion, so that the next probe is another plan."""
         floor, _ = self._scale()
         _, forward, estimate, _ = self._prefix(sequence, len(sequence))
         room = error_above_floor(self._threshold(), floor)
         above = error_above_floor(estimate, floor) if math.isfinite(estimate) else math.inf
         goal = forward * room / above if 0 < above < math.inf and math.isfinite(forward) \
             else float(self.state.get("aim", self.budget)) * 0.5
+        if len(sequence) in self._failed():
+            goal = min(goal, forward * (1 - 1e-9))
         self.chosen[:] = sequence
         self.err = forward
         before = len(self.chosen)
@@ -729,10 +732,14 @@ class _Search:
         self.save()
         return len(sequence) > before
 
+    def _failed(self) -> set[int]:
+        """The prefixes whose build failed: plans that cannot be built, which say nothing about their error."""
+        return {int(k) for k in self.state.get("failed", [])}
+
     def _next(self, sequence: list[Candidate], probes: dict[int, float]) -> tuple[int | None, str]:
         """The next prefix to compile and why; None (and why not) when the measurements so far settle it."""
-        budget = self.budget
-        lo = max((k for k, v in probes.items() if not v <= budget), default=0)
+        budget, failed = self.budget, self._failed()
+        lo = max((k for k, v in probes.items() if not v <= budget and k not in failed), default=0)
         passing = [k for k, v in probes.items() if v <= budget and k > lo]
         hi = min(passing) if passing else None
         while True:
@@ -779,6 +786,7 @@ class _Search:
             # on the encoder's attention kept FP32 between FP16 matmuls), is as far from the budget as it gets.
             except (CompileFailure, WorkerCrashed) as err:
                 measured, why = math.inf, f"prefix {k} failed to build: {str(err).splitlines()[0][:200]}"
+                state["failed"] = sorted(self._failed() | {k})
             else:
                 self.record(self.build.compile(self.explorer, settings), accuracy=measured, forward_error=forward)
             probes[k] = measured
@@ -794,11 +802,14 @@ class _Search:
             state["steps"] = [asdict(x) for x in self.steps]
             self.save()
         passing = [k for k, v in probes.items() if v <= budget]
+        built = [k for k in probes if k > 0 and k not in self._failed()]
         if passing:
             keep, how = min(passing), "the shortest prefix measured within budget"
-        elif len(probes) > 1:
-            keep = min((k for k in probes if k > 0), key=lambda k: (probes[k], k))
+        elif built:
+            keep = min(built, key=lambda k: (probes[k], k))
             how = "no probe met the budget: the prefix with the least measured error"
+        elif len(probes) > 1:
+            keep, how = 0, "every probe failed to build: no exclusion (the all-low plan, which builds)"
         else:
             keep, how = len(sequence), "nothing probed: the whole pick order"
         self.chosen[:] = sequence[:keep]

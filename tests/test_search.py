@@ -429,25 +429,38 @@ def test_a_pair_of_op_types_keeps_a_transformers_residual_path_fp32():
     assert result.error <= 0.39 * all_low
 
 
-@pytest.mark.slow
-def test_a_probe_whose_build_crashes_the_worker_is_over_budget_and_the_search_goes_on(monkeypatch):
-    """TensorRT-RTX 1.4's builder segfaults on some plans (the encoder with attention FP32 between FP16 matmuls); a
-    probe that crashes the worker is a plan that cannot be built, not the end of the search. The crash is real: the
-    worker process segfaults (the worker's own fault hook) when the first probe is built."""
+def _crash_probes(monkeypatch, how_many: int) -> list:
+    """The first ``how_many`` probes (plans beyond all-FP32 and all-low) segfault the worker when built."""
     from mixprec_explorer.analysis import backend as analysis_backend
 
-    _pessimistic_backend(monkeypatch, factor=3.0)
     real, crashed = analysis_backend.Build.compile, []
 
-    def crash_first_probe(self, explorer, settings, backend=None, options=None):
+    def crash_probe(self, explorer, settings, backend=None, options=None):
         calibration = settings.autocast_excluded_nodes == {".*"} or not (
             settings.autocast_excluded_nodes or settings.autocast_excluded_ops)
-        if calibration or crashed:
+        if calibration or len(crashed) >= how_many:
             return real(self, explorer, settings, backend, options)
         crashed.append(settings)
         return explorer.compile(settings, backend="torch", isolate=True, progress=False, _fault="segfault")
 
-    monkeypatch.setattr(analysis_backend.Build, "compile", crash_first_probe)
+    monkeypatch.setattr(analysis_backend.Build, "compile", crash_probe)
+    return crashed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("margin", [None, 1.0])
+def test_a_probe_whose_build_crashes_the_worker_is_over_budget_and_the_search_goes_on(monkeypatch, margin):
+    """TensorRT-RTX 1.4's builder segfaults on some plans (the encoder with attention FP32 between FP16 matmuls); a
+    probe that crashes the worker is a plan that cannot be built, not the end of the search. The crash is real: the
+    worker process segfaults (the worker's own fault hook) when the first probe is built. With no margin below the
+    budget after a probe, the crashed plan (the whole pick order) is one the model already calls within budget: the
+    search must still extend the order and build another, never keep the plan that did not build."""
+    import mixprec_explorer.search as search_module
+
+    if margin is not None:
+        monkeypatch.setattr(search_module, "STEP_MARGIN", margin)
+    _pessimistic_backend(monkeypatch, factor=3.0)
+    crashed = _crash_probes(monkeypatch, 1)
     ex = stack_explorer()
     before = ex.settings
     budget = all_low_error(ex) * 0.6
@@ -458,6 +471,22 @@ def test_a_probe_whose_build_crashes_the_worker_is_over_budget_and_the_search_go
     assert result.within_budget and result.confirmed["chosen"]["error"] <= budget, "the search went on to a plan"
     assert result.settings != crashed[0] or result.backend_probes >= 2
     assert ex.settings == result.settings and before != ex.settings
+
+
+@pytest.mark.slow
+def test_when_every_probe_fails_to_build_the_search_keeps_a_plan_that_builds(monkeypatch):
+    """A kept plan is one the backend built: where every probe crashed, the all-low plan (measured, over budget)
+    rather than a plan whose error is unknown."""
+    _pessimistic_backend(monkeypatch, factor=3.0)
+    crashed = _crash_probes(monkeypatch, 100)
+    ex = stack_explorer()
+    budget = all_low_error(ex) * 0.6
+    result = run_search(ex, None, budget=budget, backend="torch", progress=False, use_ops=False, use_subtrees=False,
+                        max_probes=2)
+    assert len(crashed) == 2, "both probes were built and crashed"
+    assert any("every probe failed to build" in d for d in result.decisions()), result.decisions()
+    assert result.exclusions == () and not result.within_budget
+    assert math.isfinite(result.confirmed["chosen"]["error"]), "the kept plan was built and measured"
 
 
 def test_a_search_interrupted_after_pricing_resumes_without_profiling_again(tmp_path, monkeypatch):
