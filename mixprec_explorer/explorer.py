@@ -876,6 +876,21 @@ class Explorer:
         return self.predictor.record(plan, profile=profile, latency_ms=latency_ms, accuracy=accuracy,
                                      sensitivity=sensitivity)
 
+    def measure_calibration(self, backend: str = "auto", inputs: Sequence[Any] | None = None, **options: Any):
+        """Compile, profile and check the all-FP32 and all-low plans on ``backend`` and run sensitivity, so that
+        :meth:`predict` prices every plan from measurements; returns the predictor. See
+        :func:`mixprec_explorer.predict.measure_calibration` for ``options``."""
+        from .predict import measure_calibration
+
+        return measure_calibration(self, backend, inputs, **options)
+
+    @staticmethod
+    def available_backends(refresh: bool = False) -> dict[str, tuple[bool, str]]:
+        """Every compile backend: (usable here, why not in words); checked once per process unless ``refresh``."""
+        from .backends import available_backends
+
+        return available_backends(refresh)
+
     def predict(self, settings: Settings | None = None, *, backend: str | None = None, estimate: bool = False):
         """Predicted latency and error of a plan (None: the current settings) without compiling: a ``Prediction``.
 

@@ -82,8 +82,9 @@ def _module_name(path: Path) -> str:
 
 
 @functools.cache
-def _import_graph() -> dict[str, set[str]]:
-    """Module -> the package's modules it imports, every import counted (function-level and TYPE_CHECKING ones too).
+def _import_graph(runtime_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, every import counted (function-level and TYPE_CHECKING ones too;
+    with ``runtime_only``, those in ``if TYPE_CHECKING:`` blocks left out).
 
     ``from . import x`` is an arrow to the package face as well as to ``x``: it imports the package first.
     """
@@ -91,7 +92,13 @@ def _import_graph() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {m: set() for m in files}
     for module, path in files.items():
         base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typed = {id(n) for block in ast.walk(tree) if runtime_only and isinstance(block, ast.If)
+                 and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                 for part in block.body for n in ast.walk(part)}
+        for node in ast.walk(tree):
+            if id(node) in typed:
+                continue
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     stem = base[: len(base) - node.level + 1] + ([node.module] if node.module else [])
@@ -181,6 +188,15 @@ def test_backends_do_not_import_analysis_and_the_ground_imports_nothing_above_it
     assert _arrows("backends", "analysis") == []  # the inputs normaliser is Core, used by both
     for upper in ("faces", "facade", "viz", "analysis", "backends", "parsers", "core"):
         assert _arrows("ground", upper) == [], upper
+
+
+@pytest.mark.parametrize("below", ["analysis", "backends", "parsers"])
+def test_the_faces_reach_analyses_and_backends_only_through_the_facade(below: str) -> None:
+    """The widget and the CLI call the Explorer (``ex.measure_calibration``, ``ex.available_backends``); they name
+    the analyses' and backends' result types only for type checking."""
+    running = sorted(f"{m} -> {t}" for m, targets in _import_graph(runtime_only=True).items()
+                     if _layer(m) == "faces" for t in targets if _layer(t) == below)
+    assert running == []
 
 
 def test_viz_draws_without_the_explorer_module_loaded() -> None:

@@ -306,14 +306,14 @@ def test_grouping_collapses_modules_and_a_click_expands_one() -> None:
 
 
 def test_compile_button_is_disabled_with_the_reason_when_no_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "backend_status", lambda: (False, "no backend is usable: torch: broken"))
+    monkeypatch.setattr(app_module, "backend_status", lambda explorer: (False, "no backend is usable: torch: broken"))
     app = WidgetApp(Explorer(*reference_autocast_model()))
     assert app.compile_button.disabled and "torch: broken" in app.backend_note.value
 
 
 @pytest.mark.slow
 def test_compile_and_profile_with_the_real_torch_backend(app: WidgetApp) -> None:
-    ok, reason = app_module.backend_status()
+    ok, reason = app_module.backend_status(app.explorer)
     if not ok:
         pytest.skip(reason)
     app.compile_button.click()

@@ -72,7 +72,7 @@ def test_a_compile_failure_rings_its_node_and_the_widget_keeps_working(monkeypat
 
     app = WidgetApp(ex)
     monkeypatch.setattr(ex, "compile", fail)
-    monkeypatch.setattr("mixprec_explorer.widget.measure.backend_status", lambda: (True, "tensorrt"))
+    monkeypatch.setattr("mixprec_explorer.widget.measure.backend_status", lambda explorer: (True, "tensorrt"))
     app.compile_and_profile()
     assert "add" in app.found
     assert any("cast_graph" in e for e in app.errors) and any("FX node 'add'" in e for e in app.errors)

@@ -63,9 +63,9 @@ def test_the_panel_is_collapsed_in_the_root_and_defaults(app: WidgetApp) -> None
 
 
 def test_estimate_is_the_only_choice_without_a_usable_backend(monkeypatch: pytest.MonkeyPatch, ex: Explorer) -> None:
-    monkeypatch.setattr(backends, "available_backends", lambda: {"torch": (False, "broken"),
+    monkeypatch.setattr(backends, "available_backends", lambda refresh=False: {"torch": (False, "broken"),
                                                                  "tensorrt": (False, "absent")})
-    assert [v for _, v in search_backends()] == ["estimate"]
+    assert [v for _, v in search_backends(ex)] == ["estimate"]
     app = WidgetApp(ex)
     assert app.search_backend.value == "estimate"
     app.search_button.click()  # backend None: the FLOPs/bytes estimate, nothing compiled or confirmed

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from ..dtypes import display_name
 from ..errors import SettingsWarning
 from ._format import esc, num, opt
-from .host import AppHost
+from .host import AppExplorer, AppHost
 from .status import guarded
 
 __all__ = ["AnalysisPanel", "search_backends", "search_text", "sensitivity_text"]
@@ -30,7 +30,7 @@ _TOP_MODULES = 5  #: modules the sensitivity text lists
 _ESTIMATE = "estimate"  #: search backend choice: price nodes from FLOPs/bytes, no compile, no confirmation
 
 
-def search_backends() -> list[tuple[str, str]]:
+def search_backends(explorer: AppExplorer) -> list[tuple[str, str]]:
     """(label, value) of what the panel's search and frontier can price nodes with here, usable backends first.
 
     PyTorch first (fast, per-node prices), then TensorRT: the search also confirms its plan there. The
@@ -38,9 +38,7 @@ def search_backends() -> list[tuple[str, str]]:
     backend is usable. Never raises.
     """
     try:
-        from ..backends import available_backends
-
-        status = available_backends()
+        status = explorer.available_backends()
     except Exception:  # the backends layer missing or broken: the estimate still works
         status = {}
     labels = {"torch": "PyTorch", "tensorrt": "TensorRT"}
@@ -114,7 +112,7 @@ class AnalysisPanel:
                                            tooltip="error each module causes in low precision; colour the graph by it")
         self.budget = W.FloatText(value=1e-2, description="error budget (rel. L2)", style=short,
                                   layout=W.Layout(width="230px"))
-        backends = search_backends()
+        backends = search_backends(app.explorer)
         self.search_backend = W.Dropdown(options=backends, value=backends[0][1], description="latency from", style=short,
                                          layout=W.Layout(width="330px"))
         self.confirm = W.Checkbox(value=True, description="confirm with one compile", style=short, indent=False)

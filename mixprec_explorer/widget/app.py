@@ -101,7 +101,7 @@ class WidgetApp(HasTraits):
         self.graph = GraphFigure(self, height=height)
         self.plan_panel = PlanPanel(self)
         self.export_panel = ExportPanel(self)
-        self.measure = MeasurePanel(self, backend_status(), calibrate=self._measure_calibration)
+        self.measure = MeasurePanel(self, backend_status(self.explorer), calibrate=self._measure_calibration)
         self.analysis = AnalysisPanel(self, search_options=search_options, frontier_options=frontier_options)
         if explorer.last_profile is not None:  # profiled before the widget was made
             self.measure.show_profile(explorer.last_profile)
@@ -283,9 +283,7 @@ class WidgetApp(HasTraits):
 
     def _measure_calibration(self) -> None:
         """The calibration itself, on the default backend (the measure panel's button runs it)."""
-        from ..predict import measure_calibration
-
-        measure_calibration(self.explorer)
+        self.explorer.measure_calibration()
 
     def select_layer(self, position: int) -> tuple[str, ...]:
         """Ring the FX nodes the engine layer at ``position`` ran, outline it; returns those nodes."""

@@ -17,20 +17,18 @@ import plotly.graph_objects as go
 
 from ..errors import BackendUnavailable, CompileFailure
 from ._format import esc
-from .host import AppHost
+from .host import AppExplorer, AppHost
 from .status import guarded
 
 __all__ = ["MeasurePanel", "backend_status"]
 
 
-def backend_status() -> tuple[bool, str]:
+def backend_status(explorer: AppExplorer) -> tuple[bool, str]:
     """(a compile backend is usable here, what is usable or why none is) without raising."""
     try:
-        from ..backends import available_backends
-    except Exception as err:  # the backends layer missing or broken
+        status = explorer.available_backends()
+    except ImportError as err:  # the backends layer missing or broken
         return False, f"no compile backend in this installation ({type(err).__name__}: {err})"
-    try:
-        status = available_backends()
     except Exception as err:
         return False, f"checking the backends failed ({type(err).__name__}: {err})"
     usable = [name for name, (ok, _) in status.items() if ok]
@@ -79,7 +77,7 @@ class MeasurePanel:
         """Compile the current plan, profile it, try accuracy, then offer the measured colourings. The backend picks
         the build (TensorRT: the cast graph where autocast would cast integer tensors) and the message says which."""
         app, explorer = self.app, self.app.explorer
-        ok, reason = backend_status()
+        ok, reason = backend_status(self.app.explorer)
         if not ok:
             self.compile_button.disabled = True
             self.backend_note.value = f"<small>{esc(reason)}</small>"
@@ -121,7 +119,7 @@ class MeasurePanel:
     @guarded("calibrating the what-if")
     def calibrate_what_if(self) -> None:
         """Measure the all-FP32 and all-low plans and sensitivity on the default backend, for ``ex.predict``."""
-        ok, reason = backend_status()
+        ok, reason = backend_status(self.app.explorer)
         if not ok:
             raise BackendUnavailable(reason)
         self.calibrate_button.disabled = True
