@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "zoo": ("zoo", "every zoo model through capture, plan, figure, export, compile, profile, accuracy; CPU"),
     "zoo-live": ("gpu_zoo", "the zoo on the live engine: FP32 and FP16 compiled, profiled, mapped; the search beside "
                  "single-block sweeps; GPU with TensorRT"),
+    "diag-mask": ("gpu_diag_mask", "why padded-mask Hugging Face models err in FP32 on the live engine: the error by "
+                  "sample and position, with a mask of ones and with decomposed attention; GPU with TensorRT"),
     "laptop": ("bench_laptop", "a laptop CPU's targets: sensitivity, search, profile, FP16 simulated against real "
                "FP16, the command line's start; CPU"),
     "reference": ("bench_reference", "the reference text's examples beside the recorded TensorRT-RTX engines, "
