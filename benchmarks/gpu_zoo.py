@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -47,8 +48,10 @@ def suggested_options(err: Exception) -> dict[str, Any]:
     return out
 
 
-def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int, **options: Any) -> dict[str, Any]:
-    """Compile (default path), profile and score one plan; the compiled plan under ``compiled``."""
+def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int, keep: Path | None = None,
+            **options: Any) -> dict[str, Any]:
+    """Compile (default path), profile and score one plan; the compiled plan under ``compiled``. Where a key node
+    is left unmeasured, the profile folder is copied to ``keep`` (it maps again offline: ``ex.load_profile``)."""
     row: dict[str, Any] = {}
     start = time.perf_counter()
     compiled = ex.compile(settings, backend="tensorrt", device="cuda", **options)
@@ -65,6 +68,9 @@ def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int, **option
                                    for op in sorted({op_basename(ex.nodes[n].op) for n in missing})}
     row["unmeasured_examples"] = [f"{n} ({ex.nodes[n].module})" for n in missing[:6]]
     row["recorded_in"] = profile.recorded_in
+    if missing and keep is not None and profile.recorded_in:
+        shutil.copytree(profile.recorded_in, keep, dirs_exist_ok=True)
+        row["kept_folder"] = keep.name
     plan, measured = ex.plan(settings), profile.node_dtypes()
     wrong = [f"{n} ({ex.nodes[n].module}): planned {plan[n].dtype}, engine {d}"
              for n, d in measured.items() if n in ex.nodes and op_basename(ex.nodes[n].op) in KEY_OPS
@@ -77,8 +83,9 @@ def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int, **option
     return row
 
 
-def plan_rows(name: str, ex: Explorer, inputs: tuple, runs: int) -> list[dict[str, Any]]:
-    """FP32 and FP16 rows of one model (FP16 retried once with a failure's suggested exclusion)."""
+def plan_rows(name: str, ex: Explorer, inputs: tuple, runs: int, keep: Path | None = None) -> list[dict[str, Any]]:
+    """FP32 and FP16 rows of one model (FP16 retried once with a failure's suggested exclusion); the profile folders
+    of plans with unmeasured key nodes go under ``keep``."""
     rows: list[dict[str, Any]] = []
     queue: list[tuple[str, Settings, dict[str, Any]]] = [("FP32", Settings(), {}), ("FP16", FP16, {})]
     fp32_ms = None
@@ -87,7 +94,8 @@ def plan_rows(name: str, ex: Explorer, inputs: tuple, runs: int) -> list[dict[st
         print(f"-- {name}: {label}", flush=True)
         row: dict[str, Any] = {"model": name, "plan": label}
         try:
-            row.update(measure(ex, settings, inputs, runs, **options))
+            folder = keep / re.sub(r"\W+", "_", f"{name}_{label}").strip("_") if keep is not None else None
+            row.update(measure(ex, settings, inputs, runs, folder, **options))
         except Exception as err:
             row["error"] = f"{type(err).__name__}: {err}"[:600]
             row["trace"] = traceback.format_exc()[-1500:]
@@ -205,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--deadline-s", type=float, default=540.0, help="start no model after this many seconds")
     parser.add_argument("--merge", type=Path, nargs="+", help="only join these runs' zoo_live.json into --out")
+    parser.add_argument("--keep-unmapped", action="store_true",
+                        help="copy the profile folder of every plan with an unmeasured key node to --out/unmapped/ "
+                             "(gpu_run.sh packs it as one unmapped.tgz)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.merge:
@@ -247,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 searches.append({"model": name, "error": f"{type(err).__name__}: {err}"[:600],
                                  "trace": traceback.format_exc()[-1500:]})
         else:
-            rows.extend(plan_rows(name, ex, inputs, args.runs))
+            rows.extend(plan_rows(name, ex, inputs, args.runs, args.out / "unmapped" if args.keep_unmapped else None))
         write(args.out, versions, rows, searches, args)
         del ex, model
         torch.cuda.empty_cache()
