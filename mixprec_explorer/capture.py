@@ -6,11 +6,15 @@ rule-based autocast classifies (it runs as a pre-lowering pass, ahead of ``run_d
 
 from __future__ import annotations
 
+import contextlib
+import io
 import linecache
 import os
 import re
+import sys
+import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,18 +58,48 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any] | Any, st
             "(batch norm and dropout capture differently) - call model.eval() first",
             stacklevel=4,  # the user line that built the Explorer
         )
+    printed = io.StringIO()
     try:
-        return torch.export.export(model, args, strict=strict)
+        with _stderr_held(printed):
+            return torch.export.export(model, args, strict=strict)
     except Exception as err:  # torch.export raises many types; all mean "cannot capture"
         reason = str(err).strip().splitlines()
         first = reason[0] if reason else type(err).__name__
+        saved = _keep_printed(printed.getvalue(), type(model).__name__)
         raise CaptureError(
             f"torch.export could not capture {type(model).__name__}: {type(err).__name__}: {first}\n"
             + "".join(f"Hint: {hint}\n" for hint in capture_hints(model, args, err))
             + "Hint: Torch-TensorRT needs the same export to succeed. Other common fixes: make data-dependent "
             "control flow static (torch.cond), pass example inputs of the right shapes and dtypes as a tuple, "
             "or export it yourself and pass the ExportedProgram."
+            + (f"\nWhat torch.export printed while failing (the graph it had traced, where it prints one): {saved}"
+               if saved else "")
         ) from err
+
+
+@contextlib.contextmanager
+def _stderr_held(printed: io.StringIO) -> Iterator[None]:
+    """Hold what is printed to stderr in ``printed``: passed on if the block succeeds, kept by the caller if it
+    fails (torch.export prints a failed trace's partial graph there: 180 kB for a detection model). Warnings
+    are re-issued as they came, either way."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(printed):
+            yield
+        sys.stderr.write(printed.getvalue())
+    finally:
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _keep_printed(text: str, model: str) -> str | None:
+    """``text`` in a new file of the temporary directory (its path), or None when there is nothing to keep."""
+    if not text.strip():
+        return None
+    with tempfile.NamedTemporaryFile("w", prefix=f"mixprec_capture_{model}_", suffix=".log", delete=False,
+                                     encoding="utf-8") as f:
+        f.write(text)
+    return f.name
 
 
 _UNKNOWN_TYPE = re.compile(r"Found <class '(?P<type>[\w.<>]+)'> in (?P<where>output|input)|"

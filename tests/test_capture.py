@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -197,3 +199,39 @@ def test_an_output_type_export_cannot_flatten_says_return_dict_or_register():
     with pytest.raises(CaptureError, match=r"Hint: the model's output type .*EncoderOutput is unknown to torch.export: "
                                            r"register it \(torch.export.register_dataclass"):
         Explorer(plain, (torch.randn(2, 4),))
+
+
+class _CountsNonzero(torch.nn.Module):
+    """Data-dependent control flow: torch.export stops at the branch (and prints the graph it had traced)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.nonzero().shape[0] > 3:
+            return x * 2
+        return x + 1
+
+
+def test_a_failed_capture_keeps_torch_exports_partial_graph_in_a_file_the_error_names(capfd) -> None:
+    """torch.export prints a failed trace's partial graph to stderr (180 kB for a torchvision detection model): the
+    notebook shows the error, and the graph waits in the file it names."""
+    with pytest.raises(CaptureError, match="data-dependent") as info:
+        Explorer(_CountsNonzero().eval(), (torch.randn(8),))
+    assert "def forward" not in capfd.readouterr().err
+    path = str(info.value).rsplit(": ", 1)[-1].strip()
+    text = Path(path).read_text(encoding="utf-8")
+    assert "def forward" in text and "nonzero" in text
+
+
+class _Chatty(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import sys
+        import warnings
+
+        print("tracing the chatty model", file=sys.stderr)
+        warnings.warn("a warning of the model's own", UserWarning, stacklevel=1)
+        return x + 1
+
+
+def test_a_capture_that_succeeds_passes_on_what_the_model_prints_and_warns(capfd) -> None:
+    with pytest.warns(UserWarning, match="of the model's own"):
+        Explorer(_Chatty().eval(), (torch.randn(3),))
+    assert "tracing the chatty model" in capfd.readouterr().err
