@@ -88,10 +88,32 @@ def load_model(spec: str) -> tuple[Any, Any]:
         target = getattr(target, part)
     if not callable(target):
         raise UsageError(f"MODEL {spec!r} is not callable; it must return (model, example_inputs)")
-    result = target()
+    try:
+        result = target()
+    except Exception as err:  # the user's own factory: say where it stopped, not our traceback
+        import traceback
+
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        raise UsageError(f"MODEL {spec!r} raised {type(err).__name__}: {err} (at {where.filename}:{where.lineno}, "
+                         f"in {where.name}); fix the function, or try a built-in or zoo model first") from None
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise UsageError(f"MODEL {spec!r} must return (model, example_inputs), got {type(result).__name__}")
+        got = type(result).__name__
+        hint = ""
+        if _is_module(result):
+            from . import zoo
+
+            named = attr.rsplit(".", 1)[-1].lower()
+            hint = (f": a model without example inputs; point MODEL at a function of yours that returns both, e.g. "
+                    f"'return {attr}(), (torch.randn(1, 3, 224, 224),)'"
+                    + (f", or use the zoo's: zoo:{named}" if named in zoo.names() else ""))
+        raise UsageError(f"MODEL {spec!r} must return (model, example_inputs), got {got}{hint}")
     return result
+
+
+def _is_module(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.nn.Module)
 
 
 def _zoo_model(spec: str) -> tuple[Any, Any]:

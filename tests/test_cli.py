@@ -144,10 +144,23 @@ def test_malformed_settings_and_models_that_do_not_capture(tmp_path: Path, monke
 
         def tiny():
             return torch.nn.Sequential(torch.nn.Linear(4, 4)).eval(), (torch.randn(1, 4),)
+
+        def resnet18():
+            return torch.nn.Identity()
+
+        def broken():
+            raise RuntimeError("the weights file is missing")
     """))
     monkeypatch.chdir(tmp_path)
     assert main(["plan", "my_models:wrong"]) == 2
-    assert "must return (model, example_inputs)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "must return (model, example_inputs), got Linear: a model without example inputs" in err
+    assert main(["plan", "my_models:resnet18"]) == 2
+    assert "or use the zoo's: zoo:resnet18" in capsys.readouterr().err
+    assert main(["plan", "my_models:broken"]) == 2
+    err = capsys.readouterr().err
+    assert "raised RuntimeError: the weights file is missing (at " in err and "my_models.py" in err
+    assert "Traceback" not in err
     assert main(["plan", "my_models:branchy"]) == 2
     assert "could not capture" in capsys.readouterr().err
     assert main(["plan", "my_models:tiny", "--width", "200"]) == 0
