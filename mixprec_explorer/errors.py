@@ -83,6 +83,26 @@ class OptionTypeError(MixprecError, TypeError):
     """An argument is of a kind the function cannot use (or cannot send to the worker process)."""
 
 
+def check_number(name: str, value: object, *, minimum: float | None = 0, maximum: float | None = None,
+                 above: bool = False, whole: bool = False, what: str = "") -> None:
+    """Refuse a numeric argument before any work: OptionTypeError for a non-number (a string, a bool; with
+    ``whole``, a float), OptionError outside ``[minimum, maximum]`` (``minimum`` excluded with ``above``) or NaN.
+    ``what`` says what the number counts (``"compiles"``), for the message."""
+    import numbers
+
+    kind = "an int" if whole else "a number"
+    unit = f" ({what})" if what else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
+        raise OptionTypeError(f"{name} must be {kind}{unit}; got {value!r} ({type(value).__name__})")
+    low = "" if minimum is None else f"{'more than' if above else 'at least'} {minimum:g}"
+    bounds = f"from {minimum:g} to {maximum:g}" if low and maximum is not None and not above else \
+        " and ".join(b for b in (low, "" if maximum is None else f"at most {maximum:g}") if b)
+    number = float(value)  # a numbers.Real, checked above
+    if number != number or (minimum is not None and (number <= minimum if above else number < minimum)) or (
+            maximum is not None and number > maximum):
+        raise OptionError(f"{name} must be {bounds}{unit}; got {value!r}")
+
+
 class UnknownName(MixprecError, KeyError):
     """A node, engine layer, module or stored object that is not there; the message says where to look."""
 

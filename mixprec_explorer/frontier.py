@@ -24,6 +24,7 @@ from .analysis import (
     price_nodes,
     with_exclusions,
 )
+from .errors import check_number
 from .results import Frontier, FrontierPoint
 from .sensitivity import compute_sensitivity
 from .settings import module_pattern
@@ -66,6 +67,7 @@ def compute_frontier(explorer: Measurable, inputs: Inputs = None, metric: str = 
     cluster, "serial").
     """
     get_metric(metric)
+    check_number("max_points", max_points, minimum=2, whole=True, what="plans, all-low and all-FP32 among them")
     batches = normalize_inputs(explorer.captured, inputs)
     base = low_precision_settings(explorer.settings, low_dtype)
     low = base.autocast_low_precision_type

@@ -50,7 +50,7 @@ from .backends.subject import Planner
 from .calibration import record_stats
 from .costs import error_above_floor, error_with_floor
 from .dtypes import to_name
-from .errors import CompileFailure, OptionError, WorkerCrashed
+from .errors import CompileFailure, OptionError, WorkerCrashed, check_number
 from .inputs import Batch
 from .sensitivity import Sensitivity, compute_sensitivity
 from .settings import Settings, module_pattern, subtree_pattern, write_atomic
@@ -390,10 +390,8 @@ def run_search(explorer: Searched, inputs: Inputs = None, budget: float = 1e-2, 
     get_metric(metric)
     if objective not in ("latency", "nodes"):
         raise OptionError(f"objective must be 'latency' or 'nodes', got {objective!r}")
-    if not (budget >= 0):
-        raise OptionError(f"budget must be a non-negative error in {metric} units, got {budget!r}")
-    if max_probes < 0:
-        raise OptionError(f"max_probes must be a non-negative number of compiles, got {max_probes!r}")
+    check_number("budget", budget, what=f"an error in {metric} units")
+    check_number("max_probes", max_probes, whole=True, what="compiles")
     build = Build(backend, device, isolate, dict(compile_options or {}), progress, log=CompileLog())
     search = _Search(explorer, normalize_inputs(explorer.captured, inputs), budget, metric, objective, build,
                      confirm and backend is not None, use_ops, use_subtrees, low_dtype, max_probes,

@@ -30,7 +30,7 @@ from .analysis import (
     progress_steps,
 )
 from .analysis.linear import DEFAULT_PROBES, linear_cost, linear_errors
-from .errors import OptionError
+from .errors import OptionError, check_number
 from .results import Sensitivity
 
 __all__ = ["METHODS", "Sensitivity", "compute_sensitivity", "exact_cost"]
@@ -84,8 +84,7 @@ def compute_sensitivity(explorer: Analysed, inputs: Inputs = None, metric: str =
     measure = get_metric(metric)
     if method not in METHODS:
         raise OptionError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    if probes < 1:
-        raise OptionError(f"probes must be a positive number of backward passes, got {probes!r}")
+    check_number("probes", probes, minimum=1, whole=True, what="backward passes")
     low = low_dtype_of(explorer.settings, low_dtype)
     run = runner or PlanRunner(explorer, normalize_inputs(explorer.captured, inputs))
     chosen = [n for n in (nodes if nodes is not None else explorer.nodes) if n in run.classified]

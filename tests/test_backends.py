@@ -199,7 +199,7 @@ def test_profile_and_device_values_are_refused_before_any_work(ex):
         ex.profile(compiled, progress=False, profile_runs=0)
     with pytest.raises(OptionError, match="device must be a torch device.*'gpu'"):
         ex.compile(FP16, backend="torch", device="gpu", progress=False)
-    with pytest.raises(OptionError, match="timeout_s must be a positive"):
+    with pytest.raises(OptionError, match="timeout_s must be more than 0 .seconds, or None."):
         ex.compile(FP16, backend="torch", device="cpu", progress=False, timeout_s=0)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import mixprec_explorer
-from mixprec_explorer import errors
-from mixprec_explorer.errors import MixprecError
+from mixprec_explorer import Explorer, errors
+from mixprec_explorer.errors import MixprecError, OptionError, OptionTypeError
 
 PACKAGE = Path(mixprec_explorer.__file__).parent
 #: Raises of Python's own types that are protocol, not errors of ours: a module ``__getattr__`` must raise
@@ -80,3 +80,26 @@ def test_moved_names_are_found_where_they_always_were() -> None:
 
     assert explorer.SettingsWarning is errors.SettingsWarning is mixprec_explorer.SettingsWarning
     assert explorer.Exclusion is records.Exclusion is mixprec_explorer.Exclusion
+
+
+@pytest.mark.parametrize(("call", "error", "message"), [
+    (lambda ex: ex.search(budget="1e-3", backend=None, progress=False), OptionTypeError,
+     r"budget must be a number \(an error in rel_l2 units\); got '1e-3' \(str\)"),
+    (lambda ex: ex.search(budget=float("nan"), backend=None, progress=False), OptionError, "budget must be at least 0"),
+    (lambda ex: ex.search(budget=1e-2, backend=None, max_probes=1.5, progress=False), OptionTypeError,
+     "max_probes must be an int"),
+    (lambda ex: ex.frontier(max_points=1, progress=False), OptionError, "max_points must be at least 2"),
+    (lambda ex: ex.sensitivity(probes=0, progress=False), OptionError, "probes must be at least 1"),
+    (lambda ex: ex.profile(ex.compile(backend="torch", isolate=False, progress=False), runs=0, progress=False),
+     OptionError, r"runs must be at least 1 \(timed runs\)"),
+    (lambda ex: ex.profile(ex.compile(backend="torch", isolate=False, progress=False), warmup=True,
+                           progress=False), OptionTypeError, "warmup must be an int"),
+])
+def test_numeric_arguments_are_refused_before_any_work_with_what_they_count(call, error, message) -> None:
+    """A string budget, a fractional count, a NaN or zero runs is an error naming the argument and what it counts,
+    never a raw TypeError or ZeroDivisionError from deep inside (nor a silent single run)."""
+    from mixprec_explorer.examples import layer_stack
+
+    ex = Explorer(*layer_stack(8))
+    with pytest.raises(error, match=message):
+        call(ex)

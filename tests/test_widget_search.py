@@ -141,7 +141,7 @@ def test_a_bad_budget_is_shown_and_the_widget_keeps_working(app: WidgetApp) -> N
     app.budget.value = -1.0
     app.search_button.click()
     assert len(app.errors) == 1 and app.errors[0].startswith("search: OptionError")
-    assert "budget must be a non-negative" in app.error_area.value and "OptionError" in app.status.value
+    assert "budget must be at least 0" in app.error_area.value and "OptionError" in app.status.value
     assert "search failed" in app.matter_text.value and _idle(app)
     assert ex.settings == ALL_LOW and not ex.can_undo  # nothing changed, nothing recorded
 

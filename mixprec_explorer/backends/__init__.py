@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .._optional import install_hint
-from ..errors import BackendUnavailable, OptionError, OptionTypeError
+from ..errors import BackendUnavailable, OptionError, OptionTypeError, check_number
 from ..inputs import Batch, Inputs, normalize_inputs
 from ..records import EndToEnd
 from ..settings import Settings
@@ -397,8 +397,8 @@ def compile_plan(explorer: Planner, settings: Settings | None = None, backend: s
     name, choice = choose_backend(backend)
     check_options(name, "compile", options)  # names and values, before anything is shipped or compiled
     device = _device(device)
-    if timeout_s is not None and not timeout_s > 0:
-        raise OptionError(f"timeout_s must be a positive number of seconds or None; got {timeout_s!r}")
+    if timeout_s is not None:
+        check_number("timeout_s", timeout_s, above=True, what="seconds, or None")
     key = cache_key(explorer, settings, name, device, {**options, "isolate": bool(isolate)})
     if use_cache and _fault is None and key in _CACHE:
         _CACHE.move_to_end(key)
@@ -455,6 +455,7 @@ def profile_compiled(explorer: Planner, compiled: Compiled, inputs: Inputs = Non
     (torch: ``profile_runs=10``), checked before any work (OptionTypeError). Raises WorkerCrashed if the worker dies, InputError for inputs that do
     not fit the captured program.
     """
+    _check_runs(runs, warmup)
     batch, notes = _one_batch(explorer, inputs)
     check_options(compiled.backend, "profile", options)
     task = ProfilePlan(batch, runs, warmup, options, what=f"{compiled.backend} profile")
@@ -464,6 +465,11 @@ def profile_compiled(explorer: Planner, compiled: Compiled, inputs: Inputs = Non
     return dataclasses.replace(result, notes=tuple(result.notes) + notes) if notes else result
 
 
+def _check_runs(runs: object, warmup: object) -> None:
+    check_number("runs", runs, minimum=1, whole=True, what="timed runs")
+    check_number("warmup", warmup, whole=True, what="untimed runs first")
+
+
 def time_plans(explorer: Planner, compileds: Sequence[Compiled], inputs: Inputs = None, runs: int = 30,
                warmup: int = 5, *, progress: bool = True, timeout_s: float | None = None) -> list[EndToEnd]:
     """End-to-end latency (an EndToEnd each, ms) of several compiled plans timed in turns, for a fair comparison.
@@ -471,6 +477,7 @@ def time_plans(explorer: Planner, compileds: Sequence[Compiled], inputs: Inputs 
     Plans compiled in one place (all in this process or all in the worker) only; OptionError otherwise. Of
     several batches, the first is timed.
     """
+    _check_runs(runs, warmup)
     if not compileds:
         return []
     batch, _ = _one_batch(explorer, inputs)

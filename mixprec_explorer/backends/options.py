@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from ..errors import OptionError, OptionTypeError
+from ..errors import OptionError, OptionTypeError, check_number
 
 __all__ = ["check_annotated", "check_bool", "check_int", "check_one_of", "check_path", "check_str_collection"]
 
@@ -38,12 +38,8 @@ def check_int(where: str, name: str, value: Any, *, low: int | None = None, high
     """``value`` must be an int (not a bool) within ``[low, high]``; None too when ``optional``."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise OptionTypeError(f"{where}: {name} must be an int{' or None' if optional else ''}; got {_kind(value)}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if low is not None and high is not None else (
-            f"at least {low}" if low is not None else f"at most {high}")
-        raise OptionError(f"{where}: {name} must be {bounds}; got {value!r}")
+    check_number(f"{where}: {name}", value, minimum=low, maximum=high, whole=True,
+                 what="or None" if optional else "")
 
 
 def check_path(where: str, name: str, value: Any, *, optional: bool = False) -> None:
