@@ -74,6 +74,13 @@ def resnet() -> Explorer:
     return Explorer(*examples.resnet50(batch=8))
 
 
+def _last_residual_add(ex: Explorer) -> str:
+    """The last residual add: ``add__15`` (``add_.Tensor``) as torch 2.14 exports ``out += identity``, ``add_15``
+    (``add.Tensor``) as torch 2.13 does."""
+    return next(n for n, i in reversed(ex.nodes.items()) if i.op in ("torch.ops.aten.add_.Tensor",
+                                                                        "torch.ops.aten.add.Tensor"))
+
+
 def test_berts_fp16_layer_norms_come_back_explained_and_the_counts_add_up(bert: Explorer) -> None:
     profile, plan = bert.last_profile, bert.plan(BERT_FP16)
     found = profile.dtype_mismatches(plan)
@@ -129,7 +136,7 @@ def test_a_plan_the_engine_was_not_built_from_stays_unexplained(resnet: Explorer
     found = {m.node: m for m in profile.dtype_mismatches(resnet.plan(FP16))}
     assert len(found) == 34 and not any(m.explained for m in found.values())
     assert found["batch_norm_52"].layers == ("__myl_MulAddAddReluCastMeanReshCast_myl0_73",)
-    assert {"batch_norm_52", "add__15", "relu__48"} <= found.keys()
+    assert {"batch_norm_52", _last_residual_add(resnet), "relu__48"} <= found.keys()
     own = profile.dtype_mismatches(resnet.plan(EXCL_LAYER4_FC))
     assert [(m.node, m.planned, m.measured, m.reason) for m in own] == [
         ("flatten", torch.float16, torch.float32, None)]
@@ -139,17 +146,17 @@ def test_an_elementwise_node_whose_kernel_reads_an_fp32_operand_is_explained(res
     """The live run's ResNet-50 case (autocast FP16): the last residual add and its ReLU, planned FP16, ran FP32 in
     ``__myl_CastReshAddMoveReluMean_myl0_71``, which reads the FP16 branch and an FP32 one. The recorded FP16 engine's
     kernel for them reads FP16 only, the layer4-FP32 engine's casts after them: no reason there."""
-    plan = resnet.plan(FP16)
-    assert plan["add__15"].dtype == plan["relu__48"].dtype == torch.float16
-    measured = {"add__15": torch.float32, "relu__48": torch.float32}
+    plan, add = resnet.plan(FP16), _last_residual_add(resnet)
+    assert plan[add].dtype == plan["relu__48"].dtype == torch.float16
+    measured = {add: torch.float32, "relu__48": torch.float32}
 
     def reasons(kernel: str, reads: tuple[torch.dtype, ...] | None) -> dict[str, str | None]:
         return mismatch_reasons(plan, measured, dict.fromkeys(measured, (kernel,)),
                                 None if reads is None else dict.fromkeys(measured, (reads,)))
 
     live = "__myl_CastReshAddMoveReluMean_myl0_71"
-    assert reasons(live, (torch.float16, torch.float32)) == {"add__15": FP32_OPERAND, "relu__48": FP32_OPERAND}
-    assert reasons(live, None) == {"add__15": None, "relu__48": None}  # no input dtypes, no evidence
+    assert reasons(live, (torch.float16, torch.float32)) == {add: FP32_OPERAND, "relu__48": FP32_OPERAND}
+    assert reasons(live, None) == {add: None, "relu__48": None}  # no input dtypes, no evidence
     from mixprec_explorer.viz.colors import mismatch_explanations
     from mixprec_explorer.viz.overlay import gather_overlay
 
@@ -158,10 +165,10 @@ def test_an_elementwise_node_whose_kernel_reads_an_fp32_operand_is_explained(res
     live_layer = dataclasses.replace(layer, name=live, input_dtypes=(torch.float16, torch.float32))
     relabelled = dataclasses.replace(profile, layers=tuple(live_layer if x is layer else x for x in profile.layers))
     shown = mismatch_explanations(plan, dataclasses.replace(gather_overlay(relabelled), measured=measured))
-    assert shown == {"add__15": FP32_OPERAND, "relu__48": FP32_OPERAND}, "the figure gives the records' reason"
+    assert shown == {add: FP32_OPERAND, "relu__48": FP32_OPERAND}, "the figure gives the records' reason"
     for folder in ("resnet50_b8_fp16", "resnet50_b8_fp16_excl_layer4_fc"):
         layer = next(x for x in resnet.load_profile(RTX / folder / "profile").layers if "relu__48" in x.nodes)
-        assert reasons(layer.name, layer.input_dtypes) == {"add__15": None, "relu__48": None}, folder
+        assert reasons(layer.name, layer.input_dtypes) == {add: None, "relu__48": None}, folder
 
 
 @pytest.mark.parametrize(("op", "planned", "measured", "kernel", "operands", "reason"), [
