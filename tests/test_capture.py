@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -216,9 +217,12 @@ def test_a_failed_capture_keeps_torch_exports_partial_graph_in_a_file_the_error_
     with pytest.raises(CaptureError, match="data-dependent") as info:
         Explorer(_CountsNonzero().eval(), (torch.randn(8),))
     assert "def forward" not in capfd.readouterr().err
-    path = str(info.value).rsplit(": ", 1)[-1].strip()
-    text = Path(path).read_text(encoding="utf-8")
-    assert "def forward" in text and "nonzero" in text
+    saved = re.search(r"printed while failing.*: (\S+\.log)$", str(info.value))
+    if torch.__version__ >= "2.7":  # torch 2.6 prints no partial graph: nothing to keep, and no file is named
+        assert saved is not None, str(info.value)
+    if saved is not None:
+        text = Path(saved[1]).read_text(encoding="utf-8")
+        assert "def forward" in text and "nonzero" in text
 
 
 class _Chatty(torch.nn.Module):

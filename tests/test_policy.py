@@ -7,13 +7,14 @@ import re
 
 import pytest
 import torch
+from torch._higher_order_ops.wrap import wrap_with_autocast  # torch 2.6 registers the op on this import
 
 from mixprec_explorer import Explorer, Settings
 from mixprec_explorer.policy import FP32_ACC_OPS
 
 from _models import cases
 
-SKIP_TARGETS = (torch.ops.higher_order.wrap_with_autocast, operator.getitem)
+SKIP_TARGETS = (wrap_with_autocast, operator.getitem)
 REMOVED = (torch.ops.aten._assert_scalar.default, torch.ops.aten._assert_tensor_metadata.default,
            torch.ops.aten.detach.default)
 GEMMS = (torch.ops.aten.matmul.default, torch.ops.aten.mm.default, torch.ops.aten.bmm.default,
@@ -178,8 +179,12 @@ def test_autocast_region_and_half_submodule_keep_their_dtypes():
 
 
 def test_assert_nodes_are_reported_removed(explicit_ex):
+    asserts = [n for n, i in explicit_ex.nodes.items() if i.op == "torch.ops.aten._assert_tensor_metadata.default"]
+    if not asserts:
+        pytest.skip(f"torch {torch.__version__} exports no dtype checks for .to() (torch 2.7+ does)")
     removed = [r for r in explicit_ex.plan() if r.rule == "removed"]
-    assert removed and all(r.dtype is None and "remove_assert_nodes" in r.reason for r in removed)
+    assert {r.name for r in removed} == set(asserts)
+    assert all(r.dtype is None and "remove_assert_nodes" in r.reason for r in removed)
 
 
 def test_weak_typing_leaves_precision_to_tensorrt(autocast_ex):

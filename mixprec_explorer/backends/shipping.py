@@ -26,7 +26,7 @@ from torch.utils import _pytree as pytree
 
 from ..errors import OptionTypeError
 
-__all__ = ["Shipment", "custom_types", "load_program", "restore_outputs", "save_program"]
+__all__ = ["Shipment", "custom_types", "ensure_flatten_specs", "load_program", "restore_outputs", "save_program"]
 
 #: pytree node types every process knows without importing anything
 _BUILTIN: frozenset[Any] = frozenset({tuple, list, dict, collections.OrderedDict, collections.defaultdict,
@@ -45,7 +45,8 @@ def _walk(spec: Any) -> Iterator[type]:
         yield spec.context
     elif typ not in _BUILTIN:
         yield typ
-    for child in spec.children():
+    # TreeSpec.children() since torch 2.8 or so; children_specs before (torch 2.6)
+    for child in spec.children() if hasattr(spec, "children") else spec.children_specs:
         yield from _walk(child)
 
 
@@ -56,6 +57,19 @@ def custom_types(spec: Any) -> tuple[type, ...]:
     ()
     """
     return tuple(dict.fromkeys(_walk(spec)))
+
+
+def ensure_flatten_specs(ep: torch.export.ExportedProgram) -> None:
+    """Let ``ep.module()`` take the program's custom input types on torch 2.6, whose unflattened module needs an fx
+    flatten spec for each (``torch.export.register_dataclass`` does not add one there; later torch flattens any
+    registered pytree type itself)."""
+    from torch.fx import _pytree as fx_pytree
+
+    signature = ep.call_spec
+    for typ in custom_types(signature.in_spec) if signature is not None and signature.in_spec is not None else ():
+        if typ in pytree.SUPPORTED_NODES and typ not in fx_pytree.SUPPORTED_NODES:
+            fx_pytree.register_pytree_flatten_spec(typ, lambda value, spec: pytree.SUPPORTED_NODES[
+                type(value)].flatten_fn(value)[0])
 
 
 def _flat_output(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:

@@ -45,6 +45,7 @@ from .plan_rules import (
     saturates,
     target_dtype,
 )
+from .shipping import ensure_flatten_specs
 
 if TYPE_CHECKING:
     from ..policy import PrecisionPlan
@@ -158,6 +159,7 @@ def load_module(ep: torch.export.ExportedProgram, device: str = "cpu") -> torch.
             n.target = torch.ops.aten.reshape.default
         if views:
             ep.graph_module.recompile()
+    ensure_flatten_specs(ep)
     return ep.module()
 
 
