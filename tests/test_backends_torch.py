@@ -316,3 +316,36 @@ def test_a_cuda_profile_lets_kineto_release_cupti_and_leaves_the_users_setting(m
     with cupti_released("cuda"):
         assert os.environ["TEARDOWN_CUPTI"] == "0", "a user's own setting wins"
     assert os.environ["TEARDOWN_CUPTI"] == "0"
+
+
+class _PaddedAttention(torch.nn.Module):
+    """Scores masked as older Hugging Face models do: masked_fill with torch.finfo(float32).min, beyond FP16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        scores = self.q(x) @ self.k(x).transpose(-1, -2)
+        scores = scores.masked_fill(~keep[:, None, :], torch.finfo(torch.float32).min)
+        return scores.softmax(-1)
+
+
+def test_a_fill_beyond_fp16_becomes_the_infinity_it_is_there_and_the_plan_runs():
+    """PyTorch refuses to convert -3.4e38 to FP16 in masked_fill (every release) and in where (2.6): the planned graph
+    writes the -inf the value becomes in FP16, says so, and computes what the FP32 model does, masked keys at 0."""
+    from mixprec_explorer.analysis import PlanEvaluator, PlanRunner
+
+    torch.manual_seed(0)
+    keep = torch.ones(2, 6, dtype=torch.bool)
+    keep[1, 4:] = False
+    ex = Explorer(_PaddedAttention().eval(), (torch.randn(2, 6, 8), keep))
+    fp16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
+    compiled = ex.compile(fp16, backend="torch", device="cpu", isolate=False, progress=False)
+    assert any("infinity" in note and "masked_fill" in note for note in compiled.notes), compiled.notes
+    out = compiled.handle(*ex.example_inputs)
+    assert out.dtype == torch.float16 and torch.isfinite(out).all() and (out[1, :, 4:] == 0).all()
+    with torch.no_grad():
+        want = ex.exported_program.module()(*ex.example_inputs)
+    torch.testing.assert_close(out.float(), want, atol=2e-3, rtol=0)
+    assert PlanEvaluator(ex, PlanRunner(ex, [ex.example_inputs])).error(fp16) < 1e-2  # the runner writes it alike

@@ -16,6 +16,7 @@ import torch
 
 from mixprec_explorer import Explorer, Settings, examples
 from mixprec_explorer.dtypes import display_name
+from mixprec_explorer.errors import ProfileMismatch
 from mixprec_explorer.parsers.mapping import ProfileMatchWarning
 from mixprec_explorer.parsers.mismatch import (
     FP32_OPERAND,
@@ -65,7 +66,12 @@ def bert() -> Explorer:
     ex = Explorer(Bert().eval(), (torch.randint(0, 30522, (32, 128)),))
     with warnings.catch_warnings():  # this transformers release traces a few views differently: score 0.93
         warnings.simplefilter("ignore", ProfileMatchWarning)
-        ex.load_profile(LIVE / "bert_base_b32_cast_fp16")
+        try:
+            ex.load_profile(LIVE / "bert_base_b32_cast_fp16")
+        except ProfileMismatch as err:
+            if torch.__version__ >= "2.11":  # the folder's torch: its trace must match
+                raise
+            pytest.skip(f"torch {torch.__version__} traces BERT unlike torch 2.11, which recorded the folder: {err}")
     return ex
 
 
@@ -122,7 +128,8 @@ def test_an_fp32_engine_explains_nothing_of_an_fp16_plan() -> None:
     profile = ex.load_profile(LIVE / "encoder_b32_fp32")
     plan = ex.plan(FP16)
     found = profile.dtype_mismatches(plan)
-    assert {m.node for m in found} == _differing(profile, plan) and len(found) == 425
+    planned_low = {n for n in profile.node_dtypes() if plan.get(n) is not None and plan[n].dtype == torch.float16}
+    assert {m.node for m in found} == _differing(profile, plan) == planned_low and len(found) > 400
     assert [m for m in found if m.explained] == []
     assert sum(m.op == "torch.ops.aten.layer_norm.default" for m in found) == 25
     assert profile.dtype_mismatches(ex.plan(Settings())) == ()

@@ -197,10 +197,13 @@ class PlanRunner(torch.fx.Interpreter):
         return value
 
     def _saturated(self, n: torch.fx.Node, args: Any, kwargs: Any, dtype: torch.dtype) -> tuple[Any, Any]:
-        """Fill values beyond ``dtype``'s range as its extreme (``saturate_fills``; fill ops only)."""
-        if not (self.saturate_fills and saturates(n.target, dtype)):
+        """Fill values beyond ``dtype``'s range as its extreme (``saturate_fills``), else as infinity (fill ops only),
+        as the torch backend writes them."""
+        if not saturates(n.target, dtype):
             return args, kwargs
-        return tuple(saturated(a, dtype) for a in args), {k: saturated(v, dtype) for k, v in kwargs.items()}
+        extreme = self.saturate_fills
+        return (tuple(saturated(a, dtype, extreme) for a in args),
+                {k: saturated(v, dtype, extreme) for k, v in kwargs.items()})
 
     def _fp32_accumulated(self, n: torch.fx.Node, args: Any, kwargs: Any, first: torch.Tensor) -> Any:
         """``n`` with FP32 accumulation: on CUDA under cuBLAS FP32 reduction (as the planned graph runs it), else

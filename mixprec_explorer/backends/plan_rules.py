@@ -12,7 +12,8 @@ here, node by node:
 * :func:`restore_dtype`: a ``torch.autocast`` region's float inputs cast back to the dtypes it was traced with
   (option ``restore_regions``);
 * :func:`saturates` and :func:`saturated`: a fill value beyond a low node's range written as the dtype's extreme
-  (option ``saturate_fills``);
+  (option ``saturate_fills``), else as the infinity the low type holds for it (torch 2.6 refuses the conversion,
+  later releases compute infinity in ``where`` but refuse it in ``masked_fill`` and ``full``);
 * :func:`accumulates_in_fp32` and :func:`fp32_accumulated`: FP32 accumulation of a matmul-family node, one
   sequence of ops built as graph nodes by one path and computed on tensors by the other;
 * :func:`bypassed`: the removed nodes whose input passes through (``detach``); the other removed nodes (asserts)
@@ -79,11 +80,12 @@ def saturates(target: Any, dtype: torch.dtype | None) -> bool:
     return dtype is not None and dtype != torch.float32 and dtype.is_floating_point and fill_base(target) in FILL_OPS
 
 
-def saturated(value: Any, dtype: torch.dtype) -> Any:
-    """A float beyond ``dtype``'s range as its extreme (finfo(float32).min -> finfo(float16).min); else ``value``."""
+def saturated(value: Any, dtype: torch.dtype, extreme: bool = True) -> Any:
+    """A float beyond ``dtype``'s range as its extreme (finfo(float32).min -> finfo(float16).min), or with
+    ``extreme=False`` as the infinity of its sign (what the value becomes in that dtype); else ``value``."""
     top = torch.finfo(dtype).max
     if isinstance(value, float) and math.isfinite(value) and abs(value) > top:
-        return math.copysign(top, value)
+        return math.copysign(top if extreme else math.inf, value)
     return value
 
 
@@ -125,7 +127,8 @@ def fp32_accumulated(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
             inp = call(_aten.mul.Tensor, (inp, beta), "mul_beta")
         return call(_aten.add.Tensor, (inp, out), "add")
     a, b = args[0], args[1]
-    bias = args[2] if target is _aten.linear.default and len(args) > 2 else None
+    # torch 2.6 exports linear's bias as a keyword, later releases positionally
+    bias = (args[2] if len(args) > 2 else kwargs.get("bias")) if target is _aten.linear.default else None
     a32, b32 = call(to, (a, f32), "acc_in"), call(to, (b, f32), "acc_in")
     result = call(to, (product(target, (a32, b32)), f16), "acc_out")
     if bias is not None:

@@ -281,7 +281,7 @@ class _Rewriter:
     def _saturate(self, node: Node, dtype: torch.dtype) -> None:
         """A fill value beyond ``dtype``'s range becomes its extreme (finfo(float32).min -> finfo(float16).min)."""
         def clip(value: Any) -> Any:
-            clipped = saturated(value, dtype)
+            clipped = saturated(value, dtype, extreme=self.saturate_fills)
             if clipped is not value:
                 self.saturated.append(f"{node.name} ({value:.4g} -> {clipped:.6g})")
             return clipped
@@ -312,9 +312,7 @@ class _Rewriter:
             return self._emit(node if suffix == "acc_in" else after, target, args, name, "acc", f"{name}__{suffix}")
 
         def product(target: Any, args: tuple[Any, ...]) -> Node:
-            if node.target is not target:
-                node.target, node.kwargs = target, {}
-            node.args = args
+            node.target, node.args, node.kwargs = target, args, {}  # linear's bias is added after, in FP16
             self.value[node] = self._run_fake(node, self.value.get(node))
             return node
 
@@ -350,7 +348,7 @@ class _Rewriter:
                 node.args = self._cast(node, node.args, dtype)
                 node.kwargs = self._cast(node, node.kwargs, dtype)
                 self.believed[node] = dtype
-                if self.saturate_fills and saturates(node.target, dtype):
+                if saturates(node.target, dtype):
                     self._saturate(node, dtype)
             else:
                 self.believed[node] = getattr(original, "dtype", None)
@@ -381,10 +379,13 @@ class _Rewriter:
         if self.skipped_casts:
             out.append("no cast where the pass would insert one that changes nothing (real dtype already the "
                        f"target): {_listed(self.skipped_casts)}")
-        if self.saturated:
+        if self.saturated and self.saturate_fills:
             out.append("fill values beyond the low dtype's range written as its extreme, as a model run in that dtype "
                        f"uses torch.finfo(dtype).min (Torch-TensorRT's constant folding refuses them): "
                        f"{_listed(self.saturated)}")
+        elif self.saturated:
+            out.append("fill values beyond the low dtype's range written as the infinity they become in it (PyTorch "
+                       f"refuses the conversion in some ops and releases): {_listed(self.saturated)}")
         if self.restored:
             out.append("cast back to the dtypes a torch.autocast region was traced with (the plan does not classify "
                        f"it): {_listed(self.restored)}")
