@@ -840,7 +840,7 @@ class Predictor:
             result: tuple = (None, have.sources if have else (), "none",
                              f"No {missing} profile on {target.label}: profile one "
                              "(ex.profile(ex.compile(settings)) records it) or run "
-                             "mixprec_explorer.predict.measure_calibration(ex, backend=...)")
+                             "ex.measure_calibration(backend=...)")
             self._latency[key] = result
             return result
         low_plan = self.explorer.plan(low.settings)
@@ -975,7 +975,7 @@ class Predictor:
         else:
             statements.append("No profile recorded: nothing to predict a latency from. Profile an all-FP32 and an "
                               "all-low plan (ex.profile(ex.compile(settings)) records each; or "
-                              "mixprec_explorer.predict.measure_calibration(ex, backend=...)) or ask for estimate=True")
+                              "ex.measure_calibration(backend=...)) or ask for estimate=True")
         if latency_tables is None and estimate:
             low = s.autocast_low_precision_type or torch.float16
             latency_tables, basis = self._estimate_tables(low), "estimate from FLOPs and bytes"

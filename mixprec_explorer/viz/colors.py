@@ -396,7 +396,7 @@ def color_points(view: GraphView, nodes: Mapping[str, NodeInfo], plan: Precision
             raise OverlayUnavailable(
                 f"color_by={FP32_COST!r} needs the what-if's calibration (an all-FP32 and an all-low profile on one "
                 "backend): click 'Calibrate what-if' in the widget, or run "
-                "mixprec_explorer.predict.measure_calibration(ex, backend=...)")
+                "ex.measure_calibration(backend=...)")
         return _cost_coloring(view, ov.fp32_cost_ms)
     if color_by == RANGE:
         if not ov.calibration:
