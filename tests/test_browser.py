@@ -1051,6 +1051,24 @@ def test_encoder_notebook_session(lab: Lab, browser_page) -> None:
     _check_speed("encoder", times)
 
 
+def test_your_model_notebook_session(lab: Lab, browser_page) -> None:
+    """Notebook 04 (a Hugging Face DistilBERT built as a user builds one, padded mask and all) run top to bottom in
+    JupyterLab, then its widget: the first view drawn legibly, a click keeps the found attention's projection in
+    FP32 and Undo lets it go; not one kernel traceback."""
+    page = browser_page
+    _open_and_run(page, lab, "04_your_model.ipynb")
+    view = WidgetPage(page)
+    _wait(lambda: view.points(), 60, "the first view", page)
+    _check_first_view(page, "distilbert")
+    view.group("no grouping", grouped=False)
+    view.find("transformer.layer.1.attention.q_lin")
+    _timed_clicks(page, _point_of(page, "transformer.layer.1.attention.q_lin"), clicks=1)
+    view.wait_text(r"\^transformer\\\.layer\\\.1\\\.attention\\\.q_lin\$", "the exclusion in the summary")
+    view.button("Undo").click()
+    view.wait_text(r"Undo: .*q_lin\$? included again", "the status to say what Undo did")
+    page.kernel_messages.assert_none("notebook 04's session")
+
+
 def test_2000_node_graph_click_speed(lab: Lab, browser_page) -> None:
     page = browser_page
     name = _write_notebook(lab, "nodes2000.ipynb", """
