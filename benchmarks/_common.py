@@ -34,6 +34,19 @@ EXAMPLES: dict[str, tuple[Callable[[int], Model], Callable[[], Model]]] = {
 }
 
 
+#: ops whose nodes a profile must time for a model to count as mapped (the "key nodes" of the live zoo)
+KEY_OPS = frozenset({"conv2d", "convolution", "linear", "matmul", "bmm", "addmm", "mm", "batch_norm", "layer_norm",
+                     "scaled_dot_product_attention", "softmax", "_softmax"})
+
+
+def key_nodes(nodes: Mapping[str, Any], latency: Mapping[str, float]) -> tuple[list[str], list[str]]:
+    """(every key node of the graph ``nodes``, those without a timed layer in ``latency``), in graph order."""
+    from mixprec_explorer.costs import op_basename
+
+    key = [n for n, i in nodes.items() if i.kind == "call_function" and op_basename(i.op) in KEY_OPS]
+    return key, [n for n in key if latency.get(n, 0) <= 0]
+
+
 def build_model(name: str, *, small: bool = False, batch: int = 32, seed: int = 0) -> Model:
     """(model in eval mode, one batch of inputs) for a built-in example or a zoo name; random weights, seeded."""
     torch.manual_seed(seed)

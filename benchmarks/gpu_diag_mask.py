@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import key_nodes
 
 from mixprec_explorer import Explorer, Settings, zoo
 from mixprec_explorer.analysis.metrics import rel_l2
@@ -31,8 +32,6 @@ from mixprec_explorer.backends import run_compiled
 from mixprec_explorer.costs import op_basename
 
 MODELS = "bert_base,distilbert_base,bart_base,llama_small,roberta_base"
-KEY_OPS = {"linear", "matmul", "bmm", "addmm", "mm", "layer_norm", "scaled_dot_product_attention", "softmax",
-           "_softmax"}
 
 
 def _leaves(out: Any) -> list[torch.Tensor]:
@@ -57,10 +56,9 @@ def split_errors(out: Any, ref: Any, batch: int, seq: int) -> dict[str, float]:
 def attention_layers(ex: Explorer, profile: Any) -> dict[str, Any]:
     """Key nodes timed, the attention nodes timed, and the engine layers that carry an attention node."""
     latency = profile.node_latency_ms()
-    key = [n for n, i in ex.nodes.items() if i.kind == "call_function" and op_basename(i.op) in KEY_OPS]
+    key, missing = key_nodes(ex.nodes, latency)
     sdpa = [n for n in key if op_basename(ex.nodes[n].op) == "scaled_dot_product_attention"]
     names = sorted({layer.name[:120] for layer in profile.layers if set(layer.nodes) & set(sdpa)})
-    missing = [n for n in key if latency.get(n, 0) <= 0]
     return {"key_nodes": f"{len(key) - len(missing)}/{len(key)}",
             "attention_timed": f"{sum(1 for n in sdpa if latency.get(n, 0) > 0)}/{len(sdpa)}",
             "attention_layers": names[:6], "unmeasured": missing[:8], "attributed": profile.attributed_share}

@@ -21,14 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import suggested_exclusions
+from _common import KEY_OPS, key_nodes, suggested_exclusions
 
 from mixprec_explorer import Explorer, Settings, zoo
 from mixprec_explorer.costs import op_basename
 
-#: ops whose nodes a profile must time for the model to count as mapped (the "key nodes")
-KEY_OPS = {"conv2d", "convolution", "linear", "matmul", "bmm", "addmm", "mm", "batch_norm", "layer_norm",
-           "scaled_dot_product_attention", "softmax", "_softmax"}
 FP16 = Settings(enable_autocast=True, autocast_low_precision_type=torch.float16)
 BUDGET = 1e-3
 
@@ -60,9 +57,8 @@ def measure(ex: Explorer, settings: Settings, inputs: tuple, runs: int, keep: Pa
     row["e2e_ms"] = profile.end_to_end.median_ms
     row["attributed"] = profile.attributed_share
     latency = profile.node_latency_ms()
-    key = [n for n, i in ex.nodes.items() if i.kind == "call_function" and op_basename(i.op) in KEY_OPS]
-    row["key_nodes"] = f"{sum(1 for n in key if latency.get(n, 0) > 0)}/{len(key)}"
-    missing = [n for n in key if latency.get(n, 0) <= 0]
+    key, missing = key_nodes(ex.nodes, latency)
+    row["key_nodes"] = f"{len(key) - len(missing)}/{len(key)}"
     # which key nodes no layer was mapped to, by op, with a few names and modules (the folder stays on this machine)
     row["unmeasured_key_nodes"] = {op: sum(1 for n in missing if op_basename(ex.nodes[n].op) == op)
                                    for op in sorted({op_basename(ex.nodes[n].op) for n in missing})}

@@ -94,9 +94,11 @@ def check_number(name: str, value: object, *, minimum: float | None = 0, maximum
     unit = f" ({what})" if what else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
         raise OptionTypeError(f"{name} must be {kind}{unit}; got {value!r} ({type(value).__name__})")
-    low = "" if minimum is None else f"{'more than' if above else 'at least'} {minimum:g}"
-    bounds = f"from {minimum:g} to {maximum:g}" if low and maximum is not None and not above else \
-        " and ".join(b for b in (low, "" if maximum is None else f"at most {maximum:g}") if b)
+    if minimum is not None and maximum is not None and not above:
+        bounds = f"from {minimum:g} to {maximum:g}"
+    else:
+        bounds = " and ".join(([f"{'more than' if above else 'at least'} {minimum:g}"] if minimum is not None else [])
+                              + ([f"at most {maximum:g}"] if maximum is not None else []))
     number = float(value)  # a numbers.Real, checked above
     if number != number or (minimum is not None and (number <= minimum if above else number < minimum)) or (
             maximum is not None and number > maximum):

@@ -719,7 +719,7 @@ class _Search:
         above = error_above_floor(estimate, floor) if math.isfinite(estimate) else math.inf
         goal = forward * room / above if 0 < above < math.inf and math.isfinite(forward) \
             else float(self.state.get("aim", self.budget)) * 0.5
-        if len(sequence) in self._failed():
+        if len(sequence) in self._failed():  # strictly below the order's own error: one more exclusion at least
             goal = min(goal, forward * (1 - 1e-9))
         self.chosen[:] = sequence
         self.err = forward

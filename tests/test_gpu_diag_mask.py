@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module():
+    if str(ROOT / "benchmarks") not in sys.path:  # its _common, as benchmarks/run.py finds it
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("gpu_diag_mask", ROOT / "benchmarks" / "gpu_diag_mask.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -279,7 +279,8 @@ class _Rewriter:
         return arg
 
     def _saturate(self, node: Node, dtype: torch.dtype) -> None:
-        """A fill value beyond ``dtype``'s range becomes its extreme (finfo(float32).min -> finfo(float16).min)."""
+        """A fill value beyond ``dtype``'s range becomes its extreme with ``saturate_fills`` (finfo(float32).min ->
+        finfo(float16).min), else the infinity it is in ``dtype``."""
         def clip(value: Any) -> Any:
             clipped = saturated(value, dtype, extreme=self.saturate_fills)
             if clipped is not value:
