@@ -46,6 +46,13 @@ pip=("$py" -m pip --disable-pip-version-check --no-input --quiet)
 #    extra, also when torchvision is missing or does not load beside the torch that is there.
 imports() { "$py" -c "import $1" >/dev/null 2>&1; }
 if ! has_module torch || { [[ ",$EXTRAS," == *,zoo,* ]] && ! imports torchvision; }; then
+    # PyTorch with its CUDA libraries unpacks to about 6 GB; pip's own "[Errno 28]" names no remedy.
+    free_kb=$(df -Pk "$(dirname "$VENV")" | awk 'NR == 2 {print $4}')
+    if [ "${free_kb:-0}" -lt $((7 * 1024 * 1024)) ]; then
+        say "only $((free_kb / 1024 / 1024)) GB free where $VENV goes; installing $TORCH_SPEC needs about 7 GB."
+        say "Free some space (old virtual environments, pip's cache: pip cache purge) or set VENV to a larger disk."
+        exit 1
+    fi
     say "installing $TORCH_SPEC"
     read -r -a torch_spec <<< "$TORCH_SPEC"
     if ! "${pip[@]}" install "${torch_spec[@]}"; then
