@@ -8,5 +8,6 @@ DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = DATA / "trt_samples"  #: TREx's ResNet-18 engines (TensorRT 8.x, A100): layer JSON and profiles
 RTX = DATA / "trt_rtx_h200"  #: TensorRT-RTX engines of the examples, recorded on an H200
 LIVE = DATA / "trt_rtx_live"  #: engines recorded live by benchmarks/run.py live (encoder, BERT-base)
+ZOO = DATA / "trt_rtx_zoo"  #: zoo models' profile folders (benchmarks/run.py zoo-live --keep-unmapped, H100)
 REFERENCE = DATA / "reference" / "torch_tensorrt_mixed_precision_logs.txt"  #: the guide's three layer logs
 PASSES = DATA / "torch_tensorrt_passes"  #: Torch-TensorRT's autocast pass sources (2.10-2.14 wheels, unmodified)
