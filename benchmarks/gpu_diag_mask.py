@@ -1,12 +1,14 @@
-"""Why Hugging Face models with a padding mask measure 0.04-0.47 relative L2 in FP32 on the live engine.
+"""Why Hugging Face models with a padding mask measured 0.04-0.47 relative L2 in FP32 on the live engine.
 
-The live zoo (docs/results/zoo_live.md) measured BERT, DistilBERT, BART and Llama in FP32 far from eager while their
-FP16 cast graphs and the torch backend are close, and left their attention nodes without a timed engine layer.
-transformers 5.x hands SDPA a **boolean** mask (``(batch, 1, seq, seq)``), which Torch-TensorRT 2.11 gives TensorRT's
-attention layer as is (``impl/attention.py``). Each model is compiled in FP32 three ways, each error split by
-sample and, for the padded sample (the zoo pads the last one over its last quarter), by valid and padded position:
+The live zoo (docs/results/zoo_live.md) measured BERT, DistilBERT, BART and Llama in FP32 far from eager. The cause
+(found 2026-12-07, H100): Torch-TensorRT 2.11+ defaults to ``attn_bias_is_causal=True``, whose lowering pass
+(``force_causal_efficient_attention``) replaces the mask of every efficient attention by a causal one; the TensorRT
+backend now passes ``attn_bias_is_causal=False`` for a graph whose attention takes a non-causal mask. Each model is
+compiled in FP32 four ways, each error split by sample and, for the padded sample (the zoo pads the last one over its
+last quarter), by valid and padded position:
 
-* ``padded``: the zoo's inputs, as the live zoo ran them;
+* ``padded``: the zoo's inputs with the backend's options (``attn_bias_is_causal=False`` where the release has it);
+* ``padded, attn_bias_is_causal=True``: Torch-TensorRT's default, as the live zoo first ran it;
 * ``all-ones mask``: the same program fed a mask without padding;
 * ``padded, decomposed``: ``decompose_attention=True`` (the attention as matmuls and a softmax).
 
@@ -65,11 +67,12 @@ def attention_layers(ex: Explorer, profile: Any) -> dict[str, Any]:
 
 
 def variants(inputs: tuple) -> list[tuple[str, tuple, dict[str, Any]]]:
-    """(label, inputs, compile options): the zoo's padded mask, a mask of ones, and decomposed attention."""
+    """(label, inputs, compile options): the zoo's padded mask with the backend's options and with Torch-TensorRT's
+    default, a mask of ones, and decomposed attention."""
     masks = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and not x.is_floating_point()
              and x.ndim == 2 and set(x.unique().tolist()) <= {0, 1}]
     ones = tuple(torch.ones_like(x) if i in masks else x for i, x in enumerate(inputs))
-    found = [("padded", inputs, {})]
+    found = [("padded", inputs, {}), ("padded, attn_bias_is_causal=True", inputs, {"attn_bias_is_causal": True})]
     if masks:
         found.append(("all-ones mask", ones, {}))
     found.append(("padded, decomposed", inputs, {"decompose_attention": True}))
@@ -83,12 +86,13 @@ def diagnose(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     ex = Explorer(model, inputs)
     batch, seq = inputs[0].shape[:2]
     rows = []
-    for label, feed, options in variants(inputs):
+    chosen = [v for v in variants(inputs) if not args.variants or v[0] in args.variants.split(";")]
+    for label, feed, options in chosen:
         print(f"-- {name}: {label}", flush=True)
         row: dict[str, Any] = {"model": name, "variant": label}
         try:
             if args.backend == "torch":
-                options = {k: v for k, v in options.items() if k != "decompose_attention"}
+                options = {}  # Torch-TensorRT's own options
             start = time.perf_counter()
             compiled = ex.compile(Settings(), backend=args.backend, device=args.device, timeout_s=args.timeout_s,
                                   progress=False, **options)
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/diag-mask"))
     parser.add_argument("--only", default=MODELS, help=f"comma-separated zoo names (default: {MODELS})")
+    parser.add_argument("--variants", default="", help="variant labels separated by ; (default: all)")
     parser.add_argument("--backend", default="tensorrt")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--size", default="real")

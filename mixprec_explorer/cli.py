@@ -304,7 +304,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print_plan(ex, ex.plan(), console)
     path = ex.export_settings(args.out)
     console.print(f"[bold]3. export[/]: wrote {path}; compile with:")
-    console.print(ex.settings.to_python(target=ex.target), markup=False, highlight=False, soft_wrap=True)  # copyable
+    console.print(ex.compile_call(), markup=False, highlight=False, soft_wrap=True)  # copyable
     return 0
 
 

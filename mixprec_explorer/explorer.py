@@ -238,7 +238,8 @@ class Explorer:
                     effective = s.replace(use_explicit_typing=True)
             try:
                 plan = self._policy.plan(effective, None, target=t)
-                call = effective.to_python(target=t, calibration=bool(self.calibration) and s.enable_autocast)
+                call = effective.to_python(target=t, calibration=bool(self.calibration) and s.enable_autocast,
+                                           options=self.compile_options(t))
             except SettingsError:
                 plan, call = None, f"# none: {refused}"
             if refused and plan is not None:
@@ -585,13 +586,29 @@ class Explorer:
             row["flops_share"] += self.nodes[r.name].flops / total
         return out
 
+    def compile_options(self, target: Target | str | None = None) -> dict[str, Any]:
+        """``dynamo.compile`` keywords beyond the settings that this graph needs on ``target`` (default: the
+        explorer's) to compile to what it computes: ``attn_bias_is_causal=False`` where an attention takes a
+        non-causal mask (Torch-TensorRT 2.11+ would make it causal)."""
+        from .ops import masked_attention
+        from .targets import attention_options
+
+        t = self.target if target is None else resolve_target(target)
+        return attention_options(masked_attention(self.graph_module.graph.nodes), t.release)[0]
+
+    def compile_call(self, target: Target | str | None = None) -> str:
+        """The Python ``dynamo.compile`` call of the current settings for ``target`` (default: the explorer's),
+        with the options this graph needs (:meth:`compile_options`)."""
+        t = self.target if target is None else resolve_target(target)
+        return self.settings.to_python(calibration=bool(self.calibration) and self.settings.enable_autocast,
+                                       target=t, options=self.compile_options(t))
+
     def export_settings(self, path: str | os.PathLike[str], format: str | None = None) -> Path:
         """Write the current settings atomically: JSON (default, or a ``.json`` path) or a ``.py`` compile snippet."""
         kind = format or ("python" if str(path).endswith(".py") else "json")
         if kind not in ("json", "python"):
             raise SettingsError(f"format must be 'json' or 'python', got {kind!r}")
-        text = self.settings.to_json() if kind == "json" else self.settings.to_python(
-            calibration=bool(self.calibration) and self.settings.enable_autocast, target=self.target)
+        text = self.settings.to_json() if kind == "json" else self.compile_call()
         return write_atomic(path, text)
 
     def load_settings(self, path: str | os.PathLike[str]) -> Settings:

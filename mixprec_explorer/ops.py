@@ -28,6 +28,7 @@ __all__ = [
     "MATMUL_FAMILY",
     "MATMUL_OPS",
     "NORM_OPS",
+    "masked_attention",
     "REDUCE_OPS",
     "REMOVED_BY",
     "SDPA_OP",
@@ -161,3 +162,17 @@ def family_of(op: str) -> str | None:
     ('linear', None)
     """
     return FAMILY.get(op_basename(op))
+
+
+def masked_attention(nodes: Any) -> tuple[str, ...]:
+    """The SDPA nodes among fx ``nodes`` that take an attention mask and are not ``is_causal``: the ones Torch-TensorRT
+    2.11+ makes causal by default (``attn_bias_is_causal=True``), which is wrong for a padding or encoder mask."""
+    found = []
+    for node in nodes:
+        if getattr(node, "op", None) != "call_function" or qualified_op_name(node.target) != SDPA_OP:
+            continue
+        mask = node.args[3] if len(node.args) > 3 else node.kwargs.get("attn_mask")
+        causal = node.args[5] if len(node.args) > 5 else node.kwargs.get("is_causal", False)
+        if mask is not None and not causal:
+            found.append(node.name)
+    return tuple(found)

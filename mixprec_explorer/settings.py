@@ -15,7 +15,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -298,9 +298,10 @@ class Settings:
         return {key: value for key, value in kwargs.items() if t.has(key)}
 
     def to_python(self, *, model: str = "model", inputs: str = "inputs", calibration: bool = False,
-                  target: Target | str | None = None) -> str:
+                  target: Target | str | None = None, options: Mapping[str, Any] | None = None) -> str:
         """A runnable snippet that compiles ``model`` with these settings for the target release (names of your
-        variables in, code out); only that release's keywords appear."""
+        variables in, code out); only that release's keywords appear. ``options``: further ``dynamo.compile``
+        keywords the graph needs (``Explorer.compile_call`` passes them)."""
         t = self.target_or(target)
         kwargs = self.to_compile_kwargs(t)
         lines = [
@@ -317,6 +318,8 @@ class Settings:
         for key, value in kwargs.items():
             if key in ("use_explicit_typing", "enable_autocast") or getattr(self, key) != getattr(defaults, key):
                 lines.append(f"    {key}={_py_literal(value)},")
+        for key, value in (options or {}).items():
+            lines.append(f"    {key}={_py_literal(value)},")
         if calibration and t.has("autocast_calibration_dataloader"):
             lines.append("    autocast_calibration_dataloader=calibration_dataloader,  # batches of positional inputs")
         lines.append(")")

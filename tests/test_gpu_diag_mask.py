@@ -44,7 +44,8 @@ def test_the_dry_run_measures_every_variant(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "diag_mask.json").read_text())["rows"]
-    assert [r["variant"] for r in rows] == ["padded", "all-ones mask", "padded, decomposed"]
+    assert [r["variant"] for r in rows] == ["padded", "padded, attn_bias_is_causal=True", "all-ones mask",
+                                           "padded, decomposed"]
     for row in rows:
         assert "error" not in row, row.get("trace")
         assert row["errors"]["all"] < 1e-6 and "last: padded" in row["errors"]  # the torch backend runs eager

@@ -40,7 +40,7 @@ import torch
 
 from .._optional import install_hint, require
 from ..errors import BackendUnavailable, CompileFailure, OptionError, OptionTypeError, ParseError, SettingsError
-from ..ops import SDPA_OP
+from ..ops import SDPA_OP, masked_attention
 from ..parsers.assemble import (
     MAPPING_FILE,
     RENAMED_NOTE,
@@ -55,7 +55,7 @@ from ..parsers.mapping import map_post_to_pre
 from ..parsers.trace import LAYER_INFO_SUFFIX, TRACE_SUFFIX, engine_name, read_trace_dir, trace_timings
 from ..records import EndToEnd, LayerRecord
 from ..settings import PRECISION_KEYWORDS, Settings, write_atomic
-from ..targets import SUPPORTED, Target
+from ..targets import SUPPORTED, Target, attention_options
 from .base import Compiled, Profile
 from .options import check_annotated, check_bool, check_int, check_one_of, check_path, check_str_collection
 from .timing import device_synchronizer, summarize_ms, time_runs
@@ -286,6 +286,20 @@ def keyword_target(version: str, rtx: bool = False) -> Target | None:
     key = (int(found.group(1)), int(found.group(2)))
     known = [r for r in SUPPORTED if tuple(int(x) for x in r.split(".")) <= key]
     return Target(known[-1] if known else SUPPORTED[0], "tensorrt_rtx" if rtx else "tensorrt")
+
+
+def graph_options(graph: torch.fx.Graph, signature: inspect.Signature, version: str, notes: list[str],
+                  given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Compile options ``graph`` needs to build what it computes on the installed release (one that takes them),
+    with a note in ``notes``: ``attn_bias_is_causal=False`` for an attention with a non-causal mask. An option the
+    user ``given`` is theirs: left alone."""
+    target = keyword_target(version)
+    if target is None or "attn_bias_is_causal" not in signature.parameters or "attn_bias_is_causal" in (given or {}):
+        return {}
+    options, note = attention_options(masked_attention(graph.nodes), target.release)
+    if note:
+        notes.append(note)
+    return options
 
 
 def build_compile_kwargs(settings: Settings, signature: inspect.Signature, *, version: str = "(installed)",
@@ -877,6 +891,8 @@ class TensorRTBackend:
         elif settings.enable_autocast:
             notes.append("no calibration batches (explorer.calibrate was not called): autocast's range and "
                          "reduction-depth rules are inactive")
+        options = {**graph_options(explorer.captured.graph_module.graph, signature, version, notes, options),
+                   **options}
         inputs = to_device(tuple(explorer.example_inputs), device)
         kwargs, gated = build_compile_kwargs(settings, signature, version=version, inputs=inputs,
                                              device=torch.device(device), calibration=loader,

@@ -125,6 +125,9 @@ class AppExplorer(FrontierExplorer, Protocol):
     def export_settings(self, path: str | os.PathLike[str], format: str | None = None) -> Path:
         ...
 
+    def compile_call(self, target: Target | str | None = None) -> str:
+        ...
+
     def figure(self, settings: Settings | None = None, color_by: str = "precision", *,
                group_by_module: Grouping = "auto", expanded: Iterable[str] = (), height: int | None = None) -> go.Figure:
         ...

@@ -230,7 +230,7 @@ class ExportPanel:
             snippet = explorer.compare_targets(explorer.target, other).text()
             self.snippet.description = f"{explorer.target.spec} -> {other}"
         else:
-            snippet = explorer.settings.to_python(target=explorer.target)
+            snippet = explorer.compile_call()
             self.snippet.description = "compile call"
         self.snippet.value = snippet
         self.snippet.rows = snippet.count("\n") + 1  # every line shows, autocast_excluded_nodes included
