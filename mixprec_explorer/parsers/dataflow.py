@@ -36,7 +36,7 @@ import torch
 
 from mixprec_explorer.errors import ParseError
 from mixprec_explorer.ops import CAST_OPS, FAMILY, FREE_OPS, family_of, op_basename
-from mixprec_explorer.parsers.names import decode_layer_name
+from mixprec_explorer.parsers.names import NodeRef, decode_layer_name, decode_tensor_name
 from mixprec_explorer.records import LayerRecord, NodeInfo
 
 __all__ = ["CONFIDENCE", "FxView", "kernel_ops", "match_engine_layers"]
@@ -237,8 +237,9 @@ class _Graph:
         return out
 
     def numel(self, i: int) -> int | None:
+        """Element count of node ``i``'s tensor; None for a node yielding several (``chunk``: its getitems are)."""
         shapes = self.view.nodes[self.names[i]].output_shapes
-        return math.prod(shapes[0]) if shapes else None
+        return math.prod(shapes[0]) if len(shapes) == 1 else None
 
 
 @dataclass
@@ -516,7 +517,10 @@ def _place_outputs(walk: _Walk, record: LayerRecord, ins: Sequence[tuple[str, in
             anchor = walk.outputs[int(name[6:])]
             how = f"engine output {name} is graph output {int(name[6:])}"
         if anchor is None and in_anchors:
-            anchor, how = _pick(graph, in_anchors, known, walk.claimed, numel, words, record.name, walk.aliases)
+            siblings = {t.anchor for n, _ in outs[:k] if (t := walk.tensors.get(n)) and t.anchor is not None}
+            ahead = _ref_nodes(graph, decode_tensor_name(name), walk.aliases)
+            anchor, how = _pick(graph, in_anchors, known, walk.claimed, numel, words, record.name, walk.aliases,
+                                siblings, ahead)
         if anchor is None:
             anchor, how = _completes(graph, [walk.tensors[n].anchor for n, _ in ins if n in walk.tensors], numel,
                                      words)
@@ -601,8 +605,16 @@ def _engine_input(graph: _Graph, name: str, numel: int | None, aliases: Mapping[
 
 
 def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, numel: int | None,
-          words: Sequence[str], layer_name: str, aliases: Mapping[str, str]) -> tuple[int | None, str]:
-    """The FX node downstream of ``in_anchors`` an output of ``numel`` elements most plausibly is; else (None, "")."""
+          words: Sequence[str], layer_name: str, aliases: Mapping[str, str],
+          siblings: Iterable[int] = (), ahead: Sequence[int] = ()) -> tuple[int | None, str]:
+    """The FX node downstream of ``in_anchors`` an output of ``numel`` elements most plausibly is; else (None, "").
+
+    ``siblings`` are the nodes the layer's earlier outputs took: between nodes that fit as well, one beside them
+    wins (``chunk``'s two halves are two tensors), but not one after them nor a cast of the same value (a value
+    written twice, in FP32 and FP16, is one: ``dropout`` after the ``layer_norm`` is no second tensor).
+    ``ahead``: the nodes the output tensor's own name gives (``[CONVOLUTION]-[...]-[m/convolution_11]_output``):
+    the node that writes it or reads it, so the output stands at or before one of them.
+    """
     if numel is None:
         return None, ""
     reach = 0
@@ -612,6 +624,9 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
     reach &= graph.calls & ~known
     best: tuple[tuple[float, ...], int] | None = None
     seen = 0
+    taken = 0
+    for t in siblings:
+        taken |= 1 << _uncast(graph, t)
     for i in graph.members(reach):
         if graph.numel(i) != numel:
             continue
@@ -628,7 +643,10 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
             continue  # a kernel with no matmul words did not run a linear, matmul or convolution
         if named and not any(n in region for n in named):
             score -= 10.0
-        key = (score, -len(region))
+        if ahead and not any((graph.closure(n) >> i) & 1 for n in ahead):
+            score -= 10.0
+        beside = not graph.closure(_uncast(graph, i)) & taken  # neither a sibling's value nor after it
+        key = (score, beside, -len(region))
         if best is None or key > best[0]:
             best = (key, i)
         seen += 1
@@ -637,6 +655,16 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
     if best is None:
         return None, ""
     return best[1], "element count and op list fit"
+
+
+def _uncast(graph: _Graph, i: int) -> int:
+    """The node whose value node ``i`` holds: a cast's input, through chains of casts (the same value, retyped)."""
+    while op_basename(graph.view.nodes[graph.names[i]].op) in CAST_OPS:
+        producers = [graph.index[p] for p in graph.view.producers.get(graph.names[i], ()) if p in graph.index]
+        if len(producers) != 1:
+            break
+        i = producers[0]
+    return i
 
 
 #: FX ops Myelin splits into a statistics kernel and a kernel that applies them
@@ -701,8 +729,13 @@ def _named_region(graph: _Graph, layer_name: str, known: int, claimed: int,
 def _named_nodes(graph: _Graph, layer_name: str, aliases: Mapping[str, str]) -> list[int]:
     """FX nodes a Torch-TensorRT layer name points at (module path + node, post-decomposition names through
     ``aliases``), where the graph has them."""
+    return _ref_nodes(graph, decode_layer_name(layer_name).refs, aliases)
+
+
+def _ref_nodes(graph: _Graph, refs: Iterable[NodeRef], aliases: Mapping[str, str]) -> list[int]:
+    """FX nodes that name references (module path + node) point at, where the graph has them."""
     out = []
-    for ref in decode_layer_name(layer_name).refs:
+    for ref in refs:
         for name in (ref.raw, ref.node):
             name = aliases.get(name, name)
             i = graph.index.get(name)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mixprec_explorer.ops import family_of
+from mixprec_explorer.ops import family_of, op_basename
 from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
 from mixprec_explorer.parsers.names import NodeRef, layer_refs, tensor_names_of
 from mixprec_explorer.parsers.trace import engine_order
@@ -176,7 +177,42 @@ def map_layers(
     records = list(layers)
     if view is None:
         return _by_name_only(records, node_modules, post_to_pre)
+    post_to_pre = _with_lowered_names(records, view, post_to_pre)
     return _name_the_unplaced(_match_engines(records, view, post_to_pre), node_modules, post_to_pre)
+
+
+#: a node a Torch-TensorRT lowering pass made after the decomposition whose names ``post_to_pre`` holds
+#: (``max_pool2d_with_indices`` + ``getitem`` -> ``max_pool2d_default_3``): FX names it after its op overload and
+#: numbers it in graph order
+_LOWERED = re.compile(r"^(?P<op>[a-z_][a-z0-9_]*?)_default(?:_(?P<k>\d+))?$")
+
+
+def _with_lowered_names(layers: Iterable[LayerRecord], view: FxView,
+                       post_to_pre: Mapping[str, str] | None) -> dict[str, str]:
+    """``post_to_pre`` plus the engine inputs a lowering pass named (``max_pool2d_default_3``, the output of a node
+    run in PyTorch between engines): the k-th captured node of that op, where it has the tensor's element count."""
+    out = dict(post_to_pre or {})
+    by_op: dict[str, list[str]] = {}
+    for node, info in view.nodes.items():
+        if info.kind == "call_function":
+            by_op.setdefault(op_basename(info.op), []).append(node)
+    for record in layers:
+        for name, _, numel in _dims(record, "Inputs"):
+            found = _LOWERED.match(name)
+            if found is None or name in out or name in view.nodes:
+                continue
+            nodes = by_op.get(found["op"], [])
+            k = int(found["k"] or 0)
+            shapes = view.nodes[nodes[k]].output_shapes if k < len(nodes) else ()
+            if len(shapes) == 1 and math.prod(shapes[0]) == numel:
+                out[name] = nodes[k]
+    return out
+
+
+def _opens_the_graph(engine: object, order: Sequence[object]) -> bool:
+    """Whether ``engine`` runs first with nothing before it: Torch-TensorRT numbers engines and the PyTorch parts
+    between them with one counter, so a first engine ``_run_on_acc_1`` reads what ``_run_on_gpu_0`` computed."""
+    return bool(order) and engine == order[0] and engine_order(engine)[0] <= 0
 
 
 def _by_name_only(records: Sequence[LayerRecord], node_modules: Mapping[str, str],
@@ -199,7 +235,7 @@ def _match_engines(records: Sequence[LayerRecord], view: FxView,
     for engine, indices in engines.items():
         group = [records[k] for k in indices]
         if any(r.extra.get("Inputs") or r.extra.get("Outputs") for r in group):
-            group = list(match_engine_layers(group, view, post_to_pre, first=engine == order[0],
+            group = list(match_engine_layers(group, view, post_to_pre, first=_opens_the_graph(engine, order),
                                              last=engine == order[-1]))
         for k, record in zip(indices, group):
             matched[k] = record
@@ -314,6 +350,7 @@ def check_engines(layers: Iterable[LayerRecord], view: FxView, post_to_pre: Mapp
         engines.setdefault(record.extra.get("engine"), []).append(record)
     order = sorted(engines, key=engine_order)
     differences: list[str] = []
+    post_to_pre = _with_lowered_names(records, view, post_to_pre)
 
     def shape(node: str) -> list[int] | None:
         info = view.nodes.get(node)
@@ -345,9 +382,9 @@ def _check_inputs(engines: Mapping[object, Sequence[LayerRecord]], order: Sequen
                 seen.add(name)
                 if name in view.inputs:
                     pairs.append((engine, name, dims, numel, name, True))
-                elif engine == order[0] and name not in known:
+                elif _opens_the_graph(engine, order) and name not in known:
                     free.append((name, dims, numel))
-        if engine == order[0]:
+        if _opens_the_graph(engine, order):
             unclaimed = [u for u in view.inputs if u not in seen]
             for k, (name, dims, numel) in enumerate(free):
                 pairs.append((engine, name, dims, numel, unclaimed[k] if k < len(unclaimed) else None, False))
