@@ -67,8 +67,8 @@ _SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
                    ("Mean", "Sub", "Mul"), ("Sum", "Sub", "Mul")),
     "softmax": (("Soft",), ("Softmax",), ("Maxr", "Sub", "Exp", "Sum", "Div"), ("Max", "Sub", "Exp", "Sum", "Div"),
                 ("Sub", "Exp", "Sum", "Div"), ("Exp", "Sum", "Div"), ("Exp", "Div")),
-    "attention": (("Mha",), ("Attn",), ("Fmha",), ("Gemm", "Maxr", "Sub", "Exp", "Sum", "Div", "Gemm"),
-                  ("Gemm", "Soft", "Gemm"), ("Gemm",), ("Fc",)),
+    "attention": (("Mha",), ("Attn",), ("Fmha",),
+                  ("Gemm", "Maxr", "Sub", "Exp", "Sum", "Div", "Gemm"), ("Gemm", "Soft", "Gemm"), ("Gemm",), ("Fc",)),
     "relu": (("Relu",), ("Max",)),
     "gelu": (("Gelu",), ("Erf", "Mul", "Add"), ("Tanh", "Mul", "Add"), ("Erf",)),
     "silu": (("Silu",), ("Sigm", "Mul"), ("Swish",)),
@@ -92,6 +92,10 @@ _LAYER_TYPE_WORDS = {"CONVOLUTION": "Corr", "DECONVOLUTION": "Deconv", "MATRIX_M
                      "CONCATENATION": "Conc", "GATHER": "Gath", "SLICE": "Slice", "ELEMENTWISE": "Add",
                      "ADD": "Add", "MUL": "Mul", "SUB": "Sub", "DIV": "Div", "MATMUL": "Gemm", "GEMM": "Gemm"}
 _MYELIN = re.compile(r"^__myl_([A-Za-z0-9]+?)_myl\d+_\d+$")
+#: Myelin's library kernels, named in lower case (``_gemm_mha_v2_myl0_15``: one fused attention) -> the op word
+#: of the one op each runs, most specific first
+_LIBRARY = re.compile(r"^_([a-z][a-z0-9_]*?)_myl\d+_\d+$")
+_LIBRARY_WORDS = {"fmha": "Fmha", "mha": "Mha", "conv": "Conv", "gemm": "Gemm", "fc": "Fc"}
 _WORD = re.compile(r"[A-Z][a-z0-9]*")
 _SYNC_TYPES = frozenset({"signal", "wait"})
 _MAX_CANDIDATES = 48
@@ -111,6 +115,12 @@ def kernel_ops(layer_name: str, layer_type: str = "") -> tuple[str, ...]:
     found = _MYELIN.match(layer_name)
     if found:
         return tuple(_WORD.findall(found.group(1)))
+    found = _LIBRARY.match(layer_name)
+    if found:
+        parts = found.group(1).split("_")
+        word = next((w for key, w in _LIBRARY_WORDS.items() if key in parts), None)
+        if word:
+            return (word,)
     decoded = decode_layer_name(layer_name)
     words = [_LAYER_TYPE_WORDS.get(t) for t in re.findall(r"\[([A-Z][A-Z0-9_]*)\]", layer_name)]
     words = [w for w in words if w]
@@ -248,6 +258,7 @@ class _Tensor:
     dtype: torch.dtype | None
     anchor: int | None = None  #: FX node index whose output this tensor is (or passes through)
     frontier: tuple[int, ...] = ()  #: for a tensor no FX node outputs (an intermediate): its producer's inputs
+    upstream: int = 0  #: FX nodes the layers it derives from ran (bit mask): not another layer's work to its readers
 
     @property
     def reach(self) -> tuple[int, ...]:
@@ -268,31 +279,68 @@ def _tensor_list(record: LayerRecord, key: str) -> list[tuple[str, int | None]]:
 
 def _score(graph: _Graph, region: list[int], words: Sequence[str]) -> tuple[float, int, int, int]:
     """(score, explained nodes, unexplained nodes, left-over op words) of ``region`` against a kernel's words."""
-    pool: dict[str, int] = {}
-    for w in words:
-        if w not in _FREE_WORDS:
-            pool[w] = pool.get(w, 0) + 1
-    explained = unexplained = 0
+    chosen = _signatures(graph, region, words)
+    explained = sum(1 for c in chosen if c)
+    unexplained = sum(1 for c in chosen if c == ())
+    left = sum(1 for w in words if w not in _FREE_WORDS) - sum(len(c) for c in chosen if c)
+    return 3.0 * explained - 4.0 * unexplained - 2.0 * left, explained, unexplained, left
+
+
+def _signatures(graph: _Graph, region: list[int], words: Sequence[str]) -> list[tuple[str, ...] | None]:
+    """The op words each region node accounts for (``()``: none fit; None: a free op or one we hold no words for).
+
+    Greedy in graph order, then a node left without words takes those another node can do without, where that
+    leaves no more words over: a linear's bias ``Add`` is optional, so in ``FcMulAdd`` the ``Mul``+``Add`` go to
+    the batch norm after a bias-free linear.
+    """
+    pool = collections.Counter(w for w in words if w not in _FREE_WORDS)
+    families: list[str | None] = []
     for i in region:
         base = op_basename(graph.view.nodes[graph.names[i]].op)
-        if base in FREE_OPS:
+        families.append(None if base in FREE_OPS else FAMILY.get(base))
+    chosen: list[tuple[str, ...] | None] = [None if f is None else () for f in families]
+    for k, family in enumerate(families):
+        if family is not None:
+            chosen[k] = _fitting(family, pool)
+            pool.subtract(chosen[k])
+    for k, family in enumerate(families):
+        if family is None or chosen[k]:
             continue
-        family = FAMILY.get(base)
-        if family is None:
-            continue  # an op we hold no words for: neither for nor against
-        for signature in _SIGNATURES[family]:
-            need: dict[str, int] = {}
-            for w in signature:
-                need[w] = need.get(w, 0) + 1
-            if all(pool.get(w, 0) >= k for w, k in need.items()):
-                for w, k in need.items():
-                    pool[w] -= k
-                explained += 1
+        for j, other in enumerate(chosen):
+            swap = _swap(families[j], other, family, pool) if other else None
+            if swap is not None:
+                chosen[j], chosen[k] = swap
+                pool.update(other)
+                pool.subtract((*swap[0], *swap[1]))
                 break
-        else:
-            unexplained += 1
-    left = sum(pool.values())
-    return 3.0 * explained - 4.0 * unexplained - 2.0 * left, explained, unexplained, left
+    return chosen
+
+
+def _fitting(family: str, pool: Mapping[str, int]) -> tuple[str, ...]:
+    """The first (most specific) signature of ``family`` the words in ``pool`` hold; ``()`` where none fits."""
+    for signature in _SIGNATURES[family]:
+        if all(pool.get(w, 0) >= k for w, k in collections.Counter(signature).items()):
+            return signature
+    return ()
+
+
+def _swap(family: str | None, held: tuple[str, ...], wanting: str,
+          pool: collections.Counter[str]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A smaller signature of ``family`` for a node holding ``held`` that frees words a node of ``wanting`` then
+    uses, at least as many as it frees: ``(its new signature, the wanting node's)``, or None."""
+    if family is None:
+        return None
+    for smaller in _SIGNATURES[family]:
+        if smaller == held or len(smaller) >= len(held):
+            continue
+        freed = pool + collections.Counter(held)
+        if any(freed[w] < k for w, k in collections.Counter(smaller).items()):
+            continue
+        freed.subtract(smaller)
+        gained = _fitting(wanting, freed)
+        if len(gained) >= len(held) - len(smaller):  # no word left over that the node used before
+            return smaller, gained
+    return None
 
 
 _HEAVY = frozenset({"conv", "linear", "matmul", "attention"})
@@ -320,22 +368,16 @@ def _word_positions(graph: _Graph, region: list[int], words: Sequence[str]) -> l
     """For each region node, the index in ``words`` of the last op word its signature takes (None: none)."""
     used = [False] * len(words)
     out: list[int | None] = []
-    for i in region:
-        family = family_of(graph.view.nodes[graph.names[i]].op)
-        position = None
-        for signature in _SIGNATURES.get(family, ()) if family else ():
-            picks: list[int] = []
-            for w in signature:
-                k = next((k for k, x in enumerate(words) if x == w and not used[k] and k not in picks), None)
-                if k is None:
-                    break
-                picks.append(k)
-            else:
-                for k in picks:
-                    used[k] = True
-                position = max(picks)  # the dtype a node yields is the one in force at its last word
+    for signature in _signatures(graph, region, words):
+        picks: list[int] = []
+        for w in signature or ():
+            k = next((k for k, x in enumerate(words) if x == w and not used[k] and k not in picks), None)
+            if k is None:
                 break
-        out.append(position)
+            picks.append(k)
+        for k in picks:
+            used[k] = True
+        out.append(max(picks) if picks else None)  # the dtype a node yields is the one in force at its last word
     return out
 
 
@@ -495,13 +537,19 @@ def _match_layer(walk: _Walk, record: LayerRecord) -> _Result:
     known = 0
     for a in in_anchors:
         known |= walk.graph.closure(a)
+    for n, _ in ins:
+        known |= walk.tensors[n].upstream if n in walk.tensors else 0
     region, why = _place_outputs(walk, record, ins, outs, in_anchors, known, words)
     confidence = "unmatched"
     if not region and not all(w in _FREE_WORDS for w in words):
         region = _fall_back_to_name(walk, record, outs, known)
         if region:
             confidence, why = "named", "its name gives the nodes (none of them upstream of its inputs)"
-    return _classify(walk, record, outs, words, region, confidence, why)
+    result = _classify(walk, record, outs, words, region, confidence, why)
+    ran = sum(1 << i for i in result[1])
+    for n, _ in outs:
+        walk.tensors[n] = dataclasses.replace(walk.tensors[n], upstream=known | ran)
+    return result
 
 
 def _place_outputs(walk: _Walk, record: LayerRecord, ins: Sequence[tuple[str, int | None]],
@@ -614,6 +662,7 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
     written twice, in FP32 and FP16, is one: ``dropout`` after the ``layer_norm`` is no second tensor).
     ``ahead``: the nodes the output tensor's own name gives (``[CONVOLUTION]-[...]-[m/convolution_11]_output``):
     the node that writes it or reads it, so the output stands at or before one of them.
+    Where op words tie (views of one tensor: a fused q/k/v gemm's slices), a region holding one of ``ahead`` wins.
     """
     if numel is None:
         return None, ""
@@ -628,8 +677,8 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
     for t in siblings:
         taken |= 1 << _uncast(graph, t)
     for i in graph.members(reach):
-        if graph.numel(i) != numel:
-            continue
+        if graph.numel(i) != numel or (claimed >> i) & 1:
+            continue  # another size, or a node another layer already ran (a view it passed through)
         region_mask = graph.closure(i) & ~known & graph.calls
         if region_mask & claimed & ~graph.free:
             continue  # another layer already ran part of it (views may be shared)
@@ -646,7 +695,7 @@ def _pick(graph: _Graph, in_anchors: Sequence[int], known: int, claimed: int, nu
         if ahead and not any((graph.closure(n) >> i) & 1 for n in ahead):
             score -= 10.0
         beside = not graph.closure(_uncast(graph, i)) & taken  # neither a sibling's value nor after it
-        key = (score, beside, -len(region))
+        key = (score, beside, any(n in region for n in ahead), -len(region))
         if best is None or key > best[0]:
             best = (key, i)
         seen += 1
