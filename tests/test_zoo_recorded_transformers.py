@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from mixprec_explorer import Explorer, zoo
 
@@ -44,6 +45,8 @@ def test_every_key_node_is_measured(name: str, plan: str) -> None:
     ok, why = zoo.available(name)
     if not ok:
         pytest.skip(why)
+    if name == "t5_small" and tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 11):
+        pytest.skip("recorded from torch 2.11's export; older torch exports T5 with other linear node names")
     folder = ZOO / f"{name}_{plan}"
     ex = Explorer(*zoo.build(name, size="real", batch=2))
     with warnings.catch_warnings():
