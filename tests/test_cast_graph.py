@@ -202,3 +202,35 @@ def test_importing_the_module_loads_no_tensorrt():
             "print([m for m in ('tensorrt', 'torch_tensorrt', 'ipywidgets', 'plotly') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _module(node: torch.fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""
+
+
+@pytest.mark.parametrize("name", ["whisper_tiny_encoder", "timm_levit_128s"])
+def test_every_rename_names_a_captured_node_of_the_same_op_and_module(name):
+    """A real model's cast program labels each of its own nodes with the captured node it stands for: same op (the
+    captured ``view`` may come back a ``reshape``), module and first output size; a split's outputs are its
+    ``getitem`` nodes, not the split (re-export records them under the op that yields them)."""
+    from mixprec_explorer import zoo
+
+    ok, why = zoo.available(name)
+    if not ok:
+        pytest.skip(why)
+    ex = Explorer(*zoo.build(name, size="small", batch=2, seed=0))
+    captured = {n.name: n for n in ex.exported_program.graph.nodes}
+    program = cast_program(ex, FP16, device="cpu")
+    same_op = {("aten.view.default", "aten.reshape.default")}
+    wrong = []
+    for node in program.graph.nodes:
+        custom = node.meta.get("custom") or {}
+        if node.op != "call_function" or custom.get(ROLE_KEY) != "op":
+            continue
+        other = captured[custom[NODE_KEY]]
+        ops = (str(other.target), str(node.target))
+        shapes = [getattr(n.meta.get("val"), "shape", None) for n in (other, node)]
+        if (ops[0] != ops[1] and ops not in same_op) or _module(other) != _module(node) or shapes[0] != shapes[1]:
+            wrong.append(f"{node.name} ({ops[1]}, {_module(node)}) -> {other.name} ({ops[0]}, {_module(other)})")
+    assert not wrong

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
 import os
 import textwrap
 from collections.abc import Sequence
@@ -131,6 +132,33 @@ def _label(gm: torch.fx.GraphModule) -> None:
             node.meta["nn_module_stack"] = dict(source.meta["nn_module_stack"])
 
 
+def _unpacked(node: torch.fx.Node) -> tuple[str, Any] | None:
+    """(the node a ``getitem`` unpacks, its index), or None for any other node."""
+    if node.op != "call_function" or node.target is not operator.getitem or len(node.args) != 2:
+        return None
+    source, index = node.args
+    return (source.name, index) if isinstance(source, torch.fx.Node) else None
+
+
+def _relabel_getitems(program: torch.export.ExportedProgram, captured: torch.export.ExportedProgram) -> None:
+    """Give each ``getitem`` of the program the captured ``getitem`` it stands for.
+
+    Re-export creates a multi-output op's ``getitem`` nodes while it traces that op, so they inherit its labels
+    (LeViT's ``split_with_sizes``): each would be renamed to the op, not to its own output. Where the captured
+    graph has no ``getitem`` for that output, the label names the op the output belongs to, as before.
+    """
+    own = {key: n.name for n in captured.graph.nodes if (key := _unpacked(n)) is not None}
+    labels = {n.name: (n.meta.get("custom") or {}).get(NODE_KEY) for n in program.graph.nodes}
+    for node in program.graph.nodes:
+        key = _unpacked(node)
+        custom = node.meta.get("custom") or {}
+        if key is None or custom.get(ROLE_KEY) != "op" or custom.get(NODE_KEY) != labels.get(key[0]):
+            continue
+        name = own.get((labels[key[0]], key[1]))
+        if name is not None:
+            node.meta["custom"] = {**custom, NODE_KEY: name}
+
+
 def _symbol(size: torch.SymInt) -> Any:
     """The symbol a symbolic size stands for, following the shape environment's symbol-to-symbol replacements.
 
@@ -229,17 +257,19 @@ def cast_program_with_notes(explorer: Model, settings: Settings | None = None, *
     notes = tuple(n for n in planned.notes if n.startswith(_KEPT_NOTES))
     try:
         try:
-            return torch.export.export(planned.module, args, dynamic_shapes=dynamic, strict=False), notes
+            program = torch.export.export(planned.module, args, dynamic_shapes=dynamic, strict=False)
         except Exception:
             if dynamic is None:
                 raise
             # the captured ranges could not be restated: let export infer the dynamic dims itself
             auto = _dynamic_shapes(ep, args, auto=True)
-            return torch.export.export(planned.module, args, dynamic_shapes=auto, strict=False), notes
+            program = torch.export.export(planned.module, args, dynamic_shapes=auto, strict=False)
     except Exception as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CastGraphError(f"torch.export could not re-export the cast graph: {type(err).__name__}: {first}") \
             from err
+    _relabel_getitems(program, ep)
+    return program, notes
 
 
 def node_dtypes(program: torch.export.ExportedProgram) -> dict[str, torch.dtype]:

@@ -24,7 +24,7 @@ from mixprec_explorer.ops import family_of, op_basename
 from mixprec_explorer.parsers.dataflow import FxView, kernel_ops, match_engine_layers
 from mixprec_explorer.parsers.names import NodeRef, layer_refs, tensor_names_of
 from mixprec_explorer.parsers.trace import engine_order
-from mixprec_explorer.records import LayerRecord
+from mixprec_explorer.records import LayerRecord, NodeInfo
 
 if TYPE_CHECKING:
     import torch
@@ -471,6 +471,15 @@ def _check_sizes(records: Sequence[LayerRecord], view: FxView, differences: list
     return agree, len(tensors)
 
 
+def _same_size(node: NodeInfo, other: NodeInfo) -> bool:
+    """Whether ``node``'s first output has ``other``'s size; a ``getitem`` renamed to the op it unpacks (a cast
+    program recorded before its ``getitem`` nodes kept their own names) may have any of that op's outputs' sizes."""
+    size = [math.prod(s) for s in node.output_shapes[:1]]
+    if node.op.endswith(".getitem") and len(other.output_shapes) > 1:
+        return any(size == [math.prod(s)] for s in other.output_shapes)
+    return size == [math.prod(s) for s in other.output_shapes[:1]]
+
+
 def _check_graph(view: FxView, target: FxView, rename: Mapping[str, str], differences: list[str]) -> tuple[int, int]:
     """A folder's own graph (a cast graph) against the explorer's: its inputs and the nodes ``rename`` gives the
     explorer's names (all its nodes where there is no ``rename``; casts the plan inserted left out) must be the
@@ -488,8 +497,7 @@ def _check_graph(view: FxView, target: FxView, rename: Mapping[str, str], differ
             continue
         compared += 1
         other = target.nodes.get(name)
-        if other is not None and other.module == info.module and [math.prod(s) for s in other.output_shapes[:1]] == \
-                [math.prod(s) for s in info.output_shapes[:1]]:
+        if other is not None and other.module == info.module and _same_size(info, other):
             agree += 1
         else:
             missing.append(name)
