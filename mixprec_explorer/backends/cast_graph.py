@@ -154,7 +154,8 @@ def _relabel_getitems(program: torch.export.ExportedProgram, captured: torch.exp
         custom = node.meta.get("custom") or {}
         if key is None or custom.get(ROLE_KEY) != "op" or custom.get(NODE_KEY) != labels.get(key[0]):
             continue
-        name = own.get((labels[key[0]], key[1]))
+        source = labels.get(key[0])
+        name = own.get((source, key[1])) if source is not None else None
         if name is not None:
             node.meta["custom"] = {**custom, NODE_KEY: name}
 
