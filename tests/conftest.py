@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import Counter
 
 import pytest
@@ -15,6 +16,12 @@ from mixprec_explorer.examples import reference_autocast_model, reference_explic
 # own threads, rather than every process one thread per core.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
+
+# torch.compile's kernel cache, one per test process and run: a cache shared across runs on one machine keeps a
+# kernel library cut short by an interrupted run ("file too short"), and every later compile of that kernel fails.
+_INDUCTOR_CACHE = tempfile.TemporaryDirectory(prefix="mixprec_inductor_")
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", _INDUCTOR_CACHE.name)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
