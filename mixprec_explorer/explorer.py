@@ -113,6 +113,7 @@ class Explorer:
         self._last_plan: PrecisionPlan | None = None
         self._ops: dict[str, int] | None = None
         self._pattern_hits: dict[str, bool] = {}
+        self._masked_attention: tuple[str, ...] | None = None  #: the graph's SDPA nodes with a non-causal mask
         self._calibration_batches: tuple[Batch, ...] = ()
         #: the last results asked for (what figures and the widget overlay by default); None until then
         self.last_profile: Profile | None = None  #: from :meth:`profile` or :meth:`load_profile`
@@ -594,7 +595,9 @@ class Explorer:
         from .targets import attention_options
 
         t = self.target if target is None else resolve_target(target)
-        return attention_options(masked_attention(self.graph_module.graph.nodes), t.release)[0]
+        if self._masked_attention is None:  # the graph never changes; the widget asks on every click
+            self._masked_attention = masked_attention(self.graph_module.graph.nodes)
+        return attention_options(self._masked_attention, t.release)[0]
 
     def compile_call(self, target: Target | str | None = None) -> str:
         """The Python ``dynamo.compile`` call of the current settings for ``target`` (default: the explorer's),
